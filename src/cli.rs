@@ -1,0 +1,240 @@
+//! Command line: parse, dispatch, print errors for humans, map them to exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::money::format_fixed;
+use crate::output;
+use crate::run::{self, Progress};
+use crate::types::BillingPeriod;
+
+const CONCEPTS: &str = "\
+Concepts:
+  bill-transfer account  The partner's management account. Since AWS Billing Transfer
+                         (Nov 2025) it receives and pays one AWS bill per customer
+                         organization, plus its own.
+  bill-source account    A customer organization's management account. The org keeps
+                         its AWS Organization; only its bill moves to the partner, for
+                         whole months from the transfer's start month.
+  actual                 What AWS charges the partner for a line: the billed cost in the
+                         CUR (or public price less the partner's discounts). Partner-only.
+  pro forma              What the customer is shown: public on-demand price with the
+                         org's pricing plan (markup, discount, custom tiers, free tier),
+                         plus custom line items (AWS Billing Conductor semantics).
+                         Non-public discounts, credits, tax and support never reach it.";
+
+/// billxfer: month-end billing for AWS Billing Transfer partners.
+#[derive(Debug, Parser)]
+#[command(
+    name = "billxfer",
+    version,
+    about = "Month-end billing for AWS Billing Transfer partners: rate every CUR line at actual and pro forma rates, write one segregated invoice per customer organization.",
+    after_long_help = CONCEPTS
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the month-end batch: rate every org's usage and write invoices.
+    #[command(
+        long_about = "Run the month-end batch.\n\nReads each organization's cost-and-usage files (CUR 2.0 or legacy CUR; Parquet, CSV or gzip CSV), rates every line at the partner's actual rates and at the org's pro forma plan, and writes under <out>/<period>/:\n  partner/invoices/<org>.json   what AWS bills the partner per org (actual)\n  partner/margin.csv            actual cost, pro forma revenue and margin per org and service\n  customers/<org>/invoice.json  the customer's pro forma invoice (also invoice.csv)\n  quarantine/<org>.csv          every rejected row with file, row and reason\n  manifest.json                 inputs with sha256, row counts, totals, reconciliation checks\nThe folder is built aside and renamed into place only when complete; re-running the same inputs gives byte-identical files.\n\nExample:\n  billxfer run --config sample_data/billxfer.toml --out out",
+        after_long_help = CONCEPTS
+    )]
+    Run(RunArgs),
+    /// Check the config and every input file, report all problems; write nothing.
+    #[command(
+        long_about = "Check the configuration (keys, ids, accounts, plans, rules, custom line items) and every input file (format, required columns, and each row's account, period, type and amounts), then report every problem at once. Writes nothing. Exits 0 when the run would rate every row, 1 when rows would be quarantined, 2 when the config or an input cannot be used.",
+        after_long_help = CONCEPTS
+    )]
+    Validate(ValidateArgs),
+}
+
+/// Arguments of `billxfer run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "billxfer.toml")]
+    pub config: PathBuf,
+    /// Billing period to run (YYYY-MM); default: the single period found in the inputs.
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: Option<BillingPeriod>,
+    /// Output folder; the run writes <out>/<period>/.
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress or summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Arguments of `billxfer validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "billxfer.toml")]
+    pub config: PathBuf,
+    /// Billing period to check rows against (YYYY-MM); default: the single period found.
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: Option<BillingPeriod>,
+}
+
+fn parse_period(s: &str) -> std::result::Result<BillingPeriod, String> {
+    BillingPeriod::parse(s)
+}
+
+/// Entry point: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("billxfer: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(a) => cmd_run(a).map(|_| 0),
+        Command::Validate(a) => cmd_validate(a),
+    }
+}
+
+struct Bar {
+    rows: AtomicU64,
+    files: AtomicU64,
+    total_files: u64,
+    started: Instant,
+    last: std::sync::Mutex<Instant>,
+    enabled: bool,
+}
+
+impl Progress for Bar {
+    fn rows(&self, n: u64) {
+        let rows = self.rows.fetch_add(n, Ordering::Relaxed) + n;
+        if !self.enabled {
+            return;
+        }
+        if let Ok(mut last) = self.last.try_lock() {
+            if last.elapsed().as_millis() >= 250 {
+                *last = Instant::now();
+                let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+                let done = self.files.load(Ordering::Relaxed);
+                eprint!(
+                    "\r\x1b[2Kbillxfer: {rows} rows, {:.0} rows/s, files {done}/{}",
+                    rows as f64 / secs,
+                    self.total_files
+                );
+            }
+        }
+    }
+
+    fn file_done(&self) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    run::configure_threads(a.threads);
+    let started = Instant::now();
+    let config = Config::load(&a.config)?;
+    let period = run::choose_period(&config, a.period)?;
+    let (files, not_billed) = run::plan_inputs(&config, Some(period))?;
+    let bar = Bar {
+        rows: AtomicU64::new(0),
+        files: AtomicU64::new(0),
+        total_files: files.len() as u64,
+        started,
+        last: std::sync::Mutex::new(Instant::now()),
+        enabled: !a.quiet && std::io::stderr().is_terminal(),
+    };
+    for nb in &not_billed {
+        if !a.quiet {
+            eprintln!("billxfer: org `{}`: {}", nb.org, nb.reason);
+        }
+    }
+    let result = run::rate_all(&config, period, &bar)?;
+    if bar.enabled {
+        eprint!("\r\x1b[2K");
+    }
+    let files_out = output::render(&config, &result)?;
+    let _lock = output::lock_output(&a.out)?;
+    output::recover(&a.out, &period.to_string())?;
+    let dir = output::write_atomically(&a.out, &period.to_string(), &files_out)?;
+    if !a.quiet {
+        let rows: u64 = result.orgs.iter().flat_map(|r| r.files.iter()).map(|f| f.rows_read).sum();
+        let q: u64 = result.orgs.iter().map(|r| r.quarantined.len() as u64).sum();
+        let (mut act, mut pf) = (0i128, 0i128);
+        for r in &result.orgs {
+            if let Some(c) = &r.customer {
+                act += r.actual.total;
+                pf += c.total;
+            }
+        }
+        eprintln!(
+            "billxfer: {period}: {} customer org(s), {rows} rows read, {q} quarantined, in {:.2}s",
+            result.orgs.len().saturating_sub(1),
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!(
+            "billxfer: customers: actual {} USD, pro forma {} USD, margin {} USD",
+            format_fixed(act, 2),
+            format_fixed(pf, 2),
+            format_fixed(pf - act, 2)
+        );
+        if q > 0 {
+            eprintln!("billxfer: {q} row(s) quarantined: see {}/quarantine/", dir.display());
+        }
+        eprintln!("billxfer: wrote {}", dir.display());
+    }
+    Ok(())
+}
+
+fn cmd_validate(a: ValidateArgs) -> Result<i32> {
+    let config = Config::load(&a.config)?;
+    let (files, not_billed) = run::plan_inputs(&config, a.period)?;
+    let period = run::choose_period(&config, a.period)?;
+    let _ = files;
+    let result = run::rate_all(&config, period, &run::Silent)?;
+    for nb in &not_billed {
+        println!("note: org `{}`: {}", nb.org, nb.reason);
+    }
+    let mut quarantined = 0usize;
+    for r in &result.orgs {
+        for q in &r.quarantined {
+            quarantined += 1;
+            let at = q.line.map(|l| format!(" line {l}")).unwrap_or_default();
+            let col = if q.column.is_empty() { String::new() } else { format!(", column `{}`", q.column) };
+            let val = if q.value.is_empty() { String::new() } else { format!(", value `{}`", q.value) };
+            println!("{}: row {}{at}{col}{val}: {}", q.file.display(), q.row, q.reason);
+        }
+        for w in &r.ledger.warnings {
+            println!("warning: org `{}`: {w}", r.id);
+        }
+    }
+    let rows: u64 = result.orgs.iter().flat_map(|r| r.files.iter()).map(|f| f.rows_read).sum();
+    println!(
+        "{}: config ok; {} file(s), {rows} row(s) for {period}; {quarantined} row(s) would be quarantined",
+        a.config.display(),
+        result.orgs.iter().map(|r| r.files.len()).sum::<usize>()
+    );
+    if quarantined > 0 {
+        return Ok(1);
+    }
+    let _ = Error::Period(String::new());
+    Ok(0)
+}

@@ -1,0 +1,954 @@
+//! The TOML configuration: partner, customer organizations, rate cards, custom line items.
+//!
+//! Loading is two steps: serde reads the raw structures (unknown keys are
+//! refused with the file's line and column), then [`Config::load`] checks
+//! every semantic rule, collects *all* problems with their key paths, and
+//! fails once. The result is a validated [`Config`] whose types cannot hold an
+//! invalid state. Keys are documented in docs/CONFIG.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::money::{parse_fixed, parse_fixed_strict, Percent, Rounding, ONE};
+use crate::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
+use crate::types::{AccountId, BillingPeriod, OrgId};
+
+/// A decimal written in the config either as a string (`"0.08"`, exact) or as a
+/// TOML number (read through its shortest decimal text).
+#[derive(Debug, Clone)]
+pub struct DecimalText(pub String);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            S(String),
+            I(i64),
+            F(f64),
+        }
+        Ok(DecimalText(match Any::deserialize(d)? {
+            Any::S(s) => s,
+            Any::I(i) => i.to_string(),
+            Any::F(f) => {
+                if !f.is_finite() {
+                    return Err(serde::de::Error::custom("not a finite number"));
+                }
+                ryu::Buffer::new().format_finite(f).to_string()
+            }
+        }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    run: RawRun,
+    partner: RawPartner,
+    #[serde(default)]
+    actual: RawActual,
+    #[serde(default)]
+    plans: Vec<RawPlan>,
+    #[serde(default)]
+    orgs: Vec<RawOrg>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    #[serde(default)]
+    rounding: Rounding,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartner {
+    id: String,
+    name: String,
+    management_account: String,
+    #[serde(default)]
+    accounts: Vec<String>,
+    #[serde(default = "usd")]
+    currency: String,
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+fn usd() -> String {
+    "USD".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActual {
+    #[serde(default)]
+    mode: ActualMode,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+/// How the partner's actual cost (what AWS charges) is found for each line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActualMode {
+    /// Each line's own billed cost as delivered in the CUR (passthrough).
+    #[default]
+    Billed,
+    /// Public on-demand price adjusted by the `[actual]` rules (inputs with no billed cost).
+    Public,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    id: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    scope: String,
+    #[serde(rename = "type")]
+    kind: String,
+    percent: Option<DecimalText>,
+    service: Option<String>,
+    billing_entity: Option<String>,
+    usage_type: Option<String>,
+    operation: Option<String>,
+    region: Option<String>,
+    free_tier: Option<bool>,
+    tiers: Option<Vec<RawTier>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    from: DecimalText,
+    rate: DecimalText,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    id: String,
+    name: String,
+    management_account: String,
+    #[serde(default)]
+    accounts: Vec<String>,
+    #[serde(default)]
+    files: Vec<String>,
+    plan: String,
+    #[serde(default)]
+    allow_passthrough: bool,
+    transfer: RawTransfer,
+    #[serde(default)]
+    custom_line_items: Vec<RawCli>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransfer {
+    start: String,
+    end: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCli {
+    id: String,
+    description: String,
+    kind: String,
+    flat: Option<DecimalText>,
+    percent: Option<DecimalText>,
+    include_org_total: Option<bool>,
+    #[serde(default)]
+    include_items: Vec<String>,
+    #[serde(default)]
+    exclude_savings_plan_negation: bool,
+    service: Option<String>,
+    account: Option<String>,
+    start: String,
+    end: Option<String>,
+    presentation_service: Option<String>,
+}
+
+/// The validated configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the config file as given.
+    pub path: PathBuf,
+    /// Folder that relative input paths are resolved against (the config's folder).
+    pub base_dir: PathBuf,
+    /// SHA-256 of the config file's bytes, recorded in the manifest.
+    pub digest: String,
+    /// Rounding of invoice lines to cents.
+    pub rounding: Rounding,
+    /// The partner (bill-transfer account) and its own organization.
+    pub partner: Partner,
+    /// How actual costs are found.
+    pub actual: ActualCard,
+    /// Pricing plans by id, including the built-in `basic` and `passthrough`.
+    pub plans: BTreeMap<String, Arc<Plan>>,
+    /// Customer organizations in config order.
+    pub orgs: Vec<Org>,
+}
+
+/// The partner: the bill-transfer account and its own organization's usage.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    /// Id naming the partner's own invoice file.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Management (bill-transfer) account.
+    pub management_account: AccountId,
+    /// Accounts of the partner's own organization.
+    pub accounts: BTreeSet<AccountId>,
+    /// Billing currency (USD).
+    pub currency: String,
+    /// Input file paths or glob patterns of the partner's own usage.
+    pub files: Vec<String>,
+}
+
+/// The partner's actual rate card.
+#[derive(Debug, Clone)]
+pub enum ActualCard {
+    /// Billed cost as delivered.
+    Billed,
+    /// Public price adjusted by partner-discount rules.
+    Public(Arc<RuleSet>),
+}
+
+/// How a plan prices a customer's lines.
+#[derive(Debug, Clone)]
+pub enum PlanKind {
+    /// The actual bill, line for line (AWS `Passthrough`).
+    Passthrough,
+    /// Public prices adjusted by rules (AWS `BasicPricingPlan` is the empty rule set).
+    Rated(Arc<RuleSet>),
+}
+
+/// A pricing plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Plan id (`basic`, `passthrough` or the config's).
+    pub id: String,
+    /// Free text.
+    pub description: String,
+    /// What the plan does.
+    pub kind: PlanKind,
+}
+
+/// The months a customer's bill is transferred to the partner (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// First transferred month.
+    pub start: BillingPeriod,
+    /// Last transferred month, if the transfer was withdrawn.
+    pub end: Option<BillingPeriod>,
+}
+
+impl Transfer {
+    /// Whether the partner pays `period` (a month is attributed whole to one payer).
+    pub fn covers(&self, period: BillingPeriod) -> bool {
+        self.start <= period && self.end.is_none_or(|e| period <= e)
+    }
+}
+
+/// A customer organization whose bill is transferred to the partner.
+#[derive(Debug, Clone)]
+pub struct Org {
+    /// Id naming the org's output folder.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// The bill-source (management) account.
+    pub management_account: AccountId,
+    /// Every account of the org, management account included.
+    pub accounts: BTreeSet<AccountId>,
+    /// Input file paths or glob patterns.
+    pub files: Vec<String>,
+    /// The pro forma plan.
+    pub plan: Arc<Plan>,
+    /// The billing transfer.
+    pub transfer: Transfer,
+    /// Custom line items.
+    pub custom_line_items: Vec<CustomLineItem>,
+}
+
+/// FEE adds to the bill, CREDIT takes off it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CliKind {
+    /// A charge.
+    Fee,
+    /// A reduction.
+    Credit,
+}
+
+/// How a custom line item's amount is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliCharge {
+    /// A fixed amount (internal scale, positive).
+    Flat(i128),
+    /// A percentage of a base.
+    Percentage {
+        /// The percentage (2 decimals).
+        percent: Percent,
+        /// Include the org's pro forma total (excluding flat items).
+        include_org_total: bool,
+        /// Flat items of the same org whose amounts join the base.
+        include_items: Vec<String>,
+        /// Leave Savings Plans negation lines out of the org total.
+        exclude_savings_plan_negation: bool,
+        /// Limit the org total to one service.
+        service: Option<String>,
+    },
+}
+
+/// A custom line item (Billing Conductor CLI).
+#[derive(Debug, Clone)]
+pub struct CustomLineItem {
+    /// Id, unique within the org.
+    pub id: String,
+    /// Text shown on the invoice.
+    pub description: String,
+    /// Fee or credit.
+    pub kind: CliKind,
+    /// Flat or percentage.
+    pub charge: CliCharge,
+    /// Account the item is allocated to (default: the management account).
+    pub account: AccountId,
+    /// First month (inclusive).
+    pub start: BillingPeriod,
+    /// Last month (inclusive); `None` = recurring.
+    pub end: Option<BillingPeriod>,
+    /// Service the item is shown under (default `AWSBillingConductor`).
+    pub presentation_service: String,
+}
+
+impl CustomLineItem {
+    /// Whether the item applies in `period`.
+    pub fn applies(&self, period: BillingPeriod) -> bool {
+        self.start <= period && self.end.is_none_or(|e| period <= e)
+    }
+}
+
+/// Collects problems with their key paths.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, key: &str, msg: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {msg}"));
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, reporting every problem at once.
+    pub fn load(path: &Path) -> Result<Config> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| Error::Config {
+            path: path.into(),
+            problems: vec!["the file is not valid UTF-8".into()],
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let digest = hex(&Sha256::digest(&bytes));
+        Config::from_str(&text, path, base_dir, digest)
+    }
+
+    /// Parses and validates config text (used by `load` and tests).
+    pub fn from_str(text: &str, path: &Path, base_dir: PathBuf, digest: String) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.into(),
+            problems: vec![e.to_string().trim_end().to_string()],
+        })?;
+        let mut p = Problems(Vec::new());
+        let config = build(raw, &mut p, path, base_dir, digest);
+        match config {
+            Some(c) if p.0.is_empty() => Ok(c),
+            _ => Err(Error::Config { path: path.into(), problems: p.0 }),
+        }
+    }
+
+    /// Every org id, the partner's first.
+    pub fn org_ids(&self) -> impl Iterator<Item = &OrgId> {
+        std::iter::once(&self.partner.id).chain(self.orgs.iter().map(|o| &o.id))
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn account(p: &mut Problems, key: &str, text: &str) -> Option<AccountId> {
+    AccountId::parse(text).map_err(|e| p.push(key, e)).ok()
+}
+
+fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, digest: String) -> Option<Config> {
+    // Partner.
+    let partner_id = OrgId::parse(&raw.partner.id).map_err(|e| p.push("partner.id", e)).ok();
+    let partner_mgmt = account(p, "partner.management_account", &raw.partner.management_account);
+    if raw.partner.currency != "USD" {
+        p.push(
+            "partner.currency",
+            format!("`{}` is not supported yet: billxfer invoices in USD (AWS bills and custom line items are USD)", raw.partner.currency),
+        );
+    }
+    let mut claimed: BTreeMap<AccountId, String> = BTreeMap::new();
+    let mut partner_accounts = BTreeSet::new();
+    for (i, a) in raw.partner.accounts.iter().enumerate() {
+        if let Some(a) = account(p, &format!("partner.accounts[{i}]"), a) {
+            partner_accounts.insert(a);
+        }
+    }
+    if let Some(m) = &partner_mgmt {
+        partner_accounts.insert(m.clone());
+    }
+    let partner_label = format!("partner `{}`", raw.partner.id);
+    for a in &partner_accounts {
+        claimed.insert(a.clone(), partner_label.clone());
+    }
+
+    // Actual rate card.
+    let actual = match raw.actual.mode {
+        ActualMode::Billed => {
+            if !raw.actual.rules.is_empty() {
+                p.push("actual.rules", "rules apply only with mode = \"public\"; with mode = \"billed\" each line's billed cost is used");
+            }
+            Some(ActualCard::Billed)
+        }
+        ActualMode::Public => rule_set(p, "actual", &raw.actual.rules).map(|r| ActualCard::Public(Arc::new(r))),
+    };
+
+    // Plans.
+    let mut plans: BTreeMap<String, Arc<Plan>> = BTreeMap::new();
+    plans.insert(
+        "basic".into(),
+        Arc::new(Plan {
+            id: "basic".into(),
+            description: "Public on-demand prices; non-public discounts, credits, tax and support excluded (AWS BasicPricingPlan).".into(),
+            kind: PlanKind::Rated(Arc::new(RuleSet::default())),
+        }),
+    );
+    plans.insert(
+        "passthrough".into(),
+        Arc::new(Plan {
+            id: "passthrough".into(),
+            description: "The actual AWS bill, including the partner's discounts (AWS Passthrough).".into(),
+            kind: PlanKind::Passthrough,
+        }),
+    );
+    for (i, plan) in raw.plans.iter().enumerate() {
+        let key = format!("plans[{i}] (id `{}`)", plan.id);
+        if plans.contains_key(&plan.id) {
+            let why = if plan.id == "basic" || plan.id == "passthrough" { "is a built-in plan" } else { "is defined twice" };
+            p.push(&format!("{key}.id"), format!("plan id `{}` {why}", plan.id));
+            continue;
+        }
+        if plan.id.is_empty() {
+            p.push(&format!("{key}.id"), "plan ids cannot be empty");
+            continue;
+        }
+        if let Some(rs) = rule_set(p, &key, &plan.rules) {
+            plans.insert(
+                plan.id.clone(),
+                Arc::new(Plan { id: plan.id.clone(), description: plan.description.clone(), kind: PlanKind::Rated(Arc::new(rs)) }),
+            );
+        }
+    }
+
+    // Orgs.
+    let mut orgs = Vec::new();
+    let mut org_ids: BTreeSet<String> = BTreeSet::new();
+    org_ids.insert(raw.partner.id.clone());
+    for (i, o) in raw.orgs.iter().enumerate() {
+        let key = format!("orgs[{i}] (id `{}`)", o.id);
+        let id = OrgId::parse(&o.id).map_err(|e| p.push(&format!("{key}.id"), e)).ok();
+        if !org_ids.insert(o.id.clone()) {
+            p.push(&format!("{key}.id"), format!("org id `{}` is used twice (the partner's id counts too)", o.id));
+        }
+        let mgmt = account(p, &format!("{key}.management_account"), &o.management_account);
+        let mut accounts = BTreeSet::new();
+        for (j, a) in o.accounts.iter().enumerate() {
+            if let Some(a) = account(p, &format!("{key}.accounts[{j}]"), a) {
+                accounts.insert(a);
+            }
+        }
+        if let Some(m) = &mgmt {
+            accounts.insert(m.clone());
+        }
+        let label = format!("org `{}`", o.id);
+        for a in &accounts {
+            if let Some(other) = claimed.insert(a.clone(), label.clone()) {
+                p.push(&format!("{key}.accounts"), format!("account {a} is claimed by both {other} and {label}; an account belongs to exactly one organization"));
+            }
+        }
+        if o.files.is_empty() {
+            p.push(&format!("{key}.files"), "no input files: give at least one path or glob pattern");
+        }
+        let plan = match plans.get(&o.plan) {
+            Some(pl) => Some(pl.clone()),
+            None => {
+                let known: Vec<&str> = plans.keys().map(String::as_str).collect();
+                p.push(&format!("{key}.plan"), format!("plan `{}` does not exist (known plans: {})", o.plan, known.join(", ")));
+                None
+            }
+        };
+        if let Some(pl) = &plan {
+            if matches!(pl.kind, PlanKind::Passthrough) && !o.allow_passthrough {
+                p.push(
+                    &format!("{key}.plan"),
+                    "the passthrough plan shows this customer the partner's actual bill, including non-public discounts; set `allow_passthrough = true` on the org to confirm",
+                );
+            }
+        }
+        let transfer = transfer(p, &key, &o.transfer);
+        let mut clis = Vec::new();
+        let mut cli_ids = BTreeSet::new();
+        for (j, c) in o.custom_line_items.iter().enumerate() {
+            let ckey = format!("{key}.custom_line_items[{j}] (id `{}`)", c.id);
+            if !cli_ids.insert(c.id.clone()) {
+                p.push(&format!("{ckey}.id"), format!("custom line item id `{}` is used twice in this org", c.id));
+            }
+            if let Some(cli) = custom_line_item(p, &ckey, c, mgmt.as_ref(), &accounts) {
+                clis.push(cli);
+            }
+        }
+        // Percentage items may include flat items only (Billing Conductor: ILLEGAL_CHILD_ASSOCIATE_RESOURCE).
+        for (j, c) in clis.iter().enumerate() {
+            if let CliCharge::Percentage { include_items, .. } = &c.charge {
+                for name in include_items {
+                    match clis.iter().find(|x| &x.id == name) {
+                        None => p.push(
+                            &format!("{key}.custom_line_items[{j}].include_items"),
+                            format!("custom line item `{name}` does not exist in this org"),
+                        ),
+                        Some(x) if !matches!(x.charge, CliCharge::Flat(_)) => p.push(
+                            &format!("{key}.custom_line_items[{j}].include_items"),
+                            format!("`{name}` is a percentage item; a percentage can include flat items only"),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if let (Some(id), Some(mgmt), Some(plan), Some(transfer)) = (id, mgmt, plan, transfer) {
+            orgs.push(Org {
+                id,
+                name: o.name.clone(),
+                management_account: mgmt,
+                accounts,
+                files: o.files.clone(),
+                plan,
+                transfer,
+                custom_line_items: clis,
+            });
+        }
+    }
+
+    Some(Config {
+        path: path.into(),
+        base_dir,
+        digest,
+        rounding: raw.run.rounding,
+        partner: Partner {
+            id: partner_id?,
+            name: raw.partner.name,
+            management_account: partner_mgmt?,
+            accounts: partner_accounts,
+            currency: raw.partner.currency,
+            files: raw.partner.files,
+        },
+        actual: actual?,
+        plans,
+        orgs,
+    })
+}
+
+fn month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {
+    // Accept YYYY-MM and YYYY-MM-01; any other day is a mid-month start, which AWS refuses.
+    let t = text.trim();
+    if t.len() == 10 && t.as_bytes()[7] == b'-' {
+        if &t[8..] != "01" {
+            p.push(key, format!("`{t}` is not the first day of a month: billing transfers start and end on month boundaries (AWS: START_DATE_NOT_BEGINNING_OF_MONTH); write YYYY-MM"));
+            return None;
+        }
+        return BillingPeriod::parse(&t[..7]).map_err(|e| p.push(key, e)).ok();
+    }
+    BillingPeriod::parse(t).map_err(|e| p.push(key, e)).ok()
+}
+
+fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
+    let start = month(p, &format!("{key}.transfer.start"), &t.start)?;
+    let end = match &t.end {
+        Some(e) => Some(month(p, &format!("{key}.transfer.end"), e)?),
+        None => None,
+    };
+    if let Some(e) = end {
+        if e < start {
+            p.push(&format!("{key}.transfer.end"), format!("the transfer ends ({e}) before it starts ({start})"));
+            return None;
+        }
+    }
+    Some(Transfer { start, end })
+}
+
+fn decimal(p: &mut Problems, key: &str, t: &DecimalText, max_places: u32) -> Option<i128> {
+    parse_fixed_strict(&t.0, max_places).map_err(|e| p.push(key, format!("`{}`: {e}", t.0))).ok()
+}
+
+fn custom_line_item(
+    p: &mut Problems,
+    key: &str,
+    c: &RawCli,
+    mgmt: Option<&AccountId>,
+    accounts: &BTreeSet<AccountId>,
+) -> Option<CustomLineItem> {
+    let kind = match c.kind.to_ascii_lowercase().as_str() {
+        "fee" => Some(CliKind::Fee),
+        "credit" => Some(CliKind::Credit),
+        other => {
+            p.push(&format!("{key}.kind"), format!("`{other}` is not a kind: use \"fee\" or \"credit\""));
+            None
+        }
+    };
+    if c.description.trim().is_empty() || c.description.len() > 255 {
+        p.push(&format!("{key}.description"), "a description of 1 to 255 characters is required (it is shown on the invoice)");
+    }
+    let charge = match (&c.flat, &c.percent) {
+        (Some(f), None) => {
+            if c.include_org_total.is_some() || !c.include_items.is_empty() || c.exclude_savings_plan_negation || c.service.is_some() {
+                p.push(key, "include_org_total, include_items, exclude_savings_plan_negation and service apply to percentage items only");
+            }
+            let v = decimal(p, &format!("{key}.flat"), f, 10)?;
+            if !(0..=1_000_000 * ONE).contains(&v) {
+                p.push(&format!("{key}.flat"), format!("`{}` is out of range: a flat amount is 0 to 1000000 (use kind = \"credit\" for a reduction)", f.0));
+                return None;
+            }
+            Some(CliCharge::Flat(v))
+        }
+        (None, Some(pc)) => {
+            let percent = Percent::parse_rounded(&pc.0).map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", pc.0))).ok()?;
+            if !(0..=1_000_000).contains(&percent.0) {
+                p.push(&format!("{key}.percent"), format!("`{}` is out of range: a percentage item is 0 to 10000 percent", pc.0));
+                return None;
+            }
+            Some(CliCharge::Percentage {
+                percent,
+                include_org_total: c.include_org_total.unwrap_or(true),
+                include_items: c.include_items.clone(),
+                exclude_savings_plan_negation: c.exclude_savings_plan_negation,
+                service: c.service.clone(),
+            })
+        }
+        _ => {
+            p.push(key, "give exactly one of `flat` (an amount) or `percent`");
+            None
+        }
+    };
+    let account = match &c.account {
+        Some(a) => {
+            let a = AccountId::parse(a).map_err(|e| p.push(&format!("{key}.account"), e)).ok()?;
+            if !accounts.contains(&a) {
+                p.push(&format!("{key}.account"), format!("account {a} is not one of this org's accounts"));
+                return None;
+            }
+            Some(a)
+        }
+        None => mgmt.cloned(),
+    };
+    let start = month(p, &format!("{key}.start"), &c.start);
+    let end = match &c.end {
+        Some(e) => Some(month(p, &format!("{key}.end"), e)?),
+        None => None,
+    };
+    let start = start?;
+    if end.is_some_and(|e| e < start) {
+        p.push(&format!("{key}.end"), "the item ends before it starts");
+        return None;
+    }
+    Some(CustomLineItem {
+        id: c.id.clone(),
+        description: c.description.clone(),
+        kind: kind?,
+        charge: charge?,
+        account: account?,
+        start,
+        end,
+        presentation_service: c.presentation_service.clone().unwrap_or_else(|| "AWSBillingConductor".into()),
+    })
+}
+
+fn rule_set(p: &mut Problems, plan_key: &str, rules: &[RawRule]) -> Option<RuleSet> {
+    let mut compiled = Vec::new();
+    let mut ok = true;
+    let mut ids = BTreeSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        let key = format!("{plan_key}.rules[{i}] (id `{}`)", r.id);
+        if !ids.insert(r.id.clone()) {
+            p.push(&format!("{key}.id"), format!("rule id `{}` is used twice in this plan", r.id));
+        }
+        match rule(p, &key, r) {
+            Some(rule) => compiled.push(rule),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    RuleSet::new(compiled).map_err(|e| p.push(&format!("{plan_key}.rules"), e)).ok()
+}
+
+fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
+    let scope_name = r.scope.to_ascii_lowercase();
+    let kind = r.kind.to_ascii_lowercase();
+    let need = |p: &mut Problems, field: &str, v: &Option<String>| -> Option<String> {
+        match v {
+            Some(s) if !s.trim().is_empty() => Some(s.clone()),
+            _ => {
+                p.push(&format!("{key}.{field}"), format!("scope `{scope_name}` needs `{field}`"));
+                None
+            }
+        }
+    };
+    let forbid = |p: &mut Problems, field: &str, v: bool| {
+        if v {
+            p.push(&format!("{key}.{field}"), format!("`{field}` does not apply to scope `{scope_name}`"));
+        }
+    };
+    let scope = match scope_name.as_str() {
+        "global" => {
+            forbid(p, "service", r.service.is_some());
+            forbid(p, "billing_entity", r.billing_entity.is_some());
+            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            Some(Scope::Global)
+        }
+        "service" => {
+            forbid(p, "billing_entity", r.billing_entity.is_some());
+            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            need(p, "service", &r.service).map(Scope::Service)
+        }
+        "billing_entity" => {
+            forbid(p, "service", r.service.is_some());
+            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            let e = need(p, "billing_entity", &r.billing_entity)?;
+            if !["AWS", "AWS Marketplace", "AISPL"].contains(&e.as_str()) {
+                p.push(&format!("{key}.billing_entity"), format!("`{e}` is not a billing entity: use \"AWS\", \"AWS Marketplace\" or \"AISPL\""));
+                return None;
+            }
+            Some(Scope::BillingEntity(e))
+        }
+        "sku" => {
+            forbid(p, "billing_entity", r.billing_entity.is_some());
+            let service = need(p, "service", &r.service)?;
+            if r.usage_type.is_none() && r.operation.is_none() {
+                p.push(key, "scope `sku` needs `usage_type` and/or `operation` (Billing Conductor: INVALID_SKU_COMBO)");
+                return None;
+            }
+            Some(Scope::Sku(SkuMatch {
+                service,
+                usage_type: r.usage_type.clone(),
+                operation: r.operation.clone(),
+                region: r.region.clone(),
+            }))
+        }
+        other => {
+            p.push(&format!("{key}.scope"), format!("`{other}` is not a scope: use global, service, billing_entity or sku"));
+            None
+        }
+    }?;
+    let percent = |p: &mut Problems| -> Option<Percent> {
+        let Some(t) = &r.percent else {
+            p.push(&format!("{key}.percent"), format!("type `{kind}` needs `percent`"));
+            return None;
+        };
+        let v = Percent::parse_rounded(&t.0).map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", t.0))).ok()?;
+        Some(v)
+    };
+    let mut free_tier = None;
+    let action = match kind.as_str() {
+        "markup" => {
+            let v = percent(p)?;
+            if !(0..=1_000_000).contains(&v.0) {
+                p.push(&format!("{key}.percent"), format!("`{v}` is out of range: a markup is 0 to 10000 percent (Billing Conductor: ILLEGAL_MODIFIER_PERCENTAGE)"));
+                return None;
+            }
+            Some(Action::Markup(v))
+        }
+        "discount" => {
+            let v = percent(p)?;
+            if !(0..=10_000).contains(&v.0) {
+                p.push(&format!("{key}.percent"), format!("`{v}` is out of range: a discount is 0 to 100 percent (Billing Conductor: ILLEGAL_MODIFIER_PERCENTAGE)"));
+                return None;
+            }
+            Some(Action::Discount(v))
+        }
+        "tiering" => {
+            let Some(ft) = r.free_tier else {
+                p.push(&format!("{key}.free_tier"), "type `tiering` needs `free_tier = true|false`");
+                return None;
+            };
+            free_tier = Some(ft);
+            None
+        }
+        "custom" => {
+            let Some(tiers) = &r.tiers else {
+                p.push(&format!("{key}.tiers"), "type `custom` needs `tiers = [{ from = \"0\", rate = \"...\" }, ...]`");
+                return None;
+            };
+            let mut parsed = Vec::new();
+            for (j, t) in tiers.iter().enumerate() {
+                let from = decimal(p, &format!("{key}.tiers[{j}].from"), &t.from, 10);
+                let rate = decimal(p, &format!("{key}.tiers[{j}].rate"), &t.rate, 10);
+                parsed.push(Tier { from: from?, rate: rate? });
+            }
+            let table = TierTable::new(parsed).map_err(|e| p.push(&format!("{key}.tiers"), e)).ok()?;
+            Some(Action::Custom(Arc::new(table)))
+        }
+        other => {
+            p.push(&format!("{key}.type"), format!("`{other}` is not a rule type: use markup, discount, tiering or custom"));
+            return None;
+        }
+    };
+    if kind != "tiering" && r.free_tier.is_some() {
+        p.push(&format!("{key}.free_tier"), "`free_tier` applies to type `tiering` only");
+    }
+    if kind != "custom" && r.tiers.is_some() {
+        p.push(&format!("{key}.tiers"), "`tiers` applies to type `custom` only");
+    }
+    if (kind == "tiering" || kind == "custom") && r.percent.is_some() {
+        p.push(&format!("{key}.percent"), format!("`percent` does not apply to type `{kind}`"));
+    }
+    let _ = parse_fixed;
+    Some(Rule { id: r.id.clone(), scope, action, free_tier })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        Config::from_str(text, Path::new("test.toml"), PathBuf::new(), String::new())
+    }
+
+    const MINIMAL: &str = r#"
+[partner]
+id = "partner"
+name = "Partner"
+management_account = "999999999999"
+
+[[plans]]
+id = "std"
+rules = [ { id = "g", scope = "global", type = "markup", percent = "7.126" } ]
+
+[[orgs]]
+id = "acme"
+name = "Acme"
+management_account = "111111111111"
+accounts = ["111111111112"]
+files = ["acme.csv"]
+plan = "std"
+transfer = { start = "2026-01" }
+"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        match load(text) {
+            Err(Error::Config { problems, .. }) => problems,
+            other => panic!("expected config problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_config_loads() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.orgs.len(), 1);
+        assert_eq!(c.orgs[0].accounts.len(), 2);
+        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else { panic!() };
+        assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(713))));
+        assert!(c.plans.contains_key("basic") && c.plans.contains_key("passthrough"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let text = MINIMAL.replace("plan = \"std\"", "plan = \"std\"\nplna = 1");
+        let p = problems(&text);
+        assert!(p[0].contains("plna"), "{p:?}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let text = MINIMAL
+            .replace("plan = \"std\"", "plan = \"nope\"")
+            .replace("accounts = [\"111111111112\"]", "accounts = [\"999999999999\", \"12\"]")
+            .replace("percent = \"7.126\"", "percent = \"-3\"");
+        let p = problems(&text);
+        let all = p.join("\n");
+        assert!(all.contains("plan `nope` does not exist"), "{all}");
+        assert!(all.contains("claimed by both partner `partner` and org `acme`"), "{all}");
+        assert!(all.contains("`12` is not an AWS account id"), "{all}");
+        assert!(all.contains("out of range"), "{all}");
+        assert!(p.len() >= 4, "{all}");
+    }
+
+    #[test]
+    fn passthrough_needs_explicit_opt_in() {
+        let text = MINIMAL.replace("plan = \"std\"", "plan = \"passthrough\"");
+        assert!(problems(&text).join("\n").contains("allow_passthrough"));
+        let ok = text.replace("plan = \"passthrough\"", "plan = \"passthrough\"\nallow_passthrough = true");
+        assert!(load(&ok).is_ok());
+    }
+
+    #[test]
+    fn duplicate_rules_and_ids_are_refused() {
+        let text = MINIMAL.replace(
+            "rules = [ { id = \"g\", scope = \"global\", type = \"markup\", percent = \"7.126\" } ]",
+            "rules = [ { id = \"g\", scope = \"global\", type = \"markup\", percent = \"1\" }, { id = \"h\", scope = \"global\", type = \"discount\", percent = \"2\" } ]",
+        );
+        assert!(problems(&text).join("\n").contains("same scope and match"));
+        let twice = format!("{MINIMAL}\n[[orgs]]\nid = \"acme\"\nname = \"x\"\nmanagement_account = \"222222222222\"\nfiles = [\"x\"]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\n");
+        assert!(problems(&twice).join("\n").contains("used twice"));
+    }
+
+    #[test]
+    fn mid_month_transfer_is_refused() {
+        let text = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-03-15\"");
+        assert!(problems(&text).join("\n").contains("START_DATE_NOT_BEGINNING_OF_MONTH"));
+        let ok = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-03-01\"");
+        assert_eq!(load(&ok).unwrap().orgs[0].transfer.start, BillingPeriod::new(2026, 3).unwrap());
+    }
+
+    #[test]
+    fn t_d10_month_attribution() {
+        let t = Transfer { start: BillingPeriod::new(2026, 3).unwrap(), end: BillingPeriod::new(2026, 6) };
+        let m = |x| BillingPeriod::new(2026, x).unwrap();
+        assert!(!t.covers(m(2)));
+        assert!(t.covers(m(3)) && t.covers(m(6)));
+        assert!(!t.covers(m(7)));
+    }
+
+    #[test]
+    fn org_ids_that_escape_are_refused() {
+        let text = MINIMAL.replace("id = \"acme\"", "id = \"../acme\"");
+        assert!(problems(&text).join("\n").contains("not a valid org id"));
+    }
+
+    #[test]
+    fn numbers_may_be_toml_floats() {
+        let text = MINIMAL.replace("percent = \"7.126\"", "percent = 7.124");
+        let c = load(&text).unwrap();
+        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else { panic!() };
+        assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(712))));
+    }
+}

@@ -1,0 +1,190 @@
+//! CSV (and gzip CSV) cost-and-usage files, streamed record by record.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use arrow::array::StringBuilder;
+use flate2::read::MultiGzDecoder;
+
+use super::{ChunkSource, ColumnMap, Field, Kind, NumCell, PeriodCell, RawChunk, BATCH_ROWS};
+use crate::error::{Error, Result};
+use crate::money::parse_fixed_bytes;
+use crate::types::BillingPeriod;
+
+/// A CSV input being read.
+pub struct CsvSource {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    map: ColumnMap,
+    width: usize,
+    record: csv::ByteRecord,
+    row: u64,
+    done: bool,
+    gzip: bool,
+}
+
+impl CsvSource {
+    /// Opens a CSV file and reads its header.
+    pub fn open(path: &Path, gzip: bool) -> Result<CsvSource> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let inner: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(inner);
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?
+            .clone();
+        if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+            return Err(Error::input(path, "the file is empty: expected a CUR file with a header row"));
+        }
+        let names: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
+        if names.len() == 1 && (names[0].contains(';') || names[0].contains('\t') || names[0].contains('|')) {
+            return Err(Error::input(
+                path,
+                "the header has a single column containing `;`, tab or `|`: CUR CSV files are comma-separated",
+            ));
+        }
+        let map = ColumnMap::from_headers(path, &names)?;
+        Ok(CsvSource {
+            path: path.to_path_buf(),
+            reader,
+            width: names.len(),
+            map,
+            record: csv::ByteRecord::new(),
+            row: 0,
+            done: false,
+            gzip,
+        })
+    }
+
+    /// The column map.
+    pub fn map(&self) -> &ColumnMap {
+        &self.map
+    }
+}
+
+fn period_from_text(bytes: &[u8]) -> PeriodCell {
+    let t = String::from_utf8_lossy(bytes);
+    let t = t.trim();
+    if t.is_empty() {
+        return PeriodCell::Null;
+    }
+    // `2023-11-01T00:00:00.000Z`, `2023-11-01T00:00:00Z`, `2023-11-01 00:00:00`, `2023-11-01`.
+    let ok = t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' && t[8..10].bytes().all(|b| b.is_ascii_digit());
+    match (ok, BillingPeriod::from_iso_prefix(t)) {
+        (true, Some(p)) => PeriodCell::Value(p),
+        _ => PeriodCell::Bad(t.to_string()),
+    }
+}
+
+impl ChunkSource for CsvSource {
+    fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
+        if self.done {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(BATCH_ROWS);
+        let mut lines = Vec::with_capacity(BATCH_ROWS);
+        let mut text: [Option<StringBuilder>; 15] = Default::default();
+        let mut num: [Option<Vec<NumCell>>; 15] = Default::default();
+        let mut period: [Option<Vec<PeriodCell>>; 15] = Default::default();
+        for (k, field) in Field::ALL.iter().enumerate() {
+            if self.map.index[k].is_some() {
+                match field.kind() {
+                    Kind::Text => text[k] = Some(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16)),
+                    Kind::Number => num[k] = Some(Vec::with_capacity(BATCH_ROWS)),
+                    Kind::Period => period[k] = Some(Vec::with_capacity(BATCH_ROWS)),
+                }
+            }
+        }
+        let mut broken = Vec::new();
+        while rows.len() < BATCH_ROWS {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    self.done = true;
+                    let what = if self.gzip { "the gzip stream or CSV is corrupt" } else { "the CSV is malformed" };
+                    let at = e.position().map(|p| format!(" at line {}", p.line())).unwrap_or_default();
+                    return Some(Err(Error::input(&self.path, format!("{what}{at}: {e}"))));
+                }
+            }
+            self.row += 1;
+            let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+            if self.record.len() == 1 && self.record[0].is_empty() {
+                // A blank line is not a row.
+                self.row -= 1;
+                continue;
+            }
+            if self.record.len() != self.width {
+                broken.push((
+                    self.row,
+                    line,
+                    String::new(),
+                    format!("the row has {} fields but the header has {}", self.record.len(), self.width),
+                ));
+                continue;
+            }
+            // Every text field we read must be UTF-8; check before pushing anything.
+            let mut bad_utf8 = None;
+            for (k, field) in Field::ALL.iter().enumerate() {
+                if let (Some(idx), Kind::Text) = (self.map.index[k], field.kind()) {
+                    if std::str::from_utf8(&self.record[idx]).is_err() {
+                        bad_utf8 = Some(self.map.name(*field));
+                        break;
+                    }
+                }
+            }
+            if let Some(column) = bad_utf8 {
+                broken.push((self.row, line, column, "the value is not valid UTF-8 text".into()));
+                continue;
+            }
+            rows.push(self.row);
+            lines.push(line);
+            for k in 0..15 {
+                let Some(idx) = self.map.index[k] else { continue };
+                let cell = &self.record[idx];
+                if let Some(b) = text[k].as_mut() {
+                    b.append_value(std::str::from_utf8(cell).unwrap_or("").trim());
+                } else if let Some(v) = num[k].as_mut() {
+                    let t = cell.trim_ascii();
+                    v.push(if t.is_empty() {
+                        NumCell::Null
+                    } else {
+                        match parse_fixed_bytes(t) {
+                            Ok(x) => NumCell::Value(x),
+                            Err(e) => NumCell::Bad(String::from_utf8_lossy(t).into_owned(), e),
+                        }
+                    });
+                } else if let Some(v) = period[k].as_mut() {
+                    v.push(period_from_text(cell));
+                }
+            }
+        }
+        if rows.is_empty() && broken.is_empty() {
+            return None;
+        }
+        let text = text.map(|b| b.map(|mut b| b.finish()));
+        Some(Ok(RawChunk { rows, lines, text, num, period, broken }))
+    }
+
+    fn column_map(&self) -> &ColumnMap {
+        &self.map
+    }
+
+    fn describe(&self) -> String {
+        let d = serde_json::to_value(self.map.dialect).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        format!("{d} CSV{}", if self.gzip { " (gzip)" } else { "" })
+    }
+}
+
+/// Opens a CSV source and returns it with its column map (for validation).
+pub fn header_map(path: &Path, gzip: bool) -> Result<ColumnMap> {
+    Ok(CsvSource::open(path, gzip)?.map().clone())
+}

@@ -1,0 +1,17 @@
+//! billxfer: month-end billing for AWS Billing Transfer partners.
+//!
+//! Ingest each customer organization's cost-and-usage files, rate every line at
+//! the partner's actual rates and at the customer's pro forma rate card, and
+//! write one segregated invoice per organization. See docs/ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod invoice;
+pub mod money;
+pub mod output;
+pub mod rate;
+pub mod rules;
+pub mod run;
+pub mod types;

@@ -1,0 +1,471 @@
+//! Exact fixed-point money, quantities, rates and percentages.
+//!
+//! Every amount inside billxfer is an `i128` counting units of 10^-10 (the
+//! internal scale, [`SCALE`]). Costs, rates and usage quantities all use that
+//! scale, so a line amount is `quantity × rate / 10^10`, rounded half away from
+//! zero at the 10th decimal: the only rounding that happens before the invoice.
+//! Rounding to the currency's minor unit happens once per invoice line, in
+//! [`round_to_minor`], with the configured [`Rounding`] mode.
+//!
+//! Input decimals arrive either as text (CSV, CUR 2.0 rate strings, config) and
+//! are parsed exactly by [`parse_fixed`], or as IEEE doubles (CUR Parquet cost
+//! columns) and are converted by [`fixed_from_f64`]: the double is written as
+//! its shortest round-trip decimal text, and that text is parsed exactly. This is
+//! the only place a float touches money, and it is documented in docs/DOMAIN.md.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Decimal places of the internal fixed-point scale.
+pub const SCALE: u32 = 10;
+/// 10^SCALE: one currency unit (one dollar) in internal units.
+pub const ONE: i128 = 10_000_000_000;
+
+/// Why a decimal could not be turned into a fixed-point value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("empty value")]
+    Empty,
+    #[error("not a decimal number")]
+    Invalid,
+    #[error("not a finite number (NaN or infinite)")]
+    NotFinite,
+    #[error("out of range: more than {} digits before the decimal point", 38 - SCALE)]
+    Overflow,
+    #[error("more than {max} decimal places")]
+    TooPrecise { max: u32 },
+}
+
+/// How an amount is rounded to the currency's minor unit on an invoice line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// 2.345 -> 2.35, -2.345 -> -2.35 (the default; commercial rounding).
+    #[default]
+    HalfAwayFromZero,
+    /// Banker's rounding: 2.345 -> 2.34, 2.355 -> 2.36, -2.345 -> -2.34.
+    HalfEven,
+    /// Truncate: 2.349 -> 2.34, -2.349 -> -2.34.
+    TowardZero,
+    /// 2.341 -> 2.35, -2.341 -> -2.35.
+    AwayFromZero,
+}
+
+/// Divides `value` by `divisor` (> 0), rounding the quotient with `mode`.
+pub fn div_round(value: i128, divisor: i128, mode: Rounding) -> i128 {
+    debug_assert!(divisor > 0);
+    let q = value / divisor;
+    let r = value % divisor;
+    if r == 0 {
+        return q;
+    }
+    let sign = if value < 0 { -1 } else { 1 };
+    let twice = r.unsigned_abs() * 2;
+    let d = divisor.unsigned_abs();
+    let away = match mode {
+        Rounding::TowardZero => false,
+        Rounding::AwayFromZero => true,
+        Rounding::HalfAwayFromZero => twice >= d,
+        Rounding::HalfEven => twice > d || (twice == d && q % 2 != 0),
+    };
+    if away {
+        q + sign
+    } else {
+        q
+    }
+}
+
+/// `a × b / 10^SCALE`, rounded half away from zero; `None` on overflow.
+#[inline]
+pub fn mul_fixed(a: i128, b: i128) -> Option<i128> {
+    let p = a.checked_mul(b)?;
+    Some(div_round(p, ONE, Rounding::HalfAwayFromZero))
+}
+
+/// Rounds an internal amount to the minor unit (`decimals` places) of a currency,
+/// returning the result still at the internal scale.
+pub fn round_to_minor(value: i128, decimals: u32, mode: Rounding) -> i128 {
+    let unit = 10i128.pow(SCALE - decimals.min(SCALE));
+    div_round(value, unit, mode) * unit
+}
+
+/// Parses decimal text (`-12.5`, `+3`, `.25`, `1E-7`, `4.5e3`) into internal units.
+///
+/// Digits past the 10th decimal are rounded half away from zero, so the result
+/// is exact whenever the text has at most 10 decimals.
+pub fn parse_fixed(text: &str) -> Result<i128, DecimalError> {
+    parse_fixed_bytes(text.trim().as_bytes())
+}
+
+/// Like [`parse_fixed`] but refuses text with more than `max_places` decimals
+/// instead of rounding (used for config values, where silently rounding a rate
+/// the user typed would be wrong).
+pub fn parse_fixed_strict(text: &str, max_places: u32) -> Result<i128, DecimalError> {
+    let t = text.trim();
+    let mantissa = t.split(['e', 'E']).next().unwrap_or("");
+    let has_exp = mantissa.len() != t.len();
+    if let Some((_, frac)) = mantissa.split_once('.') {
+        if !has_exp && frac.len() as u32 > max_places {
+            return Err(DecimalError::TooPrecise { max: max_places });
+        }
+    }
+    parse_fixed(t)
+}
+
+/// Byte-level parser behind [`parse_fixed`]; no allocation.
+pub fn parse_fixed_bytes(s: &[u8]) -> Result<i128, DecimalError> {
+    if s.is_empty() {
+        return Err(DecimalError::Empty);
+    }
+    let mut i = 0;
+    let negative = match s[0] {
+        b'-' => {
+            i = 1;
+            true
+        }
+        b'+' => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+    // Collect up to 38 significant digits as an integer plus a decimal exponent.
+    let mut digits: i128 = 0;
+    let mut n_digits = 0u32;
+    let mut exp10: i32 = 0;
+    let mut seen_digit = false;
+    let mut seen_dot = false;
+    // When more digits than fit arrive, remember the first dropped one for rounding.
+    let mut dropped_first: Option<u8> = None;
+    let mut dropped_rest_nonzero = false;
+    while i < s.len() {
+        let c = s[i];
+        match c {
+            b'0'..=b'9' => {
+                seen_digit = true;
+                let d = (c - b'0') as i128;
+                if n_digits < 37 {
+                    if digits != 0 || d != 0 {
+                        n_digits += 1;
+                    }
+                    digits = digits * 10 + d;
+                    if seen_dot {
+                        exp10 -= 1;
+                    }
+                } else {
+                    match dropped_first {
+                        None => dropped_first = Some(c - b'0'),
+                        Some(_) => dropped_rest_nonzero |= d != 0,
+                    }
+                    if !seen_dot {
+                        exp10 += 1;
+                    }
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            b'e' | b'E' => break,
+            _ => return Err(DecimalError::Invalid),
+        }
+        i += 1;
+    }
+    if !seen_digit {
+        return Err(DecimalError::Invalid);
+    }
+    if i < s.len() {
+        // Exponent part.
+        i += 1;
+        let mut exp_neg = false;
+        if i < s.len() && (s[i] == b'-' || s[i] == b'+') {
+            exp_neg = s[i] == b'-';
+            i += 1;
+        }
+        if i >= s.len() {
+            return Err(DecimalError::Invalid);
+        }
+        let mut e: i32 = 0;
+        while i < s.len() {
+            let c = s[i];
+            if !c.is_ascii_digit() {
+                return Err(DecimalError::Invalid);
+            }
+            e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
+            i += 1;
+        }
+        exp10 = exp10.saturating_add(if exp_neg { -e } else { e });
+    }
+    if digits == 0 {
+        return Ok(0);
+    }
+    // value = digits × 10^exp10; internal = value × 10^SCALE.
+    let shift = exp10.saturating_add(SCALE as i32);
+    let magnitude = if shift >= 0 {
+        if shift > 38 {
+            return Err(DecimalError::Overflow);
+        }
+        let factor = 10i128.checked_pow(shift as u32).ok_or(DecimalError::Overflow)?;
+        let v = digits.checked_mul(factor).ok_or(DecimalError::Overflow)?;
+        // Digits dropped beyond 37 significant ones sit at or left of the decimal
+        // point here, which means the number is far beyond range anyway.
+        if dropped_first.is_some() && shift > 0 {
+            return Err(DecimalError::Overflow);
+        }
+        if let Some(first) = dropped_first {
+            if first >= 5 {
+                v.checked_add(1).ok_or(DecimalError::Overflow)?
+            } else {
+                let _ = dropped_rest_nonzero;
+                v
+            }
+        } else {
+            v
+        }
+    } else {
+        let down = (-shift) as u32;
+        if down > 38 {
+            0
+        } else {
+            let divisor = 10i128.pow(down);
+            let mut v = digits / divisor;
+            let r = digits % divisor;
+            // Half away from zero on the magnitude; dropped digits only ever sit
+            // below the retained ones, so they cannot change a non-tie outcome,
+            // and a tie with non-zero dropped digits rounds up either way.
+            if r * 2 >= divisor {
+                v += 1;
+            }
+            v
+        }
+    };
+    if magnitude > MAX_ABS {
+        return Err(DecimalError::Overflow);
+    }
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Largest magnitude accepted from input: 10^28 units (10^18 dollars), which
+/// leaves room for sums of billions of lines and products with rates.
+pub const MAX_ABS: i128 = 10i128.pow(28);
+
+/// Converts a CUR double to internal units by its shortest round-trip decimal text.
+///
+/// `0.1` becomes exactly `0.1` (not 0.1000000000000000055…), which is what AWS
+/// meant when it wrote the value. NaN and infinities are refused.
+pub fn fixed_from_f64(v: f64) -> Result<i128, DecimalError> {
+    if !v.is_finite() {
+        return Err(DecimalError::NotFinite);
+    }
+    let mut buf = ryu::Buffer::new();
+    parse_fixed_bytes(buf.format_finite(v).as_bytes())
+}
+
+/// Writes an internal amount as plain decimal text with exactly `places` decimals
+/// (the value must already be a multiple of 10^(SCALE-places) or is truncated).
+pub fn format_fixed(value: i128, places: u32) -> String {
+    let places = places.min(SCALE);
+    let neg = value < 0;
+    let abs = value.unsigned_abs();
+    let one = ONE as u128;
+    let int = abs / one;
+    let frac = abs % one;
+    let frac = frac / 10u128.pow(SCALE - places);
+    let sign = if neg && (int != 0 || frac != 0) { "-" } else { "" };
+    if places == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac:0width$}", width = places as usize)
+    }
+}
+
+/// Writes an internal amount with all 10 decimals, trailing zeros trimmed
+/// (but at least 2 decimals), for audit figures that must not lose precision.
+pub fn format_fixed_exact(value: i128) -> String {
+    let s = format_fixed(value, SCALE);
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let trimmed = frac.trim_end_matches('0');
+    if trimmed.len() < 2 {
+        format!("{int}.{:0<2}", trimmed)
+    } else {
+        format!("{int}.{trimmed}")
+    }
+}
+
+/// A money amount in internal units (10^-10 of the currency), exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(pub i128);
+
+impl Money {
+    /// Zero.
+    pub const ZERO: Money = Money(0);
+
+    /// Adds, returning `None` on overflow.
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    /// Rounds to the minor unit of a currency with `decimals` places.
+    pub fn round(self, decimals: u32, mode: Rounding) -> Money {
+        Money(round_to_minor(self.0, decimals, mode))
+    }
+
+    /// Text with `decimals` places (e.g. `"12.34"`).
+    pub fn to_string_places(self, decimals: u32) -> String {
+        format_fixed(self.0, decimals)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_fixed_exact(self.0))
+    }
+}
+
+/// A percentage with two decimals, held in hundredths of a percent (1% = 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(pub i64);
+
+impl Percent {
+    /// Parses a percentage and rounds it to 2 decimals half away from zero, as
+    /// Billing Conductor does for `ModifierPercentage` (7.126 -> 7.13).
+    pub fn parse_rounded(text: &str) -> Result<Percent, DecimalError> {
+        let v = parse_fixed(text)?;
+        // internal scale 10 -> hundredths: divide by 10^8.
+        let h = div_round(v, 100_000_000, Rounding::HalfAwayFromZero);
+        i64::try_from(h).map(Percent).map_err(|_| DecimalError::Overflow)
+    }
+
+    /// `amount × percent / 100`, rounded half away from zero at the internal scale.
+    pub fn of(self, amount: i128) -> Option<i128> {
+        let p = amount.checked_mul(self.0 as i128)?;
+        Some(div_round(p, 10_000, Rounding::HalfAwayFromZero))
+    }
+
+    /// `amount × (100 + signed_percent) / 100`, the markup (positive) or discount
+    /// (negative) factor applied to a public price.
+    pub fn adjust(amount: i128, signed_hundredths: i64) -> Option<i128> {
+        let factor = 10_000i128 + signed_hundredths as i128;
+        let p = amount.checked_mul(factor)?;
+        Some(div_round(p, 10_000, Rounding::HalfAwayFromZero))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let neg = self.0 < 0;
+        let a = self.0.unsigned_abs();
+        write!(f, "{}{}.{:02}", if neg { "-" } else { "" }, a / 100, a % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_decimals_exactly() {
+        assert_eq!(parse_fixed("1.6823086974"), Ok(16_823_086_974));
+        assert_eq!(parse_fixed("-0.5"), Ok(-5_000_000_000));
+        assert_eq!(parse_fixed("+3"), Ok(3 * ONE));
+        assert_eq!(parse_fixed(".25"), Ok(2_500_000_000));
+        assert_eq!(parse_fixed("0"), Ok(0));
+        assert_eq!(parse_fixed("000.000"), Ok(0));
+    }
+
+    #[test]
+    fn parses_exponents() {
+        assert_eq!(parse_fixed("1E-7"), Ok(1_000));
+        assert_eq!(parse_fixed("4.5e3"), Ok(4500 * ONE));
+        assert_eq!(parse_fixed("1e-11"), Ok(0));
+        assert_eq!(parse_fixed("5e-11"), Ok(1)); // half away from zero
+        assert_eq!(parse_fixed("-5e-11"), Ok(-1));
+    }
+
+    #[test]
+    fn rounds_digits_past_the_tenth_half_away_from_zero() {
+        assert_eq!(parse_fixed("0.00000000004"), Ok(0));
+        assert_eq!(parse_fixed("0.00000000005"), Ok(1));
+        assert_eq!(parse_fixed("-0.00000000015"), Ok(-2));
+        assert_eq!(parse_fixed("0.123456789049999999999999"), Ok(1_234_567_890));
+    }
+
+    #[test]
+    fn refuses_garbage_and_huge_values() {
+        assert_eq!(parse_fixed(""), Err(DecimalError::Empty));
+        assert_eq!(parse_fixed("abc"), Err(DecimalError::Invalid));
+        assert_eq!(parse_fixed("1.2.3"), Err(DecimalError::Invalid));
+        assert_eq!(parse_fixed("1e"), Err(DecimalError::Invalid));
+        assert_eq!(parse_fixed("-"), Err(DecimalError::Invalid));
+        assert_eq!(parse_fixed("NaN"), Err(DecimalError::Invalid));
+        assert_eq!(parse_fixed("1e40"), Err(DecimalError::Overflow));
+        assert_eq!(parse_fixed("1e18"), Ok(MAX_ABS));
+        assert_eq!(parse_fixed("1.1e18"), Err(DecimalError::Overflow));
+        assert_eq!(
+            parse_fixed("99999999999999999999999999999999999999999999"),
+            Err(DecimalError::Overflow)
+        );
+    }
+
+    #[test]
+    fn strict_parse_refuses_excess_precision() {
+        assert_eq!(parse_fixed_strict("0.0000000001", 10), Ok(1));
+        assert_eq!(
+            parse_fixed_strict("0.00000000001", 10),
+            Err(DecimalError::TooPrecise { max: 10 })
+        );
+    }
+
+    #[test]
+    fn doubles_convert_by_shortest_round_trip_text() {
+        assert_eq!(fixed_from_f64(0.1), Ok(1_000_000_000));
+        assert_eq!(fixed_from_f64(1.6823086974), Ok(16_823_086_974));
+        assert_eq!(fixed_from_f64(1e-7), Ok(1_000));
+        assert_eq!(fixed_from_f64(-2.5), Ok(-25_000_000_000));
+        assert_eq!(fixed_from_f64(f64::NAN), Err(DecimalError::NotFinite));
+        assert_eq!(fixed_from_f64(f64::INFINITY), Err(DecimalError::NotFinite));
+        assert_eq!(fixed_from_f64(1e300), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn rounding_modes_at_exact_halves_both_signs() {
+        let c = |v: &str, m| format_fixed(round_to_minor(parse_fixed(v).unwrap(), 2, m), 2);
+        assert_eq!(c("2.345", Rounding::HalfAwayFromZero), "2.35");
+        assert_eq!(c("-2.345", Rounding::HalfAwayFromZero), "-2.35");
+        assert_eq!(c("2.345", Rounding::HalfEven), "2.34");
+        assert_eq!(c("2.355", Rounding::HalfEven), "2.36");
+        assert_eq!(c("-2.345", Rounding::HalfEven), "-2.34");
+        assert_eq!(c("2.349", Rounding::TowardZero), "2.34");
+        assert_eq!(c("-2.349", Rounding::TowardZero), "-2.34");
+        assert_eq!(c("2.341", Rounding::AwayFromZero), "2.35");
+        assert_eq!(c("-2.341", Rounding::AwayFromZero), "-2.35");
+        assert_eq!(c("2.344999", Rounding::HalfAwayFromZero), "2.34");
+    }
+
+    #[test]
+    fn formats_amounts() {
+        assert_eq!(format_fixed(16_823_086_974, 2), "1.68");
+        assert_eq!(format_fixed(-5_000_000, 2), "0.00");
+        assert_eq!(format_fixed(-ONE, 2), "-1.00");
+        assert_eq!(format_fixed_exact(16_823_086_974), "1.6823086974");
+        assert_eq!(format_fixed_exact(ONE), "1.00");
+        assert_eq!(format_fixed_exact(-15 * ONE / 10), "-1.50");
+    }
+
+    #[test]
+    fn modifier_percent_rounds_to_two_places() {
+        // Shared reference T-D4.
+        assert_eq!(Percent::parse_rounded("7.126").unwrap(), Percent(713));
+        assert_eq!(Percent::parse_rounded("7.124").unwrap(), Percent(712));
+        assert_eq!(Percent(713).to_string(), "7.13");
+    }
+
+    #[test]
+    fn fixed_multiplication_rounds_half_away() {
+        // 100 h x 0.10 = 10.00
+        assert_eq!(mul_fixed(100 * ONE, ONE / 10), Some(10 * ONE));
+        // 1.5e-9 x 0.1 = 1.5e-10 -> 2e-10, half away from zero for both signs
+        assert_eq!(mul_fixed(15, ONE / 10), Some(2));
+        assert_eq!(mul_fixed(-15, ONE / 10), Some(-2));
+        assert_eq!(mul_fixed(14, ONE / 10), Some(1));
+        assert_eq!(mul_fixed(i128::MAX, 2), None);
+    }
+}

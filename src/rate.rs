@@ -1,0 +1,646 @@
+//! The rating kernel: a normalized `RecordBatch` in, two tracks of exact amounts out.
+//!
+//! Every line is rated twice: on the **actual** track (what AWS charges the
+//! partner) and on the **pro forma** track (what the customer is shown). Which
+//! rule prices a line is resolved once per distinct key (service, usage type,
+//! operation, region, billing entity) and cached; the per-row work is a cache
+//! lookup and fixed-point arithmetic. Amounts that depend on the whole month
+//! (custom tiered rates, free tier turned off) are deferred: the kernel records
+//! the quantity and [`Ledger::finalize`] prices it once the org's month is known.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Decimal128Array, StringArray, UInt8Array};
+use arrow::datatypes::Decimal128Type;
+use arrow::record_batch::RecordBatch;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest::{col, LineType};
+use crate::money::{format_fixed_exact, mul_fixed};
+use crate::rules::{allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey};
+
+/// The two tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Track {
+    /// What AWS charges the partner.
+    Actual = 0,
+    /// What the customer is shown.
+    Proforma = 1,
+}
+
+/// How one track prices lines for one organization.
+#[derive(Debug, Clone)]
+pub enum Pricing {
+    /// The line's billed cost: net unblended when present, else unblended.
+    Billed,
+    /// Public price adjusted by rules (custom plans, `basic`, or public-mode actual rates).
+    Rules(Arc<RuleSet>),
+    /// The same amount as the actual track (the `passthrough` plan).
+    SameAsActual,
+    /// Not rated on this track (the partner's own org has no pro forma bill).
+    None,
+}
+
+/// What a track does with a line of a given type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// Billed cost (net unblended when present, else unblended).
+    Billed,
+    /// Unblended cost as delivered (public constructs: RI/SP fees, covered usage, bundled discounts).
+    AsDelivered,
+    /// Public on-demand price with the winning rule.
+    Rate,
+    /// The actual track's amount.
+    SameAsActual,
+    /// Left out of this track (non-public discounts, credits, tax, support on the pro forma track).
+    Excluded,
+}
+
+/// Whether a product code is an AWS Support plan (excluded from pro forma, as by AWS `BasicPricingPlan`).
+pub fn is_support(product_code: &str) -> bool {
+    product_code.starts_with("AWSSupport") || product_code == "AWSDeveloperSupport"
+}
+
+/// The documented treatment of each line item type on each track (docs/DOMAIN.md).
+pub fn treatment(track: Track, pricing: &Pricing, lt: LineType, support: bool) -> Treatment {
+    use LineType::*;
+    match pricing {
+        Pricing::Billed => Treatment::Billed,
+        Pricing::SameAsActual => Treatment::SameAsActual,
+        Pricing::None => Treatment::Excluded,
+        Pricing::Rules(_) => match track {
+            Track::Proforma => {
+                if support {
+                    return Treatment::Excluded;
+                }
+                match lt {
+                    Usage => Treatment::Rate,
+                    DiscountedUsage | SavingsPlanCoveredUsage | SavingsPlanNegation | SavingsPlanUpfrontFee
+                    | SavingsPlanRecurringFee | RIFee | Fee | BundledDiscount | RiVolumeDiscount => Treatment::AsDelivered,
+                    Tax | Credit | Refund | EdpDiscount | PrivateRateDiscount | SppDiscount | Discount => Treatment::Excluded,
+                }
+            }
+            Track::Actual => match lt {
+                Usage => Treatment::Rate,
+                EdpDiscount | PrivateRateDiscount | SppDiscount | Discount => Treatment::Excluded,
+                _ => Treatment::AsDelivered,
+            },
+        },
+    }
+}
+
+/// An invoice line key: account, service, line item type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct LineKey {
+    /// Usage account id.
+    pub account: String,
+    /// Product code.
+    pub service: String,
+    /// Line item type.
+    pub line_type: LineType,
+}
+
+/// Sums for one line key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineSums {
+    /// Rows rated into this key.
+    pub rows: u64,
+    /// Σ usage amount.
+    pub usage: i128,
+    /// Σ unblended cost as delivered.
+    pub unblended: i128,
+    /// Σ actual track.
+    pub actual: i128,
+    /// Σ pro forma track.
+    pub proforma: i128,
+    /// Rows that the pro forma track includes (0: the key is absent from the customer's invoice).
+    pub proforma_rows: u64,
+}
+
+impl LineSums {
+    fn merge(&mut self, o: &LineSums) -> Option<()> {
+        self.rows += o.rows;
+        self.usage = self.usage.checked_add(o.usage)?;
+        self.unblended = self.unblended.checked_add(o.unblended)?;
+        self.actual = self.actual.checked_add(o.actual)?;
+        self.proforma = self.proforma.checked_add(o.proforma)?;
+        self.proforma_rows += o.proforma_rows;
+        Some(())
+    }
+}
+
+/// A distinct rule-matching key, owned.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SkuKeyOwned {
+    /// Product code.
+    pub service: String,
+    /// Usage type.
+    pub usage_type: String,
+    /// Operation.
+    pub operation: String,
+    /// Region.
+    pub region: String,
+    /// Billing entity.
+    pub billing_entity: String,
+}
+
+impl SkuKeyOwned {
+    fn borrow(&self) -> SkuKey<'_> {
+        SkuKey {
+            service: &self.service,
+            usage_type: &self.usage_type,
+            operation: &self.operation,
+            region: &self.region,
+            billing_entity: &self.billing_entity,
+        }
+    }
+}
+
+/// An organization's rated month (or part of it), mergeable across files.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Sums per line key.
+    pub lines: BTreeMap<LineKey, LineSums>,
+    /// Deferred quantities priced by a custom tier table: (track, rule index, key) → quantity.
+    pub tier_usage: BTreeMap<(Track, u32, LineKey), i128>,
+    /// Deferred zero-rated quantities with the free tier off: (track, sku, key) → quantity.
+    pub free_usage: BTreeMap<(Track, SkuKeyOwned, LineKey), i128>,
+    /// Highest positive public rate seen per SKU key (the first paid tier).
+    pub max_paid_rate: BTreeMap<SkuKeyOwned, i128>,
+    /// Rows priced from unblended cost because they carried no public price.
+    pub rows_without_public_price: u64,
+    /// Things a person should know about the month.
+    pub warnings: Vec<String>,
+}
+
+impl Ledger {
+    /// Adds another part of the same org's month.
+    pub fn merge(&mut self, other: Ledger) -> Result<()> {
+        let overflow = || Error::Overflow("merging an organization's rated lines".into());
+        for (k, v) in other.lines {
+            self.lines.entry(k).or_default().merge(&v).ok_or_else(overflow)?;
+        }
+        for (k, v) in other.tier_usage {
+            let e = self.tier_usage.entry(k).or_default();
+            *e = e.checked_add(v).ok_or_else(overflow)?;
+        }
+        for (k, v) in other.free_usage {
+            let e = self.free_usage.entry(k).or_default();
+            *e = e.checked_add(v).ok_or_else(overflow)?;
+        }
+        for (k, v) in other.max_paid_rate {
+            let e = self.max_paid_rate.entry(k).or_default();
+            *e = (*e).max(v);
+        }
+        self.rows_without_public_price += other.rows_without_public_price;
+        self.warnings.extend(other.warnings);
+        Ok(())
+    }
+
+    /// Prices the deferred quantities of the whole month and adds them to the lines.
+    pub fn finalize(&mut self, actual: &Pricing, proforma: &Pricing) -> Result<()> {
+        let overflow = |what: &str| Error::Overflow(what.to_string());
+        // Custom tier tables: price the org's cumulative quantity per rule, then
+        // split the charge across keys in proportion to their quantities.
+        let mut by_rule: BTreeMap<(Track, u32), Vec<(LineKey, i128)>> = BTreeMap::new();
+        for ((track, rule, key), qty) in std::mem::take(&mut self.tier_usage) {
+            by_rule.entry((track, rule)).or_default().push((key, qty));
+        }
+        for ((track, rule), parts) in by_rule {
+            let pricing = if track == Track::Actual { actual } else { proforma };
+            let Pricing::Rules(set) = pricing else { continue };
+            let Some(Action::Custom(table)) = set.rules().get(rule as usize).and_then(|r| r.action.clone()) else { continue };
+            let total_qty = parts.iter().try_fold(0i128, |a, (_, q)| a.checked_add(*q)).ok_or_else(|| overflow("summing tiered usage"))?;
+            let charge = table.charge(total_qty).ok_or_else(|| overflow("pricing tiered usage"))?;
+            let weights: Vec<i128> = parts.iter().map(|(_, q)| *q).collect();
+            let shares = allocate_proportionally(charge, &weights);
+            for ((key, _), share) in parts.into_iter().zip(shares) {
+                let sums = self.lines.entry(key).or_default();
+                let slot = if track == Track::Actual { &mut sums.actual } else { &mut sums.proforma };
+                *slot = slot.checked_add(share).ok_or_else(|| overflow("adding tiered charges"))?;
+            }
+        }
+        // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
+        // then the winning modifier applies.
+        for ((track, sku, key), qty) in std::mem::take(&mut self.free_usage) {
+            let pricing = if track == Track::Actual { actual } else { proforma };
+            let Pricing::Rules(set) = pricing else { continue };
+            let Some(&rate) = self.max_paid_rate.get(&sku) else {
+                self.warnings.push(format!(
+                    "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
+                    sku.service,
+                    sku.usage_type,
+                    format_fixed_exact(qty)
+                ));
+                continue;
+            };
+            let res = set.resolve(&sku.borrow());
+            let amount = mul_fixed(qty, rate)
+                .and_then(|a| apply_modifier(a, res.action.as_ref()))
+                .ok_or_else(|| overflow("pricing usage beyond the free tier"))?;
+            let sums = self.lines.entry(key).or_default();
+            let slot = if track == Track::Actual { &mut sums.actual } else { &mut sums.proforma };
+            *slot = slot.checked_add(amount).ok_or_else(|| overflow("adding free-tier charges"))?;
+        }
+        Ok(())
+    }
+
+    /// Σ of a track over all lines.
+    pub fn total(&self, track: Track) -> Result<i128> {
+        self.lines
+            .values()
+            .try_fold(0i128, |a, s| a.checked_add(if track == Track::Actual { s.actual } else { s.proforma }))
+            .ok_or_else(|| Error::Overflow("totalling a track".into()))
+    }
+}
+
+/// Interns strings to small ids without allocating on repeat lookups.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), i);
+        i
+    }
+}
+
+/// Per-SKU-key cache: the key and its resolution on each track.
+#[derive(Debug)]
+struct SkuEntry {
+    key: SkuKeyOwned,
+    resolution: [Option<Resolution>; 2],
+}
+
+/// Rates batches of one file of one organization into a [`Ledger`].
+pub struct Rater {
+    actual: Pricing,
+    proforma: Pricing,
+    accounts: Interner,
+    services: Interner,
+    skus: Interner,
+    sku_entries: Vec<SkuEntry>,
+    key_buf: String,
+    lines: HashMap<(u32, u32, u8), LineSums>,
+    tier_usage: HashMap<(u8, u32, u32, u32, u8), i128>,
+    free_usage: HashMap<(u8, u32, u32, u32, u8), i128>,
+    max_paid_rate: HashMap<u32, i128>,
+    rows_without_public_price: u64,
+}
+
+/// Per-row amounts of one rated batch (kept for exports and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatedBatch {
+    /// Actual amount per row (0 where deferred or excluded).
+    pub actual: Vec<i128>,
+    /// Pro forma amount per row (0 where deferred or excluded).
+    pub proforma: Vec<i128>,
+}
+
+impl Rater {
+    /// A rater for one organization's tracks.
+    pub fn new(actual: Pricing, proforma: Pricing) -> Rater {
+        Rater {
+            actual,
+            proforma,
+            accounts: Interner::default(),
+            services: Interner::default(),
+            skus: Interner::default(),
+            sku_entries: Vec::new(),
+            key_buf: String::new(),
+            lines: HashMap::new(),
+            tier_usage: HashMap::new(),
+            free_usage: HashMap::new(),
+            max_paid_rate: HashMap::new(),
+            rows_without_public_price: 0,
+        }
+    }
+
+    fn sku_id(&mut self, k: SkuKey<'_>) -> u32 {
+        self.key_buf.clear();
+        for part in [k.service, k.usage_type, k.operation, k.region, k.billing_entity] {
+            self.key_buf.push_str(part);
+            self.key_buf.push('\u{1f}');
+        }
+        if let Some(&i) = self.skus.ids.get(self.key_buf.as_str()) {
+            return i;
+        }
+        let id = self.skus.id(&self.key_buf.clone());
+        let owned = SkuKeyOwned {
+            service: k.service.into(),
+            usage_type: k.usage_type.into(),
+            operation: k.operation.into(),
+            region: k.region.into(),
+            billing_entity: k.billing_entity.into(),
+        };
+        // Resolve once per distinct key, for both tracks.
+        let resolve = |p: &Pricing| match p {
+            Pricing::Rules(set) => Some(set.resolve(&owned.borrow())),
+            _ => None,
+        };
+        let resolution = [resolve(&self.actual), resolve(&self.proforma)];
+        self.sku_entries.push(SkuEntry { key: owned, resolution });
+        id
+    }
+
+    /// Rates one normalized batch and adds it to the running sums.
+    pub fn rate(&mut self, batch: &RecordBatch) -> Result<RatedBatch> {
+        let text = |name: &str| -> Result<&StringArray> {
+            batch
+                .column_by_name(name)
+                .and_then(|a| a.as_string_opt::<i32>())
+                .ok_or_else(|| Error::Overflow(format!("internal: normalized column {name} missing")))
+        };
+        let dec = |name: &str| -> Result<&Decimal128Array> {
+            batch
+                .column_by_name(name)
+                .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
+                .ok_or_else(|| Error::Overflow(format!("internal: normalized column {name} missing")))
+        };
+        let account = text(col::ACCOUNT)?;
+        let product = text(col::PRODUCT)?;
+        let usage_type = text(col::USAGE_TYPE)?;
+        let operation = text(col::OPERATION)?;
+        let region = text(col::REGION)?;
+        let entity = text(col::ENTITY)?;
+        let usage = dec(col::USAGE)?;
+        let rate = dec(col::PUBLIC_RATE)?;
+        let pcost = dec(col::PUBLIC_COST)?;
+        let unblended = dec(col::UNBLENDED)?;
+        let net = dec(col::NET_UNBLENDED)?;
+        let line_type: &UInt8Array = batch
+            .column_by_name(col::LINE_TYPE)
+            .and_then(|a| a.as_primitive_opt())
+            .ok_or_else(|| Error::Overflow("internal: line_type column missing".into()))?;
+        let opt = |a: &Decimal128Array, i: usize| if a.is_valid(i) { Some(a.value(i)) } else { None };
+        let overflow = || Error::Overflow("rating a line".into());
+
+        let n = batch.num_rows();
+        let mut out = RatedBatch { actual: vec![0; n], proforma: vec![0; n] };
+        for i in 0..n {
+            let lt = LineType::from_code(line_type.value(i)).ok_or_else(|| Error::Overflow("internal: bad line type code".into()))?;
+            let svc = product.value(i);
+            let support = is_support(svc);
+            let qty = usage.value(i);
+            let unb = unblended.value(i);
+            let billed = opt(net, i).unwrap_or(unb);
+            let public_rate = opt(rate, i);
+            let a_id = self.accounts.id(account.value(i));
+            let s_id = self.services.id(svc);
+            let lt_code = lt as u8;
+
+            let treatments = [
+                treatment(Track::Actual, &self.actual, lt, support),
+                treatment(Track::Proforma, &self.proforma, lt, support),
+            ];
+            let needs_sku = treatments.contains(&Treatment::Rate);
+            let sku = if needs_sku {
+                let key = SkuKey {
+                    service: svc,
+                    usage_type: usage_type.value(i),
+                    operation: operation.value(i),
+                    region: region.value(i),
+                    billing_entity: entity.value(i),
+                };
+                let id = self.sku_id(key);
+                if let Some(r) = public_rate.filter(|r| *r > 0) {
+                    let e = self.max_paid_rate.entry(id).or_insert(r);
+                    *e = (*e).max(r);
+                }
+                Some(id)
+            } else {
+                None
+            };
+            let mut amounts = [0i128; 2];
+            for t in [Track::Actual, Track::Proforma] {
+                let ti = t as usize;
+                amounts[ti] = match treatments[ti] {
+                    Treatment::Billed => billed,
+                    Treatment::AsDelivered => unb,
+                    Treatment::Excluded => 0,
+                    Treatment::SameAsActual => amounts[Track::Actual as usize],
+                    Treatment::Rate => {
+                        let sku_id = sku.unwrap_or(0);
+                        let res = self.sku_entries[sku_id as usize].resolution[ti].as_ref();
+                        let free_tier = res.is_none_or(|r| r.free_tier);
+                        match res.and_then(|r| r.action.as_ref().zip(r.rule)) {
+                            Some((Action::Custom(_), rule)) => {
+                                let e = self.tier_usage.entry((ti as u8, rule, a_id, s_id, lt_code)).or_default();
+                                *e = e.checked_add(qty).ok_or_else(overflow)?;
+                                0
+                            }
+                            _ if public_rate == Some(0) && qty > 0 && !free_tier => {
+                                let e = self.free_usage.entry((ti as u8, sku_id, a_id, s_id, lt_code)).or_default();
+                                *e = e.checked_add(qty).ok_or_else(overflow)?;
+                                0
+                            }
+                            _ => {
+                                let base = match public_amount(qty, public_rate, opt(pcost, i)).ok_or_else(overflow)? {
+                                    Some(b) => b,
+                                    None => {
+                                        if ti == Track::Proforma as usize {
+                                            self.rows_without_public_price += 1;
+                                        }
+                                        unb
+                                    }
+                                };
+                                apply_modifier(base, res.and_then(|r| r.action.as_ref())).ok_or_else(overflow)?
+                            }
+                        }
+                    }
+                };
+            }
+            out.actual[i] = amounts[0];
+            out.proforma[i] = amounts[1];
+            let sums = self.lines.entry((a_id, s_id, lt_code)).or_default();
+            sums.rows += 1;
+            sums.usage = sums.usage.checked_add(qty).ok_or_else(overflow)?;
+            sums.unblended = sums.unblended.checked_add(unb).ok_or_else(overflow)?;
+            sums.actual = sums.actual.checked_add(amounts[0]).ok_or_else(overflow)?;
+            sums.proforma = sums.proforma.checked_add(amounts[1]).ok_or_else(overflow)?;
+            if treatments[1] != Treatment::Excluded {
+                sums.proforma_rows += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rated lines as an org-mergeable ledger.
+    pub fn finish(self) -> Ledger {
+        let acct = |i: u32| self.accounts.names[i as usize].clone();
+        let svc = |i: u32| self.services.names[i as usize].clone();
+        let key = |a: u32, s: u32, lt: u8| LineKey {
+            account: acct(a),
+            service: svc(s),
+            line_type: LineType::from_code(lt).unwrap_or(LineType::Usage),
+        };
+        let track = |t: u8| if t == 0 { Track::Actual } else { Track::Proforma };
+        let mut ledger = Ledger {
+            rows_without_public_price: self.rows_without_public_price,
+            ..Ledger::default()
+        };
+        for ((a, s, lt), sums) in &self.lines {
+            ledger.lines.insert(key(*a, *s, *lt), sums.clone());
+        }
+        for ((t, rule, a, s, lt), q) in &self.tier_usage {
+            ledger.tier_usage.insert((track(*t), *rule, key(*a, *s, *lt)), *q);
+        }
+        for ((t, sku, a, s, lt), q) in &self.free_usage {
+            ledger.free_usage.insert((track(*t), self.sku_entries[*sku as usize].key.clone(), key(*a, *s, *lt)), *q);
+        }
+        for (sku, r) in &self.max_paid_rate {
+            ledger.max_paid_rate.insert(self.sku_entries[*sku as usize].key.clone(), *r);
+        }
+        ledger
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::{parse_fixed, Percent};
+    use crate::rules::{Rule, Scope};
+    use arrow::array::{ArrayRef, UInt64Array};
+
+    fn d(s: &str) -> i128 {
+        parse_fixed(s).unwrap()
+    }
+
+    /// (account, type, product, usage_type, usage, rate, unblended, net)
+    type Row<'a> = (&'a str, LineType, &'a str, &'a str, &'a str, Option<&'a str>, &'a str, Option<&'a str>);
+
+    fn batch(rows: &[Row<'_>]) -> RecordBatch {
+        let s = |f: &dyn Fn(&Row<'_>) -> String| -> ArrayRef { Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) };
+        let dm = |v: Vec<Option<i128>>| -> ArrayRef { Arc::new(Decimal128Array::from(v).with_precision_and_scale(38, 10).unwrap()) };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from((1..=rows.len() as u64).collect::<Vec<_>>())),
+            s(&|r| r.0.to_string()),
+            Arc::new(UInt8Array::from(rows.iter().map(|r| r.1 as u8).collect::<Vec<_>>())),
+            s(&|r| r.2.to_string()),
+            s(&|r| r.3.to_string()),
+            s(&|_| "op".to_string()),
+            s(&|_| "us-east-1".to_string()),
+            s(&|_| "AWS".to_string()),
+            dm(rows.iter().map(|r| Some(d(r.4))).collect()),
+            dm(rows.iter().map(|r| r.5.map(d)).collect()),
+            dm(vec![None; rows.len()]),
+            dm(rows.iter().map(|r| Some(d(r.6))).collect()),
+            dm(rows.iter().map(|r| r.7.map(d)).collect()),
+        ];
+        RecordBatch::try_new(crate::ingest::normalized_schema(), columns).unwrap()
+    }
+
+    fn rules(list: Vec<Rule>) -> Pricing {
+        Pricing::Rules(Arc::new(RuleSet::new(list).unwrap()))
+    }
+
+    #[test]
+    fn t_d9_margin_basic_versus_passthrough() {
+        // OD-equivalent 1000, EDP 10% -> billable 900.
+        let rows = [
+            ("111111111111", LineType::Usage, "AmazonEC2", "Box", "1000", Some("1"), "1000", None),
+            ("111111111111", LineType::EdpDiscount, "AmazonEC2", "Box", "0", None, "-100", None),
+        ];
+        let mut basic = Rater::new(Pricing::Billed, rules(vec![]));
+        basic.rate(&batch(&rows)).unwrap();
+        let mut l = basic.finish();
+        l.finalize(&Pricing::Billed, &rules(vec![])).unwrap();
+        assert_eq!(l.total(Track::Actual).unwrap(), d("900"));
+        assert_eq!(l.total(Track::Proforma).unwrap(), d("1000"));
+        let mut pass = Rater::new(Pricing::Billed, Pricing::SameAsActual);
+        pass.rate(&batch(&rows)).unwrap();
+        let l = pass.finish();
+        assert_eq!(l.total(Track::Proforma).unwrap() - l.total(Track::Actual).unwrap(), 0);
+    }
+
+    #[test]
+    fn t1_passthrough_shows_the_invoice() {
+        let rows = [("111111111111", LineType::Usage, "AmazonEC2", "Box", "100", Some("1"), "98", None)];
+        let mut r = Rater::new(Pricing::Billed, Pricing::SameAsActual);
+        let out = r.rate(&batch(&rows)).unwrap();
+        assert_eq!(out.actual, vec![d("98")]);
+        assert_eq!(out.proforma, vec![d("98")]);
+    }
+
+    #[test]
+    fn net_unblended_is_the_billed_cost_when_present() {
+        let rows = [("111111111111", LineType::Usage, "AmazonEC2", "Box", "10", Some("1"), "10", Some("9.5"))];
+        let mut r = Rater::new(Pricing::Billed, rules(vec![]));
+        let out = r.rate(&batch(&rows)).unwrap();
+        assert_eq!(out.actual, vec![d("9.5")]);
+        assert_eq!(out.proforma, vec![d("10")]);
+    }
+
+    #[test]
+    fn t_d8_free_tier_off_prices_the_free_units_at_the_first_paid_rate() {
+        // First 1 GB free (rate 0), then 9 GB at 0.09.
+        let rows = [
+            ("111111111111", LineType::Usage, "AmazonS3", "DataTransfer-Out-Bytes", "1", Some("0"), "0", None),
+            ("111111111111", LineType::Usage, "AmazonS3", "DataTransfer-Out-Bytes", "9", Some("0.09"), "0.81", None),
+        ];
+        let on = rules(vec![]);
+        let off = rules(vec![Rule { id: "ft".into(), scope: Scope::Global, action: None, free_tier: Some(false) }]);
+        for (pricing, expected) in [(on, "0.81"), (off, "0.90")] {
+            let mut r = Rater::new(Pricing::Billed, pricing.clone());
+            r.rate(&batch(&rows)).unwrap();
+            let mut l = r.finish();
+            l.finalize(&Pricing::Billed, &pricing).unwrap();
+            assert_eq!(l.total(Track::Proforma).unwrap(), d(expected));
+        }
+    }
+
+    #[test]
+    fn custom_tiers_accumulate_over_the_org_month_across_batches_and_accounts() {
+        use crate::rules::{SkuMatch, Tier, TierTable};
+        let table = TierTable::new(vec![Tier { from: 0, rate: d("0.08") }, Tier { from: d("20"), rate: d("0.06") }]).unwrap();
+        let pricing = rules(vec![Rule {
+            id: "s3".into(),
+            scope: Scope::Sku(SkuMatch { service: "AmazonS3".into(), usage_type: Some("TimedStorage".into()), operation: None, region: None }),
+            action: Some(Action::Custom(Arc::new(table))),
+            free_tier: None,
+        }]);
+        let mut r = Rater::new(Pricing::Billed, pricing.clone());
+        r.rate(&batch(&[("111111111111", LineType::Usage, "AmazonS3", "TimedStorage", "15", Some("0.09"), "1.35", None)])).unwrap();
+        r.rate(&batch(&[("222222222222", LineType::Usage, "AmazonS3", "TimedStorage", "15", Some("0.09"), "1.35", None)])).unwrap();
+        let mut l = r.finish();
+        l.finalize(&Pricing::Billed, &pricing).unwrap();
+        // 30 units: 20 x 0.08 + 10 x 0.06 = 2.20, split 1.10 / 1.10.
+        assert_eq!(l.total(Track::Proforma).unwrap(), d("2.2"));
+        let shares: Vec<i128> = l.lines.values().map(|s| s.proforma).collect();
+        assert_eq!(shares, vec![d("1.1"), d("1.1")]);
+    }
+
+    #[test]
+    fn non_public_discounts_credits_tax_and_support_stay_off_the_pro_forma() {
+        let rows = [
+            ("111111111111", LineType::Usage, "AmazonEC2", "Box", "10", Some("1"), "10", None),
+            ("111111111111", LineType::EdpDiscount, "AmazonEC2", "Box", "0", None, "-1", None),
+            ("111111111111", LineType::SppDiscount, "AmazonEC2", "Box", "0", None, "-0.5", None),
+            ("111111111111", LineType::Credit, "AmazonEC2", "Box", "0", None, "-2", None),
+            ("111111111111", LineType::Tax, "AmazonEC2", "Box", "1", None, "0.7", None),
+            ("111111111111", LineType::Usage, "AWSSupportBusiness", "Support", "1", Some("100"), "100", None),
+            ("111111111111", LineType::SavingsPlanNegation, "AmazonEC2", "Box", "0", None, "-3", None),
+        ];
+        let mut r = Rater::new(Pricing::Billed, rules(vec![Rule {
+            id: "g".into(),
+            scope: Scope::Global,
+            action: Some(Action::Markup(Percent(1000))),
+            free_tier: None,
+        }]));
+        let out = r.rate(&batch(&rows)).unwrap();
+        assert_eq!(out.proforma, vec![d("11"), 0, 0, 0, 0, 0, d("-3")]);
+        // 10 - 1 - 0.5 - 2 + 0.7 + 100 - 3
+        assert_eq!(out.actual.iter().sum::<i128>(), d("104.2"));
+    }
+}
