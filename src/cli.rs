@@ -176,7 +176,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     output::recover(&a.out, &period.to_string())?;
     let dir = output::write_atomically(&a.out, &period.to_string(), &files_out)?;
     if !a.quiet {
-        let rows: u64 = result.orgs.iter().flat_map(|r| r.files.iter()).map(|f| f.rows_read).sum();
+        let rows: u64 = result
+            .orgs
+            .iter()
+            .flat_map(|r| r.files.iter())
+            .map(|f| f.rows_read)
+            .sum();
         let q: u64 = result.orgs.iter().map(|r| r.quarantined.len() as u64).sum();
         let (mut act, mut pf) = (0i128, 0i128);
         for r in &result.orgs {
@@ -197,7 +202,10 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             format_fixed(pf - act, 2)
         );
         if q > 0 {
-            eprintln!("billxfer: {q} row(s) quarantined: see {}/quarantine/", dir.display());
+            eprintln!(
+                "billxfer: {q} row(s) quarantined: see {}/quarantine/",
+                dir.display()
+            );
         }
         eprintln!("billxfer: wrote {}", dir.display());
     }
@@ -218,15 +226,33 @@ fn cmd_validate(a: ValidateArgs) -> Result<i32> {
         for q in &r.quarantined {
             quarantined += 1;
             let at = q.line.map(|l| format!(" line {l}")).unwrap_or_default();
-            let col = if q.column.is_empty() { String::new() } else { format!(", column `{}`", q.column) };
-            let val = if q.value.is_empty() { String::new() } else { format!(", value `{}`", q.value) };
-            println!("{}: row {}{at}{col}{val}: {}", q.file.display(), q.row, q.reason);
+            let col = if q.column.is_empty() {
+                String::new()
+            } else {
+                format!(", column `{}`", q.column)
+            };
+            let val = if q.value.is_empty() {
+                String::new()
+            } else {
+                format!(", value `{}`", q.value)
+            };
+            println!(
+                "{}: row {}{at}{col}{val}: {}",
+                q.file.display(),
+                q.row,
+                q.reason
+            );
         }
         for w in &r.ledger.warnings {
             println!("warning: org `{}`: {w}", r.id);
         }
     }
-    let rows: u64 = result.orgs.iter().flat_map(|r| r.files.iter()).map(|f| f.rows_read).sum();
+    let rows: u64 = result
+        .orgs
+        .iter()
+        .flat_map(|r| r.files.iter())
+        .map(|f| f.rows_read)
+        .sum();
     println!(
         "{}: config ok; {} file(s), {rows} row(s) for {period}; {quarantined} row(s) would be quarantined",
         a.config.display(),

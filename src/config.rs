@@ -377,7 +377,10 @@ impl Config {
         let config = build(raw, &mut p, path, base_dir, digest);
         match config {
             Some(c) if p.0.is_empty() => Ok(c),
-            _ => Err(Error::Config { path: path.into(), problems: p.0 }),
+            _ => Err(Error::Config {
+                path: path.into(),
+                problems: p.0,
+            }),
         }
     }
 
@@ -396,10 +399,22 @@ fn account(p: &mut Problems, key: &str, text: &str) -> Option<AccountId> {
     AccountId::parse(text).map_err(|e| p.push(key, e)).ok()
 }
 
-fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, digest: String) -> Option<Config> {
+fn build(
+    raw: RawConfig,
+    p: &mut Problems,
+    path: &Path,
+    base_dir: PathBuf,
+    digest: String,
+) -> Option<Config> {
     // Partner.
-    let partner_id = OrgId::parse(&raw.partner.id).map_err(|e| p.push("partner.id", e)).ok();
-    let partner_mgmt = account(p, "partner.management_account", &raw.partner.management_account);
+    let partner_id = OrgId::parse(&raw.partner.id)
+        .map_err(|e| p.push("partner.id", e))
+        .ok();
+    let partner_mgmt = account(
+        p,
+        "partner.management_account",
+        &raw.partner.management_account,
+    );
     if raw.partner.currency != "USD" {
         p.push(
             "partner.currency",
@@ -429,7 +444,9 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
             }
             Some(ActualCard::Billed)
         }
-        ActualMode::Public => rule_set(p, "actual", &raw.actual.rules).map(|r| ActualCard::Public(Arc::new(r))),
+        ActualMode::Public => {
+            rule_set(p, "actual", &raw.actual.rules).map(|r| ActualCard::Public(Arc::new(r)))
+        }
     };
 
     // Plans.
@@ -446,14 +463,19 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
         "passthrough".into(),
         Arc::new(Plan {
             id: "passthrough".into(),
-            description: "The actual AWS bill, including the partner's discounts (AWS Passthrough).".into(),
+            description:
+                "The actual AWS bill, including the partner's discounts (AWS Passthrough).".into(),
             kind: PlanKind::Passthrough,
         }),
     );
     for (i, plan) in raw.plans.iter().enumerate() {
         let key = format!("plans[{i}] (id `{}`)", plan.id);
         if plans.contains_key(&plan.id) {
-            let why = if plan.id == "basic" || plan.id == "passthrough" { "is a built-in plan" } else { "is defined twice" };
+            let why = if plan.id == "basic" || plan.id == "passthrough" {
+                "is a built-in plan"
+            } else {
+                "is defined twice"
+            };
             p.push(&format!("{key}.id"), format!("plan id `{}` {why}", plan.id));
             continue;
         }
@@ -464,7 +486,11 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
         if let Some(rs) = rule_set(p, &key, &plan.rules) {
             plans.insert(
                 plan.id.clone(),
-                Arc::new(Plan { id: plan.id.clone(), description: plan.description.clone(), kind: PlanKind::Rated(Arc::new(rs)) }),
+                Arc::new(Plan {
+                    id: plan.id.clone(),
+                    description: plan.description.clone(),
+                    kind: PlanKind::Rated(Arc::new(rs)),
+                }),
             );
         }
     }
@@ -475,11 +501,23 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
     org_ids.insert(raw.partner.id.clone());
     for (i, o) in raw.orgs.iter().enumerate() {
         let key = format!("orgs[{i}] (id `{}`)", o.id);
-        let id = OrgId::parse(&o.id).map_err(|e| p.push(&format!("{key}.id"), e)).ok();
+        let id = OrgId::parse(&o.id)
+            .map_err(|e| p.push(&format!("{key}.id"), e))
+            .ok();
         if !org_ids.insert(o.id.clone()) {
-            p.push(&format!("{key}.id"), format!("org id `{}` is used twice (the partner's id counts too)", o.id));
+            p.push(
+                &format!("{key}.id"),
+                format!(
+                    "org id `{}` is used twice (the partner's id counts too)",
+                    o.id
+                ),
+            );
         }
-        let mgmt = account(p, &format!("{key}.management_account"), &o.management_account);
+        let mgmt = account(
+            p,
+            &format!("{key}.management_account"),
+            &o.management_account,
+        );
         let mut accounts = BTreeSet::new();
         for (j, a) in o.accounts.iter().enumerate() {
             if let Some(a) = account(p, &format!("{key}.accounts[{j}]"), a) {
@@ -496,13 +534,23 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
             }
         }
         if o.files.is_empty() {
-            p.push(&format!("{key}.files"), "no input files: give at least one path or glob pattern");
+            p.push(
+                &format!("{key}.files"),
+                "no input files: give at least one path or glob pattern",
+            );
         }
         let plan = match plans.get(&o.plan) {
             Some(pl) => Some(pl.clone()),
             None => {
                 let known: Vec<&str> = plans.keys().map(String::as_str).collect();
-                p.push(&format!("{key}.plan"), format!("plan `{}` does not exist (known plans: {})", o.plan, known.join(", ")));
+                p.push(
+                    &format!("{key}.plan"),
+                    format!(
+                        "plan `{}` does not exist (known plans: {})",
+                        o.plan,
+                        known.join(", ")
+                    ),
+                );
                 None
             }
         };
@@ -520,7 +568,10 @@ fn build(raw: RawConfig, p: &mut Problems, path: &Path, base_dir: PathBuf, diges
         for (j, c) in o.custom_line_items.iter().enumerate() {
             let ckey = format!("{key}.custom_line_items[{j}] (id `{}`)", c.id);
             if !cli_ids.insert(c.id.clone()) {
-                p.push(&format!("{ckey}.id"), format!("custom line item id `{}` is used twice in this org", c.id));
+                p.push(
+                    &format!("{ckey}.id"),
+                    format!("custom line item id `{}` is used twice in this org", c.id),
+                );
             }
             if let Some(cli) = custom_line_item(p, &ckey, c, mgmt.as_ref(), &accounts) {
                 clis.push(cli);
@@ -585,7 +636,9 @@ fn month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {
             p.push(key, format!("`{t}` is not the first day of a month: billing transfers start and end on month boundaries (AWS: START_DATE_NOT_BEGINNING_OF_MONTH); write YYYY-MM"));
             return None;
         }
-        return BillingPeriod::parse(&t[..7]).map_err(|e| p.push(key, e)).ok();
+        return BillingPeriod::parse(&t[..7])
+            .map_err(|e| p.push(key, e))
+            .ok();
     }
     BillingPeriod::parse(t).map_err(|e| p.push(key, e)).ok()
 }
@@ -598,7 +651,10 @@ fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
     };
     if let Some(e) = end {
         if e < start {
-            p.push(&format!("{key}.transfer.end"), format!("the transfer ends ({e}) before it starts ({start})"));
+            p.push(
+                &format!("{key}.transfer.end"),
+                format!("the transfer ends ({e}) before it starts ({start})"),
+            );
             return None;
         }
     }
@@ -606,7 +662,9 @@ fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
 }
 
 fn decimal(p: &mut Problems, key: &str, t: &DecimalText, max_places: u32) -> Option<i128> {
-    parse_fixed_strict(&t.0, max_places).map_err(|e| p.push(key, format!("`{}`: {e}", t.0))).ok()
+    parse_fixed_strict(&t.0, max_places)
+        .map_err(|e| p.push(key, format!("`{}`: {e}", t.0)))
+        .ok()
 }
 
 fn custom_line_item(
@@ -620,16 +678,26 @@ fn custom_line_item(
         "fee" => Some(CliKind::Fee),
         "credit" => Some(CliKind::Credit),
         other => {
-            p.push(&format!("{key}.kind"), format!("`{other}` is not a kind: use \"fee\" or \"credit\""));
+            p.push(
+                &format!("{key}.kind"),
+                format!("`{other}` is not a kind: use \"fee\" or \"credit\""),
+            );
             None
         }
     };
     if c.description.trim().is_empty() || c.description.len() > 255 {
-        p.push(&format!("{key}.description"), "a description of 1 to 255 characters is required (it is shown on the invoice)");
+        p.push(
+            &format!("{key}.description"),
+            "a description of 1 to 255 characters is required (it is shown on the invoice)",
+        );
     }
     let charge = match (&c.flat, &c.percent) {
         (Some(f), None) => {
-            if c.include_org_total.is_some() || !c.include_items.is_empty() || c.exclude_savings_plan_negation || c.service.is_some() {
+            if c.include_org_total.is_some()
+                || !c.include_items.is_empty()
+                || c.exclude_savings_plan_negation
+                || c.service.is_some()
+            {
                 p.push(key, "include_org_total, include_items, exclude_savings_plan_negation and service apply to percentage items only");
             }
             let v = decimal(p, &format!("{key}.flat"), f, 10)?;
@@ -640,9 +708,17 @@ fn custom_line_item(
             Some(CliCharge::Flat(v))
         }
         (None, Some(pc)) => {
-            let percent = Percent::parse_rounded(&pc.0).map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", pc.0))).ok()?;
+            let percent = Percent::parse_rounded(&pc.0)
+                .map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", pc.0)))
+                .ok()?;
             if !(0..=1_000_000).contains(&percent.0) {
-                p.push(&format!("{key}.percent"), format!("`{}` is out of range: a percentage item is 0 to 10000 percent", pc.0));
+                p.push(
+                    &format!("{key}.percent"),
+                    format!(
+                        "`{}` is out of range: a percentage item is 0 to 10000 percent",
+                        pc.0
+                    ),
+                );
                 return None;
             }
             Some(CliCharge::Percentage {
@@ -660,9 +736,14 @@ fn custom_line_item(
     };
     let account = match &c.account {
         Some(a) => {
-            let a = AccountId::parse(a).map_err(|e| p.push(&format!("{key}.account"), e)).ok()?;
+            let a = AccountId::parse(a)
+                .map_err(|e| p.push(&format!("{key}.account"), e))
+                .ok()?;
             if !accounts.contains(&a) {
-                p.push(&format!("{key}.account"), format!("account {a} is not one of this org's accounts"));
+                p.push(
+                    &format!("{key}.account"),
+                    format!("account {a} is not one of this org's accounts"),
+                );
                 return None;
             }
             Some(a)
@@ -687,7 +768,10 @@ fn custom_line_item(
         account: account?,
         start,
         end,
-        presentation_service: c.presentation_service.clone().unwrap_or_else(|| "AWSBillingConductor".into()),
+        presentation_service: c
+            .presentation_service
+            .clone()
+            .unwrap_or_else(|| "AWSBillingConductor".into()),
     })
 }
 
@@ -698,7 +782,10 @@ fn rule_set(p: &mut Problems, plan_key: &str, rules: &[RawRule]) -> Option<RuleS
     for (i, r) in rules.iter().enumerate() {
         let key = format!("{plan_key}.rules[{i}] (id `{}`)", r.id);
         if !ids.insert(r.id.clone()) {
-            p.push(&format!("{key}.id"), format!("rule id `{}` is used twice in this plan", r.id));
+            p.push(
+                &format!("{key}.id"),
+                format!("rule id `{}` is used twice in this plan", r.id),
+            );
         }
         match rule(p, &key, r) {
             Some(rule) => compiled.push(rule),
@@ -708,7 +795,9 @@ fn rule_set(p: &mut Problems, plan_key: &str, rules: &[RawRule]) -> Option<RuleS
     if !ok {
         return None;
     }
-    RuleSet::new(compiled).map_err(|e| p.push(&format!("{plan_key}.rules"), e)).ok()
+    RuleSet::new(compiled)
+        .map_err(|e| p.push(&format!("{plan_key}.rules"), e))
+        .ok()
 }
 
 fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
@@ -718,31 +807,49 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
         match v {
             Some(s) if !s.trim().is_empty() => Some(s.clone()),
             _ => {
-                p.push(&format!("{key}.{field}"), format!("scope `{scope_name}` needs `{field}`"));
+                p.push(
+                    &format!("{key}.{field}"),
+                    format!("scope `{scope_name}` needs `{field}`"),
+                );
                 None
             }
         }
     };
     let forbid = |p: &mut Problems, field: &str, v: bool| {
         if v {
-            p.push(&format!("{key}.{field}"), format!("`{field}` does not apply to scope `{scope_name}`"));
+            p.push(
+                &format!("{key}.{field}"),
+                format!("`{field}` does not apply to scope `{scope_name}`"),
+            );
         }
     };
     let scope = match scope_name.as_str() {
         "global" => {
             forbid(p, "service", r.service.is_some());
             forbid(p, "billing_entity", r.billing_entity.is_some());
-            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            forbid(
+                p,
+                "usage_type",
+                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
+            );
             Some(Scope::Global)
         }
         "service" => {
             forbid(p, "billing_entity", r.billing_entity.is_some());
-            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            forbid(
+                p,
+                "usage_type",
+                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
+            );
             need(p, "service", &r.service).map(Scope::Service)
         }
         "billing_entity" => {
             forbid(p, "service", r.service.is_some());
-            forbid(p, "usage_type", r.usage_type.is_some() || r.operation.is_some() || r.region.is_some());
+            forbid(
+                p,
+                "usage_type",
+                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
+            );
             let e = need(p, "billing_entity", &r.billing_entity)?;
             if !["AWS", "AWS Marketplace", "AISPL"].contains(&e.as_str()) {
                 p.push(&format!("{key}.billing_entity"), format!("`{e}` is not a billing entity: use \"AWS\", \"AWS Marketplace\" or \"AISPL\""));
@@ -765,16 +872,24 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
             }))
         }
         other => {
-            p.push(&format!("{key}.scope"), format!("`{other}` is not a scope: use global, service, billing_entity or sku"));
+            p.push(
+                &format!("{key}.scope"),
+                format!("`{other}` is not a scope: use global, service, billing_entity or sku"),
+            );
             None
         }
     }?;
     let percent = |p: &mut Problems| -> Option<Percent> {
         let Some(t) = &r.percent else {
-            p.push(&format!("{key}.percent"), format!("type `{kind}` needs `percent`"));
+            p.push(
+                &format!("{key}.percent"),
+                format!("type `{kind}` needs `percent`"),
+            );
             return None;
         };
-        let v = Percent::parse_rounded(&t.0).map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", t.0))).ok()?;
+        let v = Percent::parse_rounded(&t.0)
+            .map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", t.0)))
+            .ok()?;
         Some(v)
     };
     let mut free_tier = None;
@@ -797,7 +912,10 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
         }
         "tiering" => {
             let Some(ft) = r.free_tier else {
-                p.push(&format!("{key}.free_tier"), "type `tiering` needs `free_tier = true|false`");
+                p.push(
+                    &format!("{key}.free_tier"),
+                    "type `tiering` needs `free_tier = true|false`",
+                );
                 return None;
             };
             free_tier = Some(ft);
@@ -805,34 +923,59 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
         }
         "custom" => {
             let Some(tiers) = &r.tiers else {
-                p.push(&format!("{key}.tiers"), "type `custom` needs `tiers = [{ from = \"0\", rate = \"...\" }, ...]`");
+                p.push(
+                    &format!("{key}.tiers"),
+                    "type `custom` needs `tiers = [{ from = \"0\", rate = \"...\" }, ...]`",
+                );
                 return None;
             };
             let mut parsed = Vec::new();
             for (j, t) in tiers.iter().enumerate() {
                 let from = decimal(p, &format!("{key}.tiers[{j}].from"), &t.from, 10);
                 let rate = decimal(p, &format!("{key}.tiers[{j}].rate"), &t.rate, 10);
-                parsed.push(Tier { from: from?, rate: rate? });
+                parsed.push(Tier {
+                    from: from?,
+                    rate: rate?,
+                });
             }
-            let table = TierTable::new(parsed).map_err(|e| p.push(&format!("{key}.tiers"), e)).ok()?;
+            let table = TierTable::new(parsed)
+                .map_err(|e| p.push(&format!("{key}.tiers"), e))
+                .ok()?;
             Some(Action::Custom(Arc::new(table)))
         }
         other => {
-            p.push(&format!("{key}.type"), format!("`{other}` is not a rule type: use markup, discount, tiering or custom"));
+            p.push(
+                &format!("{key}.type"),
+                format!("`{other}` is not a rule type: use markup, discount, tiering or custom"),
+            );
             return None;
         }
     };
     if kind != "tiering" && r.free_tier.is_some() {
-        p.push(&format!("{key}.free_tier"), "`free_tier` applies to type `tiering` only");
+        p.push(
+            &format!("{key}.free_tier"),
+            "`free_tier` applies to type `tiering` only",
+        );
     }
     if kind != "custom" && r.tiers.is_some() {
-        p.push(&format!("{key}.tiers"), "`tiers` applies to type `custom` only");
+        p.push(
+            &format!("{key}.tiers"),
+            "`tiers` applies to type `custom` only",
+        );
     }
     if (kind == "tiering" || kind == "custom") && r.percent.is_some() {
-        p.push(&format!("{key}.percent"), format!("`percent` does not apply to type `{kind}`"));
+        p.push(
+            &format!("{key}.percent"),
+            format!("`percent` does not apply to type `{kind}`"),
+        );
     }
     let _ = parse_fixed;
-    Some(Rule { id: r.id.clone(), scope, action, free_tier })
+    Some(Rule {
+        id: r.id.clone(),
+        scope,
+        action,
+        free_tier,
+    })
 }
 
 #[cfg(test)]
@@ -875,7 +1018,9 @@ transfer = { start = "2026-01" }
         let c = load(MINIMAL).unwrap();
         assert_eq!(c.orgs.len(), 1);
         assert_eq!(c.orgs[0].accounts.len(), 2);
-        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else { panic!() };
+        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else {
+            panic!()
+        };
         assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(713))));
         assert!(c.plans.contains_key("basic") && c.plans.contains_key("passthrough"));
     }
@@ -891,12 +1036,18 @@ transfer = { start = "2026-01" }
     fn all_problems_are_reported_at_once() {
         let text = MINIMAL
             .replace("plan = \"std\"", "plan = \"nope\"")
-            .replace("accounts = [\"111111111112\"]", "accounts = [\"999999999999\", \"12\"]")
+            .replace(
+                "accounts = [\"111111111112\"]",
+                "accounts = [\"999999999999\", \"12\"]",
+            )
             .replace("percent = \"7.126\"", "percent = \"-3\"");
         let p = problems(&text);
         let all = p.join("\n");
         assert!(all.contains("plan `nope` does not exist"), "{all}");
-        assert!(all.contains("claimed by both partner `partner` and org `acme`"), "{all}");
+        assert!(
+            all.contains("claimed by both partner `partner` and org `acme`"),
+            "{all}"
+        );
         assert!(all.contains("`12` is not an AWS account id"), "{all}");
         assert!(all.contains("out of range"), "{all}");
         assert!(p.len() >= 4, "{all}");
@@ -906,7 +1057,10 @@ transfer = { start = "2026-01" }
     fn passthrough_needs_explicit_opt_in() {
         let text = MINIMAL.replace("plan = \"std\"", "plan = \"passthrough\"");
         assert!(problems(&text).join("\n").contains("allow_passthrough"));
-        let ok = text.replace("plan = \"passthrough\"", "plan = \"passthrough\"\nallow_passthrough = true");
+        let ok = text.replace(
+            "plan = \"passthrough\"",
+            "plan = \"passthrough\"\nallow_passthrough = true",
+        );
         assert!(load(&ok).is_ok());
     }
 
@@ -924,14 +1078,22 @@ transfer = { start = "2026-01" }
     #[test]
     fn mid_month_transfer_is_refused() {
         let text = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-03-15\"");
-        assert!(problems(&text).join("\n").contains("START_DATE_NOT_BEGINNING_OF_MONTH"));
+        assert!(problems(&text)
+            .join("\n")
+            .contains("START_DATE_NOT_BEGINNING_OF_MONTH"));
         let ok = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-03-01\"");
-        assert_eq!(load(&ok).unwrap().orgs[0].transfer.start, BillingPeriod::new(2026, 3).unwrap());
+        assert_eq!(
+            load(&ok).unwrap().orgs[0].transfer.start,
+            BillingPeriod::new(2026, 3).unwrap()
+        );
     }
 
     #[test]
     fn t_d10_month_attribution() {
-        let t = Transfer { start: BillingPeriod::new(2026, 3).unwrap(), end: BillingPeriod::new(2026, 6) };
+        let t = Transfer {
+            start: BillingPeriod::new(2026, 3).unwrap(),
+            end: BillingPeriod::new(2026, 6),
+        };
         let m = |x| BillingPeriod::new(2026, x).unwrap();
         assert!(!t.covers(m(2)));
         assert!(t.covers(m(3)) && t.covers(m(6)));
@@ -948,7 +1110,9 @@ transfer = { start = "2026-01" }
     fn numbers_may_be_toml_floats() {
         let text = MINIMAL.replace("percent = \"7.126\"", "percent = 7.124");
         let c = load(&text).unwrap();
-        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else { panic!() };
+        let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else {
+            panic!()
+        };
         assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(712))));
     }
 }

@@ -8,11 +8,17 @@ use std::path::PathBuf;
 pub enum Error {
     /// The configuration has one or more problems; each line names its key.
     #[error("{path}: {} problem(s) in the configuration:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Config { path: PathBuf, problems: Vec<String> },
+    Config {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     /// An input file could not be opened or read.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// An input file is not a usable cost-and-usage file as a whole (bad header,
     /// missing required column, corrupt Parquet).
@@ -33,7 +39,10 @@ pub enum Error {
 
     /// Writing an output failed; earlier outputs are left as they were.
     #[error("cannot write output {path}: {source}")]
-    Output { path: PathBuf, source: std::io::Error },
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// Another run holds the output folder.
     #[error("{0}")]
@@ -43,12 +52,18 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// An input-level error.
     pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Error {
-        Error::Input { path: path.into(), message: message.into() }
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// Process exit code: 2 for configuration and usage problems, 1 for everything else.

@@ -97,7 +97,8 @@ pub struct ActualInvoice {
 }
 
 fn add(a: i128, b: i128) -> Result<i128> {
-    a.checked_add(b).ok_or_else(|| Error::Overflow("totalling an invoice".into()))
+    a.checked_add(b)
+        .ok_or_else(|| Error::Overflow("totalling an invoice".into()))
 }
 
 /// Builds the partner's actual invoice for an org.
@@ -117,7 +118,11 @@ pub fn actual_invoice(ledger: &Ledger, rounding: Rounding) -> Result<ActualInvoi
             amount,
         });
     }
-    Ok(ActualInvoice { lines, total, exact_total })
+    Ok(ActualInvoice {
+        lines,
+        total,
+        exact_total,
+    })
 }
 
 /// The base of a percentage item: the org's pro forma total (optionally one
@@ -153,7 +158,11 @@ fn signed(kind: CliKind, v: i128) -> i128 {
 
 /// Evaluates the custom line items that apply in `period`: flat items first,
 /// then percentage items on their base (pricing rules → org total → flat → percentage).
-pub fn custom_lines(ledger: &Ledger, items: &[CustomLineItem], period: BillingPeriod) -> Result<Vec<(CustomLineItem, i128)>> {
+pub fn custom_lines(
+    ledger: &Ledger,
+    items: &[CustomLineItem],
+    period: BillingPeriod,
+) -> Result<Vec<(CustomLineItem, i128)>> {
     let active: Vec<&CustomLineItem> = items.iter().filter(|c| c.applies(period)).collect();
     let mut flat: BTreeMap<&str, i128> = BTreeMap::new();
     for c in &active {
@@ -165,10 +174,26 @@ pub fn custom_lines(ledger: &Ledger, items: &[CustomLineItem], period: BillingPe
     for c in active {
         let exact = match &c.charge {
             CliCharge::Flat(v) => signed(c.kind, *v),
-            CliCharge::Percentage { percent, include_org_total, include_items, exclude_savings_plan_negation, service } => {
-                let included = include_items.iter().filter_map(|id| flat.get(id.as_str())).try_fold(0i128, |a, v| a.checked_add(*v));
-                let included = included.ok_or_else(|| Error::Overflow("adding flat items".into()))?;
-                let base = percentage_base(ledger, *include_org_total, *exclude_savings_plan_negation, service.as_deref(), included)?;
+            CliCharge::Percentage {
+                percent,
+                include_org_total,
+                include_items,
+                exclude_savings_plan_negation,
+                service,
+            } => {
+                let included = include_items
+                    .iter()
+                    .filter_map(|id| flat.get(id.as_str()))
+                    .try_fold(0i128, |a, v| a.checked_add(*v));
+                let included =
+                    included.ok_or_else(|| Error::Overflow("adding flat items".into()))?;
+                let base = percentage_base(
+                    ledger,
+                    *include_org_total,
+                    *exclude_savings_plan_negation,
+                    service.as_deref(),
+                    included,
+                )?;
                 signed(c.kind, percent_of(*percent, base)?)
             }
         };
@@ -178,17 +203,25 @@ pub fn custom_lines(ledger: &Ledger, items: &[CustomLineItem], period: BillingPe
 }
 
 fn percent_of(p: Percent, base: i128) -> Result<i128> {
-    p.of(base).ok_or_else(|| Error::Overflow("applying a percentage".into()))
+    p.of(base)
+        .ok_or_else(|| Error::Overflow("applying a percentage".into()))
 }
 
 /// Builds the customer's pro forma invoice for an org.
-pub fn customer_invoice(ledger: &Ledger, org: &Org, period: BillingPeriod, rounding: Rounding) -> Result<CustomerInvoice> {
+pub fn customer_invoice(
+    ledger: &Ledger,
+    org: &Org,
+    period: BillingPeriod,
+    rounding: Rounding,
+) -> Result<CustomerInvoice> {
     let mut by_key: BTreeMap<(String, String), i128> = BTreeMap::new();
     for (k, s) in &ledger.lines {
         if s.proforma_rows == 0 && s.proforma == 0 {
             continue;
         }
-        let e = by_key.entry((k.account.clone(), k.service.clone())).or_default();
+        let e = by_key
+            .entry((k.account.clone(), k.service.clone()))
+            .or_default();
         *e = add(*e, s.proforma)?;
     }
     let round = |v: i128| crate::money::round_to_minor(v, CURRENCY_DECIMALS, rounding);
@@ -198,7 +231,12 @@ pub fn customer_invoice(ledger: &Ledger, org: &Org, period: BillingPeriod, round
         let amount = round(exact);
         subtotal = add(subtotal, amount)?;
         exact_total = add(exact_total, exact)?;
-        lines.push(UsageLine { account, service, exact, amount });
+        lines.push(UsageLine {
+            account,
+            service,
+            exact,
+            amount,
+        });
     }
     let (mut fees, mut credits) = (0i128, 0i128);
     let mut custom = Vec::new();
@@ -220,7 +258,15 @@ pub fn customer_invoice(ledger: &Ledger, org: &Org, period: BillingPeriod, round
         });
     }
     let total = add(add(subtotal, fees)?, credits)?;
-    Ok(CustomerInvoice { lines, custom, subtotal, fees, credits, total, exact_total })
+    Ok(CustomerInvoice {
+        lines,
+        custom,
+        subtotal,
+        fees,
+        credits,
+        total,
+        exact_total,
+    })
 }
 
 /// One row of the margin report.
@@ -238,7 +284,11 @@ pub struct MarginRow {
 
 /// Margin rows for an org: its total, then one row per service, all from the
 /// rounded invoice lines so they reconcile to both invoices.
-pub fn margin_rows(org: &str, actual: &ActualInvoice, customer: &CustomerInvoice) -> Result<Vec<MarginRow>> {
+pub fn margin_rows(
+    org: &str,
+    actual: &ActualInvoice,
+    customer: &CustomerInvoice,
+) -> Result<Vec<MarginRow>> {
     let mut by_service: BTreeMap<String, (i128, i128)> = BTreeMap::new();
     for l in &actual.lines {
         let e = by_service.entry(l.service.clone()).or_default();
@@ -252,9 +302,19 @@ pub fn margin_rows(org: &str, actual: &ActualInvoice, customer: &CustomerInvoice
         let e = by_service.entry(c.service.clone()).or_default();
         e.1 = add(e.1, c.amount)?;
     }
-    let mut rows = vec![MarginRow { org: org.into(), service: None, actual: actual.total, proforma: customer.total }];
+    let mut rows = vec![MarginRow {
+        org: org.into(),
+        service: None,
+        actual: actual.total,
+        proforma: customer.total,
+    }];
     for (service, (a, p)) in by_service {
-        rows.push(MarginRow { org: org.into(), service: Some(service), actual: a, proforma: p });
+        rows.push(MarginRow {
+            org: org.into(),
+            service: Some(service),
+            actual: a,
+            proforma: p,
+        });
     }
     Ok(rows)
 }
@@ -266,7 +326,11 @@ pub fn margin_percent(actual: i128, proforma: i128) -> Option<String> {
     }
     // (proforma - actual) / proforma × 100, in hundredths of a percent.
     let num = (proforma - actual).checked_mul(10_000)?;
-    let h = crate::money::div_round(num.checked_mul(proforma.signum())?, proforma.abs(), Rounding::HalfAwayFromZero);
+    let h = crate::money::div_round(
+        num.checked_mul(proforma.signum())?,
+        proforma.abs(),
+        Rounding::HalfAwayFromZero,
+    );
     Some(Percent(i64::try_from(h).ok()?).to_string())
 }
 
@@ -285,8 +349,17 @@ mod tests {
         let mut l = Ledger::default();
         for (acct, svc, lt, amount) in lines {
             l.lines.insert(
-                LineKey { account: acct.to_string(), service: svc.to_string(), line_type: *lt },
-                LineSums { rows: 1, proforma: d(amount), proforma_rows: 1, ..LineSums::default() },
+                LineKey {
+                    account: acct.to_string(),
+                    service: svc.to_string(),
+                    line_type: *lt,
+                },
+                LineSums {
+                    rows: 1,
+                    proforma: d(amount),
+                    proforma_rows: 1,
+                    ..LineSums::default()
+                },
             );
         }
         l
@@ -323,9 +396,18 @@ mod tests {
     fn t_d5_percentage_item_bases() {
         let l = ledger(&[("111111111111", "AmazonEC2", LineType::Usage, "1000")]);
         let support = item("support", CliKind::Fee, CliCharge::Flat(d("200")));
-        let cases = [(pct(1000, true, &[], false), "100"), (pct(1000, true, &["support"], false), "120"), (pct(1000, false, &[], false), "0")];
+        let cases = [
+            (pct(1000, true, &[], false), "100"),
+            (pct(1000, true, &["support"], false), "120"),
+            (pct(1000, false, &[], false), "0"),
+        ];
         for (charge, expected) in cases {
-            let out = custom_lines(&l, &[support.clone(), item("p", CliKind::Fee, charge)], period()).unwrap();
+            let out = custom_lines(
+                &l,
+                &[support.clone(), item("p", CliKind::Fee, charge)],
+                period(),
+            )
+            .unwrap();
             assert_eq!(out[1].1, d(expected));
         }
     }
@@ -334,18 +416,38 @@ mod tests {
     fn t_d6_excluding_savings_plans_negation() {
         let l = ledger(&[
             ("111111111111", "AmazonEC2", LineType::Usage, "1150"),
-            ("111111111111", "AmazonEC2", LineType::SavingsPlanNegation, "-150"),
+            (
+                "111111111111",
+                "AmazonEC2",
+                LineType::SavingsPlanNegation,
+                "-150",
+            ),
         ]);
-        let with = custom_lines(&l, &[item("p", CliKind::Fee, pct(1000, true, &[], true))], period()).unwrap();
+        let with = custom_lines(
+            &l,
+            &[item("p", CliKind::Fee, pct(1000, true, &[], true))],
+            period(),
+        )
+        .unwrap();
         assert_eq!(with[0].1, d("115"));
-        let without = custom_lines(&l, &[item("p", CliKind::Fee, pct(1000, true, &[], false))], period()).unwrap();
+        let without = custom_lines(
+            &l,
+            &[item("p", CliKind::Fee, pct(1000, true, &[], false))],
+            period(),
+        )
+        .unwrap();
         assert_eq!(without[0].1, d("100"));
     }
 
     #[test]
     fn t_d7_flat_credit_is_negative_on_its_account() {
         let l = ledger(&[]);
-        let out = custom_lines(&l, &[item("c", CliKind::Credit, CliCharge::Flat(d("50")))], period()).unwrap();
+        let out = custom_lines(
+            &l,
+            &[item("c", CliKind::Credit, CliCharge::Flat(d("50")))],
+            period(),
+        )
+        .unwrap();
         assert_eq!(out[0].1, d("-50"));
         assert_eq!(out[0].0.account.as_str(), "111111111111");
     }
@@ -354,7 +456,9 @@ mod tests {
     fn items_outside_their_period_do_not_apply() {
         let mut c = item("c", CliKind::Fee, CliCharge::Flat(d("5")));
         c.start = BillingPeriod::new(2026, 4).unwrap();
-        assert!(custom_lines(&ledger(&[]), &[c], period()).unwrap().is_empty());
+        assert!(custom_lines(&ledger(&[]), &[c], period())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -372,7 +476,11 @@ mod tests {
         let inv = customer_invoice(&l, &org, period(), Rounding::HalfAwayFromZero).unwrap();
         assert_eq!(inv.subtotal, d("0.03"));
         assert_eq!(inv.credits, 0);
-        assert_eq!(inv.total, inv.lines.iter().map(|l| l.amount).sum::<i128>() + inv.custom.iter().map(|c| c.amount).sum::<i128>());
+        assert_eq!(
+            inv.total,
+            inv.lines.iter().map(|l| l.amount).sum::<i128>()
+                + inv.custom.iter().map(|c| c.amount).sum::<i128>()
+        );
         assert_eq!(inv.exact_total, d("0.011"));
     }
 
@@ -385,29 +493,53 @@ mod tests {
             management_account: AccountId::parse("111111111111").unwrap(),
             accounts: Default::default(),
             files: vec![],
-            plan: std::sync::Arc::new(Plan { id: "basic".into(), description: String::new(), kind: PlanKind::Passthrough }),
-            transfer: Transfer { start: period(), end: None },
+            plan: std::sync::Arc::new(Plan {
+                id: "basic".into(),
+                description: String::new(),
+                kind: PlanKind::Passthrough,
+            }),
+            transfer: Transfer {
+                start: period(),
+                end: None,
+            },
             custom_line_items: items,
         }
     }
 
     #[test]
     fn margin_percent_uses_pro_forma_revenue() {
-        assert_eq!(margin_percent(d("900"), d("1000")).as_deref(), Some("10.00"));
-        assert_eq!(margin_percent(d("1100"), d("1000")).as_deref(), Some("-10.00"));
+        assert_eq!(
+            margin_percent(d("900"), d("1000")).as_deref(),
+            Some("10.00")
+        );
+        assert_eq!(
+            margin_percent(d("1100"), d("1000")).as_deref(),
+            Some("-10.00")
+        );
         assert_eq!(margin_percent(d("1"), 0), None);
     }
 
     #[test]
     fn margin_rows_reconcile_to_the_invoices() {
-        let mut l = ledger(&[("111111111111", "AmazonEC2", LineType::Usage, "10"), ("111111111111", "AmazonS3", LineType::Usage, "5")]);
+        let mut l = ledger(&[
+            ("111111111111", "AmazonEC2", LineType::Usage, "10"),
+            ("111111111111", "AmazonS3", LineType::Usage, "5"),
+        ]);
         for s in l.lines.values_mut() {
             s.actual = s.proforma - d("1");
         }
         let a = actual_invoice(&l, Rounding::HalfAwayFromZero).unwrap();
-        let c = customer_invoice(&l, &test_org(vec![item("f", CliKind::Fee, CliCharge::Flat(d("2")))]), period(), Rounding::HalfAwayFromZero).unwrap();
+        let c = customer_invoice(
+            &l,
+            &test_org(vec![item("f", CliKind::Fee, CliCharge::Flat(d("2")))]),
+            period(),
+            Rounding::HalfAwayFromZero,
+        )
+        .unwrap();
         let rows = margin_rows("acme", &a, &c).unwrap();
-        let (sa, sp) = rows[1..].iter().fold((0, 0), |(x, y), r| (x + r.actual, y + r.proforma));
+        let (sa, sp) = rows[1..]
+            .iter()
+            .fold((0, 0), |(x, y), r| (x + r.actual, y + r.proforma));
         assert_eq!((sa, sp), (rows[0].actual, rows[0].proforma));
         assert_eq!(rows[0].proforma, d("17"));
     }

@@ -203,7 +203,9 @@ pub fn parse_fixed_bytes(s: &[u8]) -> Result<i128, DecimalError> {
         if shift > 38 {
             return Err(DecimalError::Overflow);
         }
-        let factor = 10i128.checked_pow(shift as u32).ok_or(DecimalError::Overflow)?;
+        let factor = 10i128
+            .checked_pow(shift as u32)
+            .ok_or(DecimalError::Overflow)?;
         let v = digits.checked_mul(factor).ok_or(DecimalError::Overflow)?;
         // Digits dropped beyond 37 significant ones sit at or left of the decimal
         // point here, which means the number is far beyond range anyway.
@@ -269,7 +271,11 @@ pub fn format_fixed(value: i128, places: u32) -> String {
     let int = abs / one;
     let frac = abs % one;
     let frac = frac / 10u128.pow(SCALE - places);
-    let sign = if neg && (int != 0 || frac != 0) { "-" } else { "" };
+    let sign = if neg && (int != 0 || frac != 0) {
+        "-"
+    } else {
+        ""
+    };
     if places == 0 {
         format!("{sign}{int}")
     } else {
@@ -331,7 +337,9 @@ impl Percent {
         let v = parse_fixed(text)?;
         // internal scale 10 -> hundredths: divide by 10^8.
         let h = div_round(v, 100_000_000, Rounding::HalfAwayFromZero);
-        i64::try_from(h).map(Percent).map_err(|_| DecimalError::Overflow)
+        i64::try_from(h)
+            .map(Percent)
+            .map_err(|_| DecimalError::Overflow)
     }
 
     /// `amount × percent / 100`, rounded half away from zero at the internal scale.
@@ -353,7 +361,13 @@ impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let neg = self.0 < 0;
         let a = self.0.unsigned_abs();
-        write!(f, "{}{}.{:02}", if neg { "-" } else { "" }, a / 100, a % 100)
+        write!(
+            f,
+            "{}{}.{:02}",
+            if neg { "-" } else { "" },
+            a / 100,
+            a % 100
+        )
     }
 }
 

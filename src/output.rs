@@ -174,7 +174,8 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         ActualCard::Billed => "billed",
         ActualCard::Public(_) => "public_with_partner_rules",
     };
-    let mut margin = String::from("level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct\n");
+    let mut margin =
+        String::from("level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct\n");
     let mut checks = Vec::new();
     let mut org_manifests = Vec::new();
     let (mut cust_actual, mut cust_proforma) = (0i128, 0i128);
@@ -182,8 +183,14 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
 
     for r in &result.orgs {
         let org_id = r.id.as_str();
-        let org_cfg = if r.org_index == 0 { None } else { Some(&config.orgs[r.org_index - 1]) };
-        let mgmt = org_cfg.map(|o| o.management_account.as_str()).unwrap_or(config.partner.management_account.as_str());
+        let org_cfg = if r.org_index == 0 {
+            None
+        } else {
+            Some(&config.orgs[r.org_index - 1])
+        };
+        let mgmt = org_cfg
+            .map(|o| o.management_account.as_str())
+            .unwrap_or(config.partner.management_account.as_str());
 
         // Partner's actual invoice for the org.
         let a = &r.actual;
@@ -210,7 +217,10 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             exact_total: format_fixed_exact(a.exact_total),
             rounding_difference: format_fixed_exact(a.total - a.exact_total),
         };
-        files.push((PathBuf::from(format!("partner/invoices/{org_id}.json")), json_bytes(&aj)));
+        files.push((
+            PathBuf::from(format!("partner/invoices/{org_id}.json")),
+            json_bytes(&aj),
+        ));
         let line_sum: i128 = a.lines.iter().map(|l| l.amount).sum();
         checks.push(Check {
             name: "partner invoice lines sum to its total",
@@ -227,9 +237,23 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 period_start: period.start_iso(),
                 period_end: period.end_iso(),
                 currency,
-                issuer: Party { name: &config.partner.name },
-                customer: CustomerParty { org_id, name: &o.name, management_account_id: o.management_account.as_str() },
-                lines: c.lines.iter().map(|l| CustomerLineJson { account_id: &l.account, service: &l.service, amount: cents(l.amount) }).collect(),
+                issuer: Party {
+                    name: &config.partner.name,
+                },
+                customer: CustomerParty {
+                    org_id,
+                    name: &o.name,
+                    management_account_id: o.management_account.as_str(),
+                },
+                lines: c
+                    .lines
+                    .iter()
+                    .map(|l| CustomerLineJson {
+                        account_id: &l.account,
+                        service: &l.service,
+                        amount: cents(l.amount),
+                    })
+                    .collect(),
                 custom_line_items: c
                     .custom
                     .iter()
@@ -247,23 +271,46 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 credits: cents(c.credits),
                 total: cents(c.total),
             };
-            files.push((PathBuf::from(format!("customers/{org_id}/invoice.json")), json_bytes(&cj)));
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.json")),
+                json_bytes(&cj),
+            ));
             let mut csv = String::from("line_type,account_id,service,description,amount\n");
             for l in &c.lines {
-                csv.push_str(&format!("usage,{},{},,{}\n", l.account, csv_field(&l.service), cents(l.amount)));
+                csv.push_str(&format!(
+                    "usage,{},{},,{}\n",
+                    l.account,
+                    csv_field(&l.service),
+                    cents(l.amount)
+                ));
             }
             for x in &c.custom {
                 let kind = match x.kind {
                     crate::config::CliKind::Fee => "fee",
                     crate::config::CliKind::Credit => "credit",
                 };
-                csv.push_str(&format!("{kind},{},{},{},{}\n", x.account, csv_field(&x.service), csv_field(&x.description), cents(x.amount)));
+                csv.push_str(&format!(
+                    "{kind},{},{},{},{}\n",
+                    x.account,
+                    csv_field(&x.service),
+                    csv_field(&x.description),
+                    cents(x.amount)
+                ));
             }
-            for (label, v) in [("subtotal", c.subtotal), ("fees", c.fees), ("credits", c.credits), ("total", c.total)] {
+            for (label, v) in [
+                ("subtotal", c.subtotal),
+                ("fees", c.fees),
+                ("credits", c.credits),
+                ("total", c.total),
+            ] {
                 csv.push_str(&format!("{label},,,,{}\n", cents(v)));
             }
-            files.push((PathBuf::from(format!("customers/{org_id}/invoice.csv")), csv.into_bytes()));
-            let sum: i128 = c.lines.iter().map(|l| l.amount).sum::<i128>() + c.custom.iter().map(|x| x.amount).sum::<i128>();
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.csv")),
+                csv.into_bytes(),
+            ));
+            let sum: i128 = c.lines.iter().map(|l| l.amount).sum::<i128>()
+                + c.custom.iter().map(|x| x.amount).sum::<i128>();
             checks.push(Check {
                 name: "customer invoice lines sum to its total",
                 org: org_id.into(),
@@ -309,7 +356,10 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 x.unblended.map(format_fixed_exact).unwrap_or_default()
             ));
         }
-        files.push((PathBuf::from(format!("quarantine/{org_id}.csv")), q.into_bytes()));
+        files.push((
+            PathBuf::from(format!("quarantine/{org_id}.csv")),
+            q.into_bytes(),
+        ));
 
         // Reconciliation.
         let rows_read: u64 = r.files.iter().map(|f| f.rows_read).sum();
@@ -333,10 +383,18 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             name: "unblended cost of rated rows = sum over invoice lines",
             org: org_id.into(),
             passed: ledger_unblended == r.rated_unblended,
-            detail: format!("{} = {}", format_fixed_exact(ledger_unblended), format_fixed_exact(r.rated_unblended)),
+            detail: format!(
+                "{} = {}",
+                format_fixed_exact(ledger_unblended),
+                format_fixed_exact(r.rated_unblended)
+            ),
         });
         let actual_exact = r.ledger.total(Track::Actual)?;
-        let proforma_exact = r.customer.as_ref().map(|_| r.ledger.total(Track::Proforma)).transpose()?;
+        let proforma_exact = r
+            .customer
+            .as_ref()
+            .map(|_| r.ledger.total(Track::Proforma))
+            .transpose()?;
         org_manifests.push(OrgManifest {
             org_id: org_id.into(),
             role: r.role,
@@ -363,7 +421,11 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         billxfer_version: env!("CARGO_PKG_VERSION"),
         billing_period: period.to_string(),
         config: ConfigRef {
-            path: config.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            path: config
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
             sha256: config.digest.clone(),
         },
         rounding: config.rounding,
@@ -400,9 +462,20 @@ pub struct OutputLock {
 
 /// Takes the lock on `<out>/.billxfer.lock`, failing at once if another run holds it.
 pub fn lock_output(out: &Path) -> Result<OutputLock> {
-    fs::create_dir_all(out).map_err(|e| Error::Output { path: out.into(), source: e })?;
+    fs::create_dir_all(out).map_err(|e| Error::Output {
+        path: out.into(),
+        source: e,
+    })?;
     let path = out.join(".billxfer.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Output {
+            path: path.clone(),
+            source: e,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(OutputLock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(
@@ -418,19 +491,33 @@ pub fn lock_output(out: &Path) -> Result<OutputLock> {
 /// output if a run died between moving it aside and putting the new one in place.
 pub fn recover(out: &Path, period: &str) -> Result<()> {
     let final_dir = out.join(period);
-    let Ok(entries) = fs::read_dir(out) else { return Ok(()) };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let Ok(entries) = fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     names.sort();
     for name in names {
         let path = out.join(&name);
         if name.starts_with(&format!(".{period}.old-")) {
             if !final_dir.exists() {
-                fs::rename(&path, &final_dir).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+                fs::rename(&path, &final_dir).map_err(|e| Error::Output {
+                    path: path.clone(),
+                    source: e,
+                })?;
             } else {
-                fs::remove_dir_all(&path).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+                fs::remove_dir_all(&path).map_err(|e| Error::Output {
+                    path: path.clone(),
+                    source: e,
+                })?;
             }
         } else if name.starts_with(&format!(".{period}.tmp-")) {
-            fs::remove_dir_all(&path).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+            fs::remove_dir_all(&path).map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e,
+            })?;
         }
     }
     Ok(())
@@ -457,7 +544,10 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
             let f = File::create(&path).map_err(err(&path))?;
             let mut w = BufWriter::new(f);
             w.write_all(bytes).map_err(err(&path))?;
-            let f = w.into_inner().map_err(|e| Error::Output { path: path.clone(), source: e.into_error() })?;
+            let f = w.into_inner().map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e.into_error(),
+            })?;
             f.sync_all().map_err(err(&path))?;
         }
         Ok(())
@@ -474,7 +564,10 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
         // Put the previous output back before reporting.
         let _ = fs::rename(&old, &final_dir);
         let _ = fs::remove_dir_all(&tmp);
-        return Err(Error::Output { path: final_dir, source: e });
+        return Err(Error::Output {
+            path: final_dir,
+            source: e,
+        });
     }
     if old.exists() {
         fs::remove_dir_all(&old).map_err(err(&old))?;
@@ -511,7 +604,11 @@ mod tests {
         write_atomically(out, "2026-03", &[(PathBuf::from("b.txt"), b"two".to_vec())]).unwrap();
         assert!(!out.join("2026-03/a.txt").exists());
         assert_eq!(fs::read(out.join("2026-03/b.txt")).unwrap(), b"two");
-        let leftovers: Vec<_> = fs::read_dir(out).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+        let leftovers: Vec<_> = fs::read_dir(out)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
         assert!(leftovers.is_empty());
     }
 
@@ -531,7 +628,10 @@ mod tests {
     fn a_second_lock_fails_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _held = lock_output(dir.path()).unwrap();
-        let err = lock_output(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = lock_output(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("another billxfer run"), "{err}");
     }
 }

@@ -19,7 +19,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::ingest::{col, LineType};
 use crate::money::{format_fixed_exact, mul_fixed};
-use crate::rules::{allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey};
+use crate::rules::{
+    allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey,
+};
 
 /// The two tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -78,9 +80,17 @@ pub fn treatment(track: Track, pricing: &Pricing, lt: LineType, support: bool) -
                 }
                 match lt {
                     Usage => Treatment::Rate,
-                    DiscountedUsage | SavingsPlanCoveredUsage | SavingsPlanNegation | SavingsPlanUpfrontFee
-                    | SavingsPlanRecurringFee | RIFee | Fee | BundledDiscount | RiVolumeDiscount => Treatment::AsDelivered,
-                    Tax | Credit | Refund | EdpDiscount | PrivateRateDiscount | SppDiscount | Discount => Treatment::Excluded,
+                    DiscountedUsage
+                    | SavingsPlanCoveredUsage
+                    | SavingsPlanNegation
+                    | SavingsPlanUpfrontFee
+                    | SavingsPlanRecurringFee
+                    | RIFee
+                    | Fee
+                    | BundledDiscount
+                    | RiVolumeDiscount => Treatment::AsDelivered,
+                    Tax | Credit | Refund | EdpDiscount | PrivateRateDiscount | SppDiscount
+                    | Discount => Treatment::Excluded,
                 }
             }
             Track::Actual => match lt {
@@ -181,7 +191,11 @@ impl Ledger {
     pub fn merge(&mut self, other: Ledger) -> Result<()> {
         let overflow = || Error::Overflow("merging an organization's rated lines".into());
         for (k, v) in other.lines {
-            self.lines.entry(k).or_default().merge(&v).ok_or_else(overflow)?;
+            self.lines
+                .entry(k)
+                .or_default()
+                .merge(&v)
+                .ok_or_else(overflow)?;
         }
         for (k, v) in other.tier_usage {
             let e = self.tier_usage.entry(k).or_default();
@@ -210,24 +224,53 @@ impl Ledger {
             by_rule.entry((track, rule)).or_default().push((key, qty));
         }
         for ((track, rule), parts) in by_rule {
-            let pricing = if track == Track::Actual { actual } else { proforma };
-            let Pricing::Rules(set) = pricing else { continue };
-            let Some(Action::Custom(table)) = set.rules().get(rule as usize).and_then(|r| r.action.clone()) else { continue };
-            let total_qty = parts.iter().try_fold(0i128, |a, (_, q)| a.checked_add(*q)).ok_or_else(|| overflow("summing tiered usage"))?;
-            let charge = table.charge(total_qty).ok_or_else(|| overflow("pricing tiered usage"))?;
+            let pricing = if track == Track::Actual {
+                actual
+            } else {
+                proforma
+            };
+            let Pricing::Rules(set) = pricing else {
+                continue;
+            };
+            let Some(Action::Custom(table)) = set
+                .rules()
+                .get(rule as usize)
+                .and_then(|r| r.action.clone())
+            else {
+                continue;
+            };
+            let total_qty = parts
+                .iter()
+                .try_fold(0i128, |a, (_, q)| a.checked_add(*q))
+                .ok_or_else(|| overflow("summing tiered usage"))?;
+            let charge = table
+                .charge(total_qty)
+                .ok_or_else(|| overflow("pricing tiered usage"))?;
             let weights: Vec<i128> = parts.iter().map(|(_, q)| *q).collect();
             let shares = allocate_proportionally(charge, &weights);
             for ((key, _), share) in parts.into_iter().zip(shares) {
                 let sums = self.lines.entry(key).or_default();
-                let slot = if track == Track::Actual { &mut sums.actual } else { &mut sums.proforma };
-                *slot = slot.checked_add(share).ok_or_else(|| overflow("adding tiered charges"))?;
+                let slot = if track == Track::Actual {
+                    &mut sums.actual
+                } else {
+                    &mut sums.proforma
+                };
+                *slot = slot
+                    .checked_add(share)
+                    .ok_or_else(|| overflow("adding tiered charges"))?;
             }
         }
         // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
         // then the winning modifier applies.
         for ((track, sku, key), qty) in std::mem::take(&mut self.free_usage) {
-            let pricing = if track == Track::Actual { actual } else { proforma };
-            let Pricing::Rules(set) = pricing else { continue };
+            let pricing = if track == Track::Actual {
+                actual
+            } else {
+                proforma
+            };
+            let Pricing::Rules(set) = pricing else {
+                continue;
+            };
             let Some(&rate) = self.max_paid_rate.get(&sku) else {
                 self.warnings.push(format!(
                     "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
@@ -242,8 +285,14 @@ impl Ledger {
                 .and_then(|a| apply_modifier(a, res.action.as_ref()))
                 .ok_or_else(|| overflow("pricing usage beyond the free tier"))?;
             let sums = self.lines.entry(key).or_default();
-            let slot = if track == Track::Actual { &mut sums.actual } else { &mut sums.proforma };
-            *slot = slot.checked_add(amount).ok_or_else(|| overflow("adding free-tier charges"))?;
+            let slot = if track == Track::Actual {
+                &mut sums.actual
+            } else {
+                &mut sums.proforma
+            };
+            *slot = slot
+                .checked_add(amount)
+                .ok_or_else(|| overflow("adding free-tier charges"))?;
         }
         Ok(())
     }
@@ -252,7 +301,13 @@ impl Ledger {
     pub fn total(&self, track: Track) -> Result<i128> {
         self.lines
             .values()
-            .try_fold(0i128, |a, s| a.checked_add(if track == Track::Actual { s.actual } else { s.proforma }))
+            .try_fold(0i128, |a, s| {
+                a.checked_add(if track == Track::Actual {
+                    s.actual
+                } else {
+                    s.proforma
+                })
+            })
             .ok_or_else(|| Error::Overflow("totalling a track".into()))
     }
 }
@@ -329,7 +384,13 @@ impl Rater {
 
     fn sku_id(&mut self, k: SkuKey<'_>) -> u32 {
         self.key_buf.clear();
-        for part in [k.service, k.usage_type, k.operation, k.region, k.billing_entity] {
+        for part in [
+            k.service,
+            k.usage_type,
+            k.operation,
+            k.region,
+            k.billing_entity,
+        ] {
             self.key_buf.push_str(part);
             self.key_buf.push('\u{1f}');
         }
@@ -350,7 +411,10 @@ impl Rater {
             _ => None,
         };
         let resolution = [resolve(&self.actual), resolve(&self.proforma)];
-        self.sku_entries.push(SkuEntry { key: owned, resolution });
+        self.sku_entries.push(SkuEntry {
+            key: owned,
+            resolution,
+        });
         id
     }
 
@@ -360,13 +424,17 @@ impl Rater {
             batch
                 .column_by_name(name)
                 .and_then(|a| a.as_string_opt::<i32>())
-                .ok_or_else(|| Error::Overflow(format!("internal: normalized column {name} missing")))
+                .ok_or_else(|| {
+                    Error::Overflow(format!("internal: normalized column {name} missing"))
+                })
         };
         let dec = |name: &str| -> Result<&Decimal128Array> {
             batch
                 .column_by_name(name)
                 .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
-                .ok_or_else(|| Error::Overflow(format!("internal: normalized column {name} missing")))
+                .ok_or_else(|| {
+                    Error::Overflow(format!("internal: normalized column {name} missing"))
+                })
         };
         let account = text(col::ACCOUNT)?;
         let product = text(col::PRODUCT)?;
@@ -383,18 +451,28 @@ impl Rater {
             .column_by_name(col::LINE_TYPE)
             .and_then(|a| a.as_primitive_opt())
             .ok_or_else(|| Error::Overflow("internal: line_type column missing".into()))?;
-        let opt = |a: &Decimal128Array, i: usize| if a.is_valid(i) { Some(a.value(i)) } else { None };
+        let opt = |a: &Decimal128Array, i: usize| {
+            if a.is_valid(i) {
+                Some(a.value(i))
+            } else {
+                None
+            }
+        };
         let overflow = || Error::Overflow("rating a line".into());
 
         let n = batch.num_rows();
-        let mut out = RatedBatch { actual: vec![0; n], proforma: vec![0; n] };
+        let mut out = RatedBatch {
+            actual: vec![0; n],
+            proforma: vec![0; n],
+        };
         for i in 0..n {
-            let lt = LineType::from_code(line_type.value(i)).ok_or_else(|| Error::Overflow("internal: bad line type code".into()))?;
+            let lt = LineType::from_code(line_type.value(i))
+                .ok_or_else(|| Error::Overflow("internal: bad line type code".into()))?;
             let svc = product.value(i);
             let support = is_support(svc);
             let qty = usage.value(i);
-            let unb = unblended.value(i);
-            let billed = opt(net, i).unwrap_or(unb);
+            let unb = opt(unblended, i);
+            let billed = opt(net, i).or(unb).unwrap_or(0);
             let public_rate = opt(rate, i);
             let a_id = self.accounts.id(account.value(i));
             let s_id = self.services.id(svc);
@@ -427,35 +505,56 @@ impl Rater {
                 let ti = t as usize;
                 amounts[ti] = match treatments[ti] {
                     Treatment::Billed => billed,
-                    Treatment::AsDelivered => unb,
+                    Treatment::AsDelivered => unb.unwrap_or(0),
                     Treatment::Excluded => 0,
                     Treatment::SameAsActual => amounts[Track::Actual as usize],
                     Treatment::Rate => {
                         let sku_id = sku.unwrap_or(0);
                         let res = self.sku_entries[sku_id as usize].resolution[ti].as_ref();
-                        let free_tier = res.is_none_or(|r| r.free_tier);
-                        match res.and_then(|r| r.action.as_ref().zip(r.rule)) {
-                            Some((Action::Custom(_), rule)) => {
-                                let e = self.tier_usage.entry((ti as u8, rule, a_id, s_id, lt_code)).or_default();
-                                *e = e.checked_add(qty).ok_or_else(overflow)?;
-                                0
-                            }
-                            _ if public_rate == Some(0) && qty > 0 && !free_tier => {
-                                let e = self.free_usage.entry((ti as u8, sku_id, a_id, s_id, lt_code)).or_default();
-                                *e = e.checked_add(qty).ok_or_else(overflow)?;
-                                0
-                            }
-                            _ => {
-                                let base = match public_amount(qty, public_rate, opt(pcost, i)).ok_or_else(overflow)? {
-                                    Some(b) => b,
+                        if let Some((Action::Custom(_), rule)) =
+                            res.and_then(|r| r.action.as_ref().zip(r.rule))
+                        {
+                            let e = self
+                                .tier_usage
+                                .entry((ti as u8, rule, a_id, s_id, lt_code))
+                                .or_default();
+                            *e = e.checked_add(qty).ok_or_else(overflow)?;
+                            0
+                        } else {
+                            let list = public_amount(qty, public_rate, opt(pcost, i))
+                                .ok_or_else(overflow)?;
+                            // The pro forma base is the line's public price as AWS computed it
+                            // for this org (unblended: free tier and volume tiers applied, no
+                            // non-public discount); public-rate actual cards use list prices.
+                            let base = match (t, unb, list) {
+                                (Track::Proforma, Some(u), _) => Some(u),
+                                (_, _, Some(l)) => Some(l),
+                                (_, u, None) => u,
+                            };
+                            let free_tier = res.is_none_or(|r| r.free_tier);
+                            let looks_free = qty > 0 && base.unwrap_or(0) == 0;
+                            let base = if !free_tier && looks_free {
+                                match public_rate.filter(|r| *r > 0) {
+                                    Some(r) => Some(mul_fixed(qty, r).ok_or_else(overflow)?),
                                     None => {
-                                        if ti == Track::Proforma as usize {
-                                            self.rows_without_public_price += 1;
-                                        }
-                                        unb
+                                        let e = self
+                                            .free_usage
+                                            .entry((ti as u8, sku_id, a_id, s_id, lt_code))
+                                            .or_default();
+                                        *e = e.checked_add(qty).ok_or_else(overflow)?;
+                                        None
                                     }
-                                };
-                                apply_modifier(base, res.and_then(|r| r.action.as_ref())).ok_or_else(overflow)?
+                                }
+                            } else {
+                                if base.is_none() {
+                                    self.rows_without_public_price += 1;
+                                }
+                                Some(base.unwrap_or(0))
+                            };
+                            match base {
+                                Some(b) => apply_modifier(b, res.and_then(|r| r.action.as_ref()))
+                                    .ok_or_else(overflow)?,
+                                None => 0,
                             }
                         }
                     }
@@ -466,7 +565,10 @@ impl Rater {
             let sums = self.lines.entry((a_id, s_id, lt_code)).or_default();
             sums.rows += 1;
             sums.usage = sums.usage.checked_add(qty).ok_or_else(overflow)?;
-            sums.unblended = sums.unblended.checked_add(unb).ok_or_else(overflow)?;
+            sums.unblended = sums
+                .unblended
+                .checked_add(unb.unwrap_or(0))
+                .ok_or_else(overflow)?;
             sums.actual = sums.actual.checked_add(amounts[0]).ok_or_else(overflow)?;
             sums.proforma = sums.proforma.checked_add(amounts[1]).ok_or_else(overflow)?;
             if treatments[1] != Treatment::Excluded {
@@ -485,7 +587,13 @@ impl Rater {
             service: svc(s),
             line_type: LineType::from_code(lt).unwrap_or(LineType::Usage),
         };
-        let track = |t: u8| if t == 0 { Track::Actual } else { Track::Proforma };
+        let track = |t: u8| {
+            if t == 0 {
+                Track::Actual
+            } else {
+                Track::Proforma
+            }
+        };
         let mut ledger = Ledger {
             rows_without_public_price: self.rows_without_public_price,
             ..Ledger::default()
@@ -494,13 +602,24 @@ impl Rater {
             ledger.lines.insert(key(*a, *s, *lt), sums.clone());
         }
         for ((t, rule, a, s, lt), q) in &self.tier_usage {
-            ledger.tier_usage.insert((track(*t), *rule, key(*a, *s, *lt)), *q);
+            ledger
+                .tier_usage
+                .insert((track(*t), *rule, key(*a, *s, *lt)), *q);
         }
         for ((t, sku, a, s, lt), q) in &self.free_usage {
-            ledger.free_usage.insert((track(*t), self.sku_entries[*sku as usize].key.clone(), key(*a, *s, *lt)), *q);
+            ledger.free_usage.insert(
+                (
+                    track(*t),
+                    self.sku_entries[*sku as usize].key.clone(),
+                    key(*a, *s, *lt),
+                ),
+                *q,
+            );
         }
         for (sku, r) in &self.max_paid_rate {
-            ledger.max_paid_rate.insert(self.sku_entries[*sku as usize].key.clone(), *r);
+            ledger
+                .max_paid_rate
+                .insert(self.sku_entries[*sku as usize].key.clone(), *r);
         }
         ledger
     }
@@ -518,15 +637,36 @@ mod tests {
     }
 
     /// (account, type, product, usage_type, usage, rate, unblended, net)
-    type Row<'a> = (&'a str, LineType, &'a str, &'a str, &'a str, Option<&'a str>, &'a str, Option<&'a str>);
+    type Row<'a> = (
+        &'a str,
+        LineType,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+    );
 
     fn batch(rows: &[Row<'_>]) -> RecordBatch {
-        let s = |f: &dyn Fn(&Row<'_>) -> String| -> ArrayRef { Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) };
-        let dm = |v: Vec<Option<i128>>| -> ArrayRef { Arc::new(Decimal128Array::from(v).with_precision_and_scale(38, 10).unwrap()) };
+        let s = |f: &dyn Fn(&Row<'_>) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let dm = |v: Vec<Option<i128>>| -> ArrayRef {
+            Arc::new(
+                Decimal128Array::from(v)
+                    .with_precision_and_scale(38, 10)
+                    .unwrap(),
+            )
+        };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from((1..=rows.len() as u64).collect::<Vec<_>>())),
+            Arc::new(UInt64Array::from(
+                (1..=rows.len() as u64).collect::<Vec<_>>(),
+            )),
             s(&|r| r.0.to_string()),
-            Arc::new(UInt8Array::from(rows.iter().map(|r| r.1 as u8).collect::<Vec<_>>())),
+            Arc::new(UInt8Array::from(
+                rows.iter().map(|r| r.1 as u8).collect::<Vec<_>>(),
+            )),
             s(&|r| r.2.to_string()),
             s(&|r| r.3.to_string()),
             s(&|_| "op".to_string()),
@@ -549,8 +689,26 @@ mod tests {
     fn t_d9_margin_basic_versus_passthrough() {
         // OD-equivalent 1000, EDP 10% -> billable 900.
         let rows = [
-            ("111111111111", LineType::Usage, "AmazonEC2", "Box", "1000", Some("1"), "1000", None),
-            ("111111111111", LineType::EdpDiscount, "AmazonEC2", "Box", "0", None, "-100", None),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonEC2",
+                "Box",
+                "1000",
+                Some("1"),
+                "1000",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::EdpDiscount,
+                "AmazonEC2",
+                "Box",
+                "0",
+                None,
+                "-100",
+                None,
+            ),
         ];
         let mut basic = Rater::new(Pricing::Billed, rules(vec![]));
         basic.rate(&batch(&rows)).unwrap();
@@ -561,12 +719,24 @@ mod tests {
         let mut pass = Rater::new(Pricing::Billed, Pricing::SameAsActual);
         pass.rate(&batch(&rows)).unwrap();
         let l = pass.finish();
-        assert_eq!(l.total(Track::Proforma).unwrap() - l.total(Track::Actual).unwrap(), 0);
+        assert_eq!(
+            l.total(Track::Proforma).unwrap() - l.total(Track::Actual).unwrap(),
+            0
+        );
     }
 
     #[test]
     fn t1_passthrough_shows_the_invoice() {
-        let rows = [("111111111111", LineType::Usage, "AmazonEC2", "Box", "100", Some("1"), "98", None)];
+        let rows = [(
+            "111111111111",
+            LineType::Usage,
+            "AmazonEC2",
+            "Box",
+            "100",
+            Some("1"),
+            "98",
+            None,
+        )];
         let mut r = Rater::new(Pricing::Billed, Pricing::SameAsActual);
         let out = r.rate(&batch(&rows)).unwrap();
         assert_eq!(out.actual, vec![d("98")]);
@@ -575,7 +745,16 @@ mod tests {
 
     #[test]
     fn net_unblended_is_the_billed_cost_when_present() {
-        let rows = [("111111111111", LineType::Usage, "AmazonEC2", "Box", "10", Some("1"), "10", Some("9.5"))];
+        let rows = [(
+            "111111111111",
+            LineType::Usage,
+            "AmazonEC2",
+            "Box",
+            "10",
+            Some("1"),
+            "10",
+            Some("9.5"),
+        )];
         let mut r = Rater::new(Pricing::Billed, rules(vec![]));
         let out = r.rate(&batch(&rows)).unwrap();
         assert_eq!(out.actual, vec![d("9.5")]);
@@ -586,11 +765,34 @@ mod tests {
     fn t_d8_free_tier_off_prices_the_free_units_at_the_first_paid_rate() {
         // First 1 GB free (rate 0), then 9 GB at 0.09.
         let rows = [
-            ("111111111111", LineType::Usage, "AmazonS3", "DataTransfer-Out-Bytes", "1", Some("0"), "0", None),
-            ("111111111111", LineType::Usage, "AmazonS3", "DataTransfer-Out-Bytes", "9", Some("0.09"), "0.81", None),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonS3",
+                "DataTransfer-Out-Bytes",
+                "1",
+                Some("0"),
+                "0",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonS3",
+                "DataTransfer-Out-Bytes",
+                "9",
+                Some("0.09"),
+                "0.81",
+                None,
+            ),
         ];
         let on = rules(vec![]);
-        let off = rules(vec![Rule { id: "ft".into(), scope: Scope::Global, action: None, free_tier: Some(false) }]);
+        let off = rules(vec![Rule {
+            id: "ft".into(),
+            scope: Scope::Global,
+            action: None,
+            free_tier: Some(false),
+        }]);
         for (pricing, expected) in [(on, "0.81"), (off, "0.90")] {
             let mut r = Rater::new(Pricing::Billed, pricing.clone());
             r.rate(&batch(&rows)).unwrap();
@@ -601,18 +803,91 @@ mod tests {
     }
 
     #[test]
+    fn t_d8_free_tier_off_with_cur_style_free_lines() {
+        // Real CUR writes the paid public rate on free-tier lines and a cost of 0.
+        let rows = [
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonS3",
+                "DataTransfer-Out-Bytes",
+                "1",
+                Some("0.09"),
+                "0",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonS3",
+                "DataTransfer-Out-Bytes",
+                "9",
+                Some("0.09"),
+                "0.81",
+                None,
+            ),
+        ];
+        let off = rules(vec![Rule {
+            id: "ft".into(),
+            scope: Scope::Global,
+            action: None,
+            free_tier: Some(false),
+        }]);
+        for (pricing, expected) in [(rules(vec![]), "0.81"), (off, "0.90")] {
+            let mut r = Rater::new(Pricing::Billed, pricing.clone());
+            let out = r.rate(&batch(&rows)).unwrap();
+            assert_eq!(out.proforma.iter().sum::<i128>(), d(expected));
+        }
+    }
+
+    #[test]
     fn custom_tiers_accumulate_over_the_org_month_across_batches_and_accounts() {
         use crate::rules::{SkuMatch, Tier, TierTable};
-        let table = TierTable::new(vec![Tier { from: 0, rate: d("0.08") }, Tier { from: d("20"), rate: d("0.06") }]).unwrap();
+        let table = TierTable::new(vec![
+            Tier {
+                from: 0,
+                rate: d("0.08"),
+            },
+            Tier {
+                from: d("20"),
+                rate: d("0.06"),
+            },
+        ])
+        .unwrap();
         let pricing = rules(vec![Rule {
             id: "s3".into(),
-            scope: Scope::Sku(SkuMatch { service: "AmazonS3".into(), usage_type: Some("TimedStorage".into()), operation: None, region: None }),
+            scope: Scope::Sku(SkuMatch {
+                service: "AmazonS3".into(),
+                usage_type: Some("TimedStorage".into()),
+                operation: None,
+                region: None,
+            }),
             action: Some(Action::Custom(Arc::new(table))),
             free_tier: None,
         }]);
         let mut r = Rater::new(Pricing::Billed, pricing.clone());
-        r.rate(&batch(&[("111111111111", LineType::Usage, "AmazonS3", "TimedStorage", "15", Some("0.09"), "1.35", None)])).unwrap();
-        r.rate(&batch(&[("222222222222", LineType::Usage, "AmazonS3", "TimedStorage", "15", Some("0.09"), "1.35", None)])).unwrap();
+        r.rate(&batch(&[(
+            "111111111111",
+            LineType::Usage,
+            "AmazonS3",
+            "TimedStorage",
+            "15",
+            Some("0.09"),
+            "1.35",
+            None,
+        )]))
+        .unwrap();
+        r.rate(&batch(&[(
+            "222222222222",
+            LineType::Usage,
+            "AmazonS3",
+            "TimedStorage",
+            "15",
+            Some("0.09"),
+            "1.35",
+            None,
+        )]))
+        .unwrap();
         let mut l = r.finish();
         l.finalize(&Pricing::Billed, &pricing).unwrap();
         // 30 units: 20 x 0.08 + 10 x 0.06 = 2.20, split 1.10 / 1.10.
@@ -624,20 +899,86 @@ mod tests {
     #[test]
     fn non_public_discounts_credits_tax_and_support_stay_off_the_pro_forma() {
         let rows = [
-            ("111111111111", LineType::Usage, "AmazonEC2", "Box", "10", Some("1"), "10", None),
-            ("111111111111", LineType::EdpDiscount, "AmazonEC2", "Box", "0", None, "-1", None),
-            ("111111111111", LineType::SppDiscount, "AmazonEC2", "Box", "0", None, "-0.5", None),
-            ("111111111111", LineType::Credit, "AmazonEC2", "Box", "0", None, "-2", None),
-            ("111111111111", LineType::Tax, "AmazonEC2", "Box", "1", None, "0.7", None),
-            ("111111111111", LineType::Usage, "AWSSupportBusiness", "Support", "1", Some("100"), "100", None),
-            ("111111111111", LineType::SavingsPlanNegation, "AmazonEC2", "Box", "0", None, "-3", None),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonEC2",
+                "Box",
+                "10",
+                Some("1"),
+                "10",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::EdpDiscount,
+                "AmazonEC2",
+                "Box",
+                "0",
+                None,
+                "-1",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::SppDiscount,
+                "AmazonEC2",
+                "Box",
+                "0",
+                None,
+                "-0.5",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Credit,
+                "AmazonEC2",
+                "Box",
+                "0",
+                None,
+                "-2",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Tax,
+                "AmazonEC2",
+                "Box",
+                "1",
+                None,
+                "0.7",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AWSSupportBusiness",
+                "Support",
+                "1",
+                Some("100"),
+                "100",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::SavingsPlanNegation,
+                "AmazonEC2",
+                "Box",
+                "0",
+                None,
+                "-3",
+                None,
+            ),
         ];
-        let mut r = Rater::new(Pricing::Billed, rules(vec![Rule {
-            id: "g".into(),
-            scope: Scope::Global,
-            action: Some(Action::Markup(Percent(1000))),
-            free_tier: None,
-        }]));
+        let mut r = Rater::new(
+            Pricing::Billed,
+            rules(vec![Rule {
+                id: "g".into(),
+                scope: Scope::Global,
+                action: Some(Action::Markup(Percent(1000))),
+                free_tier: None,
+            }]),
+        );
         let out = r.rate(&batch(&rows)).unwrap();
         assert_eq!(out.proforma, vec![d("11"), 0, 0, 0, 0, 0, d("-3")]);
         // 10 - 1 - 0.5 - 2 + 0.7 + 100 - 3

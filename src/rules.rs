@@ -41,7 +41,10 @@ impl SkuMatch {
     /// Whether the rule matches a line's key.
     fn matches(&self, key: &SkuKey<'_>) -> bool {
         self.service == key.service
-            && self.usage_type.as_deref().is_none_or(|u| u == key.usage_type)
+            && self
+                .usage_type
+                .as_deref()
+                .is_none_or(|u| u == key.usage_type)
             && self.operation.as_deref().is_none_or(|o| o == key.operation)
             && self.region.as_deref().is_none_or(|r| r == key.region)
     }
@@ -82,11 +85,16 @@ impl TierTable {
         }
         for w in tiers.windows(2) {
             if w[1].from <= w[0].from {
-                return Err("tiers must ascend: each `from` must be greater than the previous one".into());
+                return Err(
+                    "tiers must ascend: each `from` must be greater than the previous one".into(),
+                );
             }
         }
         if let Some(t) = tiers.iter().find(|t| t.rate < 0) {
-            return Err(format!("tier rates cannot be negative (tier from {})", crate::money::format_fixed_exact(t.from)));
+            return Err(format!(
+                "tier rates cannot be negative (tier from {})",
+                crate::money::format_fixed_exact(t.from)
+            ));
         }
         Ok(TierTable { tiers })
     }
@@ -109,7 +117,11 @@ impl TierTable {
             if quantity <= t.from {
                 break;
             }
-            let upper = self.tiers.get(i + 1).map(|n| n.from.min(quantity)).unwrap_or(quantity);
+            let upper = self
+                .tiers
+                .get(i + 1)
+                .map(|n| n.from.min(quantity))
+                .unwrap_or(quantity);
             let units = upper - t.from;
             total = total.checked_add(mul_fixed(units, t.rate)?)?;
         }
@@ -195,10 +207,16 @@ impl RuleSet {
                 let slot = match &rule.scope {
                     Scope::Global => set.tiering_global.replace(ft).map(|_| ()),
                     Scope::Service(s) => set.tiering_service.insert(s.clone(), ft).map(|_| ()),
-                    _ => return Err(format!("rule `{}`: free-tier (tiering) rules take scope global or service only", rule.id)),
+                    _ => return Err(format!(
+                        "rule `{}`: free-tier (tiering) rules take scope global or service only",
+                        rule.id
+                    )),
                 };
                 if slot.is_some() {
-                    let other = rules.iter().position(|r| r.free_tier.is_some() && r.scope == rule.scope).unwrap_or(0) as u32;
+                    let other = rules
+                        .iter()
+                        .position(|r| r.free_tier.is_some() && r.scope == rule.scope)
+                        .unwrap_or(0) as u32;
                     return Err(dup(other));
                 }
                 continue;
@@ -221,14 +239,22 @@ impl RuleSet {
                 }
                 Scope::Sku(m) => {
                     let list = set.by_sku_service.entry(m.service.clone()).or_default();
-                    if let Some(&o) = list.iter().find(|&&o| rules[o as usize].scope == rule.scope) {
+                    if let Some(&o) = list
+                        .iter()
+                        .find(|&&o| rules[o as usize].scope == rule.scope)
+                    {
                         return Err(dup(o));
                     }
                     list.push(i);
                 }
             }
-            if matches!(rule.action, Some(Action::Custom(_))) && !matches!(rule.scope, Scope::Sku(_)) {
-                return Err(format!("rule `{}`: custom rates take scope sku only", rule.id));
+            if matches!(rule.action, Some(Action::Custom(_)))
+                && !matches!(rule.scope, Scope::Sku(_))
+            {
+                return Err(format!(
+                    "rule `{}`: custom rates take scope sku only",
+                    rule.id
+                ));
             }
         }
         // Most specific SKU rule first, so resolution takes the first match.
@@ -250,10 +276,12 @@ impl RuleSet {
     /// Resolves one distinct key. Call once per key and cache the result.
     pub fn resolve(&self, key: &SkuKey<'_>) -> Resolution {
         let sku = self.by_sku_service.get(key.service).and_then(|list| {
-            list.iter().copied().find(|&i| match &self.rules[i as usize].scope {
-                Scope::Sku(m) => m.matches(key),
-                _ => false,
-            })
+            list.iter()
+                .copied()
+                .find(|&i| match &self.rules[i as usize].scope {
+                    Scope::Sku(m) => m.matches(key),
+                    _ => false,
+                })
         });
         let rule = sku
             .or_else(|| self.by_service.get(key.service).copied())
@@ -285,7 +313,11 @@ pub fn apply_modifier(public_amount: i128, action: Option<&Action>) -> Option<i1
 
 /// A line's public on-demand amount: `quantity × rate` when the rate is known,
 /// else the delivered public cost, else `None`.
-pub fn public_amount(quantity: i128, rate: Option<i128>, public_cost: Option<i128>) -> Option<Option<i128>> {
+pub fn public_amount(
+    quantity: i128,
+    rate: Option<i128>,
+    public_cost: Option<i128>,
+) -> Option<Option<i128>> {
     match (rate, public_cost) {
         (Some(r), _) => mul_fixed(quantity, r).map(Some),
         (None, Some(c)) => Some(Some(c)),
@@ -348,7 +380,12 @@ mod tests {
     }
 
     fn rule(id: &str, scope: Scope, action: Action) -> Rule {
-        Rule { id: id.into(), scope, action: Some(action), free_tier: None }
+        Rule {
+            id: id.into(),
+            scope,
+            action: Some(action),
+            free_tier: None,
+        }
     }
 
     fn sku(service: &str, usage_type: Option<&str>, operation: Option<&str>) -> Scope {
@@ -360,8 +397,19 @@ mod tests {
         })
     }
 
-    fn key<'a>(service: &'a str, usage_type: &'a str, operation: &'a str, entity: &'a str) -> SkuKey<'a> {
-        SkuKey { service, usage_type, operation, region: "us-east-1", billing_entity: entity }
+    fn key<'a>(
+        service: &'a str,
+        usage_type: &'a str,
+        operation: &'a str,
+        entity: &'a str,
+    ) -> SkuKey<'a> {
+        SkuKey {
+            service,
+            usage_type,
+            operation,
+            region: "us-east-1",
+            billing_entity: entity,
+        }
     }
 
     fn price(set: &RuleSet, k: SkuKey<'_>, public: &str) -> i128 {
@@ -373,37 +421,87 @@ mod tests {
     fn t_d1_sku_beats_global_and_rules_never_stack() {
         let set = RuleSet::new(vec![
             rule("g", Scope::Global, Action::Discount(Percent(500))),
-            rule("s", sku("AmazonEC2", Some("USE1-BoxUsage:m5.large"), Some("RunInstances")), Action::Markup(Percent(1000))),
+            rule(
+                "s",
+                sku(
+                    "AmazonEC2",
+                    Some("USE1-BoxUsage:m5.large"),
+                    Some("RunInstances"),
+                ),
+                Action::Markup(Percent(1000)),
+            ),
         ])
         .unwrap();
         // Line A: 100 h x 0.10
-        let a = public_amount(d("100"), Some(d("0.10")), None).unwrap().unwrap();
-        let r = set.resolve(&key("AmazonEC2", "USE1-BoxUsage:m5.large", "RunInstances", "AWS"));
+        let a = public_amount(d("100"), Some(d("0.10")), None)
+            .unwrap()
+            .unwrap();
+        let r = set.resolve(&key(
+            "AmazonEC2",
+            "USE1-BoxUsage:m5.large",
+            "RunInstances",
+            "AWS",
+        ));
         assert_eq!(apply_modifier(a, r.action.as_ref()), Some(d("11.00")));
-        assert_eq!(price(&set, key("AmazonS3", "x", "y", "AWS"), "20.00"), d("19.00"));
-        assert_eq!(price(&set, key("AmazonEC2", "USE1-BoxUsage:m5.xlarge", "RunInstances", "AWS"), "20.00"), d("19.00"));
+        assert_eq!(
+            price(&set, key("AmazonS3", "x", "y", "AWS"), "20.00"),
+            d("19.00")
+        );
+        assert_eq!(
+            price(
+                &set,
+                key(
+                    "AmazonEC2",
+                    "USE1-BoxUsage:m5.xlarge",
+                    "RunInstances",
+                    "AWS"
+                ),
+                "20.00"
+            ),
+            d("19.00")
+        );
     }
 
     #[test]
     fn t_d2_service_beats_global() {
         let set = RuleSet::new(vec![
-            rule("svc", Scope::Service("AmazonEC2".into()), Action::Markup(Percent(300))),
+            rule(
+                "svc",
+                Scope::Service("AmazonEC2".into()),
+                Action::Markup(Percent(300)),
+            ),
             rule("g", Scope::Global, Action::Discount(Percent(500))),
         ])
         .unwrap();
-        assert_eq!(price(&set, key("AmazonEC2", "u", "o", "AWS"), "50.00"), d("51.50"));
-        assert_eq!(price(&set, key("AmazonRDS", "u", "o", "AWS"), "40.00"), d("38.00"));
+        assert_eq!(
+            price(&set, key("AmazonEC2", "u", "o", "AWS"), "50.00"),
+            d("51.50")
+        );
+        assert_eq!(
+            price(&set, key("AmazonRDS", "u", "o", "AWS"), "40.00"),
+            d("38.00")
+        );
     }
 
     #[test]
     fn t_d3_billing_entity_beats_global() {
         let set = RuleSet::new(vec![
-            rule("mp", Scope::BillingEntity("AWS Marketplace".into()), Action::Markup(Percent(0))),
+            rule(
+                "mp",
+                Scope::BillingEntity("AWS Marketplace".into()),
+                Action::Markup(Percent(0)),
+            ),
             rule("g", Scope::Global, Action::Markup(Percent(800))),
         ])
         .unwrap();
-        assert_eq!(price(&set, key("x", "u", "o", "AWS Marketplace"), "100.00"), d("100.00"));
-        assert_eq!(price(&set, key("x", "u", "o", "AWS"), "100.00"), d("108.00"));
+        assert_eq!(
+            price(&set, key("x", "u", "o", "AWS Marketplace"), "100.00"),
+            d("100.00")
+        );
+        assert_eq!(
+            price(&set, key("x", "u", "o", "AWS"), "100.00"),
+            d("108.00")
+        );
     }
 
     #[test]
@@ -411,18 +509,37 @@ mod tests {
         let set = RuleSet::new(vec![rule("g", Scope::Global, Action::Markup(Percent(0)))]).unwrap();
         assert_eq!(price(&set, key("x", "u", "o", "AWS"), "98.00"), d("98.00"));
         let empty = RuleSet::new(vec![]).unwrap();
-        assert_eq!(price(&empty, key("x", "u", "o", "AWS"), "98.00"), d("98.00"));
+        assert_eq!(
+            price(&empty, key("x", "u", "o", "AWS"), "98.00"),
+            d("98.00")
+        );
     }
 
     #[test]
     fn more_specific_sku_rule_wins_whatever_the_order() {
         let set = RuleSet::new(vec![
-            rule("op", sku("AmazonEC2", None, Some("RunInstances")), Action::Markup(Percent(100))),
-            rule("both", sku("AmazonEC2", Some("BoxUsage"), Some("RunInstances")), Action::Markup(Percent(200))),
-            rule("ut", sku("AmazonEC2", Some("BoxUsage"), None), Action::Markup(Percent(300))),
+            rule(
+                "op",
+                sku("AmazonEC2", None, Some("RunInstances")),
+                Action::Markup(Percent(100)),
+            ),
+            rule(
+                "both",
+                sku("AmazonEC2", Some("BoxUsage"), Some("RunInstances")),
+                Action::Markup(Percent(200)),
+            ),
+            rule(
+                "ut",
+                sku("AmazonEC2", Some("BoxUsage"), None),
+                Action::Markup(Percent(300)),
+            ),
         ])
         .unwrap();
-        let r = |u, o| set.resolve(&key("AmazonEC2", u, o, "AWS")).rule.map(|i| set.rules()[i as usize].id.clone());
+        let r = |u, o| {
+            set.resolve(&key("AmazonEC2", u, o, "AWS"))
+                .rule
+                .map(|i| set.rules()[i as usize].id.clone())
+        };
         assert_eq!(r("BoxUsage", "RunInstances").as_deref(), Some("both"));
         assert_eq!(r("BoxUsage", "Other").as_deref(), Some("ut"));
         assert_eq!(r("Other", "RunInstances").as_deref(), Some("op"));
@@ -432,8 +549,16 @@ mod tests {
     #[test]
     fn duplicate_scope_is_refused() {
         let err = RuleSet::new(vec![
-            rule("a", Scope::Service("AmazonEC2".into()), Action::Markup(Percent(1))),
-            rule("b", Scope::Service("AmazonEC2".into()), Action::Markup(Percent(2))),
+            rule(
+                "a",
+                Scope::Service("AmazonEC2".into()),
+                Action::Markup(Percent(1)),
+            ),
+            rule(
+                "b",
+                Scope::Service("AmazonEC2".into()),
+                Action::Markup(Percent(2)),
+            ),
         ])
         .unwrap_err();
         assert!(err.contains("`a` and `b`"), "{err}");
@@ -442,8 +567,18 @@ mod tests {
     #[test]
     fn free_tier_rules_resolve_separately() {
         let set = RuleSet::new(vec![
-            Rule { id: "ft".into(), scope: Scope::Global, action: None, free_tier: Some(false) },
-            Rule { id: "ft-s3".into(), scope: Scope::Service("AmazonS3".into()), action: None, free_tier: Some(true) },
+            Rule {
+                id: "ft".into(),
+                scope: Scope::Global,
+                action: None,
+                free_tier: Some(false),
+            },
+            Rule {
+                id: "ft-s3".into(),
+                scope: Scope::Service("AmazonS3".into()),
+                action: None,
+                free_tier: Some(true),
+            },
             rule("g", Scope::Global, Action::Markup(Percent(500))),
         ])
         .unwrap();
@@ -456,19 +591,45 @@ mod tests {
     #[test]
     fn t_d12_custom_tier_table() {
         // [0-20 TB @ 0.08, >20 TB @ 0.06]; 30 TB -> 20 x 0.08 + 10 x 0.06 (units: TB here)
-        let t = TierTable::new(vec![Tier { from: 0, rate: d("0.08") }, Tier { from: d("20"), rate: d("0.06") }]).unwrap();
+        let t = TierTable::new(vec![
+            Tier {
+                from: 0,
+                rate: d("0.08"),
+            },
+            Tier {
+                from: d("20"),
+                rate: d("0.06"),
+            },
+        ])
+        .unwrap();
         assert_eq!(t.charge(d("30")), Some(d("2.2")));
         assert_eq!(t.charge(d("20")), Some(d("1.6")));
         assert_eq!(t.charge(d("5")), Some(d("0.4")));
         assert_eq!(t.charge(0), Some(0));
-        assert!(TierTable::new(vec![Tier { from: d("1"), rate: 1 }]).is_err());
-        assert!(TierTable::new(vec![Tier { from: 0, rate: 1 }, Tier { from: 0, rate: 1 }]).is_err());
+        assert!(TierTable::new(vec![Tier {
+            from: d("1"),
+            rate: 1
+        }])
+        .is_err());
+        assert!(
+            TierTable::new(vec![Tier { from: 0, rate: 1 }, Tier { from: 0, rate: 1 }]).is_err()
+        );
     }
 
     #[test]
     fn t_d11_tiers_do_not_pool_across_orgs() {
         // Two orgs each use 6 TB with tiers 0-10 @ 0.09, >10 @ 0.085: each is rated as its own 6 TB.
-        let t = TierTable::new(vec![Tier { from: 0, rate: d("0.09") }, Tier { from: d("10"), rate: d("0.085") }]).unwrap();
+        let t = TierTable::new(vec![
+            Tier {
+                from: 0,
+                rate: d("0.09"),
+            },
+            Tier {
+                from: d("10"),
+                rate: d("0.085"),
+            },
+        ])
+        .unwrap();
         let per_org = t.charge(d("6")).unwrap();
         assert_eq!(per_org, d("0.54"));
         assert_ne!(per_org * 2, t.charge(d("12")).unwrap());
@@ -481,7 +642,8 @@ mod tests {
         assert_eq!(parts, vec![4, 3, 3]);
         let parts = allocate_proportionally(-10, &[1, 2]);
         assert_eq!(parts.iter().sum::<i128>(), -10);
-        let big = allocate_proportionally(d("123456789.123456789"), &[d("1000000"), d("3"), d("0.5")]);
+        let big =
+            allocate_proportionally(d("123456789.123456789"), &[d("1000000"), d("3"), d("0.5")]);
         assert_eq!(big.iter().sum::<i128>(), d("123456789.123456789"));
         assert_eq!(allocate_proportionally(7, &[0, 0]), vec![7, 0]);
     }

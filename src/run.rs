@@ -118,11 +118,24 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// Expands an org's file patterns (relative to the config folder) into files, sorted.
-pub fn resolve_files(config: &Config, org_index: usize, patterns: &[String], problems: &mut Vec<String>) -> Vec<InputFile> {
-    let org_label = if org_index == 0 { format!("partner `{}`", config.partner.id) } else { format!("org `{}`", config.orgs[org_index - 1].id) };
+pub fn resolve_files(
+    config: &Config,
+    org_index: usize,
+    patterns: &[String],
+    problems: &mut Vec<String>,
+) -> Vec<InputFile> {
+    let org_label = if org_index == 0 {
+        format!("partner `{}`", config.partner.id)
+    } else {
+        format!("org `{}`", config.orgs[org_index - 1].id)
+    };
     let mut out = BTreeSet::new();
     for pattern in patterns {
-        let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { config.base_dir.join(pattern) };
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            config.base_dir.join(pattern)
+        };
         let text = full.to_string_lossy().to_string();
         let has_glob = pattern.contains(['*', '?', '[']);
         if !has_glob {
@@ -144,15 +157,26 @@ pub fn resolve_files(config: &Config, org_index: usize, patterns: &[String], pro
                     }
                 }
                 if !any {
-                    problems.push(format!("{org_label}: the pattern `{pattern}` matches no file (relative to {})", display_dir(&config.base_dir)));
+                    problems.push(format!(
+                        "{org_label}: the pattern `{pattern}` matches no file (relative to {})",
+                        display_dir(&config.base_dir)
+                    ));
                 }
             }
         }
     }
     out.into_iter()
         .map(|path| {
-            let display = path.strip_prefix(&config.base_dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            InputFile { org_index, path, display }
+            let display = path
+                .strip_prefix(&config.base_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            InputFile {
+                org_index,
+                path,
+                display,
+            }
         })
         .collect()
 }
@@ -167,19 +191,29 @@ fn display_dir(p: &Path) -> String {
 
 /// Manifests and status objects that sit beside CUR data files and are not data.
 fn is_sidecar(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     name.ends_with(".json") || name.ends_with(".metadata") || name.starts_with('.')
 }
 
 /// Every input file of every org that the period concerns, or all problems at once.
-pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<(Vec<InputFile>, Vec<NotBilled>)> {
+pub fn plan_inputs(
+    config: &Config,
+    period: Option<BillingPeriod>,
+) -> Result<(Vec<InputFile>, Vec<NotBilled>)> {
     let mut problems = Vec::new();
     let mut files = resolve_files(config, 0, &config.partner.files, &mut problems);
     let mut not_billed = Vec::new();
     for (i, org) in config.orgs.iter().enumerate() {
         if let Some(p) = period {
             if !org.transfer.covers(p) {
-                let end = org.transfer.end.map(|e| e.to_string()).unwrap_or_else(|| "open".into());
+                let end = org
+                    .transfer
+                    .end
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "open".into());
                 not_billed.push(NotBilled {
                     org: org.id.to_string(),
                     reason: format!("{p} is outside the billing transfer ({} to {end}): the customer pays AWS directly for that month, so it is not invoiced through the partner and its files were not read", org.transfer.start),
@@ -194,7 +228,10 @@ pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<(Ve
     for f in &files {
         if let Some(other) = seen.insert(&f.path, f.org_index) {
             if other != f.org_index {
-                problems.push(format!("{} is listed for two organizations; each file belongs to exactly one", f.display));
+                problems.push(format!(
+                    "{} is listed for two organizations; each file belongs to exactly one",
+                    f.display
+                ));
             }
         }
     }
@@ -285,17 +322,45 @@ struct FileOutcome {
 
 fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
     let (label, accounts, currency) = if org_index == 0 {
-        (format!("partner `{}`", config.partner.id), &config.partner.accounts, config.partner.currency.clone())
+        (
+            format!("partner `{}`", config.partner.id),
+            &config.partner.accounts,
+            config.partner.currency.clone(),
+        )
     } else {
         let o = &config.orgs[org_index - 1];
-        (format!("org `{}`", o.id), &o.accounts, config.partner.currency.clone())
+        (
+            format!("org `{}`", o.id),
+            &o.accounts,
+            config.partner.currency.clone(),
+        )
     };
-    OrgCheck { label, accounts: accounts.iter().map(|a| a.to_string()).collect::<HashSet<_>>(), period, currency }
+    OrgCheck {
+        label,
+        accounts: accounts
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<HashSet<_>>(),
+        period,
+        currency,
+        require_billed_cost: matches!(config.actual, ActualCard::Billed),
+    }
 }
 
-fn rate_file(config: &Config, file: &InputFile, period: BillingPeriod, progress: &dyn Progress) -> Result<FileOutcome> {
-    let org = if file.org_index == 0 { None } else { Some(&config.orgs[file.org_index - 1]) };
-    let org_id = org.map(|o| o.id.to_string()).unwrap_or_else(|| config.partner.id.to_string());
+fn rate_file(
+    config: &Config,
+    file: &InputFile,
+    period: BillingPeriod,
+    progress: &dyn Progress,
+) -> Result<FileOutcome> {
+    let org = if file.org_index == 0 {
+        None
+    } else {
+        Some(&config.orgs[file.org_index - 1])
+    };
+    let org_id = org
+        .map(|o| o.id.to_string())
+        .unwrap_or_else(|| config.partner.id.to_string());
     let (actual, proforma) = pricing_for(config, org);
     let check = org_check(config, file.org_index, period);
     let (bytes, sha256) = sha256_file(&file.path)?;
@@ -338,9 +403,16 @@ fn rate_file(config: &Config, file: &InputFile, period: BillingPeriod, progress:
 }
 
 /// Rates every org of the period and builds all invoices (nothing is written).
-pub fn rate_all(config: &Config, period: BillingPeriod, progress: &dyn Progress) -> Result<RunResult> {
+pub fn rate_all(
+    config: &Config,
+    period: BillingPeriod,
+    progress: &dyn Progress,
+) -> Result<RunResult> {
     let (files, not_billed) = plan_inputs(config, Some(period))?;
-    let outcomes: Vec<Result<FileOutcome>> = files.par_iter().map(|f| rate_file(config, f, period, progress)).collect();
+    let outcomes: Vec<Result<FileOutcome>> = files
+        .par_iter()
+        .map(|f| rate_file(config, f, period, progress))
+        .collect();
     let mut by_org: BTreeMap<usize, Vec<FileOutcome>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (f, o) in files.iter().zip(outcomes) {
@@ -353,7 +425,14 @@ pub fn rate_all(config: &Config, period: BillingPeriod, progress: &dyn Progress)
         return Err(first);
     }
     let billed_orgs: Vec<usize> = std::iter::once(0)
-        .chain(config.orgs.iter().enumerate().filter(|(_, o)| o.transfer.covers(period)).map(|(i, _)| i + 1))
+        .chain(
+            config
+                .orgs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.transfer.covers(period))
+                .map(|(i, _)| i + 1),
+        )
         .collect();
     let results: Result<Vec<OrgResult>> = billed_orgs
         .into_par_iter()
@@ -362,11 +441,24 @@ pub fn rate_all(config: &Config, period: BillingPeriod, progress: &dyn Progress)
             finish_org(config, idx, period, outcomes)
         })
         .collect();
-    Ok(RunResult { period, orgs: results?, not_billed })
+    Ok(RunResult {
+        period,
+        orgs: results?,
+        not_billed,
+    })
 }
 
-fn finish_org(config: &Config, idx: usize, period: BillingPeriod, outcomes: &[FileOutcome]) -> Result<OrgResult> {
-    let org = if idx == 0 { None } else { Some(&config.orgs[idx - 1]) };
+fn finish_org(
+    config: &Config,
+    idx: usize,
+    period: BillingPeriod,
+    outcomes: &[FileOutcome],
+) -> Result<OrgResult> {
+    let org = if idx == 0 {
+        None
+    } else {
+        Some(&config.orgs[idx - 1])
+    };
     let (actual, proforma) = pricing_for(config, org);
     let mut ledger = Ledger::default();
     let mut quarantined = Vec::new();
@@ -376,7 +468,9 @@ fn finish_org(config: &Config, idx: usize, period: BillingPeriod, outcomes: &[Fi
         ledger.merge(o.ledger.clone())?;
         quarantined.extend(o.quarantined.iter().cloned());
         files.push(o.report.clone());
-        rated_unblended = rated_unblended.checked_add(o.rated_unblended).ok_or_else(|| Error::Overflow("summing an org".into()))?;
+        rated_unblended = rated_unblended
+            .checked_add(o.rated_unblended)
+            .ok_or_else(|| Error::Overflow("summing an org".into()))?;
     }
     ledger.finalize(&actual, &proforma)?;
     let actual_inv = actual_invoice(&ledger, config.rounding)?;
@@ -385,8 +479,14 @@ fn finish_org(config: &Config, idx: usize, period: BillingPeriod, outcomes: &[Fi
         None => None,
     };
     Ok(OrgResult {
-        id: org.map(|o| o.id.clone()).unwrap_or_else(|| config.partner.id.clone()),
-        role: if org.is_some() { Role::Customer } else { Role::Partner },
+        id: org
+            .map(|o| o.id.clone())
+            .unwrap_or_else(|| config.partner.id.clone()),
+        role: if org.is_some() {
+            Role::Customer
+        } else {
+            Role::Partner
+        },
         org_index: idx,
         ledger,
         quarantined,
@@ -400,6 +500,8 @@ fn finish_org(config: &Config, idx: usize, period: BillingPeriod, outcomes: &[Fi
 /// Sets the size of rayon's global pool (`--threads`); call before any work.
 pub fn configure_threads(threads: Option<usize>) {
     if let Some(n) = threads {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
 }

@@ -51,7 +51,9 @@ impl OrgId {
         let ok = !text.is_empty()
             && text.len() <= 64
             && !text.starts_with('-')
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(OrgId(text.to_string()))
         } else {
@@ -145,9 +147,15 @@ impl BillingPeriod {
     /// The following month.
     pub fn next(self) -> BillingPeriod {
         if self.month == 12 {
-            BillingPeriod { year: self.year + 1, month: 1 }
+            BillingPeriod {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            BillingPeriod { year: self.year, month: self.month + 1 }
+            BillingPeriod {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 }
@@ -192,7 +200,10 @@ mod tests {
     #[test]
     fn account_ids_are_twelve_digits() {
         assert!(AccountId::parse("012345678901").is_ok());
-        assert_eq!(AccountId::parse("012345678901").unwrap().as_str(), "012345678901");
+        assert_eq!(
+            AccountId::parse("012345678901").unwrap().as_str(),
+            "012345678901"
+        );
         assert!(AccountId::parse("12345678901").is_err());
         assert!(AccountId::parse("01234567890a").is_err());
     }
@@ -210,7 +221,10 @@ mod tests {
         let p = BillingPeriod::parse("2026-03").unwrap();
         assert_eq!(p.to_string(), "2026-03");
         assert_eq!(p.start_iso(), "2026-03-01T00:00:00Z");
-        assert_eq!(BillingPeriod::parse("2026-12").unwrap().end_iso(), "2027-01-01T00:00:00Z");
+        assert_eq!(
+            BillingPeriod::parse("2026-12").unwrap().end_iso(),
+            "2027-01-01T00:00:00Z"
+        );
         assert!(BillingPeriod::parse("2026-13").is_err());
         assert!(BillingPeriod::parse("2026-3").is_err());
         assert_eq!(
@@ -222,8 +236,14 @@ mod tests {
     #[test]
     fn periods_from_timestamps() {
         // 2026-03-01T00:00:00Z = 1772323200 s
-        assert_eq!(BillingPeriod::from_unix_micros(1_772_323_200_000_000), BillingPeriod::new(2026, 3));
-        assert_eq!(BillingPeriod::from_unix_micros(1_772_323_199_999_999), BillingPeriod::new(2026, 2));
+        assert_eq!(
+            BillingPeriod::from_unix_micros(1_772_323_200_000_000),
+            BillingPeriod::new(2026, 3)
+        );
+        assert_eq!(
+            BillingPeriod::from_unix_micros(1_772_323_199_999_999),
+            BillingPeriod::new(2026, 2)
+        );
         assert_eq!(BillingPeriod::from_unix_micros(0), None); // 1970 is out of range
     }
 }

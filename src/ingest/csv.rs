@@ -33,16 +33,27 @@ impl CsvSource {
         } else {
             Box::new(BufReader::with_capacity(1 << 16, file))
         };
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(inner);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(inner);
         let headers = reader
             .byte_headers()
             .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?
             .clone();
         if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-            return Err(Error::input(path, "the file is empty: expected a CUR file with a header row"));
+            return Err(Error::input(
+                path,
+                "the file is empty: expected a CUR file with a header row",
+            ));
         }
-        let names: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-        if names.len() == 1 && (names[0].contains(';') || names[0].contains('\t') || names[0].contains('|')) {
+        let names: Vec<String> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        if names.len() == 1
+            && (names[0].contains(';') || names[0].contains('\t') || names[0].contains('|'))
+        {
             return Err(Error::input(
                 path,
                 "the header has a single column containing `;`, tab or `|`: CUR CSV files are comma-separated",
@@ -74,7 +85,10 @@ fn period_from_text(bytes: &[u8]) -> PeriodCell {
         return PeriodCell::Null;
     }
     // `2023-11-01T00:00:00.000Z`, `2023-11-01T00:00:00Z`, `2023-11-01 00:00:00`, `2023-11-01`.
-    let ok = t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' && t[8..10].bytes().all(|b| b.is_ascii_digit());
+    let ok = t.len() >= 10
+        && t.as_bytes()[4] == b'-'
+        && t.as_bytes()[7] == b'-'
+        && t[8..10].bytes().all(|b| b.is_ascii_digit());
     match (ok, BillingPeriod::from_iso_prefix(t)) {
         (true, Some(p)) => PeriodCell::Value(p),
         _ => PeriodCell::Bad(t.to_string()),
@@ -94,7 +108,9 @@ impl ChunkSource for CsvSource {
         for (k, field) in Field::ALL.iter().enumerate() {
             if self.map.index[k].is_some() {
                 match field.kind() {
-                    Kind::Text => text[k] = Some(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16)),
+                    Kind::Text => {
+                        text[k] = Some(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
+                    }
                     Kind::Number => num[k] = Some(Vec::with_capacity(BATCH_ROWS)),
                     Kind::Period => period[k] = Some(Vec::with_capacity(BATCH_ROWS)),
                 }
@@ -110,8 +126,15 @@ impl ChunkSource for CsvSource {
                 Ok(true) => {}
                 Err(e) => {
                     self.done = true;
-                    let what = if self.gzip { "the gzip stream or CSV is corrupt" } else { "the CSV is malformed" };
-                    let at = e.position().map(|p| format!(" at line {}", p.line())).unwrap_or_default();
+                    let what = if self.gzip {
+                        "the gzip stream or CSV is corrupt"
+                    } else {
+                        "the CSV is malformed"
+                    };
+                    let at = e
+                        .position()
+                        .map(|p| format!(" at line {}", p.line()))
+                        .unwrap_or_default();
                     return Some(Err(Error::input(&self.path, format!("{what}{at}: {e}"))));
                 }
             }
@@ -127,7 +150,11 @@ impl ChunkSource for CsvSource {
                     self.row,
                     line,
                     String::new(),
-                    format!("the row has {} fields but the header has {}", self.record.len(), self.width),
+                    format!(
+                        "the row has {} fields but the header has {}",
+                        self.record.len(),
+                        self.width
+                    ),
                 ));
                 continue;
             }
@@ -142,13 +169,20 @@ impl ChunkSource for CsvSource {
                 }
             }
             if let Some(column) = bad_utf8 {
-                broken.push((self.row, line, column, "the value is not valid UTF-8 text".into()));
+                broken.push((
+                    self.row,
+                    line,
+                    column,
+                    "the value is not valid UTF-8 text".into(),
+                ));
                 continue;
             }
             rows.push(self.row);
             lines.push(line);
             for k in 0..15 {
-                let Some(idx) = self.map.index[k] else { continue };
+                let Some(idx) = self.map.index[k] else {
+                    continue;
+                };
                 let cell = &self.record[idx];
                 if let Some(b) = text[k].as_mut() {
                     b.append_value(std::str::from_utf8(cell).unwrap_or("").trim());
@@ -171,7 +205,14 @@ impl ChunkSource for CsvSource {
             return None;
         }
         let text = text.map(|b| b.map(|mut b| b.finish()));
-        Some(Ok(RawChunk { rows, lines, text, num, period, broken }))
+        Some(Ok(RawChunk {
+            rows,
+            lines,
+            text,
+            num,
+            period,
+            broken,
+        }))
     }
 
     fn column_map(&self) -> &ColumnMap {
@@ -179,7 +220,10 @@ impl ChunkSource for CsvSource {
     }
 
     fn describe(&self) -> String {
-        let d = serde_json::to_value(self.map.dialect).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let d = serde_json::to_value(self.map.dialect)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         format!("{d} CSV{}", if self.gzip { " (gzip)" } else { "" })
     }
 }

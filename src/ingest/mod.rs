@@ -135,7 +135,11 @@ impl Field {
     pub fn required(self) -> bool {
         matches!(
             self,
-            Field::UsageAccount | Field::LineType | Field::ProductCode | Field::UsageAmount | Field::UnblendedCost
+            Field::UsageAccount
+                | Field::LineType
+                | Field::ProductCode
+                | Field::UsageAmount
+                | Field::UnblendedCost
         )
     }
 }
@@ -195,7 +199,10 @@ impl ColumnMap {
     /// Finds the needed columns in `headers` (case-insensitive).
     pub fn from_headers(path: &Path, headers: &[String]) -> Result<ColumnMap> {
         let snake: Vec<String> = headers.iter().map(|h| snake_name(h)).collect();
-        let lower: Vec<String> = headers.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase()).collect();
+        let lower: Vec<String> = headers
+            .iter()
+            .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+            .collect();
         if lower.iter().any(|h| h == "billedcost") && lower.iter().any(|h| h == "chargecategory") {
             return Err(Error::input(
                 path,
@@ -204,7 +211,9 @@ impl ColumnMap {
         }
         let dialect = if headers.iter().any(|h| h.contains('/')) {
             Dialect::LegacySlash
-        } else if snake.iter().any(|h| h == "bill_payer_account_name" || h == "line_item_usage_account_name" || h == "product") {
+        } else if snake.iter().any(|h| {
+            h == "bill_payer_account_name" || h == "line_item_usage_account_name" || h == "product"
+        }) {
             Dialect::Cur2
         } else {
             Dialect::LegacySnake
@@ -215,7 +224,12 @@ impl ColumnMap {
             for cand in field.column_names() {
                 if let Some(pos) = snake.iter().position(|h| h == cand) {
                     index[k] = Some(pos);
-                    names[k] = Some(headers[pos].trim().trim_start_matches('\u{feff}').to_string());
+                    names[k] = Some(
+                        headers[pos]
+                            .trim()
+                            .trim_start_matches('\u{feff}')
+                            .to_string(),
+                    );
                     break;
                 }
             }
@@ -226,8 +240,14 @@ impl ColumnMap {
             .filter(|(k, f)| f.required() && index[*k].is_none())
             .map(|(_, f)| f.column_names()[0])
             .collect();
-        let period_k = Field::ALL.iter().position(|f| *f == Field::BillingPeriodStart).unwrap_or(0);
-        let usage_k = Field::ALL.iter().position(|f| *f == Field::UsageStart).unwrap_or(0);
+        let period_k = Field::ALL
+            .iter()
+            .position(|f| *f == Field::BillingPeriodStart)
+            .unwrap_or(0);
+        let usage_k = Field::ALL
+            .iter()
+            .position(|f| *f == Field::UsageStart)
+            .unwrap_or(0);
         if index[period_k].is_none() && index[usage_k].is_none() {
             missing.push("bill_billing_period_start_date (or line_item_usage_start_date)");
         }
@@ -242,7 +262,11 @@ impl ColumnMap {
                 ),
             ));
         }
-        Ok(ColumnMap { index, names, dialect })
+        Ok(ColumnMap {
+            index,
+            names,
+            dialect,
+        })
     }
 
     /// Column index of a field.
@@ -252,7 +276,9 @@ impl ColumnMap {
 
     /// Name of a field's column as written in the file (for messages).
     pub fn name(&self, f: Field) -> String {
-        self.names[f as usize].clone().unwrap_or_else(|| f.column_names()[0].to_string())
+        self.names[f as usize]
+            .clone()
+            .unwrap_or_else(|| f.column_names()[0].to_string())
     }
 }
 
@@ -318,12 +344,18 @@ pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io(path, e))?;
     if n == 0 {
-        return Err(Error::input(path, "the file is empty: expected a CUR file with a header row"));
+        return Err(Error::input(
+            path,
+            "the file is empty: expected a CUR file with a header row",
+        ));
     }
     if n == 4 && &magic == b"PAR1" {
         Ok(Box::new(parquet::ParquetSource::open(path)?))
     } else {
-        Ok(Box::new(csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?))
+        Ok(Box::new(csv::CsvSource::open(
+            path,
+            n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b,
+        )?))
     }
 }
 
@@ -338,6 +370,9 @@ pub struct OrgCheck {
     pub period: BillingPeriod,
     /// The org's billing currency.
     pub currency: String,
+    /// Whether every row must carry a billed (unblended) cost; false when actual
+    /// rates come from public prices (inputs without billed cost).
+    pub require_billed_cost: bool,
 }
 
 /// A row that was not rated, and why.
@@ -479,7 +514,7 @@ pub mod col {
     pub const PUBLIC_RATE: &str = "public_rate";
     /// Public cost, Decimal128(38,10), nullable.
     pub const PUBLIC_COST: &str = "public_cost";
-    /// Unblended cost, Decimal128(38,10).
+    /// Unblended cost, Decimal128(38,10), null only when billed cost is not required.
     pub const UNBLENDED: &str = "unblended_cost";
     /// Net unblended cost, Decimal128(38,10), nullable.
     pub const NET_UNBLENDED: &str = "net_unblended_cost";
@@ -500,7 +535,7 @@ pub fn normalized_schema() -> SchemaRef {
         ArrowField::new(col::USAGE, dec.clone(), false),
         ArrowField::new(col::PUBLIC_RATE, dec.clone(), true),
         ArrowField::new(col::PUBLIC_COST, dec.clone(), true),
-        ArrowField::new(col::UNBLENDED, dec.clone(), false),
+        ArrowField::new(col::UNBLENDED, dec.clone(), true),
         ArrowField::new(col::NET_UNBLENDED, dec, true),
     ]))
 }
@@ -524,7 +559,12 @@ fn text_at(a: &Option<StringArray>, i: usize) -> &str {
 }
 
 /// Checks every row of a chunk against the org and builds the normalized batch.
-pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck) -> Result<NormalizedBatch> {
+pub fn normalize(
+    path: &Path,
+    map: &ColumnMap,
+    chunk: RawChunk,
+    check: &OrgCheck,
+) -> Result<NormalizedBatch> {
     let n = chunk.len();
     let mut keep = vec![true; n];
     let mut quarantined: Vec<Quarantined> = Vec::new();
@@ -538,22 +578,23 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
             _ => None,
         }
     };
-    let mut quarantine = |i: usize, column: String, value: String, reason: String, keep: &mut Vec<bool>| {
-        keep[i] = false;
-        quarantined.push(Quarantined {
-            file: path.to_path_buf(),
-            row: chunk.rows[i],
-            line: chunk.lines.get(i).copied(),
-            column,
-            value,
-            reason,
-            unblended: cost_of(i),
-        });
-    };
+    let mut quarantine =
+        |i: usize, column: String, value: String, reason: String, keep: &mut Vec<bool>| {
+            keep[i] = false;
+            quarantined.push(Quarantined {
+                file: path.to_path_buf(),
+                row: chunk.rows[i],
+                line: chunk.lines.get(i).copied(),
+                column,
+                value,
+                reason,
+                unblended: cost_of(i),
+            });
+        };
 
     let mut line_types = vec![0u8; n];
     let mut usage = vec![0i128; n];
-    let mut unb = vec![0i128; n];
+    let mut unb: Vec<Option<i128>> = vec![None; n];
     let mut rate: Vec<Option<i128>> = vec![None; n];
     let mut pcost: Vec<Option<i128>> = vec![None; n];
     let mut net: Vec<Option<i128>> = vec![None; n];
@@ -562,7 +603,13 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
         // Account.
         let account = text_at(&chunk.text[f(Field::UsageAccount)], i);
         if account.is_empty() {
-            quarantine(i, map.name(Field::UsageAccount), String::new(), "missing usage account id".into(), &mut keep);
+            quarantine(
+                i,
+                map.name(Field::UsageAccount),
+                String::new(),
+                "missing usage account id".into(),
+                &mut keep,
+            );
             continue;
         }
         if !check.accounts.contains(account) {
@@ -570,7 +617,10 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
                 i,
                 map.name(Field::UsageAccount),
                 account.to_string(),
-                format!("usage account {account} is not an account of {}", check.label),
+                format!(
+                    "usage account {account} is not an account of {}",
+                    check.label
+                ),
                 &mut keep,
             );
             continue;
@@ -594,15 +644,36 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
             .find_map(|&pf| chunk.period[f(pf)].as_ref().map(|v| (pf, &v[i])));
         match period {
             Some((pf, PeriodCell::Value(p))) if *p != check.period => {
-                quarantine(i, map.name(pf), p.to_string(), format!("the line is for {p}, outside the billing period {} being run", check.period), &mut keep);
+                quarantine(
+                    i,
+                    map.name(pf),
+                    p.to_string(),
+                    format!(
+                        "the line is for {p}, outside the billing period {} being run",
+                        check.period
+                    ),
+                    &mut keep,
+                );
                 continue;
             }
             Some((pf, PeriodCell::Bad(text))) => {
-                quarantine(i, map.name(pf), text.clone(), "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into(), &mut keep);
+                quarantine(
+                    i,
+                    map.name(pf),
+                    text.clone(),
+                    "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into(),
+                    &mut keep,
+                );
                 continue;
             }
             Some((pf, PeriodCell::Null)) => {
-                quarantine(i, map.name(pf), String::new(), "missing billing period date".into(), &mut keep);
+                quarantine(
+                    i,
+                    map.name(pf),
+                    String::new(),
+                    "missing billing period date".into(),
+                    &mut keep,
+                );
                 continue;
             }
             _ => {}
@@ -614,7 +685,10 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
                 i,
                 map.name(Field::Currency),
                 currency.to_string(),
-                format!("currency {currency} differs from {}'s billing currency {}", check.label, check.currency),
+                format!(
+                    "currency {currency} differs from {}'s billing currency {}",
+                    check.label, check.currency
+                ),
                 &mut keep,
             );
             continue;
@@ -637,7 +711,7 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
             }
         };
         let u = read(Field::UsageAmount, false).unwrap_or(0);
-        let c = read(Field::UnblendedCost, true).unwrap_or(0);
+        let c = read(Field::UnblendedCost, check.require_billed_cost);
         let r = read(Field::PublicRate, false);
         let pc = read(Field::PublicCost, false);
         let nu = read(Field::NetUnblendedCost, false);
@@ -646,11 +720,23 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
             continue;
         }
         if r.is_some_and(|r| r < 0) {
-            quarantine(i, map.name(Field::PublicRate), format_fixed_exact(r.unwrap_or(0)), "a public rate cannot be negative".into(), &mut keep);
+            quarantine(
+                i,
+                map.name(Field::PublicRate),
+                format_fixed_exact(r.unwrap_or(0)),
+                "a public rate cannot be negative".into(),
+                &mut keep,
+            );
             continue;
         }
         if lt == LineType::Usage && u < 0 {
-            quarantine(i, map.name(Field::UsageAmount), format_fixed_exact(u), "a Usage line cannot have a negative usage amount".into(), &mut keep);
+            quarantine(
+                i,
+                map.name(Field::UsageAmount),
+                format_fixed_exact(u),
+                "a Usage line cannot have a negative usage amount".into(),
+                &mut keep,
+            );
             continue;
         }
         usage[i] = u;
@@ -659,7 +745,7 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
         pcost[i] = pc;
         net[i] = nu;
         rated_unblended = rated_unblended
-            .checked_add(c)
+            .checked_add(c.unwrap_or(0))
             .ok_or_else(|| Error::Overflow(format!("summing {}", path.display())))?;
     }
     for (row, line, column, reason) in chunk.broken {
@@ -680,7 +766,11 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
             Some(a) => {
                 // Normalized text columns are never null: absent values are "".
                 if a.null_count() > 0 {
-                    Arc::new(a.iter().map(|v| Some(v.unwrap_or(""))).collect::<StringArray>())
+                    Arc::new(
+                        a.iter()
+                            .map(|v| Some(v.unwrap_or("")))
+                            .collect::<StringArray>(),
+                    )
                 } else {
                     Arc::new(a.clone())
                 }
@@ -690,10 +780,18 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
         filter(&arr, &mask).map_err(|e| Error::input(path, e.to_string()))
     };
     let dec = |v: Vec<i128>| -> ArrayRef {
-        Arc::new(Decimal128Array::from(v).with_precision_and_scale(38, 10).unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())))
+        Arc::new(
+            Decimal128Array::from(v)
+                .with_precision_and_scale(38, 10)
+                .unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())),
+        )
     };
     let dec_opt = |v: Vec<Option<i128>>| -> ArrayRef {
-        Arc::new(Decimal128Array::from(v).with_precision_and_scale(38, 10).unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())))
+        Arc::new(
+            Decimal128Array::from(v)
+                .with_precision_and_scale(38, 10)
+                .unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())),
+        )
     };
     let fl = |a: ArrayRef| filter(&a, &mask).map_err(|e| Error::input(path, e.to_string()));
     let columns: Vec<ArrayRef> = vec![
@@ -708,11 +806,16 @@ pub fn normalize(path: &Path, map: &ColumnMap, chunk: RawChunk, check: &OrgCheck
         fl(dec(usage))?,
         fl(dec_opt(rate))?,
         fl(dec_opt(pcost))?,
-        fl(dec(unb))?,
+        fl(dec_opt(unb))?,
         fl(dec_opt(net))?,
     ];
-    let batch = RecordBatch::try_new(normalized_schema(), columns).map_err(|e| Error::input(path, e.to_string()))?;
-    Ok(NormalizedBatch { batch, rated_unblended, quarantined })
+    let batch = RecordBatch::try_new(normalized_schema(), columns)
+        .map_err(|e| Error::input(path, e.to_string()))?;
+    Ok(NormalizedBatch {
+        batch,
+        rated_unblended,
+        quarantined,
+    })
 }
 
 #[cfg(test)]
@@ -721,12 +824,27 @@ mod tests {
 
     #[test]
     fn legacy_headers_become_snake_case() {
-        assert_eq!(snake_name("lineItem/UsageAccountId"), "line_item_usage_account_id");
-        assert_eq!(snake_name("pricing/publicOnDemandRate"), "pricing_public_on_demand_rate");
+        assert_eq!(
+            snake_name("lineItem/UsageAccountId"),
+            "line_item_usage_account_id"
+        );
+        assert_eq!(
+            snake_name("pricing/publicOnDemandRate"),
+            "pricing_public_on_demand_rate"
+        );
         assert_eq!(snake_name("product/regionCode"), "product_region_code");
-        assert_eq!(snake_name("bill/BillingPeriodStartDate"), "bill_billing_period_start_date");
-        assert_eq!(snake_name("line_item_usage_account_id"), "line_item_usage_account_id");
-        assert_eq!(snake_name("\u{feff}Line_Item_Usage_Account_Id"), "line_item_usage_account_id");
+        assert_eq!(
+            snake_name("bill/BillingPeriodStartDate"),
+            "bill_billing_period_start_date"
+        );
+        assert_eq!(
+            snake_name("line_item_usage_account_id"),
+            "line_item_usage_account_id"
+        );
+        assert_eq!(
+            snake_name("\u{feff}Line_Item_Usage_Account_Id"),
+            "line_item_usage_account_id"
+        );
     }
 
     #[test]
@@ -741,8 +859,13 @@ mod tests {
 
     #[test]
     fn missing_required_columns_are_named() {
-        let headers: Vec<String> = ["line_item_usage_account_id", "line_item_line_item_type"].iter().map(|s| s.to_string()).collect();
-        let err = ColumnMap::from_headers(Path::new("x.csv"), &headers).unwrap_err().to_string();
+        let headers: Vec<String> = ["line_item_usage_account_id", "line_item_line_item_type"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let err = ColumnMap::from_headers(Path::new("x.csv"), &headers)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line_item_product_code"), "{err}");
         assert!(err.contains("line_item_unblended_cost"), "{err}");
         assert!(err.starts_with("x.csv"), "{err}");
@@ -750,8 +873,13 @@ mod tests {
 
     #[test]
     fn focus_files_are_recognised() {
-        let headers: Vec<String> = ["BilledCost", "ChargeCategory"].iter().map(|s| s.to_string()).collect();
-        let err = ColumnMap::from_headers(Path::new("f.csv"), &headers).unwrap_err().to_string();
+        let headers: Vec<String> = ["BilledCost", "ChargeCategory"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let err = ColumnMap::from_headers(Path::new("f.csv"), &headers)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("FOCUS"), "{err}");
     }
 }

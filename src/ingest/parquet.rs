@@ -40,17 +40,34 @@ impl ParquetSource {
                 let dt = schema.field(idx).data_type();
                 let ok = match field.kind() {
                     Kind::Text => is_text(dt) || is_integer(dt),
-                    Kind::Number => is_text(dt) || is_integer(dt) || matches!(dt, DataType::Float64 | DataType::Float32 | DataType::Decimal128(_, _)),
-                    Kind::Period => is_text(dt) || matches!(dt, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64),
+                    Kind::Number => {
+                        is_text(dt)
+                            || is_integer(dt)
+                            || matches!(
+                                dt,
+                                DataType::Float64 | DataType::Float32 | DataType::Decimal128(_, _)
+                            )
+                    }
+                    Kind::Period => {
+                        is_text(dt)
+                            || matches!(
+                                dt,
+                                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+                            )
+                    }
                 };
                 if !ok {
                     return Err(Error::input(
                         path,
-                        format!("column `{}` has type {dt}; expected {}", names[idx], match field.kind() {
-                            Kind::Text => "text",
-                            Kind::Number => "a number (double, decimal or decimal text)",
-                            Kind::Period => "a timestamp or ISO 8601 text",
-                        }),
+                        format!(
+                            "column `{}` has type {dt}; expected {}",
+                            names[idx],
+                            match field.kind() {
+                                Kind::Text => "text",
+                                Kind::Number => "a number (double, decimal or decimal text)",
+                                Kind::Period => "a timestamp or ISO 8601 text",
+                            }
+                        ),
                     ));
                 }
             }
@@ -70,7 +87,13 @@ impl ParquetSource {
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(|e| Error::input(path, format!("cannot read Parquet: {e}")))?;
-        Ok(ParquetSource { path: path.to_path_buf(), reader, projected, map, row: 0 })
+        Ok(ParquetSource {
+            path: path.to_path_buf(),
+            reader,
+            projected,
+            map,
+            row: 0,
+        })
     }
 
     /// The column map.
@@ -86,26 +109,47 @@ impl ParquetSource {
         let mut num: [Option<Vec<NumCell>>; 15] = Default::default();
         let mut period: [Option<Vec<PeriodCell>>; 15] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
-            let Some(pi) = self.projected[k] else { continue };
+            let Some(pi) = self.projected[k] else {
+                continue;
+            };
             let array = batch.column(pi);
             let name = self.map.name(*field);
             match field.kind() {
                 Kind::Text => {
                     let s = if is_integer(array.data_type()) && *field == Field::UsageAccount {
                         // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
-                        let a = cast(array, &DataType::Int64).map_err(|e| Error::input(&self.path, format!("column `{name}`: {e}")))?;
-                        a.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| format!("{v:012}"))).collect::<StringArray>()
+                        let a = cast(array, &DataType::Int64).map_err(|e| {
+                            Error::input(&self.path, format!("column `{name}`: {e}"))
+                        })?;
+                        a.as_primitive::<Int64Type>()
+                            .iter()
+                            .map(|v| v.map(|v| format!("{v:012}")))
+                            .collect::<StringArray>()
                     } else {
-                        let a = cast(array, &DataType::Utf8).map_err(|e| Error::input(&self.path, format!("column `{name}`: {e}")))?;
+                        let a = cast(array, &DataType::Utf8).map_err(|e| {
+                            Error::input(&self.path, format!("column `{name}`: {e}"))
+                        })?;
                         a.as_string::<i32>().clone()
                     };
                     text[k] = Some(s);
                 }
                 Kind::Number => num[k] = Some(numbers(array.as_ref())),
-                Kind::Period => period[k] = Some(periods(array.as_ref()).map_err(|e| Error::input(&self.path, format!("column `{name}`: {e}")))?),
+                Kind::Period => {
+                    period[k] =
+                        Some(periods(array.as_ref()).map_err(|e| {
+                            Error::input(&self.path, format!("column `{name}`: {e}"))
+                        })?)
+                }
             }
         }
-        Ok(RawChunk { rows, lines: Vec::new(), text, num, period, broken: Vec::new() })
+        Ok(RawChunk {
+            rows,
+            lines: Vec::new(),
+            text,
+            num,
+            period,
+            broken: Vec::new(),
+        })
     }
 }
 
@@ -118,7 +162,17 @@ fn is_text(dt: &DataType) -> bool {
 }
 
 fn is_integer(dt: &DataType) -> bool {
-    matches!(dt, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64)
+    matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
 }
 
 /// Converts a numeric column to fixed point by the documented rules.
@@ -132,26 +186,48 @@ fn numbers(array: &dyn Array) -> Vec<NumCell> {
         DataType::Float64 => array
             .as_primitive::<Float64Type>()
             .iter()
-            .map(|v| v.map_or(NumCell::Null, |x| cell(fixed_from_f64(x), &|| x.to_string())))
+            .map(|v| {
+                v.map_or(NumCell::Null, |x| {
+                    cell(fixed_from_f64(x), &|| x.to_string())
+                })
+            })
             .collect(),
         DataType::Float32 => array
             .as_primitive::<Float32Type>()
             .iter()
-            .map(|v| v.map_or(NumCell::Null, |x| cell(fixed_from_f64(x as f64), &|| x.to_string())))
+            .map(|v| {
+                v.map_or(NumCell::Null, |x| {
+                    cell(fixed_from_f64(x as f64), &|| x.to_string())
+                })
+            })
             .collect(),
         DataType::Decimal128(_, scale) => {
             let scale = *scale as i32;
             array
                 .as_primitive::<arrow::datatypes::Decimal128Type>()
                 .iter()
-                .map(|v| v.map_or(NumCell::Null, |x| cell(rescale(x, scale), &|| format!("{x}e-{scale}"))))
+                .map(|v| {
+                    v.map_or(NumCell::Null, |x| {
+                        cell(rescale(x, scale), &|| format!("{x}e-{scale}"))
+                    })
+                })
                 .collect()
         }
         dt if is_integer(dt) => match cast(array, &DataType::Int64) {
             Ok(a) => a
                 .as_primitive::<Int64Type>()
                 .iter()
-                .map(|v| v.map_or(NumCell::Null, |x| cell((x as i128).checked_mul(ONE).filter(|v| v.abs() <= MAX_ABS).ok_or(DecimalError::Overflow), &|| x.to_string())))
+                .map(|v| {
+                    v.map_or(NumCell::Null, |x| {
+                        cell(
+                            (x as i128)
+                                .checked_mul(ONE)
+                                .filter(|v| v.abs() <= MAX_ABS)
+                                .ok_or(DecimalError::Overflow),
+                            &|| x.to_string(),
+                        )
+                    })
+                })
                 .collect(),
             Err(_) => vec![NumCell::Bad(String::new(), DecimalError::Invalid); n],
         },
@@ -174,9 +250,14 @@ fn numbers(array: &dyn Array) -> Vec<NumCell> {
 fn rescale(v: i128, scale: i32) -> std::result::Result<i128, DecimalError> {
     let s = SCALE as i32;
     let out = if scale <= s {
-        v.checked_mul(10i128.pow((s - scale) as u32)).ok_or(DecimalError::Overflow)?
+        v.checked_mul(10i128.pow((s - scale) as u32))
+            .ok_or(DecimalError::Overflow)?
     } else {
-        crate::money::div_round(v, 10i128.pow((scale - s) as u32), crate::money::Rounding::HalfAwayFromZero)
+        crate::money::div_round(
+            v,
+            10i128.pow((scale - s) as u32),
+            crate::money::Rounding::HalfAwayFromZero,
+        )
     };
     if out.abs() > MAX_ABS {
         return Err(DecimalError::Overflow);
@@ -187,7 +268,10 @@ fn rescale(v: i128, scale: i32) -> std::result::Result<i128, DecimalError> {
 fn periods(array: &dyn Array) -> std::result::Result<Vec<PeriodCell>, String> {
     let from_micros = |m: Option<i64>| match m {
         None => PeriodCell::Null,
-        Some(m) => BillingPeriod::from_unix_micros(m).map_or(PeriodCell::Bad(format!("{m} µs since 1970")), PeriodCell::Value),
+        Some(m) => BillingPeriod::from_unix_micros(m).map_or(
+            PeriodCell::Bad(format!("{m} µs since 1970")),
+            PeriodCell::Value,
+        ),
     };
     Ok(match array.data_type() {
         DataType::Timestamp(unit, _) => {
@@ -200,7 +284,15 @@ fn periods(array: &dyn Array) -> std::result::Result<Vec<PeriodCell>, String> {
             };
             a.as_primitive::<Int64Type>()
                 .iter()
-                .map(|v| from_micros(v.map(|x| if per == 0 { x.div_euclid(1_000) } else { x.saturating_mul(per) })))
+                .map(|v| {
+                    from_micros(v.map(|x| {
+                        if per == 0 {
+                            x.div_euclid(1_000)
+                        } else {
+                            x.saturating_mul(per)
+                        }
+                    }))
+                })
                 .collect()
         }
         DataType::Date32 => array
@@ -210,7 +302,10 @@ fn periods(array: &dyn Array) -> std::result::Result<Vec<PeriodCell>, String> {
             .collect(),
         DataType::Date64 => {
             let a = cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
-            a.as_primitive::<Int64Type>().iter().map(|v| from_micros(v.map(|ms| ms.saturating_mul(1_000)))).collect()
+            a.as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| from_micros(v.map(|ms| ms.saturating_mul(1_000))))
+                .collect()
         }
         _ => {
             let a = cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
@@ -218,7 +313,8 @@ fn periods(array: &dyn Array) -> std::result::Result<Vec<PeriodCell>, String> {
                 .iter()
                 .map(|v| match v.map(str::trim) {
                     None | Some("") => PeriodCell::Null,
-                    Some(t) => BillingPeriod::from_iso_prefix(t).map_or(PeriodCell::Bad(t.to_string()), PeriodCell::Value),
+                    Some(t) => BillingPeriod::from_iso_prefix(t)
+                        .map_or(PeriodCell::Bad(t.to_string()), PeriodCell::Value),
                 })
                 .collect()
         }
@@ -229,7 +325,10 @@ impl ChunkSource for ParquetSource {
     fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
         match self.reader.next()? {
             Ok(batch) => Some(self.convert(batch)),
-            Err(e) => Some(Err(Error::input(&self.path, format!("corrupt Parquet data after row {}: {e}", self.row)))),
+            Err(e) => Some(Err(Error::input(
+                &self.path,
+                format!("corrupt Parquet data after row {}: {e}", self.row),
+            ))),
         }
     }
 
@@ -238,7 +337,10 @@ impl ChunkSource for ParquetSource {
     }
 
     fn describe(&self) -> String {
-        let d = serde_json::to_value(self.map.dialect).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let d = serde_json::to_value(self.map.dialect)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         format!("{d} Parquet")
     }
 }
