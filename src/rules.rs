@@ -207,10 +207,12 @@ impl RuleSet {
                 let slot = match &rule.scope {
                     Scope::Global => set.tiering_global.replace(ft).map(|_| ()),
                     Scope::Service(s) => set.tiering_service.insert(s.clone(), ft).map(|_| ()),
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "rule `{}`: free-tier (tiering) rules take scope global or service only",
                         rule.id
-                    )),
+                    ))
+                    }
                 };
                 if slot.is_some() {
                     let other = rules

@@ -1,0 +1,444 @@
+//! End-to-end tests: the real binary on sample_data/, the real legacy CUR file,
+//! re-runs, errors a person will meet.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_billxfer"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("run billxfer");
+    out
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "billxfer failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .expect("json")
+}
+
+fn run_sample(out: &Path) -> PathBuf {
+    let config = repo().join("sample_data/billxfer.toml");
+    let o = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    ok(&o);
+    out.join("2026-10")
+}
+
+/// Every file under a folder, relative path → bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_string_lossy().to_string(),
+                    fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sample_month_matches_the_hand_worked_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path());
+    // Figures from sample_data/EXPECTED.md, worked out by hand there.
+    let expected = [
+        ("acme", "83.58", "87.96", "157.14", "-25.00", "220.10"),
+        ("globex", "34.80", "29.98", "4.70", "-0.16", "34.52"),
+        ("initech", "184.51", "91.96", "113.44", "-20.00", "185.40"),
+    ];
+    for (org, actual, subtotal, fees, credits, total) in expected {
+        let inv = json(&dir.join(format!("customers/{org}/invoice.json")));
+        assert_eq!(inv["subtotal"], subtotal, "{org} subtotal");
+        assert_eq!(inv["fees"], fees, "{org} fees");
+        assert_eq!(inv["credits"], credits, "{org} credits");
+        assert_eq!(inv["total"], total, "{org} total");
+        let partner = json(&dir.join(format!("partner/invoices/{org}.json")));
+        assert_eq!(partner["total"], actual, "{org} actual");
+    }
+    let own = json(&dir.join("partner/invoices/northwind.json"));
+    assert_eq!(own["total"], "9.74");
+    assert_eq!(own["exact_total"], "9.7392");
+
+    let acme = json(&dir.join("customers/acme/invoice.json"));
+    let lines: Vec<(String, String, String)> = acme["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["account_id"].as_str().unwrap().into(),
+                l["service"].as_str().unwrap().into(),
+                l["amount"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = [
+        ("111100000001", "AmazonEC2", "11.52"),
+        ("111100000001", "AmazonS3", "21.85"),
+        ("111100000002", "AmazonEC2", "4.58"),
+        ("111100000002", "AmazonS3", "0.01"),
+        ("111100000002", "prod-abc123", "50.00"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(lines, want);
+    let support = &acme["custom_line_items"][1];
+    assert_eq!(support["id"], "support-pct");
+    assert_eq!(support["amount"], "7.14");
+
+    let manifest = json(&dir.join("manifest.json"));
+    assert_eq!(manifest["all_checks_passed"], true);
+    assert_eq!(manifest["totals_customers"]["actual"], "302.89");
+    assert_eq!(manifest["totals_customers"]["proforma"], "440.02");
+    assert_eq!(manifest["totals_customers"]["margin"], "137.13");
+    let orgs = manifest["orgs"].as_array().unwrap();
+    let read: u64 = orgs.iter().map(|o| o["rows_read"].as_u64().unwrap()).sum();
+    let rated: u64 = orgs.iter().map(|o| o["rows_rated"].as_u64().unwrap()).sum();
+    let quarantined: u64 = orgs
+        .iter()
+        .map(|o| o["rows_quarantined"].as_u64().unwrap())
+        .sum();
+    assert_eq!((read, rated, quarantined), (33, 28, 5));
+
+    let margin = fs::read_to_string(dir.join("partner/margin.csv")).unwrap();
+    assert!(
+        margin.contains("org,acme,,83.58,220.10,136.52,62.03\n"),
+        "{margin}"
+    );
+    assert!(
+        margin.contains("org,globex,,34.80,34.52,-0.28,-0.81\n"),
+        "{margin}"
+    );
+}
+
+#[test]
+fn each_quarantined_row_names_its_file_row_and_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path());
+    let acme = fs::read_to_string(dir.join("quarantine/acme.csv")).unwrap();
+    assert!(acme.contains("acme/cur-2026-10-00001.snappy.parquet,6,,line_item_usage_account_id,222200000001,usage account 222200000001 is not an account of org `acme`"), "{acme}");
+    assert!(acme.contains("FlatRateSubscription"), "{acme}");
+    let globex = fs::read_to_string(dir.join("quarantine/globex.csv")).unwrap();
+    assert!(
+        globex.contains("outside the billing period 2026-10"),
+        "{globex}"
+    );
+    let initech = fs::read_to_string(dir.join("quarantine/initech.csv")).unwrap();
+    assert!(
+        initech.contains("initech/legacy-cur-2026-10.csv,8,9,lineItem/UnblendedCost,abc,"),
+        "{initech}"
+    );
+    assert!(
+        initech.contains("the row has 6 fields but the header has 18"),
+        "{initech}"
+    );
+}
+
+#[test]
+fn a_rerun_gives_byte_identical_outputs() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let first = tree(&run_sample(a.path()));
+    let second = tree(&run_sample(b.path()));
+    assert!(first.len() >= 15, "{:?}", first.keys());
+    assert_eq!(first, second);
+    // And a re-run into the same folder replaces it whole, leaving no temporary folders.
+    let again = tree(&run_sample(a.path()));
+    assert_eq!(first, again);
+    let hidden: Vec<_> = fs::read_dir(a.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".2026"))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+#[test]
+fn customer_files_hold_no_partner_figures_and_no_other_org() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path());
+    let files = tree(&dir.join("customers"));
+    // The partner's payer id and AWS invoice id, and the non-public discount and actual figures of the sample.
+    let secrets = [
+        "900000000001",
+        "EUINUS26-000123",
+        "1.376",
+        "1.38",
+        "0.92",
+        "2.448",
+        "2.45",
+        "83.58",
+        "34.80",
+        "184.51",
+    ];
+    let accounts = [
+        ("acme", "1111000000"),
+        ("globex", "2222000000"),
+        ("initech", "3333000000"),
+    ];
+    for (path, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for s in secrets {
+            assert!(!text.contains(s), "{path} contains partner figure {s}");
+        }
+        for (org, prefix) in accounts {
+            if !path.starts_with(&format!("{org}/")) {
+                assert!(
+                    !text.contains(prefix),
+                    "{path} contains an account of {org}"
+                );
+            }
+        }
+    }
+    assert_eq!(files.len(), 6);
+}
+
+#[test]
+fn real_legacy_cur_file_rates_to_its_unblended_sum() {
+    let data = repo().join("../shared/data/focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv");
+    if !data.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {} is missing",
+            data.display()
+        );
+        eprintln!("skipping: {} not present", data.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("billxfer.toml");
+    fs::write(
+        &config,
+        format!(
+            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\" }}\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    ok(&run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let inv = json(&out.join("2023-11/partner/invoices/anon.json"));
+    // Σ lineItem/UnblendedCost of the file, per shared/data/README.md.
+    assert_eq!(inv["exact_total"], "1.6823086974");
+    let manifest = json(&out.join("2023-11/manifest.json"));
+    assert_eq!(manifest["inputs"][0]["rows_read"], 1281);
+    assert_eq!(manifest["inputs"][0]["rows_quarantined"], 0);
+    assert_eq!(manifest["inputs"][0]["format"], "legacy CUR CSV");
+    // Basic leaves out the 12 tax lines (0.08 in all) and keeps every usage line at its billed public price.
+    let customer = json(&out.join("2023-11/customers/anon/invoice.json"));
+    assert_eq!(customer["total"], "1.60");
+}
+
+#[test]
+fn several_periods_without_period_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = repo().join("sample_data/billxfer.toml");
+    let o = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("several billing periods (2026-09, 2026-10)") && err.contains("--period"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("2026-10").exists());
+}
+
+#[test]
+fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(repo().join("sample_data/billxfer.toml")).unwrap();
+    // Move initech's transfer to start after October.
+    let text = text.replace(
+        "transfer = { start = \"2026-03\", end = \"2026-12\" }",
+        "transfer = { start = \"2026-11\" }",
+    );
+    let sample = repo().join("sample_data");
+    let mut text = text;
+    for dir in ["partner", "acme", "globex", "initech"] {
+        text = text.replace(
+            &format!("\"{dir}/"),
+            &format!("\"{}/{dir}/", sample.display()),
+        );
+    }
+    let config = tmp.path().join("not-billed.toml");
+    fs::write(&config, text).unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("org `initech`: 2026-10 is outside the billing transfer"),
+        "{err}"
+    );
+    assert!(!out.join("2026-10/customers/initech").exists());
+    assert!(out.join("2026-10/customers/acme/invoice.json").exists());
+    let manifest = json(&out.join("2026-10/manifest.json"));
+    assert_eq!(manifest["not_billed_to_partner"][0]["org"], "initech");
+}
+
+#[test]
+fn config_errors_are_all_reported_with_their_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("bad.toml");
+    fs::write(
+        &config,
+        r#"
+[partner]
+id = "p"
+name = "P"
+management_account = "999999999999"
+
+[[orgs]]
+id = "a"
+name = "A"
+management_account = "111111111111"
+files = ["nothing-here/*.csv"]
+plan = "gold"
+transfer = { start = "2026-01-15" }
+"#,
+    )
+    .unwrap();
+    let o = run(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("orgs[0] (id `a`).plan: plan `gold` does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("START_DATE_NOT_BEGINNING_OF_MONTH"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn validate_reports_quarantine_without_writing() {
+    let config = repo().join("sample_data/billxfer.toml");
+    let o = run(&[
+        "validate",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("5 row(s) would be quarantined"), "{out}");
+    assert!(
+        out.contains("row 8 line 9, column `lineItem/UnblendedCost`, value `abc`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_input_and_bad_file_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("bad.csv");
+    fs::write(
+        &csv,
+        "line_item_usage_account_id,line_item_line_item_type\n111111111111,Usage\n",
+    )
+    .unwrap();
+    let config = tmp.path().join("c.toml");
+    fs::write(
+        &config,
+        "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n[[orgs]]\nid = \"a\"\nname = \"A\"\nmanagement_account = \"111111111111\"\nfiles = [\"bad.csv\"]\nplan = \"basic\"\ntransfer = { start = \"2026-01\" }\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-03",
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.csv")
+            && err.contains("missing required column(s)")
+            && err.contains("line_item_product_code"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/2026-03").exists());
+}
+
+#[test]
+fn help_teaches_the_concepts() {
+    let o = run(&["run", "--help"]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "bill-transfer account",
+        "bill-source account",
+        "pro forma",
+        "actual",
+        "manifest.json",
+    ] {
+        assert!(text.contains(word), "--help lacks {word}");
+    }
+}
