@@ -629,24 +629,56 @@ fn build(
 }
 
 fn month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {
-    // Accept YYYY-MM and YYYY-MM-01; any other day is a mid-month start, which AWS refuses.
+    month_bound(p, key, text, false)
+}
+
+fn end_month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {
+    month_bound(p, key, text, true)
+}
+
+/// Accepts YYYY-MM, or a date on a month boundary: the first day for starts, the
+/// last day for ends (AWS ends a transfer at 23:59:59 on the last day of a month).
+fn month_bound(p: &mut Problems, key: &str, text: &str, is_end: bool) -> Option<BillingPeriod> {
     let t = text.trim();
     if t.len() == 10 && t.as_bytes()[7] == b'-' {
+        let period = BillingPeriod::parse(&t[..7]).map_err(|e| p.push(key, e)).ok()?;
+        let day: u32 = t[8..].parse().unwrap_or(0);
+        if is_end {
+            let last = days_in_month(period);
+            if day == last {
+                return Some(period);
+            }
+            p.push(key, format!("`{t}` is not the last day of a month: billing transfers end on month boundaries (AWS: END_DATE_NOT_END_OF_MONTH); write YYYY-MM for the last month billed"));
+            return None;
+        }
         if &t[8..] != "01" {
             p.push(key, format!("`{t}` is not the first day of a month: billing transfers start and end on month boundaries (AWS: START_DATE_NOT_BEGINNING_OF_MONTH); write YYYY-MM"));
             return None;
         }
-        return BillingPeriod::parse(&t[..7])
-            .map_err(|e| p.push(key, e))
-            .ok();
+        return Some(period);
     }
     BillingPeriod::parse(t).map_err(|e| p.push(key, e)).ok()
+}
+
+fn days_in_month(p: BillingPeriod) -> u32 {
+    match p.month() {
+        4 | 6 | 9 | 11 => 30,
+        2 => {
+            let y = p.year() as u32;
+            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+                29
+            } else {
+                28
+            }
+        }
+        _ => 31,
+    }
 }
 
 fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
     let start = month(p, &format!("{key}.transfer.start"), &t.start)?;
     let end = match &t.end {
-        Some(e) => Some(month(p, &format!("{key}.transfer.end"), e)?),
+        Some(e) => Some(end_month(p, &format!("{key}.transfer.end"), e)?),
         None => None,
     };
     if let Some(e) = end {
@@ -752,7 +784,7 @@ fn custom_line_item(
     };
     let start = month(p, &format!("{key}.start"), &c.start);
     let end = match &c.end {
-        Some(e) => Some(month(p, &format!("{key}.end"), e)?),
+        Some(e) => Some(end_month(p, &format!("{key}.end"), e)?),
         None => None,
     };
     let start = start?;
@@ -823,33 +855,28 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
             );
         }
     };
+    let forbid_sku_fields = |p: &mut Problems, r: &RawRule| {
+        for (field, set) in [("usage_type", r.usage_type.is_some()), ("operation", r.operation.is_some()), ("region", r.region.is_some())] {
+            if set {
+                p.push(&format!("{key}.{field}"), format!("`{field}` applies to scope `sku` only, not `{scope_name}`"));
+            }
+        }
+    };
     let scope = match scope_name.as_str() {
         "global" => {
             forbid(p, "service", r.service.is_some());
             forbid(p, "billing_entity", r.billing_entity.is_some());
-            forbid(
-                p,
-                "usage_type",
-                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
-            );
+            forbid_sku_fields(p, r);
             Some(Scope::Global)
         }
         "service" => {
             forbid(p, "billing_entity", r.billing_entity.is_some());
-            forbid(
-                p,
-                "usage_type",
-                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
-            );
+            forbid_sku_fields(p, r);
             need(p, "service", &r.service).map(Scope::Service)
         }
         "billing_entity" => {
             forbid(p, "service", r.service.is_some());
-            forbid(
-                p,
-                "usage_type",
-                r.usage_type.is_some() || r.operation.is_some() || r.region.is_some(),
-            );
+            forbid_sku_fields(p, r);
             let e = need(p, "billing_entity", &r.billing_entity)?;
             if !["AWS", "AWS Marketplace", "AISPL"].contains(&e.as_str()) {
                 p.push(&format!("{key}.billing_entity"), format!("`{e}` is not a billing entity: use \"AWS\", \"AWS Marketplace\" or \"AISPL\""));
@@ -1086,6 +1113,22 @@ transfer = { start = "2026-01" }
             load(&ok).unwrap().orgs[0].transfer.start,
             BillingPeriod::new(2026, 3).unwrap()
         );
+    }
+
+    #[test]
+    fn transfer_ends_on_a_month_boundary() {
+        let ok = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2026-06-30\"");
+        assert_eq!(load(&ok).unwrap().orgs[0].transfer.end, BillingPeriod::new(2026, 6));
+        let bad = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2026-06-15\"");
+        assert!(problems(&bad).join("\n").contains("END_DATE_NOT_END_OF_MONTH"));
+        let feb = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2028-02-29\"");
+        assert!(load(&feb).is_ok());
+    }
+
+    #[test]
+    fn sku_fields_on_other_scopes_are_named() {
+        let text = MINIMAL.replace("scope = \"global\", type", "scope = \"global\", operation = \"Run\", type");
+        assert!(problems(&text).join("\n").contains(".operation: `operation` applies to scope `sku` only"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum DecimalError {
     Invalid,
     #[error("not a finite number (NaN or infinite)")]
     NotFinite,
-    #[error("out of range: more than {} digits before the decimal point", 38 - SCALE)]
+    #[error("out of range: billxfer accepts amounts up to ±10^18")]
     Overflow,
     #[error("more than {max} decimal places")]
     TooPrecise { max: u32 },
@@ -103,10 +103,11 @@ pub fn parse_fixed(text: &str) -> Result<i128, DecimalError> {
 /// the user typed would be wrong).
 pub fn parse_fixed_strict(text: &str, max_places: u32) -> Result<i128, DecimalError> {
     let t = text.trim();
-    let mantissa = t.split(['e', 'E']).next().unwrap_or("");
-    let has_exp = mantissa.len() != t.len();
-    if let Some((_, frac)) = mantissa.split_once('.') {
-        if !has_exp && frac.len() as u32 > max_places {
+    if t.contains(['e', 'E']) {
+        return Err(DecimalError::Invalid);
+    }
+    if let Some((_, frac)) = t.split_once('.') {
+        if frac.len() as u32 > max_places {
             return Err(DecimalError::TooPrecise { max: max_places });
         }
     }

@@ -505,3 +505,22 @@ pub fn configure_threads(threads: Option<usize>) {
             .build_global();
     }
 }
+
+/// Reads exactly the columns a run needs from every input of the period, with
+/// the same readers and the same parallel plan, and does nothing else: the
+/// floor that `billxfer run` is benchmarked against.
+pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u64> {
+    let (files, _) = plan_inputs(config, period)?;
+    let counts: Result<Vec<u64>> = files
+        .par_iter()
+        .map(|f| {
+            let mut source = ingest::open(&f.path)?;
+            let mut n = 0u64;
+            while let Some(chunk) = source.next_chunk() {
+                n += chunk?.rows.len() as u64;
+            }
+            Ok(n)
+        })
+        .collect();
+    Ok(counts?.iter().sum())
+}
