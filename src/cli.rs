@@ -283,7 +283,10 @@ fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
     let rows = run::decode_floor(&config, a.period)?;
-    eprintln!("billxfer: decode floor: {rows} rows in {:.2}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "billxfer: decode floor: {rows} rows in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

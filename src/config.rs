@@ -641,7 +641,9 @@ fn end_month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {
 fn month_bound(p: &mut Problems, key: &str, text: &str, is_end: bool) -> Option<BillingPeriod> {
     let t = text.trim();
     if t.len() == 10 && t.as_bytes()[7] == b'-' {
-        let period = BillingPeriod::parse(&t[..7]).map_err(|e| p.push(key, e)).ok()?;
+        let period = BillingPeriod::parse(&t[..7])
+            .map_err(|e| p.push(key, e))
+            .ok()?;
         let day: u32 = t[8..].parse().unwrap_or(0);
         if is_end {
             let last = days_in_month(period);
@@ -856,9 +858,16 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
         }
     };
     let forbid_sku_fields = |p: &mut Problems, r: &RawRule| {
-        for (field, set) in [("usage_type", r.usage_type.is_some()), ("operation", r.operation.is_some()), ("region", r.region.is_some())] {
+        for (field, set) in [
+            ("usage_type", r.usage_type.is_some()),
+            ("operation", r.operation.is_some()),
+            ("region", r.region.is_some()),
+        ] {
             if set {
-                p.push(&format!("{key}.{field}"), format!("`{field}` applies to scope `sku` only, not `{scope_name}`"));
+                p.push(
+                    &format!("{key}.{field}"),
+                    format!("`{field}` applies to scope `sku` only, not `{scope_name}`"),
+                );
             }
         }
     };
@@ -1117,18 +1126,37 @@ transfer = { start = "2026-01" }
 
     #[test]
     fn transfer_ends_on_a_month_boundary() {
-        let ok = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2026-06-30\"");
-        assert_eq!(load(&ok).unwrap().orgs[0].transfer.end, BillingPeriod::new(2026, 6));
-        let bad = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2026-06-15\"");
-        assert!(problems(&bad).join("\n").contains("END_DATE_NOT_END_OF_MONTH"));
-        let feb = MINIMAL.replace("start = \"2026-01\"", "start = \"2026-01\", end = \"2028-02-29\"");
+        let ok = MINIMAL.replace(
+            "start = \"2026-01\"",
+            "start = \"2026-01\", end = \"2026-06-30\"",
+        );
+        assert_eq!(
+            load(&ok).unwrap().orgs[0].transfer.end,
+            BillingPeriod::new(2026, 6)
+        );
+        let bad = MINIMAL.replace(
+            "start = \"2026-01\"",
+            "start = \"2026-01\", end = \"2026-06-15\"",
+        );
+        assert!(problems(&bad)
+            .join("\n")
+            .contains("END_DATE_NOT_END_OF_MONTH"));
+        let feb = MINIMAL.replace(
+            "start = \"2026-01\"",
+            "start = \"2026-01\", end = \"2028-02-29\"",
+        );
         assert!(load(&feb).is_ok());
     }
 
     #[test]
     fn sku_fields_on_other_scopes_are_named() {
-        let text = MINIMAL.replace("scope = \"global\", type", "scope = \"global\", operation = \"Run\", type");
-        assert!(problems(&text).join("\n").contains(".operation: `operation` applies to scope `sku` only"));
+        let text = MINIMAL.replace(
+            "scope = \"global\", type",
+            "scope = \"global\", operation = \"Run\", type",
+        );
+        assert!(problems(&text)
+            .join("\n")
+            .contains(".operation: `operation` applies to scope `sku` only"));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, DictionaryArray, Float64Array, Int32Array, MapBuilder, MapFieldNames, StringArray, StringBuilder, TimestampMillisecondArray,
+    ArrayRef, DictionaryArray, Float64Array, Int32Array, MapBuilder, MapFieldNames, StringArray,
+    StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -99,7 +100,9 @@ impl Rng {
     pub fn pick(&mut self, cumulative: &[u64]) -> usize {
         let total = *cumulative.last().unwrap_or(&1);
         let x = self.below(total.max(1));
-        cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1)
+        cumulative
+            .partition_point(|&c| c <= x)
+            .min(cumulative.len() - 1)
     }
 }
 
@@ -160,7 +163,12 @@ const INSTANCES: &[(&str, &str)] = &[
     ("i3.large", "0.156"),
 ];
 
-const DB_INSTANCES: &[(&str, &str)] = &[("db.t3.medium", "0.068"), ("db.m5.large", "0.171"), ("db.r5.large", "0.25"), ("db.r6g.xlarge", "0.43")];
+const DB_INSTANCES: &[(&str, &str)] = &[
+    ("db.t3.medium", "0.068"),
+    ("db.m5.large", "0.171"),
+    ("db.r5.large", "0.25"),
+    ("db.r6g.xlarge", "0.43"),
+];
 
 fn fixed(s: &str) -> i128 {
     crate::money::parse_fixed(s).unwrap_or(0)
@@ -169,7 +177,15 @@ fn fixed(s: &str) -> i128 {
 /// The SKU catalog with Zipf-like popularity (most popular first).
 pub fn catalog() -> Vec<Sku> {
     let mut v = Vec::new();
-    let sku = |product, usage_type: String, operation, region, unit, rate: &str, usage: &str, description: String, commitment| Sku {
+    let sku = |product,
+               usage_type: String,
+               operation,
+               region,
+               unit,
+               rate: &str,
+               usage: &str,
+               description: String,
+               commitment| Sku {
         product,
         usage_type,
         operation,
@@ -195,33 +211,196 @@ pub fn catalog() -> Vec<Sku> {
                 true,
             ));
         }
-        v.push(sku("AmazonS3", format!("{prefix}-TimedStorage-ByteHrs"), "StandardStorage", region, "GB-Mo", "0.023", "0.35", "$0.023 per GB - first 50 TB / month of storage used".into(), false));
-        v.push(sku("AmazonS3", format!("{prefix}-Requests-Tier1"), "PutObject", region, "Requests", "0.000005", "1200", "$0.005 per 1,000 PUT, COPY, POST, or LIST requests".into(), false));
-        v.push(sku("AmazonS3", format!("{prefix}-Requests-Tier2"), "GetObject", region, "Requests", "0.0000004", "9000", "$0.004 per 10,000 GET and all other requests".into(), false));
-        v.push(sku("AmazonS3", format!("{prefix}-DataTransfer-Out-Bytes"), "GetObject", region, "GB", "0.09", "0.8", "$0.090 per GB - first 10 TB / month data transfer out".into(), false));
-        v.push(sku("AmazonEC2", format!("{prefix}-EBS:VolumeUsage.gp3"), "CreateVolume-Gp3", region, "GB-Mo", "0.08", "0.14", "$0.08 per GB-month of General Purpose (gp3) provisioned storage".into(), false));
-        v.push(sku("AmazonEC2", format!("{prefix}-NatGateway-Hours"), "NatGateway", region, "Hrs", "0.045", "1", "$0.045 per NAT Gateway Hour".into(), false));
-        v.push(sku("AWSLambda", format!("{prefix}-Request"), "Invoke", region, "Requests", "0.0000002", "25000", "AWS Lambda - Total Requests".into(), true));
-        v.push(sku("AWSLambda", format!("{prefix}-Lambda-GB-Second"), "Invoke", region, "Lambda-GB-Second", "0.0000166667", "3600", "AWS Lambda - Total Compute".into(), true));
+        v.push(sku(
+            "AmazonS3",
+            format!("{prefix}-TimedStorage-ByteHrs"),
+            "StandardStorage",
+            region,
+            "GB-Mo",
+            "0.023",
+            "0.35",
+            "$0.023 per GB - first 50 TB / month of storage used".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonS3",
+            format!("{prefix}-Requests-Tier1"),
+            "PutObject",
+            region,
+            "Requests",
+            "0.000005",
+            "1200",
+            "$0.005 per 1,000 PUT, COPY, POST, or LIST requests".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonS3",
+            format!("{prefix}-Requests-Tier2"),
+            "GetObject",
+            region,
+            "Requests",
+            "0.0000004",
+            "9000",
+            "$0.004 per 10,000 GET and all other requests".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonS3",
+            format!("{prefix}-DataTransfer-Out-Bytes"),
+            "GetObject",
+            region,
+            "GB",
+            "0.09",
+            "0.8",
+            "$0.090 per GB - first 10 TB / month data transfer out".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonEC2",
+            format!("{prefix}-EBS:VolumeUsage.gp3"),
+            "CreateVolume-Gp3",
+            region,
+            "GB-Mo",
+            "0.08",
+            "0.14",
+            "$0.08 per GB-month of General Purpose (gp3) provisioned storage".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonEC2",
+            format!("{prefix}-NatGateway-Hours"),
+            "NatGateway",
+            region,
+            "Hrs",
+            "0.045",
+            "1",
+            "$0.045 per NAT Gateway Hour".into(),
+            false,
+        ));
+        v.push(sku(
+            "AWSLambda",
+            format!("{prefix}-Request"),
+            "Invoke",
+            region,
+            "Requests",
+            "0.0000002",
+            "25000",
+            "AWS Lambda - Total Requests".into(),
+            true,
+        ));
+        v.push(sku(
+            "AWSLambda",
+            format!("{prefix}-Lambda-GB-Second"),
+            "Invoke",
+            region,
+            "Lambda-GB-Second",
+            "0.0000166667",
+            "3600",
+            "AWS Lambda - Total Compute".into(),
+            true,
+        ));
         for (db, rate) in DB_INSTANCES {
-            v.push(sku("AmazonRDS", format!("{prefix}-InstanceUsage:{db}"), "CreateDBInstance:0002", region, "Hrs", rate, "1", format!("${rate} per RDS {db} instance hour (or partial hour) running MySQL"), true));
+            v.push(sku(
+                "AmazonRDS",
+                format!("{prefix}-InstanceUsage:{db}"),
+                "CreateDBInstance:0002",
+                region,
+                "Hrs",
+                rate,
+                "1",
+                format!("${rate} per RDS {db} instance hour (or partial hour) running MySQL"),
+                true,
+            ));
         }
-        v.push(sku("AmazonDynamoDB", format!("{prefix}-ReadRequestUnits"), "GetItem", region, "ReadRequestUnits", "0.00000025", "40000", "$0.25 per million read request units".into(), false));
-        v.push(sku("AmazonCloudWatch", format!("{prefix}-CW:MetricMonitorUsage"), "MetricStorage", region, "Metrics", "0.3", "0.0014", "$0.30 per metric-month - first 10,000 metrics".into(), false));
-        v.push(sku("AWSELB", format!("{prefix}-LoadBalancerUsage"), "LoadBalancing:Application", region, "Hrs", "0.0225", "1", "$0.0225 per Application LoadBalancer-hour".into(), false));
-        v.push(sku("awskms", format!("{prefix}-KMS-Requests"), "Decrypt", region, "Requests", "0.000003", "800", "$0.03 per 10,000 requests".into(), false));
-        v.push(sku("AWSQueueService", format!("{prefix}-Requests-Tier1"), "ReceiveMessage", region, "Requests", "0.0000004", "5000", "$0.40 per million Amazon SQS standard requests".into(), false));
+        v.push(sku(
+            "AmazonDynamoDB",
+            format!("{prefix}-ReadRequestUnits"),
+            "GetItem",
+            region,
+            "ReadRequestUnits",
+            "0.00000025",
+            "40000",
+            "$0.25 per million read request units".into(),
+            false,
+        ));
+        v.push(sku(
+            "AmazonCloudWatch",
+            format!("{prefix}-CW:MetricMonitorUsage"),
+            "MetricStorage",
+            region,
+            "Metrics",
+            "0.3",
+            "0.0014",
+            "$0.30 per metric-month - first 10,000 metrics".into(),
+            false,
+        ));
+        v.push(sku(
+            "AWSELB",
+            format!("{prefix}-LoadBalancerUsage"),
+            "LoadBalancing:Application",
+            region,
+            "Hrs",
+            "0.0225",
+            "1",
+            "$0.0225 per Application LoadBalancer-hour".into(),
+            false,
+        ));
+        v.push(sku(
+            "awskms",
+            format!("{prefix}-KMS-Requests"),
+            "Decrypt",
+            region,
+            "Requests",
+            "0.000003",
+            "800",
+            "$0.03 per 10,000 requests".into(),
+            false,
+        ));
+        v.push(sku(
+            "AWSQueueService",
+            format!("{prefix}-Requests-Tier1"),
+            "ReceiveMessage",
+            region,
+            "Requests",
+            "0.0000004",
+            "5000",
+            "$0.40 per million Amazon SQS standard requests".into(),
+            false,
+        ));
     }
-    let mut mp = sku("prod-7xk2mplc4", "Units".into(), "Subscribe", "", "Units", "0.25", "1", "Partner analytics SaaS (AWS Marketplace), per unit".into(), false);
+    let mut mp = sku(
+        "prod-7xk2mplc4",
+        "Units".into(),
+        "Subscribe",
+        "",
+        "Units",
+        "0.25",
+        "1",
+        "Partner analytics SaaS (AWS Marketplace), per unit".into(),
+        false,
+    );
     mp.entity = "AWS Marketplace";
     v.push(mp);
     // Popularity: interleave so that EC2 in us-east-1 leads, as in real bills.
     v.sort_by_key(|s| {
-        let region_rank = REGIONS.iter().position(|(_, r)| *r == s.region).unwrap_or(0);
-        let product_rank = ["AmazonEC2", "AmazonS3", "AmazonRDS", "AWSLambda", "AmazonCloudWatch", "AWSELB", "AmazonDynamoDB", "awskms", "AWSQueueService"]
+        let region_rank = REGIONS
             .iter()
-            .position(|p| *p == s.product)
-            .unwrap_or(9);
+            .position(|(_, r)| *r == s.region)
+            .unwrap_or(0);
+        let product_rank = [
+            "AmazonEC2",
+            "AmazonS3",
+            "AmazonRDS",
+            "AWSLambda",
+            "AmazonCloudWatch",
+            "AWSELB",
+            "AmazonDynamoDB",
+            "awskms",
+            "AWSQueueService",
+        ]
+        .iter()
+        .position(|p| *p == s.product)
+        .unwrap_or(9);
         (region_rank, product_rank)
     });
     v
@@ -245,7 +424,11 @@ pub fn org_sizes(total: u64, n: usize, min: u64) -> Vec<u64> {
     }
     let weights: Vec<f64> = (1..=n).map(|k| 1.0 / (k as f64).powf(1.1)).collect();
     let sum: f64 = weights.iter().sum();
-    let mut sizes: Vec<u64> = weights.iter().map(|w| ((total as f64) * w / sum) as u64).map(|s| s.max(min)).collect();
+    let mut sizes: Vec<u64> = weights
+        .iter()
+        .map(|w| ((total as f64) * w / sum) as u64)
+        .map(|s| s.max(min))
+        .collect();
     let assigned: u64 = sizes.iter().sum();
     if assigned < total {
         sizes[0] += total - assigned;
@@ -284,7 +467,13 @@ fn schema() -> SchemaRef {
     let tags = DataType::Map(
         Arc::new(Field::new(
             "key_value",
-            DataType::Struct(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)].into()),
+            DataType::Struct(
+                vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", DataType::Utf8, true),
+                ]
+                .into(),
+            ),
             false,
         )),
         false,
@@ -372,7 +561,19 @@ struct Ctx<'a> {
 
 fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bool) -> Rows {
     let mut r = Rows::default();
-    let push = |r: &mut Rows, hour: i32, account: i32, lt: i32, sku: i32, usage: Option<i128>, cost: i128, public: Option<i128>, rate: Option<i32>, desc: i32, resource: i32, tags: u8, entity: i32| {
+    let push = |r: &mut Rows,
+                hour: i32,
+                account: i32,
+                lt: i32,
+                sku: i32,
+                usage: Option<i128>,
+                cost: i128,
+                public: Option<i128>,
+                rate: Option<i32>,
+                desc: i32,
+                resource: i32,
+                tags: u8,
+                entity: i32| {
         r.hour.push(hour);
         r.account.push(account);
         r.line_type.push(lt);
@@ -395,7 +596,11 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
         let hour = rng.below(ctx.hours as u64) as i32;
         // Usage varies ±50% around the SKU's typical amount, with 6 decimals.
         let factor = 500_000 + rng.below(1_000_000) as i128; // 0.5 .. 1.5 in millionths
-        let usage = if sku.unit == "Hrs" { sku.usage } else { (sku.usage * factor / 1_000_000 / 10_000) * 10_000 };
+        let usage = if sku.unit == "Hrs" {
+            sku.usage
+        } else {
+            (sku.usage * factor / 1_000_000 / 10_000) * 10_000
+        };
         let usage = usage.max(10_000);
         let cost = crate::money::mul_fixed(usage, sku.rate).unwrap_or(0);
         let resource = (account as u64 * 64 + rng.below(64)) as i32;
@@ -404,19 +609,89 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
         let roll = rng.below(1000);
         if sku.commitment && roll < 60 && n - written >= 2 {
             // Savings Plans covered usage and its negation.
-            push(&mut r, hour, account, 1, s as i32, Some(usage), cost, Some(cost), Some(s as i32), s as i32, resource, tags, entity);
-            push(&mut r, hour, account, 2, s as i32, Some(0), -cost, None, None, s as i32, resource, tags, entity);
+            push(
+                &mut r,
+                hour,
+                account,
+                1,
+                s as i32,
+                Some(usage),
+                cost,
+                Some(cost),
+                Some(s as i32),
+                s as i32,
+                resource,
+                tags,
+                entity,
+            );
+            push(
+                &mut r,
+                hour,
+                account,
+                2,
+                s as i32,
+                Some(0),
+                -cost,
+                None,
+                None,
+                s as i32,
+                resource,
+                tags,
+                entity,
+            );
             written += 2;
         } else if sku.commitment && roll < 90 {
             // RI-covered usage: the cost sits in the RIFee line.
-            push(&mut r, hour, account, 3, s as i32, Some(usage), 0, Some(cost), Some(s as i32), s as i32, resource, tags, entity);
+            push(
+                &mut r,
+                hour,
+                account,
+                3,
+                s as i32,
+                Some(usage),
+                0,
+                Some(cost),
+                Some(s as i32),
+                s as i32,
+                resource,
+                tags,
+                entity,
+            );
             written += 1;
         } else if sku.product == "AmazonS3" && sku.unit == "Requests" && roll < 150 {
             // Free-tier line: the paid rate is written, the cost is 0.
-            push(&mut r, hour, account, 0, s as i32, Some(usage), 0, Some(cost), Some(s as i32), s as i32, resource, tags, entity);
+            push(
+                &mut r,
+                hour,
+                account,
+                0,
+                s as i32,
+                Some(usage),
+                0,
+                Some(cost),
+                Some(s as i32),
+                s as i32,
+                resource,
+                tags,
+                entity,
+            );
             written += 1;
         } else {
-            push(&mut r, hour, account, 0, s as i32, Some(usage), cost, Some(cost), Some(s as i32), s as i32, resource, tags, entity);
+            push(
+                &mut r,
+                hour,
+                account,
+                0,
+                s as i32,
+                Some(usage),
+                cost,
+                Some(cost),
+                Some(s as i32),
+                s as i32,
+                resource,
+                tags,
+                entity,
+            );
             written += 1;
         }
     }
@@ -424,8 +699,16 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
         // Monthly lines: tax, credit, EDP and SPP discounts, RI and SP fees, support, a refund.
         let total: i128 = r.exact_cost.iter().sum();
         let pct = |p: i128| (total * p / 1000 / 100_000_000) * 100_000_000; // cents
-        let ec2 = ctx.catalog.iter().position(|s| s.product == "AmazonEC2").unwrap_or(0) as i32;
-        let s3 = ctx.catalog.iter().position(|s| s.product == "AmazonS3").unwrap_or(0) as i32;
+        let ec2 = ctx
+            .catalog
+            .iter()
+            .position(|s| s.product == "AmazonEC2")
+            .unwrap_or(0) as i32;
+        let s3 = ctx
+            .catalog
+            .iter()
+            .position(|s| s.product == "AmazonS3")
+            .unwrap_or(0) as i32;
         let monthly: [(i32, i32, i128); 8] = [
             (4, ec2, pct(60)),
             (4, s3, pct(12)),
@@ -438,10 +721,26 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
         ];
         for (i, (lt, sku, cost)) in monthly.into_iter().enumerate() {
             let account = (i % accounts) as i32;
-            push(&mut r, 0, account, lt, sku, None, cost, None, None, -1, -1, 0, 0);
+            push(
+                &mut r, 0, account, lt, sku, None, cost, None, None, -1, -1, 0, 0,
+            );
         }
         // Business support as a Fee line.
-        push(&mut r, 0, 0, 10, -2, None, pct(100).max(29 * ONE), None, None, -2, -1, 0, 0);
+        push(
+            &mut r,
+            0,
+            0,
+            10,
+            -2,
+            None,
+            pct(100).max(29 * ONE),
+            None,
+            None,
+            -2,
+            -1,
+            0,
+            0,
+        );
     }
     let _ = ctx.period;
     r
@@ -449,7 +748,11 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
 
 fn dict(keys: Vec<Option<i32>>, values: &Arc<StringArray>) -> ArrayRef {
     let keys = Int32Array::from(keys);
-    Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone() as ArrayRef).unwrap_or_else(|_| DictionaryArray::<Int32Type>::from_iter(std::iter::empty::<&str>())))
+    Arc::new(
+        DictionaryArray::<Int32Type>::try_new(keys, values.clone() as ArrayRef).unwrap_or_else(
+            |_| DictionaryArray::<Int32Type>::from_iter(std::iter::empty::<&str>()),
+        ),
+    )
 }
 
 struct Dicts {
@@ -477,7 +780,11 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
         .map(|h| {
             let (d, hh) = (h / 24 + 1, h % 24);
             let (d2, hh2) = if hh == 23 { (d + 1, 0) } else { (d, hh + 1) };
-            let end = if d2 as i64 > ctx.hours / 24 { ctx.period.end_iso() } else { format!("{y:04}-{m:02}-{d2:02}T{hh2:02}:00:00Z") };
+            let end = if d2 as i64 > ctx.hours / 24 {
+                ctx.period.end_iso()
+            } else {
+                format!("{y:04}-{m:02}-{d2:02}T{hh2:02}:00:00Z")
+            };
             format!("{y:04}-{m:02}-{d:02}T{hh:02}:00:00Z/{end}")
         })
         .collect();
@@ -496,12 +803,22 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
     Dicts {
         hours: s(hours),
         accounts: s((0..accounts).map(|k| account_id(org, k)).collect()),
-        account_names: s((0..accounts).map(|k| format!("{}-account-{}", org_id(org.max(1)), k + 1)).collect()),
+        account_names: s((0..accounts)
+            .map(|k| format!("{}-account-{}", org_id(org.max(1)), k + 1))
+            .collect()),
         types: s(TYPES.iter().map(|t| t.to_string()).collect()),
         products: s(products),
         usage_types: s(usage_types),
         operations: s(operations),
-        resources: s((0..accounts * 64).map(|k| format!("arn:aws:ec2:us-east-1:{}:instance/i-{:017x}", account_id(org, k / 64), (org as u64) << 32 | k as u64)).collect()),
+        resources: s((0..accounts * 64)
+            .map(|k| {
+                format!(
+                    "arn:aws:ec2:us-east-1:{}:instance/i-{:017x}",
+                    account_id(org, k / 64),
+                    (org as u64) << 32 | k as u64
+                )
+            })
+            .collect()),
         rates: s(cat.iter().map(|k| format_fixed_exact(k.rate)).collect()),
         descriptions: s(descriptions),
         units: s(cat.iter().map(|k| k.unit.to_string()).collect()),
@@ -511,7 +828,14 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
     }
 }
 
-fn batch(ctx: &Ctx<'_>, cols: &Columns, d: &Dicts, r: &Rows, payer: &str, payer_name: &str) -> Result<RecordBatch> {
+fn batch(
+    ctx: &Ctx<'_>,
+    cols: &Columns,
+    d: &Dicts,
+    r: &Rows,
+    payer: &str,
+    payer_name: &str,
+) -> Result<RecordBatch> {
     let n = r.hour.len();
     let cat_len = ctx.catalog.len() as i32;
     let sku_key = |k: i32| if k >= 0 { k } else { cat_len }; // -1/-2 -> the extra entry
@@ -519,18 +843,24 @@ fn batch(ctx: &Ctx<'_>, cols: &Columns, d: &Dicts, r: &Rows, payer: &str, payer_
     let end_ms = period_ms(ctx.period.next());
     let single = |v: &str| Arc::new(StringArray::from(vec![v.to_string()]));
     let constant = |v: &str| dict(vec![Some(0); n], &single(v));
-    let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+    let names = MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
     let mut tags = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
     for &t in &r.tags {
         if t >= 1 {
             tags.keys().append_value("user_env");
-            tags.values().append_value(["prod", "dev", "staging"][(t % 3) as usize]);
+            tags.values()
+                .append_value(["prod", "dev", "staging"][(t % 3) as usize]);
         }
         if t >= 2 {
             tags.keys().append_value("user_cost_center");
             tags.values().append_value(format!("cc-{}", t * 17 % 50));
         }
-        tags.append(true).map_err(|e| Error::input("generate", e.to_string()))?;
+        tags.append(true)
+            .map_err(|e| Error::input("generate", e.to_string()))?;
     }
     let columns: Vec<ArrayRef> = vec![
         dict(r.hour.iter().map(|&h| Some(h)).collect(), &d.hours),
@@ -543,28 +873,101 @@ fn batch(ctx: &Ctx<'_>, cols: &Columns, d: &Dicts, r: &Rows, payer: &str, payer_
         constant(payer),
         constant(payer_name),
         dict(r.account.iter().map(|&a| Some(a)).collect(), &d.accounts),
-        dict(r.account.iter().map(|&a| Some(a)).collect(), &d.account_names),
+        dict(
+            r.account.iter().map(|&a| Some(a)).collect(),
+            &d.account_names,
+        ),
         dict(r.line_type.iter().map(|&t| Some(t)).collect(), &d.types),
-        Arc::new(TimestampMillisecondArray::from(r.hour.iter().map(|&h| start_ms + h as i64 * 3_600_000).collect::<Vec<_>>()).with_timezone("UTC")),
-        Arc::new(TimestampMillisecondArray::from(r.hour.iter().map(|&h| start_ms + (h as i64 + 1) * 3_600_000).collect::<Vec<_>>()).with_timezone("UTC")),
-        dict(r.sku.iter().map(|&k| Some(if k == -2 { cat_len } else { sku_key(k.max(0)) })).collect(), &d.products),
-        dict(r.sku.iter().map(|&k| if k == -1 { None } else { Some(sku_key(if k == -2 { -2 } else { k })) }).collect(), &d.usage_types),
-        dict(r.sku.iter().map(|&k| if k < 0 { None } else { Some(k) }).collect(), &d.operations),
-        dict(r.resource.iter().map(|&x| if x < 0 { None } else { Some(x) }).collect(), &d.resources),
+        Arc::new(
+            TimestampMillisecondArray::from(
+                r.hour
+                    .iter()
+                    .map(|&h| start_ms + h as i64 * 3_600_000)
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampMillisecondArray::from(
+                r.hour
+                    .iter()
+                    .map(|&h| start_ms + (h as i64 + 1) * 3_600_000)
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        dict(
+            r.sku
+                .iter()
+                .map(|&k| Some(if k == -2 { cat_len } else { sku_key(k.max(0)) }))
+                .collect(),
+            &d.products,
+        ),
+        dict(
+            r.sku
+                .iter()
+                .map(|&k| {
+                    if k == -1 {
+                        None
+                    } else {
+                        Some(sku_key(if k == -2 { -2 } else { k }))
+                    }
+                })
+                .collect(),
+            &d.usage_types,
+        ),
+        dict(
+            r.sku
+                .iter()
+                .map(|&k| if k < 0 { None } else { Some(k) })
+                .collect(),
+            &d.operations,
+        ),
+        dict(
+            r.resource
+                .iter()
+                .map(|&x| if x < 0 { None } else { Some(x) })
+                .collect(),
+            &d.resources,
+        ),
         Arc::new(Float64Array::from(r.usage.clone())),
         constant("USD"),
         dict(r.rate.clone(), &d.rates),
         Arc::new(Float64Array::from(r.cost.clone())),
-        dict(r.desc.iter().map(|&x| Some(if x == -2 { cat_len } else if x == -1 { cat_len + 1 } else { x })).collect(), &d.descriptions),
+        dict(
+            r.desc
+                .iter()
+                .map(|&x| {
+                    Some(if x == -2 {
+                        cat_len
+                    } else if x == -1 {
+                        cat_len + 1
+                    } else {
+                        x
+                    })
+                })
+                .collect(),
+            &d.descriptions,
+        ),
         dict(r.rate.clone(), &d.rates),
         Arc::new(Float64Array::from(r.public_cost.clone())),
         dict(r.rate.clone(), &d.units),
-        dict(r.rate.iter().map(|x| x.map(|_| 0)).collect(), &single("OnDemand")),
-        dict(r.sku.iter().map(|&k| if k < 0 { None } else { Some(k) }).collect(), &d.regions),
+        dict(
+            r.rate.iter().map(|x| x.map(|_| 0)).collect(),
+            &single("OnDemand"),
+        ),
+        dict(
+            r.sku
+                .iter()
+                .map(|&k| if k < 0 { None } else { Some(k) })
+                .collect(),
+            &d.regions,
+        ),
         Arc::new(tags.finish()),
     ];
     let _ = &d.one;
-    RecordBatch::try_new(cols.schema.clone(), columns).map_err(|e| Error::input("generate", e.to_string()))
+    RecordBatch::try_new(cols.schema.clone(), columns)
+        .map_err(|e| Error::input("generate", e.to_string()))
 }
 
 fn period_ms(p: BillingPeriod) -> i64 {
@@ -591,7 +994,9 @@ struct FileJob {
 /// Writes the base and its config; returns what was written.
 pub fn generate(spec: &Spec) -> Result<Summary> {
     if spec.orgs == 0 || spec.accounts_per_org == 0 {
-        return Err(Error::Period("--orgs and --accounts-per-org must be at least 1".into()));
+        return Err(Error::Period(
+            "--orgs and --accounts-per-org must be at least 1".into(),
+        ));
     }
     let catalog = catalog();
     let hours = {
@@ -608,17 +1013,28 @@ pub fn generate(spec: &Spec) -> Result<Summary> {
     let sizes = org_sizes(spec.lines, spec.orgs, 20);
     let partner_rows = (spec.lines / 100).max(20);
     let mut jobs = Vec::new();
-    for (org, rows) in std::iter::once(partner_rows).chain(sizes.iter().copied()).enumerate() {
+    for (org, rows) in std::iter::once(partner_rows)
+        .chain(sizes.iter().copied())
+        .enumerate()
+    {
         let mut left = rows;
         let mut part = 1;
         while left > 0 {
             let n = left.min(spec.lines_per_file.max(1));
-            jobs.push(FileJob { org, part, rows: n, org_level: part == 1 });
+            jobs.push(FileJob {
+                org,
+                part,
+                rows: n,
+                org_level: part == 1,
+            });
             left -= n;
             part += 1;
         }
     }
-    fs::create_dir_all(&spec.out).map_err(|e| Error::Output { path: spec.out.clone(), source: e })?;
+    fs::create_dir_all(&spec.out).map_err(|e| Error::Output {
+        path: spec.out.clone(),
+        source: e,
+    })?;
     let cols = Columns { schema: schema() };
     let written: Vec<Result<u64>> = jobs
         .par_iter()
@@ -635,22 +1051,47 @@ pub fn generate(spec: &Spec) -> Result<Summary> {
     Ok(Summary {
         files: jobs.len(),
         rows: total,
-        rows_per_org: rows_per_org.iter().enumerate().map(|(i, n)| (if i == 0 { "partner".into() } else { org_id(i) }, *n)).collect(),
+        rows_per_org: rows_per_org
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (if i == 0 { "partner".into() } else { org_id(i) }, *n))
+            .collect(),
     })
 }
 
 /// Folder of an org's files, relative to the base.
 pub fn org_dir(org: usize, period: BillingPeriod) -> String {
-    let name = if org == 0 { "partner".to_string() } else { org_id(org) };
+    let name = if org == 0 {
+        "partner".to_string()
+    } else {
+        org_id(org)
+    };
     format!("{name}/data/BILLING_PERIOD={period}")
 }
 
 fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Result<u64> {
-    let accounts = if job.org == 0 { 2 } else { spec.accounts_per_org };
-    let ctx = Ctx { account_cum: zipf_cumulative(accounts, 1.2), catalog: ctx.catalog, sku_cum: ctx.sku_cum.clone(), period: ctx.period, hours: ctx.hours };
+    let accounts = if job.org == 0 {
+        2
+    } else {
+        spec.accounts_per_org
+    };
+    let ctx = Ctx {
+        account_cum: zipf_cumulative(accounts, 1.2),
+        catalog: ctx.catalog,
+        sku_cum: ctx.sku_cum.clone(),
+        period: ctx.period,
+        hours: ctx.hours,
+    };
     let dir = spec.out.join(org_dir(job.org, spec.period));
-    fs::create_dir_all(&dir).map_err(|e| Error::Output { path: dir.clone(), source: e })?;
-    let stem = if job.org == 0 { "partner".to_string() } else { org_id(job.org) };
+    fs::create_dir_all(&dir).map_err(|e| Error::Output {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let stem = if job.org == 0 {
+        "partner".to_string()
+    } else {
+        org_id(job.org)
+    };
     let d = dicts(&ctx, job.org, accounts);
     let payer = account_id(0, 0);
     let mut rng = Rng::new(spec.seed, ((job.org as u64) << 24) | job.part);
@@ -659,13 +1100,18 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
     match spec.format {
         Format::Parquet => {
             let path = dir.join(format!("{stem}-{:05}.snappy.parquet", job.part));
-            let file = File::create(&path).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+            let file = File::create(&path).map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e,
+            })?;
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(GROUP as usize))
                 .set_created_by("billxfer generate".into())
                 .build();
-            let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+            let options = ArrowWriterOptions::new()
+                .with_properties(props)
+                .with_skip_arrow_metadata(true);
             let mut w = ArrowWriter::try_new_with_options(file, cols.schema.clone(), options)
                 .map_err(|e| Error::input(&path, e.to_string()))?;
             let mut left = job.rows;
@@ -676,17 +1122,24 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
                 first = false;
                 rows_written += rows.hour.len() as u64;
                 let b = batch(&ctx, cols, &d, &rows, &payer, "Northwind Cloud Partners")?;
-                w.write(&b).map_err(|e| Error::input(&path, e.to_string()))?;
+                w.write(&b)
+                    .map_err(|e| Error::input(&path, e.to_string()))?;
                 left -= n;
             }
             w.close().map_err(|e| Error::input(&path, e.to_string()))?;
         }
         Format::Csv => {
             let path = dir.join(format!("{stem}-{:05}.csv", job.part));
-            let file = File::create(&path).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+            let file = File::create(&path).map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e,
+            })?;
             let mut w = BufWriter::with_capacity(1 << 20, file);
             let header = "bill_billing_period_start_date,bill_billing_entity,bill_payer_account_id,bill_invoice_id,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_usage_amount,line_item_currency_code,line_item_unblended_rate,line_item_unblended_cost,pricing_public_on_demand_rate,pricing_public_on_demand_cost,pricing_unit,product_region_code\n";
-            w.write_all(header.as_bytes()).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+            w.write_all(header.as_bytes()).map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e,
+            })?;
             let mut left = job.rows;
             let mut first = job.org_level;
             let mut line = String::with_capacity(512);
@@ -708,8 +1161,12 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
                         ("", "", "", "")
                     };
                     let _ = cat_len;
-                    let rate = rows.rate[i].map(|r| format_fixed_exact(ctx.catalog[r as usize].rate)).unwrap_or_default();
-                    let unit = rows.rate[i].map(|r| ctx.catalog[r as usize].unit).unwrap_or("");
+                    let rate = rows.rate[i]
+                        .map(|r| format_fixed_exact(ctx.catalog[r as usize].rate))
+                        .unwrap_or_default();
+                    let unit = rows.rate[i]
+                        .map(|r| ctx.catalog[r as usize].unit)
+                        .unwrap_or("");
                     let hour = rows.hour[i] as i64;
                     let start = period_ms(spec.period) / 1000 + hour * 3600;
                     let _ = write!(
@@ -732,11 +1189,17 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
                         unit,
                         region
                     );
-                    w.write_all(line.as_bytes()).map_err(|e| Error::Output { path: path.clone(), source: e })?;
+                    w.write_all(line.as_bytes()).map_err(|e| Error::Output {
+                        path: path.clone(),
+                        source: e,
+                    })?;
                 }
                 left -= n;
             }
-            w.flush().map_err(|e| Error::Output { path: path.clone(), source: e })?;
+            w.flush().map_err(|e| Error::Output {
+                path: path.clone(),
+                source: e,
+            })?;
         }
     }
     Ok(rows_written)
@@ -751,7 +1214,12 @@ fn iso_seconds(unix: i64) -> String {
         None => 1,
     };
     let p = p.map(|p| p.to_string()).unwrap_or_default();
-    format!("{p}-{day_of_month:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{p}-{day_of_month:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
@@ -763,26 +1231,52 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
     };
     let _ = writeln!(t, "# Generated by `billxfer generate --orgs {} --accounts-per-org {} --lines {} --period {} --seed {}`.", spec.orgs, spec.accounts_per_org, spec.lines, spec.period, spec.seed);
     let _ = writeln!(t, "\n[partner]\nid = \"partner\"\nname = \"Northwind Cloud Partners\"\nmanagement_account = \"{}\"\naccounts = [\"{}\"]", account_id(0, 0), account_id(0, 1));
-    let _ = writeln!(t, "files = [\"{}/*.{ext}\"]\n\n[actual]\nmode = \"billed\"\n", org_dir(0, spec.period));
+    let _ = writeln!(
+        t,
+        "files = [\"{}/*.{ext}\"]\n\n[actual]\nmode = \"billed\"\n",
+        org_dir(0, spec.period)
+    );
     let n_plans = (spec.orgs / 10).clamp(1, 40);
-    let services = ["AmazonEC2", "AmazonS3", "AmazonRDS", "AWSLambda", "AmazonCloudWatch", "AWSELB", "AmazonDynamoDB", "awskms", "AWSQueueService"];
+    let services = [
+        "AmazonEC2",
+        "AmazonS3",
+        "AmazonRDS",
+        "AWSLambda",
+        "AmazonCloudWatch",
+        "AWSELB",
+        "AmazonDynamoDB",
+        "awskms",
+        "AWSQueueService",
+    ];
     for p in 0..n_plans {
         let _ = writeln!(t, "[[plans]]\nid = \"plan-{p:02}\"\nrules = [");
-        let (kind, pct) = if rng.below(3) == 0 { ("discount", rng.below(800)) } else { ("markup", 200 + rng.below(1800)) };
+        let (kind, pct) = if rng.below(3) == 0 {
+            ("discount", rng.below(800))
+        } else {
+            ("markup", 200 + rng.below(1800))
+        };
         let _ = writeln!(t, "  {{ id = \"global\", scope = \"global\", type = \"{kind}\", percent = \"{}.{:02}\" }},", pct / 100, pct % 100);
         for (i, s) in services.iter().enumerate() {
             if rng.below(2) == 0 {
                 let pct = rng.below(2500);
-                let kind = if rng.below(4) == 0 { "discount" } else { "markup" };
+                let kind = if rng.below(4) == 0 {
+                    "discount"
+                } else {
+                    "markup"
+                };
                 let _ = writeln!(t, "  {{ id = \"svc-{i}\", scope = \"service\", service = \"{s}\", type = \"{kind}\", percent = \"{}.{:02}\" }},", pct / 100, pct % 100);
             }
         }
         let _ = writeln!(t, "  {{ id = \"marketplace\", scope = \"billing_entity\", billing_entity = \"AWS Marketplace\", type = \"markup\", percent = \"{}\" }},", rng.below(5));
         // Hundreds of SKU rules: a markup per usage type for a random subset of the catalog.
         let n_sku = 50 + rng.below(200) as usize;
-        let mut chosen: Vec<usize> = (0..catalog.len()).filter(|_| rng.below(catalog.len() as u64) < n_sku as u64).collect();
+        let mut chosen: Vec<usize> = (0..catalog.len())
+            .filter(|_| rng.below(catalog.len() as u64) < n_sku as u64)
+            .collect();
         chosen.sort_unstable();
-        let tiered = catalog.iter().position(|s| s.usage_type == "USE1-TimedStorage-ByteHrs");
+        let tiered = catalog
+            .iter()
+            .position(|s| s.usage_type == "USE1-TimedStorage-ByteHrs");
         for i in chosen {
             let s = &catalog[i];
             if Some(i) == tiered {
@@ -804,8 +1298,14 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
         let _ = writeln!(t, "]\n");
     }
     for org in 1..=spec.orgs {
-        let accounts: Vec<String> = (1..spec.accounts_per_org).map(|k| format!("\"{}\"", account_id(org, k))).collect();
-        let plan = if org % 7 == 0 { "basic".to_string() } else { format!("plan-{:02}", org % n_plans) };
+        let accounts: Vec<String> = (1..spec.accounts_per_org)
+            .map(|k| format!("\"{}\"", account_id(org, k)))
+            .collect();
+        let plan = if org % 7 == 0 {
+            "basic".to_string()
+        } else {
+            format!("plan-{:02}", org % n_plans)
+        };
         let _ = writeln!(
             t,
             "[[orgs]]\nid = \"{}\"\nname = \"Customer {org}\"\nmanagement_account = \"{}\"\naccounts = [{}]\nfiles = [\"{}/*.{ext}\"]\nplan = \"{plan}\"\ntransfer = {{ start = \"{}\" }}",
@@ -855,7 +1355,13 @@ mod tests {
     #[test]
     fn period_start_matches_a_known_date() {
         // 2026-10-01T00:00:00Z
-        assert_eq!(period_ms(BillingPeriod::new(2026, 10).unwrap()), 1_790_812_800_000);
-        assert_eq!(iso_seconds(1_790_812_800 + 3600 * 25), "2026-10-02T01:00:00Z");
+        assert_eq!(
+            period_ms(BillingPeriod::new(2026, 10).unwrap()),
+            1_790_812_800_000
+        );
+        assert_eq!(
+            iso_seconds(1_790_812_800 + 3600 * 25),
+            "2026-10-02T01:00:00Z"
+        );
     }
 }

@@ -53,26 +53,61 @@ pub enum Rounding {
 }
 
 /// Divides `value` by `divisor` (> 0), rounding the quotient with `mode`.
+///
+/// Values that fit in 64 bits take a 64-bit path: i128 division is a library
+/// call, while a 64-bit division by a constant divisor compiles to a multiply.
+#[inline(always)]
 pub fn div_round(value: i128, divisor: i128, mode: Rounding) -> i128 {
     debug_assert!(divisor > 0);
+    if let (Ok(v), Ok(d)) = (i64::try_from(value), i64::try_from(divisor)) {
+        return div_round_64(v, d, mode) as i128;
+    }
     let q = value / divisor;
     let r = value % divisor;
     if r == 0 {
         return q;
     }
     let sign = if value < 0 { -1 } else { 1 };
-    let twice = r.unsigned_abs() * 2;
-    let d = divisor.unsigned_abs();
-    let away = match mode {
-        Rounding::TowardZero => false,
-        Rounding::AwayFromZero => true,
-        Rounding::HalfAwayFromZero => twice >= d,
-        Rounding::HalfEven => twice > d || (twice == d && q % 2 != 0),
-    };
-    if away {
+    if round_away(
+        r.unsigned_abs() * 2,
+        divisor.unsigned_abs(),
+        q % 2 != 0,
+        mode,
+    ) {
         q + sign
     } else {
         q
+    }
+}
+
+#[inline(always)]
+fn div_round_64(value: i64, divisor: i64, mode: Rounding) -> i64 {
+    let q = value / divisor;
+    let r = value % divisor;
+    if r == 0 {
+        return q;
+    }
+    let sign = if value < 0 { -1 } else { 1 };
+    if round_away(
+        r.unsigned_abs() as u128 * 2,
+        divisor.unsigned_abs() as u128,
+        q % 2 != 0,
+        mode,
+    ) {
+        q + sign
+    } else {
+        q
+    }
+}
+
+/// Whether a quotient with remainder `twice_r / 2` of `d` rounds away from zero.
+#[inline(always)]
+fn round_away(twice_r: u128, d: u128, q_odd: bool, mode: Rounding) -> bool {
+    match mode {
+        Rounding::TowardZero => false,
+        Rounding::AwayFromZero => true,
+        Rounding::HalfAwayFromZero => twice_r >= d,
+        Rounding::HalfEven => twice_r > d || (twice_r == d && q_odd),
     }
 }
 
@@ -258,8 +293,70 @@ pub fn fixed_from_f64(v: f64) -> Result<i128, DecimalError> {
     if !v.is_finite() {
         return Err(DecimalError::NotFinite);
     }
+    match fixed_from_f64_fast(v) {
+        Some(x) => Ok(x),
+        None => fixed_from_f64_text(v),
+    }
+}
+
+/// The reference path of [`fixed_from_f64`]: shortest round-trip text, parsed exactly.
+pub fn fixed_from_f64_text(v: f64) -> Result<i128, DecimalError> {
+    if !v.is_finite() {
+        return Err(DecimalError::NotFinite);
+    }
     let mut buf = ryu::Buffer::new();
     parse_fixed_bytes(buf.format_finite(v).as_bytes())
+}
+
+/// Integer-only path giving the same result as [`fixed_from_f64_text`], or `None`
+/// when it cannot be sure (then the text path decides).
+///
+/// The double is exactly `m × 2^e`. Its value at the internal scale is
+/// `m × 10^10 × 2^e`; rounding that half away from zero gives the answer of the
+/// text path unless a rounding boundary (an odd multiple of half a unit) lies
+/// within one ulp of the double, because the shortest round-trip text is within
+/// half an ulp of the double. Such near-ties are left to the text path.
+#[inline]
+pub fn fixed_from_f64_fast(v: f64) -> Option<i128> {
+    if v == 0.0 {
+        return Some(0);
+    }
+    let bits = v.to_bits();
+    let negative = bits >> 63 == 1;
+    let exp_bits = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    if exp_bits == 0 {
+        // Subnormal: below 1e-307, rounds to 0 whatever the text.
+        return Some(0);
+    }
+    let m = (frac | (1u64 << 52)) as u128;
+    let e = exp_bits - 1075; // v = m × 2^e
+    let scaled_mantissa = m * ONE as u128; // < 2^87
+    let magnitude: u128 = if e >= 0 {
+        if e > 40 {
+            return None; // far beyond range; the text path reports the overflow
+        }
+        scaled_mantissa.checked_shl(e as u32)?
+    } else {
+        let k = (-e) as u32;
+        if k >= 100 {
+            return Some(0); // below 2^-13 internal units
+        }
+        let q = scaled_mantissa >> k;
+        let rem = scaled_mantissa & ((1u128 << k) - 1);
+        let half = 1u128 << (k - 1);
+        // One ulp of v is 10^10 units of `rem`; stay clear of the tie by more than that.
+        let distance = rem.abs_diff(half);
+        if distance <= ONE as u128 {
+            return None;
+        }
+        q + (rem > half) as u128
+    };
+    if magnitude > MAX_ABS as u128 {
+        return None;
+    }
+    let x = magnitude as i128;
+    Some(if negative { -x } else { x })
 }
 
 /// Writes an internal amount as plain decimal text with exactly `places` decimals
@@ -438,6 +535,48 @@ mod tests {
         assert_eq!(fixed_from_f64(f64::NAN), Err(DecimalError::NotFinite));
         assert_eq!(fixed_from_f64(f64::INFINITY), Err(DecimalError::NotFinite));
         assert_eq!(fixed_from_f64(1e300), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn fast_double_conversion_agrees_with_the_text_rule() {
+        // Decimal-looking values, products of rates, tiny and large ones, and ties.
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for _ in 0..200_000 {
+            let r = next();
+            let v = match r % 4 {
+                0 => f64::from_bits(r >> 2 | 0x3000_0000_0000_0000),
+                1 => (r % 10_000_000_000) as f64 / 10f64.powi((r % 13) as i32),
+                2 => (r % 1_000_000) as f64 * 0.0000166667,
+                _ => ((r % 2_000_000) as f64 - 1_000_000.0) / 3.0,
+            };
+            if !v.is_finite() || v.abs() > 1e17 {
+                continue;
+            }
+            if let Some(fast) = fixed_from_f64_fast(v) {
+                assert_eq!(Ok(fast), fixed_from_f64_text(v), "{v:e}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 150_000, "fast path taken {checked} times");
+        for v in [
+            0.1,
+            7.488,
+            1.6823086974,
+            -0.7488,
+            5e-11,
+            1.5e-10,
+            2.5e-10,
+            123456.00000000005,
+        ] {
+            assert_eq!(fixed_from_f64(v), fixed_from_f64_text(v), "{v}");
+        }
     }
 
     #[test]

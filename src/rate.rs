@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Decimal128Array, StringArray, UInt8Array};
-use arrow::datatypes::Decimal128Type;
+use arrow::array::{Array, AsArray, Decimal128Array, DictionaryArray, UInt8Array};
+use arrow::datatypes::{Decimal128Type, Int32Type};
 use arrow::record_batch::RecordBatch;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -347,10 +348,13 @@ pub struct Rater {
     skus: Interner,
     sku_entries: Vec<SkuEntry>,
     key_buf: String,
-    lines: HashMap<(u32, u32, u8), LineSums>,
-    tier_usage: HashMap<(u8, u32, u32, u32, u8), i128>,
-    free_usage: HashMap<(u8, u32, u32, u32, u8), i128>,
-    max_paid_rate: HashMap<u32, i128>,
+    /// Sums per line key packed as account id << 40 | service id << 8 | line type.
+    lines: FxHashMap<u64, LineSums>,
+    tier_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
+    free_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
+    max_paid_rate: FxHashMap<u32, i128>,
+    /// Treatment per (line type code × 2 + is_support) on [actual, pro forma].
+    treatments: Vec<[Treatment; 2]>,
     rows_without_public_price: u64,
 }
 
@@ -366,6 +370,17 @@ pub struct RatedBatch {
 impl Rater {
     /// A rater for one organization's tracks.
     pub fn new(actual: Pricing, proforma: Pricing) -> Rater {
+        let treatments = LineType::ALL
+            .iter()
+            .flat_map(|&lt| {
+                [false, true].map(|support| {
+                    [
+                        treatment(Track::Actual, &actual, lt, support),
+                        treatment(Track::Proforma, &proforma, lt, support),
+                    ]
+                })
+            })
+            .collect();
         Rater {
             actual,
             proforma,
@@ -374,10 +389,11 @@ impl Rater {
             skus: Interner::default(),
             sku_entries: Vec::new(),
             key_buf: String::new(),
-            lines: HashMap::new(),
-            tier_usage: HashMap::new(),
-            free_usage: HashMap::new(),
-            max_paid_rate: HashMap::new(),
+            lines: FxHashMap::default(),
+            tier_usage: FxHashMap::default(),
+            free_usage: FxHashMap::default(),
+            max_paid_rate: FxHashMap::default(),
+            treatments,
             rows_without_public_price: 0,
         }
     }
@@ -420,10 +436,10 @@ impl Rater {
 
     /// Rates one normalized batch and adds it to the running sums.
     pub fn rate(&mut self, batch: &RecordBatch) -> Result<RatedBatch> {
-        let text = |name: &str| -> Result<&StringArray> {
+        let text = |name: &str| -> Result<&DictionaryArray<Int32Type>> {
             batch
                 .column_by_name(name)
-                .and_then(|a| a.as_string_opt::<i32>())
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
                 .ok_or_else(|| {
                     Error::Overflow(format!("internal: normalized column {name} missing"))
                 })
@@ -451,14 +467,63 @@ impl Rater {
             .column_by_name(col::LINE_TYPE)
             .and_then(|a| a.as_primitive_opt())
             .ok_or_else(|| Error::Overflow("internal: line_type column missing".into()))?;
-        let opt = |a: &Decimal128Array, i: usize| {
-            if a.is_valid(i) {
-                Some(a.value(i))
-            } else {
-                None
+        // Raw slices and validity, read without per-access bounds or type checks.
+        struct Col<'a> {
+            values: &'a [i128],
+            nulls: Option<&'a arrow::buffer::NullBuffer>,
+        }
+        impl Col<'_> {
+            #[inline(always)]
+            fn get(&self, i: usize) -> Option<i128> {
+                match self.nulls {
+                    Some(n) if n.is_null(i) => None,
+                    _ => Some(self.values[i]),
+                }
             }
-        };
+        }
+        fn col(a: &Decimal128Array) -> Col<'_> {
+            Col {
+                values: a.values().as_ref(),
+                nulls: a.nulls(),
+            }
+        }
+        let (usage_v, rate_c, pcost_c, unblended_c, net_c) = (
+            usage.values().as_ref() as &[i128],
+            col(rate),
+            col(pcost),
+            col(unblended),
+            col(net),
+        );
+        let line_type_v: &[u8] = line_type.values().as_ref();
         let overflow = || Error::Overflow("rating a line".into());
+
+        // Per distinct dictionary value, once per batch: interned ids and verdicts.
+        let values = |d: &DictionaryArray<Int32Type>| -> Vec<String> {
+            let v = d.values().as_string::<i32>();
+            (0..v.len()).map(|k| v.value(k).to_string()).collect()
+        };
+        let account_values = values(account);
+        let product_values = values(product);
+        let acct_ids: Vec<u32> = account_values.iter().map(|v| self.accounts.id(v)).collect();
+        let svc_ids: Vec<u32> = product_values.iter().map(|v| self.services.id(v)).collect();
+        let support_of: Vec<bool> = product_values.iter().map(|v| is_support(v)).collect();
+        let (ut_values, op_values, region_values, entity_values) = (
+            values(usage_type),
+            values(operation),
+            values(region),
+            values(entity),
+        );
+        let keys = |d: &DictionaryArray<Int32Type>| d.keys().values().clone();
+        let (k_account, k_product, k_ut, k_op, k_region, k_entity) = (
+            keys(account),
+            keys(product),
+            keys(usage_type),
+            keys(operation),
+            keys(region),
+            keys(entity),
+        );
+        // SKU ids by usage type key: usually one (product, operation, region, entity) per usage type.
+        let mut sku_by_ut: Vec<Vec<([i32; 4], u32)>> = vec![Vec::new(); ut_values.len()];
 
         let n = batch.num_rows();
         let mut out = RatedBatch {
@@ -466,32 +531,38 @@ impl Rater {
             proforma: vec![0; n],
         };
         for i in 0..n {
-            let lt = LineType::from_code(line_type.value(i))
+            let lt = LineType::from_code(line_type_v[i])
                 .ok_or_else(|| Error::Overflow("internal: bad line type code".into()))?;
-            let svc = product.value(i);
-            let support = is_support(svc);
-            let qty = usage.value(i);
-            let unb = opt(unblended, i);
-            let billed = opt(net, i).or(unb).unwrap_or(0);
-            let public_rate = opt(rate, i);
-            let a_id = self.accounts.id(account.value(i));
-            let s_id = self.services.id(svc);
+            let pk = k_product[i] as usize;
+            let support = support_of[pk];
+            let qty = usage_v[i];
+            let unb = unblended_c.get(i);
+            let billed = net_c.get(i).or(unb).unwrap_or(0);
+            let public_rate = rate_c.get(i);
+            let a_id = acct_ids[k_account[i] as usize];
+            let s_id = svc_ids[pk];
             let lt_code = lt as u8;
 
-            let treatments = [
-                treatment(Track::Actual, &self.actual, lt, support),
-                treatment(Track::Proforma, &self.proforma, lt, support),
-            ];
+            let treatments = self.treatments[lt_code as usize * 2 + support as usize];
             let needs_sku = treatments.contains(&Treatment::Rate);
             let sku = if needs_sku {
-                let key = SkuKey {
-                    service: svc,
-                    usage_type: usage_type.value(i),
-                    operation: operation.value(i),
-                    region: region.value(i),
-                    billing_entity: entity.value(i),
+                let rest = [k_product[i], k_op[i], k_region[i], k_entity[i]];
+                let slot = &sku_by_ut[k_ut[i] as usize];
+                let id = match slot.iter().find(|(r, _)| *r == rest) {
+                    Some(&(_, id)) => id,
+                    None => {
+                        let key = SkuKey {
+                            service: &product_values[pk],
+                            usage_type: &ut_values[k_ut[i] as usize],
+                            operation: &op_values[k_op[i] as usize],
+                            region: &region_values[k_region[i] as usize],
+                            billing_entity: &entity_values[k_entity[i] as usize],
+                        };
+                        let id = self.sku_id(key);
+                        sku_by_ut[k_ut[i] as usize].push((rest, id));
+                        id
+                    }
                 };
-                let id = self.sku_id(key);
                 if let Some(r) = public_rate.filter(|r| *r > 0) {
                     let e = self.max_paid_rate.entry(id).or_insert(r);
                     *e = (*e).max(r);
@@ -521,15 +592,15 @@ impl Rater {
                             *e = e.checked_add(qty).ok_or_else(overflow)?;
                             0
                         } else {
-                            let list = public_amount(qty, public_rate, opt(pcost, i))
-                                .ok_or_else(overflow)?;
+                            let list = || {
+                                public_amount(qty, public_rate, pcost_c.get(i)).ok_or_else(overflow)
+                            };
                             // The pro forma base is the line's public price as AWS computed it
                             // for this org (unblended: free tier and volume tiers applied, no
                             // non-public discount); public-rate actual cards use list prices.
-                            let base = match (t, unb, list) {
-                                (Track::Proforma, Some(u), _) => Some(u),
-                                (_, _, Some(l)) => Some(l),
-                                (_, u, None) => u,
+                            let base = match (t, unb) {
+                                (Track::Proforma, Some(u)) => Some(u),
+                                (_, u) => list()?.or(u),
                             };
                             let free_tier = res.is_none_or(|r| r.free_tier);
                             let looks_free = qty > 0 && base.unwrap_or(0) == 0;
@@ -562,7 +633,10 @@ impl Rater {
             }
             out.actual[i] = amounts[0];
             out.proforma[i] = amounts[1];
-            let sums = self.lines.entry((a_id, s_id, lt_code)).or_default();
+            let sums = self
+                .lines
+                .entry(((a_id as u64) << 40) | ((s_id as u64) << 8) | lt_code as u64)
+                .or_default();
             sums.rows += 1;
             sums.usage = sums.usage.checked_add(qty).ok_or_else(overflow)?;
             sums.unblended = sums
@@ -598,8 +672,13 @@ impl Rater {
             rows_without_public_price: self.rows_without_public_price,
             ..Ledger::default()
         };
-        for ((a, s, lt), sums) in &self.lines {
-            ledger.lines.insert(key(*a, *s, *lt), sums.clone());
+        for (packed, sums) in &self.lines {
+            let (a, s, lt) = (
+                (packed >> 40) as u32,
+                ((packed >> 8) & 0xffff_ffff) as u32,
+                (packed & 0xff) as u8,
+            );
+            ledger.lines.insert(key(a, s, lt), sums.clone());
         }
         for ((t, rule, a, s, lt), q) in &self.tier_usage {
             ledger
@@ -650,7 +729,12 @@ mod tests {
 
     fn batch(rows: &[Row<'_>]) -> RecordBatch {
         let s = |f: &dyn Fn(&Row<'_>) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+            let v: Vec<String> = rows.iter().map(f).collect();
+            Arc::new(
+                v.iter()
+                    .map(|x| x.as_str())
+                    .collect::<DictionaryArray<Int32Type>>(),
+            )
         };
         let dm = |v: Vec<Option<i128>>| -> ArrayRef {
             Arc::new(

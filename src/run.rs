@@ -252,12 +252,8 @@ pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
             while let Some(chunk) = source.next_chunk() {
                 let chunk = chunk?;
                 for field in [ingest::Field::BillingPeriodStart, ingest::Field::UsageStart] {
-                    if let Some(cells) = &chunk.period[field as usize] {
-                        for c in cells {
-                            if let ingest::PeriodCell::Value(p) = c {
-                                found.insert(*p);
-                            }
-                        }
+                    if let Some(column) = &chunk.period[field as usize] {
+                        found.extend(column.periods().into_iter().flatten());
                         break;
                     }
                 }
@@ -513,14 +509,7 @@ pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u6
     let (files, _) = plan_inputs(config, period)?;
     let counts: Result<Vec<u64>> = files
         .par_iter()
-        .map(|f| {
-            let mut source = ingest::open(&f.path)?;
-            let mut n = 0u64;
-            while let Some(chunk) = source.next_chunk() {
-                n += chunk?.rows.len() as u64;
-            }
-            Ok(n)
-        })
+        .map(|f| ingest::decode_only(&f.path))
         .collect();
     Ok(counts?.iter().sum())
 }

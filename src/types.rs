@@ -124,6 +124,19 @@ impl BillingPeriod {
         u16::try_from(y).ok().and_then(|y| BillingPeriod::new(y, m))
     }
 
+    /// First instant of the period in microseconds since 1970 (UTC).
+    pub fn start_micros(self) -> i64 {
+        // Howard Hinnant's days_from_civil.
+        let (y, m) = (self.year as i64, self.month as i64);
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        (era * 146_097 + doe - 719_468) * 86_400_000_000
+    }
+
     /// The year.
     pub fn year(self) -> u16 {
         self.year
@@ -230,6 +243,22 @@ mod tests {
         assert_eq!(
             BillingPeriod::from_iso_prefix("2023-11-01T00:00:00.000Z"),
             BillingPeriod::new(2023, 11)
+        );
+    }
+
+    #[test]
+    fn period_start_micros_round_trips() {
+        for (y, m) in [(2026, 3), (2024, 2), (2000, 2), (2199, 12)] {
+            let p = BillingPeriod::new(y, m).unwrap();
+            assert_eq!(BillingPeriod::from_unix_micros(p.start_micros()), Some(p));
+            assert_eq!(
+                BillingPeriod::from_unix_micros(p.start_micros() - 1).map(|q| q.next()),
+                Some(p)
+            );
+        }
+        assert_eq!(
+            BillingPeriod::new(2026, 3).unwrap().start_micros(),
+            1_772_323_200_000_000
         );
     }
 

@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Decimal128Array, StringArray, UInt64Array, UInt8Array,
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, DictionaryArray, Int32Array,
+    StringArray, UInt64Array, UInt8Array,
 };
 use arrow::compute::filter;
+use arrow::datatypes::Int32Type;
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
@@ -29,7 +31,7 @@ use crate::money::{format_fixed_exact, DecimalError};
 use crate::types::BillingPeriod;
 
 /// Rows per batch handed to the rating kernel.
-pub const BATCH_ROWS: usize = 8192;
+pub const BATCH_ROWS: usize = 32_768;
 
 /// The logical columns billxfer reads from an input file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -282,26 +284,120 @@ impl ColumnMap {
     }
 }
 
-/// One numeric cell: absent, a value, or unparseable text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NumCell {
+/// Text column as read: a dictionary of distinct values and a key per row.
+pub type TextColumn = DictionaryArray<Int32Type>;
+
+/// State of one numeric cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NumState {
+    /// A value.
+    Value = 0,
     /// Empty or null.
-    Null,
-    /// A fixed-point value.
-    Value(i128),
-    /// The text and why it could not be read.
-    Bad(String, DecimalError),
+    Null = 1,
+    /// Unreadable; details in `NumColumn::bad`.
+    Bad = 2,
 }
 
-/// One period cell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeriodCell {
-    /// Empty or null.
-    Null,
-    /// The billing period the timestamp falls in.
-    Value(BillingPeriod),
-    /// Unreadable text.
-    Bad(String),
+/// A numeric column converted to fixed point, with per-row state.
+#[derive(Debug, Clone, Default)]
+pub struct NumColumn {
+    /// Values at the internal scale (0 where not `Value`).
+    pub values: Vec<i128>,
+    /// State per row.
+    pub state: Vec<NumState>,
+    /// Unreadable cells: row index in the chunk, text, reason.
+    pub bad: Vec<(usize, String, DecimalError)>,
+}
+
+impl NumColumn {
+    /// An empty column with room for `n` rows.
+    pub fn with_capacity(n: usize) -> NumColumn {
+        NumColumn {
+            values: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+            bad: Vec::new(),
+        }
+    }
+
+    /// Appends a converted cell.
+    pub fn push(&mut self, cell: Option<Result<i128, (String, DecimalError)>>) {
+        match cell {
+            None => {
+                self.values.push(0);
+                self.state.push(NumState::Null);
+            }
+            Some(Ok(v)) => {
+                self.values.push(v);
+                self.state.push(NumState::Value);
+            }
+            Some(Err((text, e))) => {
+                self.bad.push((self.values.len(), text, e));
+                self.values.push(0);
+                self.state.push(NumState::Bad);
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<i128> {
+        (self.state[i] == NumState::Value).then(|| self.values[i])
+    }
+
+    fn bad_at(&self, i: usize) -> Option<&(usize, String, DecimalError)> {
+        self.bad.iter().find(|b| b.0 == i)
+    }
+}
+
+/// A period column: timestamps (Parquet) or ISO 8601 text (CSV).
+#[derive(Debug, Clone)]
+pub enum PeriodColumn {
+    /// Microseconds since 1970, UTC.
+    Micros(Vec<Option<i64>>),
+    /// Text such as `2026-10-01T00:00:00Z`.
+    Text(TextColumn),
+}
+
+impl PeriodColumn {
+    /// The billing period of each row (None: empty or unreadable), for period detection.
+    pub fn periods(&self) -> Vec<Option<BillingPeriod>> {
+        match self {
+            PeriodColumn::Micros(v) => v
+                .iter()
+                .map(|m| m.and_then(BillingPeriod::from_unix_micros))
+                .collect(),
+            PeriodColumn::Text(d) => {
+                let values = dict_values(d);
+                let per_value: Vec<Option<BillingPeriod>> = (0..values.len())
+                    .map(|k| period_from_text(values.value(k)))
+                    .collect();
+                d.keys()
+                    .iter()
+                    .map(|k| k.and_then(|k| per_value.get(k as usize).copied().flatten()))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Parses the billing period of an ISO 8601 date or timestamp text.
+pub fn period_from_text(t: &str) -> Option<BillingPeriod> {
+    let t = t.trim();
+    let b = t.as_bytes();
+    let ok = b.len() >= 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[8].is_ascii_digit()
+        && b[9].is_ascii_digit();
+    if ok {
+        BillingPeriod::from_iso_prefix(t)
+    } else {
+        None
+    }
+}
+
+/// The string values of a text column's dictionary.
+pub fn dict_values(d: &TextColumn) -> &StringArray {
+    d.values().as_string::<i32>()
 }
 
 /// A chunk of rows from one input file, columns as read (before checks).
@@ -312,12 +408,12 @@ pub struct RawChunk {
     /// Physical line of each row in a CSV file (for humans); empty for Parquet.
     pub lines: Vec<u64>,
     /// Text columns by `Field` index; `None` when the file lacks the column.
-    pub text: [Option<StringArray>; 15],
+    pub text: [Option<TextColumn>; 15],
     /// Number columns by `Field` index.
-    pub num: [Option<Vec<NumCell>>; 15],
+    pub num: [Option<NumColumn>; 15],
     /// Period columns by `Field` index.
-    pub period: [Option<Vec<PeriodCell>>; 15],
-    /// Rows that could not even be split into columns (ragged CSV, bad UTF-8): row, line, reason.
+    pub period: [Option<PeriodColumn>; 15],
+    /// Rows that could not even be split into columns (ragged CSV, bad UTF-8): row, line, column, reason.
     pub broken: Vec<(u64, u64, String, String)>,
 }
 
@@ -359,6 +455,20 @@ pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
     }
 }
 
+/// Reads a file with the same reader and projection a run uses, and nothing
+/// else (no conversion, no checks): the decode floor for benchmarks.
+pub fn decode_only(path: &Path) -> Result<u64> {
+    let mut magic = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(|e| Error::io(path, e))?;
+    if n == 4 && &magic == b"PAR1" {
+        parquet::ParquetSource::open(path)?.decode_only()
+    } else {
+        csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?.decode_only()
+    }
+}
+
 /// The checks a row must pass to be rated for an organization.
 #[derive(Debug, Clone)]
 pub struct OrgCheck {
@@ -373,6 +483,16 @@ pub struct OrgCheck {
     /// Whether every row must carry a billed (unblended) cost; false when actual
     /// rates come from public prices (inputs without billed cost).
     pub require_billed_cost: bool,
+}
+
+impl OrgCheck {
+    /// The period as [start, end) in microseconds since 1970.
+    pub fn period_micros(&self) -> (i64, i64) {
+        (
+            self.period.start_micros(),
+            self.period.next().start_micros(),
+        )
+    }
 }
 
 /// A row that was not rated, and why.
@@ -523,15 +643,16 @@ pub mod col {
 /// The normalized schema every reader maps to.
 pub fn normalized_schema() -> SchemaRef {
     let dec = DataType::Decimal128(38, 10);
+    let text = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     Arc::new(Schema::new(vec![
         ArrowField::new(col::ROW, DataType::UInt64, false),
-        ArrowField::new(col::ACCOUNT, DataType::Utf8, false),
+        ArrowField::new(col::ACCOUNT, text.clone(), false),
         ArrowField::new(col::LINE_TYPE, DataType::UInt8, false),
-        ArrowField::new(col::PRODUCT, DataType::Utf8, false),
-        ArrowField::new(col::USAGE_TYPE, DataType::Utf8, false),
-        ArrowField::new(col::OPERATION, DataType::Utf8, false),
-        ArrowField::new(col::REGION, DataType::Utf8, false),
-        ArrowField::new(col::ENTITY, DataType::Utf8, false),
+        ArrowField::new(col::PRODUCT, text.clone(), false),
+        ArrowField::new(col::USAGE_TYPE, text.clone(), false),
+        ArrowField::new(col::OPERATION, text.clone(), false),
+        ArrowField::new(col::REGION, text.clone(), false),
+        ArrowField::new(col::ENTITY, text.clone(), false),
         ArrowField::new(col::USAGE, dec.clone(), false),
         ArrowField::new(col::PUBLIC_RATE, dec.clone(), true),
         ArrowField::new(col::PUBLIC_COST, dec.clone(), true),
@@ -551,33 +672,117 @@ pub struct NormalizedBatch {
     pub quarantined: Vec<Quarantined>,
 }
 
-fn text_at(a: &Option<StringArray>, i: usize) -> &str {
-    match a {
-        Some(a) if a.is_valid(i) => a.value(i),
-        _ => "",
+/// Per distinct value of a dictionary: a verdict computed once, looked up per row.
+fn per_value<T>(d: &TextColumn, f: impl Fn(&str) -> T) -> Vec<T> {
+    let values = dict_values(d);
+    (0..values.len())
+        .map(|k| {
+            f(if values.is_valid(k) {
+                values.value(k)
+            } else {
+                ""
+            })
+        })
+        .collect()
+}
+
+/// Key of row `i`, or `None` when the cell is null.
+#[inline]
+fn key_at(d: &TextColumn, i: usize) -> Option<usize> {
+    if d.is_valid(i) {
+        Some(d.keys().value(i) as usize)
+    } else {
+        None
+    }
+}
+
+fn text_value<'a>(d: &'a Option<TextColumn>, i: usize) -> &'a str {
+    match d {
+        Some(d) => key_at(d, i).map(|k| dict_values(d).value(k)).unwrap_or(""),
+        None => "",
+    }
+}
+
+/// A text column for the normalized batch: never null (absent values are ""),
+/// filtered to the kept rows.
+fn normalized_text(
+    d: &Option<TextColumn>,
+    n: usize,
+    mask: Option<&BooleanArray>,
+) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let arr: TextColumn = match d {
+        None => DictionaryArray::try_new(
+            Int32Array::from(vec![0; n]),
+            Arc::new(StringArray::from(vec![""])) as ArrayRef,
+        )?,
+        Some(d) if d.null_count() > 0 || dict_values(d).null_count() > 0 => {
+            // Point null keys (and null values) at an appended "".
+            let values = dict_values(d);
+            let empty = values.len() as i32;
+            let mut new_values: Vec<&str> = (0..values.len())
+                .map(|k| {
+                    if values.is_valid(k) {
+                        values.value(k)
+                    } else {
+                        ""
+                    }
+                })
+                .collect();
+            new_values.push("");
+            let keys: Int32Array = d.keys().iter().map(|k| Some(k.unwrap_or(empty))).collect();
+            DictionaryArray::try_new(keys, Arc::new(StringArray::from(new_values)) as ArrayRef)?
+        }
+        Some(d) => d.clone(),
+    };
+    match mask {
+        None => Ok(Arc::new(arr)),
+        Some(m) => filter(&arr, m),
     }
 }
 
 /// Checks every row of a chunk against the org and builds the normalized batch.
+///
+/// Verdicts on text (is the account the org's, which line item type, which
+/// currency) are computed once per distinct dictionary value, not per row.
 pub fn normalize(
     path: &Path,
     map: &ColumnMap,
-    chunk: RawChunk,
+    mut chunk: RawChunk,
     check: &OrgCheck,
 ) -> Result<NormalizedBatch> {
     let n = chunk.len();
+    let f = |x: Field| x as usize;
     let mut keep = vec![true; n];
     let mut quarantined: Vec<Quarantined> = Vec::new();
-    let f = |x: Field| x as usize;
     let mut rated_unblended: i128 = 0;
 
-    let unblended = chunk.num[f(Field::UnblendedCost)].as_deref();
-    let cost_of = |i: usize| -> Option<i128> {
-        match unblended.map(|v| &v[i]) {
-            Some(NumCell::Value(v)) => Some(*v),
-            _ => None,
-        }
+    let accounts = chunk.text[f(Field::UsageAccount)].as_ref();
+    let account_ok: Vec<bool> = accounts
+        .map(|d| per_value(d, |v| check.accounts.contains(v)))
+        .unwrap_or_default();
+    let types = chunk.text[f(Field::LineType)].as_ref();
+    let type_of: Vec<Option<LineType>> = types
+        .map(|d| per_value(d, LineType::parse))
+        .unwrap_or_default();
+    let currencies = chunk.text[f(Field::Currency)].as_ref();
+    let currency_ok: Vec<bool> = currencies
+        .map(|d| per_value(d, |v| v.is_empty() || v == check.currency))
+        .unwrap_or_default();
+    let (start_micros, end_micros) = check.period_micros();
+    let period_col = [Field::BillingPeriodStart, Field::UsageStart]
+        .iter()
+        .find_map(|&pf| chunk.period[f(pf)].as_ref().map(|c| (pf, c)));
+    let text_periods: Vec<Option<BillingPeriod>> = match period_col {
+        Some((_, PeriodColumn::Text(d))) => per_value(d, period_from_text),
+        _ => Vec::new(),
     };
+    let mut num = std::mem::take(&mut chunk.num);
+    let unblended = num[f(Field::UnblendedCost)].as_ref();
+    let usage_col = num[f(Field::UsageAmount)].as_ref();
+    let rate_col = num[f(Field::PublicRate)].as_ref();
+    let any_bad_numbers = num.iter().flatten().any(|c| !c.bad.is_empty());
+
+    let mut line_types = vec![0u8; n];
     let mut quarantine =
         |i: usize, column: String, value: String, reason: String, keep: &mut Vec<bool>| {
             keep[i] = false;
@@ -588,46 +793,36 @@ pub fn normalize(
                 column,
                 value,
                 reason,
-                unblended: cost_of(i),
+                unblended: unblended.and_then(|c| c.get(i)),
             });
         };
 
-    let mut line_types = vec![0u8; n];
-    let mut usage = vec![0i128; n];
-    let mut unb: Vec<Option<i128>> = vec![None; n];
-    let mut rate: Vec<Option<i128>> = vec![None; n];
-    let mut pcost: Vec<Option<i128>> = vec![None; n];
-    let mut net: Vec<Option<i128>> = vec![None; n];
-
     for i in 0..n {
         // Account.
-        let account = text_at(&chunk.text[f(Field::UsageAccount)], i);
-        if account.is_empty() {
-            quarantine(
-                i,
-                map.name(Field::UsageAccount),
-                String::new(),
-                "missing usage account id".into(),
-                &mut keep,
-            );
-            continue;
-        }
-        if !check.accounts.contains(account) {
+        let account_key = accounts.and_then(|d| key_at(d, i));
+        let account_valid = account_key.is_some_and(|k| account_ok[k]);
+        if !account_valid {
+            let account = text_value(&chunk.text[f(Field::UsageAccount)], i);
+            let reason = if account.is_empty() {
+                "missing usage account id".to_string()
+            } else {
+                format!(
+                    "usage account {account} is not an account of {}",
+                    check.label
+                )
+            };
             quarantine(
                 i,
                 map.name(Field::UsageAccount),
                 account.to_string(),
-                format!(
-                    "usage account {account} is not an account of {}",
-                    check.label
-                ),
+                reason,
                 &mut keep,
             );
             continue;
         }
         // Line item type.
-        let lt_text = text_at(&chunk.text[f(Field::LineType)], i);
-        let Some(lt) = LineType::parse(lt_text) else {
+        let Some(lt) = types.and_then(|d| key_at(d, i)).and_then(|k| type_of[k]) else {
+            let lt_text = text_value(&chunk.text[f(Field::LineType)], i);
             quarantine(
                 i,
                 map.name(Field::LineType),
@@ -639,113 +834,123 @@ pub fn normalize(
         };
         line_types[i] = lt as u8;
         // Period: billing period column first, else usage start.
-        let period = [Field::BillingPeriodStart, Field::UsageStart]
-            .iter()
-            .find_map(|&pf| chunk.period[f(pf)].as_ref().map(|v| (pf, &v[i])));
-        match period {
-            Some((pf, PeriodCell::Value(p))) if *p != check.period => {
-                quarantine(
-                    i,
-                    map.name(pf),
-                    p.to_string(),
-                    format!(
-                        "the line is for {p}, outside the billing period {} being run",
-                        check.period
-                    ),
-                    &mut keep,
-                );
+        if let Some((pf, column)) = period_col {
+            let verdict: std::result::Result<(), (String, String)> = match column {
+                PeriodColumn::Micros(v) => match v[i] {
+                    Some(m) if m >= start_micros && m < end_micros => Ok(()),
+                    Some(m) => {
+                        let p = BillingPeriod::from_unix_micros(m)
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| format!("{m} µs since 1970"));
+                        Err((
+                            p.clone(),
+                            format!(
+                                "the line is for {p}, outside the billing period {} being run",
+                                check.period
+                            ),
+                        ))
+                    }
+                    None => Err((String::new(), "missing billing period date".into())),
+                },
+                PeriodColumn::Text(d) => {
+                    match key_at(d, i) {
+                        None => Err((String::new(), "missing billing period date".into())),
+                        Some(k) => match text_periods[k] {
+                            Some(p) if p == check.period => Ok(()),
+                            Some(p) => Err((
+                                p.to_string(),
+                                format!(
+                                    "the line is for {p}, outside the billing period {} being run",
+                                    check.period
+                                ),
+                            )),
+                            None => {
+                                let t = dict_values(d).value(k).trim().to_string();
+                                if t.is_empty() {
+                                    Err((t, "missing billing period date".into()))
+                                } else {
+                                    Err((t, "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into()))
+                                }
+                            }
+                        },
+                    }
+                }
+            };
+            if let Err((value, reason)) = verdict {
+                quarantine(i, map.name(pf), value, reason, &mut keep);
                 continue;
             }
-            Some((pf, PeriodCell::Bad(text))) => {
-                quarantine(
-                    i,
-                    map.name(pf),
-                    text.clone(),
-                    "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into(),
-                    &mut keep,
-                );
-                continue;
-            }
-            Some((pf, PeriodCell::Null)) => {
-                quarantine(
-                    i,
-                    map.name(pf),
-                    String::new(),
-                    "missing billing period date".into(),
-                    &mut keep,
-                );
-                continue;
-            }
-            _ => {}
         }
         // Currency.
-        let currency = text_at(&chunk.text[f(Field::Currency)], i);
-        if !currency.is_empty() && currency != check.currency {
+        if let Some(k) = currencies.and_then(|d| key_at(d, i)) {
+            if !currency_ok[k] {
+                let c = dict_values(currencies.unwrap_or_else(|| unreachable!()))
+                    .value(k)
+                    .to_string();
+                let reason = format!(
+                    "currency {c} differs from {}'s billing currency {}",
+                    check.label, check.currency
+                );
+                quarantine(i, map.name(Field::Currency), c, reason, &mut keep);
+                continue;
+            }
+        }
+        // Amounts.
+        if any_bad_numbers {
+            let bad = [
+                Field::UsageAmount,
+                Field::UnblendedCost,
+                Field::PublicRate,
+                Field::PublicCost,
+                Field::NetUnblendedCost,
+            ]
+            .iter()
+            .find_map(|&fl| {
+                num[f(fl)]
+                    .as_ref()
+                    .and_then(|c| c.bad_at(i))
+                    .map(|b| (fl, b))
+            });
+            if let Some((fl, (_, text, e))) = bad {
+                let (text, reason) = (text.clone(), format!("not a usable amount: {e}"));
+                quarantine(i, map.name(fl), text, reason, &mut keep);
+                continue;
+            }
+        }
+        let cost = unblended.and_then(|c| c.get(i));
+        if cost.is_none() && check.require_billed_cost {
             quarantine(
                 i,
-                map.name(Field::Currency),
-                currency.to_string(),
-                format!(
-                    "currency {currency} differs from {}'s billing currency {}",
-                    check.label, check.currency
-                ),
+                map.name(Field::UnblendedCost),
+                String::new(),
+                "missing amount".into(),
                 &mut keep,
             );
             continue;
         }
-        // Amounts.
-        let mut bad = None;
-        let mut read = |field: Field, required: bool| -> Option<i128> {
-            match chunk.num[f(field)].as_ref().map(|v| &v[i]) {
-                Some(NumCell::Value(v)) => Some(*v),
-                Some(NumCell::Bad(text, e)) => {
-                    bad.get_or_insert((field, text.clone(), format!("not a usable amount: {e}")));
-                    None
-                }
-                _ => {
-                    if required {
-                        bad.get_or_insert((field, String::new(), "missing amount".into()));
-                    }
-                    None
-                }
-            }
-        };
-        let u = read(Field::UsageAmount, false).unwrap_or(0);
-        let c = read(Field::UnblendedCost, check.require_billed_cost);
-        let r = read(Field::PublicRate, false);
-        let pc = read(Field::PublicCost, false);
-        let nu = read(Field::NetUnblendedCost, false);
-        if let Some((field, text, reason)) = bad {
-            quarantine(i, map.name(field), text, reason, &mut keep);
-            continue;
-        }
-        if r.is_some_and(|r| r < 0) {
+        if let Some(r) = rate_col.and_then(|c| c.get(i)).filter(|r| *r < 0) {
             quarantine(
                 i,
                 map.name(Field::PublicRate),
-                format_fixed_exact(r.unwrap_or(0)),
+                format_fixed_exact(r),
                 "a public rate cannot be negative".into(),
                 &mut keep,
             );
             continue;
         }
-        if lt == LineType::Usage && u < 0 {
+        let usage = usage_col.and_then(|c| c.get(i)).unwrap_or(0);
+        if lt == LineType::Usage && usage < 0 {
             quarantine(
                 i,
                 map.name(Field::UsageAmount),
-                format_fixed_exact(u),
+                format_fixed_exact(usage),
                 "a Usage line cannot have a negative usage amount".into(),
                 &mut keep,
             );
             continue;
         }
-        usage[i] = u;
-        unb[i] = c;
-        rate[i] = r;
-        pcost[i] = pc;
-        net[i] = nu;
         rated_unblended = rated_unblended
-            .checked_add(c.unwrap_or(0))
+            .checked_add(cost.unwrap_or(0))
             .ok_or_else(|| Error::Overflow(format!("summing {}", path.display())))?;
     }
     for (row, line, column, reason) in chunk.broken {
@@ -760,57 +965,57 @@ pub fn normalize(
         });
     }
 
-    let mask = BooleanArray::from(keep);
-    let text_col = |field: Field| -> Result<ArrayRef> {
-        let arr: ArrayRef = match &chunk.text[f(field)] {
-            Some(a) => {
-                // Normalized text columns are never null: absent values are "".
-                if a.null_count() > 0 {
-                    Arc::new(
-                        a.iter()
-                            .map(|v| Some(v.unwrap_or("")))
-                            .collect::<StringArray>(),
-                    )
+    let all_kept = quarantined.is_empty();
+    let mask = (!all_kept).then(|| BooleanArray::from(keep));
+    let m = mask.as_ref();
+    let err = |e: arrow::error::ArrowError| Error::input(path, e.to_string());
+    let fl = |a: ArrayRef| -> Result<ArrayRef> {
+        match m {
+            None => Ok(a),
+            Some(m) => filter(&a, m).map_err(err),
+        }
+    };
+    // Numbers: a value column is non-null (0 where absent), an optional one keeps nulls.
+    let dec = |c: Option<NumColumn>, nullable: bool| -> Result<ArrayRef> {
+        let a = match c {
+            None => {
+                if nullable {
+                    Decimal128Array::new_null(n)
                 } else {
-                    Arc::new(a.clone())
+                    Decimal128Array::from(vec![0i128; n])
                 }
             }
-            None => Arc::new(StringArray::from(vec![""; n])),
+            Some(c) => {
+                let nulls =
+                    (nullable && c.state.iter().any(|s| *s != NumState::Value)).then(|| {
+                        arrow::buffer::NullBuffer::from(
+                            c.state
+                                .iter()
+                                .map(|s| *s == NumState::Value)
+                                .collect::<Vec<bool>>(),
+                        )
+                    });
+                Decimal128Array::new(c.values.into(), nulls)
+            }
         };
-        filter(&arr, &mask).map_err(|e| Error::input(path, e.to_string()))
+        fl(Arc::new(a.with_precision_and_scale(38, 10).map_err(err)?))
     };
-    let dec = |v: Vec<i128>| -> ArrayRef {
-        Arc::new(
-            Decimal128Array::from(v)
-                .with_precision_and_scale(38, 10)
-                .unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())),
-        )
-    };
-    let dec_opt = |v: Vec<Option<i128>>| -> ArrayRef {
-        Arc::new(
-            Decimal128Array::from(v)
-                .with_precision_and_scale(38, 10)
-                .unwrap_or_else(|_| Decimal128Array::from(Vec::<i128>::new())),
-        )
-    };
-    let fl = |a: ArrayRef| filter(&a, &mask).map_err(|e| Error::input(path, e.to_string()));
     let columns: Vec<ArrayRef> = vec![
         fl(Arc::new(UInt64Array::from(chunk.rows.clone())))?,
-        text_col(Field::UsageAccount)?,
+        normalized_text(&chunk.text[f(Field::UsageAccount)], n, m).map_err(err)?,
         fl(Arc::new(UInt8Array::from(line_types)))?,
-        text_col(Field::ProductCode)?,
-        text_col(Field::UsageType)?,
-        text_col(Field::Operation)?,
-        text_col(Field::Region)?,
-        text_col(Field::BillingEntity)?,
-        fl(dec(usage))?,
-        fl(dec_opt(rate))?,
-        fl(dec_opt(pcost))?,
-        fl(dec_opt(unb))?,
-        fl(dec_opt(net))?,
+        normalized_text(&chunk.text[f(Field::ProductCode)], n, m).map_err(err)?,
+        normalized_text(&chunk.text[f(Field::UsageType)], n, m).map_err(err)?,
+        normalized_text(&chunk.text[f(Field::Operation)], n, m).map_err(err)?,
+        normalized_text(&chunk.text[f(Field::Region)], n, m).map_err(err)?,
+        normalized_text(&chunk.text[f(Field::BillingEntity)], n, m).map_err(err)?,
+        dec(num[f(Field::UsageAmount)].take(), false)?,
+        dec(num[f(Field::PublicRate)].take(), true)?,
+        dec(num[f(Field::PublicCost)].take(), true)?,
+        dec(num[f(Field::UnblendedCost)].take(), true)?,
+        dec(num[f(Field::NetUnblendedCost)].take(), true)?,
     ];
-    let batch = RecordBatch::try_new(normalized_schema(), columns)
-        .map_err(|e| Error::input(path, e.to_string()))?;
+    let batch = RecordBatch::try_new(normalized_schema(), columns).map_err(err)?;
     Ok(NormalizedBatch {
         batch,
         rated_unblended,

@@ -5,15 +5,21 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field as ArrowField, Float32Type, Float64Type, Int32Type, Int64Type, Schema, TimeUnit,
+};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
+use std::sync::Arc;
 
-use super::{ChunkSource, ColumnMap, Field, Kind, NumCell, PeriodCell, RawChunk, BATCH_ROWS};
+use super::{
+    ChunkSource, ColumnMap, Field, Kind, NumColumn, PeriodColumn, RawChunk, TextColumn, BATCH_ROWS,
+};
 use crate::error::{Error, Result};
 use crate::money::{fixed_from_f64, parse_fixed, DecimalError, MAX_ABS, ONE, SCALE};
-use crate::types::BillingPeriod;
 
 /// A Parquet input being read.
 pub struct ParquetSource {
@@ -72,6 +78,38 @@ impl ParquetSource {
                 }
             }
         }
+        // Ask the reader to keep text columns dictionary-encoded, as CUR files store
+        // them, so checks and rule lookups run once per distinct value.
+        let text_idx: Vec<usize> = Field::ALL
+            .iter()
+            .enumerate()
+            // Rates are decimal text in CUR 2.0: as a dictionary they parse once per distinct value.
+            .filter(|(_, f)| matches!(f.kind(), Kind::Text | Kind::Period | Kind::Number))
+            .filter_map(|(k, _)| map.index[k])
+            .collect();
+        let hinted: Vec<ArrowField> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let dt = f.data_type();
+                if text_idx.contains(&i) && matches!(dt, DataType::Utf8 | DataType::LargeUtf8) {
+                    f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(dt.clone()),
+                    ))
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
+            hinted,
+            schema.metadata().clone(),
+        )));
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let mut roots: Vec<usize> = map.index.iter().flatten().copied().collect();
         roots.sort_unstable();
         roots.dedup();
@@ -96,6 +134,18 @@ impl ParquetSource {
         })
     }
 
+    /// Reads every batch of the projected columns and does nothing with them:
+    /// the decode floor for benchmarks.
+    pub fn decode_only(mut self) -> Result<u64> {
+        let mut n = 0u64;
+        for b in self.reader.by_ref() {
+            n += b
+                .map_err(|e| Error::input(&self.path, e.to_string()))?
+                .num_rows() as u64;
+        }
+        Ok(n)
+    }
+
     /// The column map.
     pub fn map(&self) -> &ColumnMap {
         &self.map
@@ -105,41 +155,36 @@ impl ParquetSource {
         let n = batch.num_rows();
         let rows: Vec<u64> = (self.row + 1..=self.row + n as u64).collect();
         self.row += n as u64;
-        let mut text: [Option<StringArray>; 15] = Default::default();
-        let mut num: [Option<Vec<NumCell>>; 15] = Default::default();
-        let mut period: [Option<Vec<PeriodCell>>; 15] = Default::default();
+        let mut text: [Option<TextColumn>; 15] = Default::default();
+        let mut num: [Option<NumColumn>; 15] = Default::default();
+        let mut period: [Option<PeriodColumn>; 15] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             let Some(pi) = self.projected[k] else {
                 continue;
             };
             let array = batch.column(pi);
             let name = self.map.name(*field);
+            let fail = |e: String| Error::input(&self.path, format!("column `{name}`: {e}"));
             match field.kind() {
                 Kind::Text => {
-                    let s = if is_integer(array.data_type()) && *field == Field::UsageAccount {
-                        // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
-                        let a = cast(array, &DataType::Int64).map_err(|e| {
-                            Error::input(&self.path, format!("column `{name}`: {e}"))
-                        })?;
-                        a.as_primitive::<Int64Type>()
-                            .iter()
-                            .map(|v| v.map(|v| format!("{v:012}")))
-                            .collect::<StringArray>()
-                    } else {
-                        let a = cast(array, &DataType::Utf8).map_err(|e| {
-                            Error::input(&self.path, format!("column `{name}`: {e}"))
-                        })?;
-                        a.as_string::<i32>().clone()
-                    };
-                    text[k] = Some(s);
+                    text[k] = Some(
+                        if is_integer(array.data_type()) && *field == Field::UsageAccount {
+                            // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
+                            let a =
+                                cast(array, &DataType::Int64).map_err(|e| fail(e.to_string()))?;
+                            let s: StringArray = a
+                                .as_primitive::<Int64Type>()
+                                .iter()
+                                .map(|v| v.map(|v| format!("{v:012}")))
+                                .collect();
+                            to_dictionary(&s).map_err(fail)?
+                        } else {
+                            to_dictionary(array.as_ref()).map_err(fail)?
+                        },
+                    );
                 }
                 Kind::Number => num[k] = Some(numbers(array.as_ref())),
-                Kind::Period => {
-                    period[k] =
-                        Some(periods(array.as_ref()).map_err(|e| {
-                            Error::input(&self.path, format!("column `{name}`: {e}"))
-                        })?)
-                }
+                Kind::Period => period[k] = Some(periods(array.as_ref()).map_err(fail)?),
             }
         }
         Ok(RawChunk {
@@ -175,74 +220,97 @@ fn is_integer(dt: &DataType) -> bool {
     )
 }
 
+/// A text column as `Dictionary(Int32, Utf8)`, casting only when the file did not already deliver one.
+fn to_dictionary(array: &dyn Array) -> std::result::Result<TextColumn, String> {
+    let target = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let a = if array.data_type() == &target {
+        array.slice(0, array.len())
+    } else {
+        cast(array, &target).map_err(|e| e.to_string())?
+    };
+    Ok(a.as_dictionary::<Int32Type>().clone())
+}
+
 /// Converts a numeric column to fixed point by the documented rules.
-fn numbers(array: &dyn Array) -> Vec<NumCell> {
+fn numbers(array: &dyn Array) -> NumColumn {
     let n = array.len();
-    let cell = |r: std::result::Result<i128, DecimalError>, raw: &dyn Fn() -> String| match r {
-        Ok(v) => NumCell::Value(v),
-        Err(e) => NumCell::Bad(raw(), e),
+    let mut out = NumColumn::with_capacity(n);
+    let raw = |r: std::result::Result<i128, DecimalError>, text: &dyn Fn() -> String| {
+        r.map_err(|e| (text(), e))
     };
     match array.data_type() {
-        DataType::Float64 => array
-            .as_primitive::<Float64Type>()
-            .iter()
-            .map(|v| {
-                v.map_or(NumCell::Null, |x| {
-                    cell(fixed_from_f64(x), &|| x.to_string())
-                })
-            })
-            .collect(),
-        DataType::Float32 => array
-            .as_primitive::<Float32Type>()
-            .iter()
-            .map(|v| {
-                v.map_or(NumCell::Null, |x| {
-                    cell(fixed_from_f64(x as f64), &|| x.to_string())
-                })
-            })
-            .collect(),
+        DataType::Float64 => {
+            for v in array.as_primitive::<Float64Type>().iter() {
+                out.push(v.map(|x| raw(fixed_from_f64(x), &|| x.to_string())));
+            }
+        }
+        DataType::Float32 => {
+            for v in array.as_primitive::<Float32Type>().iter() {
+                out.push(v.map(|x| raw(fixed_from_f64(x as f64), &|| x.to_string())));
+            }
+        }
         DataType::Decimal128(_, scale) => {
             let scale = *scale as i32;
-            array
+            for v in array
                 .as_primitive::<arrow::datatypes::Decimal128Type>()
                 .iter()
-                .map(|v| {
-                    v.map_or(NumCell::Null, |x| {
-                        cell(rescale(x, scale), &|| format!("{x}e-{scale}"))
-                    })
-                })
-                .collect()
+            {
+                out.push(v.map(|x| raw(rescale(x, scale), &|| format!("{x}e-{scale}"))));
+            }
         }
+        DataType::Dictionary(_, _) => match to_dictionary(array) {
+            Ok(d) => {
+                let values = d.values().as_string::<i32>();
+                let parsed: Vec<Option<std::result::Result<i128, (String, DecimalError)>>> = (0
+                    ..values.len())
+                    .map(
+                        |k| match values.is_valid(k).then(|| values.value(k).trim()) {
+                            None | Some("") => None,
+                            Some(t) => Some(raw(parse_fixed(t), &|| t.to_string())),
+                        },
+                    )
+                    .collect();
+                for k in d.keys().iter() {
+                    out.push(k.and_then(|k| parsed.get(k as usize).cloned().flatten()));
+                }
+            }
+            Err(_) => {
+                (0..n).for_each(|_| out.push(Some(Err((String::new(), DecimalError::Invalid)))))
+            }
+        },
         dt if is_integer(dt) => match cast(array, &DataType::Int64) {
-            Ok(a) => a
-                .as_primitive::<Int64Type>()
-                .iter()
-                .map(|v| {
-                    v.map_or(NumCell::Null, |x| {
-                        cell(
+            Ok(a) => {
+                for v in a.as_primitive::<Int64Type>().iter() {
+                    out.push(v.map(|x| {
+                        raw(
                             (x as i128)
                                 .checked_mul(ONE)
                                 .filter(|v| v.abs() <= MAX_ABS)
                                 .ok_or(DecimalError::Overflow),
                             &|| x.to_string(),
                         )
-                    })
-                })
-                .collect(),
-            Err(_) => vec![NumCell::Bad(String::new(), DecimalError::Invalid); n],
+                    }));
+                }
+            }
+            Err(_) => {
+                (0..n).for_each(|_| out.push(Some(Err((String::new(), DecimalError::Invalid)))))
+            }
         },
         _ => match cast(array, &DataType::Utf8) {
-            Ok(a) => a
-                .as_string::<i32>()
-                .iter()
-                .map(|v| match v.map(str::trim) {
-                    None | Some("") => NumCell::Null,
-                    Some(t) => cell(parse_fixed(t), &|| t.to_string()),
-                })
-                .collect(),
-            Err(_) => vec![NumCell::Bad(String::new(), DecimalError::Invalid); n],
+            Ok(a) => {
+                for v in a.as_string::<i32>().iter() {
+                    out.push(match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(t) => Some(raw(parse_fixed(t), &|| t.to_string())),
+                    });
+                }
+            }
+            Err(_) => {
+                (0..n).for_each(|_| out.push(Some(Err((String::new(), DecimalError::Invalid)))))
+            }
         },
     }
+    out
 }
 
 /// Rescales a decimal with `scale` places to the internal scale, exactly or
@@ -265,59 +333,40 @@ fn rescale(v: i128, scale: i32) -> std::result::Result<i128, DecimalError> {
     Ok(out)
 }
 
-fn periods(array: &dyn Array) -> std::result::Result<Vec<PeriodCell>, String> {
-    let from_micros = |m: Option<i64>| match m {
-        None => PeriodCell::Null,
-        Some(m) => BillingPeriod::from_unix_micros(m).map_or(
-            PeriodCell::Bad(format!("{m} µs since 1970")),
-            PeriodCell::Value,
-        ),
-    };
+fn periods(array: &dyn Array) -> std::result::Result<PeriodColumn, String> {
     Ok(match array.data_type() {
         DataType::Timestamp(unit, _) => {
             let a = cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
-            let per = match unit {
-                TimeUnit::Second => 1_000_000,
-                TimeUnit::Millisecond => 1_000,
-                TimeUnit::Microsecond => 1,
-                TimeUnit::Nanosecond => 0,
+            let to_micros = |x: i64| match unit {
+                TimeUnit::Second => x.saturating_mul(1_000_000),
+                TimeUnit::Millisecond => x.saturating_mul(1_000),
+                TimeUnit::Microsecond => x,
+                TimeUnit::Nanosecond => x.div_euclid(1_000),
             };
-            a.as_primitive::<Int64Type>()
-                .iter()
-                .map(|v| {
-                    from_micros(v.map(|x| {
-                        if per == 0 {
-                            x.div_euclid(1_000)
-                        } else {
-                            x.saturating_mul(per)
-                        }
-                    }))
-                })
-                .collect()
+            PeriodColumn::Micros(
+                a.as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.map(to_micros))
+                    .collect(),
+            )
         }
-        DataType::Date32 => array
-            .as_primitive::<Int32Type>()
-            .iter()
-            .map(|v| from_micros(v.map(|d| d as i64 * 86_400_000_000)))
-            .collect(),
+        DataType::Date32 => PeriodColumn::Micros(
+            array
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(|d| d as i64 * 86_400_000_000))
+                .collect(),
+        ),
         DataType::Date64 => {
             let a = cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
-            a.as_primitive::<Int64Type>()
-                .iter()
-                .map(|v| from_micros(v.map(|ms| ms.saturating_mul(1_000))))
-                .collect()
+            PeriodColumn::Micros(
+                a.as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.map(|ms| ms.saturating_mul(1_000)))
+                    .collect(),
+            )
         }
-        _ => {
-            let a = cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
-            a.as_string::<i32>()
-                .iter()
-                .map(|v| match v.map(str::trim) {
-                    None | Some("") => PeriodCell::Null,
-                    Some(t) => BillingPeriod::from_iso_prefix(t)
-                        .map_or(PeriodCell::Bad(t.to_string()), PeriodCell::Value),
-                })
-                .collect()
-        }
+        _ => PeriodColumn::Text(to_dictionary(array)?),
     })
 }
 
