@@ -343,9 +343,55 @@ fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgChe
     }
 }
 
-fn rate_file(
+/// One unit of parallel work: a whole file, or some row groups of a Parquet file.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Index into the planned input files.
+    pub file: usize,
+    /// Row groups to read, `None` for the whole file.
+    pub part: Option<ingest::Part>,
+    /// Whether this task also hashes the file for the manifest (one task per file does).
+    pub hash: bool,
+}
+
+/// Rows per task when large Parquet files are split by row group, so one huge
+/// org's file is read by every core rather than serializing the run.
+pub const ROWS_PER_TASK: u64 = 262_144;
+
+/// Splits every input into tasks (Parquet files by whole row groups).
+pub fn plan_tasks(files: &[InputFile]) -> Result<Vec<Task>> {
+    let parts: Result<Vec<Option<Vec<ingest::Part>>>> = files
+        .par_iter()
+        .map(|f| ingest::plan_parts(&f.path, ROWS_PER_TASK))
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, p) in parts?.into_iter().enumerate() {
+        match p {
+            None => tasks.push(Task {
+                file: i,
+                part: None,
+                hash: true,
+            }),
+            Some(parts) => {
+                for (k, part) in parts.into_iter().enumerate() {
+                    tasks.push(Task {
+                        file: i,
+                        part: Some(part),
+                        hash: k == 0,
+                    });
+                }
+            }
+        }
+    }
+    // Largest work first would be better balanced; file order keeps it simple and
+    // deterministic, and tasks are small enough (ROWS_PER_TASK) for rayon to balance.
+    Ok(tasks)
+}
+
+fn rate_task(
     config: &Config,
     file: &InputFile,
+    task: &Task,
     period: BillingPeriod,
     progress: &dyn Progress,
 ) -> Result<FileOutcome> {
@@ -359,8 +405,12 @@ fn rate_file(
         .unwrap_or_else(|| config.partner.id.to_string());
     let (actual, proforma) = pricing_for(config, org);
     let check = org_check(config, file.org_index, period);
-    let (bytes, sha256) = sha256_file(&file.path)?;
-    let mut source = ingest::open(&file.path)?;
+    let (bytes, sha256) = if task.hash {
+        sha256_file(&file.path)?
+    } else {
+        (0, String::new())
+    };
+    let mut source = ingest::open_part(&file.path, task.part.as_ref())?;
     let format = source.describe();
     let mut rater = Rater::new(actual, proforma);
     let mut quarantined = Vec::new();
@@ -379,8 +429,9 @@ fn rate_file(
         quarantined.extend(norm.quarantined);
         progress.rows(n);
     }
-    progress.file_done();
-    quarantined.sort_by_key(|q| q.row);
+    if task.hash {
+        progress.file_done();
+    }
     Ok(FileOutcome {
         report: FileReport {
             org: org_id,
@@ -398,6 +449,25 @@ fn rate_file(
     })
 }
 
+/// Adds a task's outcome for the same file into `into`.
+fn merge_outcome(into: &mut FileOutcome, o: FileOutcome) -> Result<()> {
+    into.ledger.merge(o.ledger)?;
+    into.quarantined.extend(o.quarantined);
+    into.rated_unblended = into
+        .rated_unblended
+        .checked_add(o.rated_unblended)
+        .ok_or_else(|| Error::Overflow("summing a file".into()))?;
+    let r = &mut into.report;
+    r.rows_read += o.report.rows_read;
+    r.rows_rated += o.report.rows_rated;
+    r.rows_quarantined += o.report.rows_quarantined;
+    if !o.report.sha256.is_empty() {
+        r.sha256 = o.report.sha256;
+        r.bytes = o.report.bytes;
+    }
+    Ok(())
+}
+
 /// Rates every org of the period and builds all invoices (nothing is written).
 pub fn rate_all(
     config: &Config,
@@ -405,20 +475,26 @@ pub fn rate_all(
     progress: &dyn Progress,
 ) -> Result<RunResult> {
     let (files, not_billed) = plan_inputs(config, Some(period))?;
-    let outcomes: Vec<Result<FileOutcome>> = files
+    let tasks = plan_tasks(&files)?;
+    let outcomes: Vec<Result<FileOutcome>> = tasks
         .par_iter()
-        .map(|f| rate_file(config, f, period, progress))
+        .map(|t| rate_task(config, &files[t.file], t, period, progress))
         .collect();
-    let mut by_org: BTreeMap<usize, Vec<FileOutcome>> = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (f, o) in files.iter().zip(outcomes) {
-        match o {
-            Ok(o) => by_org.entry(f.org_index).or_default().push(o),
-            Err(e) => errors.push(e),
+    // Recombine tasks into files (in file order), then files into orgs.
+    let mut per_file: Vec<Option<FileOutcome>> = (0..files.len()).map(|_| None).collect();
+    for (t, o) in tasks.iter().zip(outcomes) {
+        let o = o?;
+        match &mut per_file[t.file] {
+            slot @ None => *slot = Some(o),
+            Some(acc) => merge_outcome(acc, o)?,
         }
     }
-    if let Some(first) = errors.into_iter().next() {
-        return Err(first);
+    let mut by_org: BTreeMap<usize, Vec<FileOutcome>> = BTreeMap::new();
+    for (f, o) in files.iter().zip(per_file) {
+        if let Some(mut o) = o {
+            o.quarantined.sort_by_key(|q| q.row);
+            by_org.entry(f.org_index).or_default().push(o);
+        }
     }
     let billed_orgs: Vec<usize> = std::iter::once(0)
         .chain(
@@ -507,9 +583,10 @@ pub fn configure_threads(threads: Option<usize>) {
 /// floor that `billxfer run` is benchmarked against.
 pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u64> {
     let (files, _) = plan_inputs(config, period)?;
-    let counts: Result<Vec<u64>> = files
+    let tasks = plan_tasks(&files)?;
+    let counts: Result<Vec<u64>> = tasks
         .par_iter()
-        .map(|f| ingest::decode_only(&f.path))
+        .map(|t| ingest::decode_only(&files[t.file].path, t.part.as_ref()))
         .collect();
     Ok(counts?.iter().sum())
 }

@@ -433,6 +433,72 @@ pub trait ChunkSource: Send {
     fn column_map(&self) -> &ColumnMap;
 }
 
+/// A slice of a Parquet file: some row groups, so one large file can be read by several threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Row group indexes.
+    pub groups: Vec<usize>,
+    /// Row number (0-based) of the first row of the first group in the file.
+    pub first_row: u64,
+}
+
+/// Whether a file is Parquet (magic `PAR1`).
+pub fn is_parquet(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(n == 4 && &magic == b"PAR1")
+}
+
+/// Splits a file into parts of whole row groups of at least `min_rows` rows each;
+/// `None` (read whole) for CSV or single-group files.
+pub fn plan_parts(path: &Path, min_rows: u64) -> Result<Option<Vec<Part>>> {
+    if !is_parquet(path)? {
+        return Ok(None);
+    }
+    let groups = parquet::row_groups(path)?;
+    if groups.len() < 2 {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    let mut current = Part {
+        groups: Vec::new(),
+        first_row: 0,
+    };
+    let (mut rows_in_part, mut row) = (0u64, 0u64);
+    for (g, n) in groups.iter().enumerate() {
+        if current.groups.is_empty() {
+            current.first_row = row;
+        }
+        current.groups.push(g);
+        rows_in_part += n;
+        row += n;
+        if rows_in_part >= min_rows {
+            parts.push(std::mem::replace(
+                &mut current,
+                Part {
+                    groups: Vec::new(),
+                    first_row: 0,
+                },
+            ));
+            rows_in_part = 0;
+        }
+    }
+    if !current.groups.is_empty() {
+        parts.push(current);
+    }
+    Ok(Some(parts))
+}
+
+/// Opens a part of a file (or the whole file with `None`).
+pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource>> {
+    match part {
+        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(path, Some(p))?)),
+        None => open(path),
+    }
+}
+
 /// Opens an input file, detecting Parquet (magic `PAR1`), gzip CSV and plain CSV.
 pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
     let mut magic = [0u8; 4];
@@ -457,13 +523,13 @@ pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
 
 /// Reads a file with the same reader and projection a run uses, and nothing
 /// else (no conversion, no checks): the decode floor for benchmarks.
-pub fn decode_only(path: &Path) -> Result<u64> {
+pub fn decode_only(path: &Path, part: Option<&Part>) -> Result<u64> {
     let mut magic = [0u8; 4];
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io(path, e))?;
     if n == 4 && &magic == b"PAR1" {
-        parquet::ParquetSource::open(path)?.decode_only()
+        parquet::ParquetSource::open_part(path, part)?.decode_only()
     } else {
         csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?.decode_only()
     }

@@ -21,6 +21,68 @@ use super::{
 use crate::error::{Error, Result};
 use crate::money::{fixed_from_f64, parse_fixed, DecimalError, MAX_ABS, ONE, SCALE};
 
+/// A Parquet file read with positional reads (`pread`): the `File` reader of the
+/// parquet crate duplicates the descriptor and seeks on every column chunk,
+/// which costs several system calls per chunk on files with many row groups.
+#[derive(Debug, Clone)]
+pub struct PreadFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl PreadFile {
+    /// Opens a file for positional reads.
+    pub fn open(path: &Path) -> std::io::Result<PreadFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(PreadFile {
+            file: Arc::new(file),
+            len,
+        })
+    }
+}
+
+/// A sequential reader over a [`PreadFile`] from a start offset.
+pub struct PreadReader {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl std::io::Read for PreadReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::Length for PreadFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for PreadFile {
+    type T = std::io::BufReader<PreadReader>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(PreadReader {
+            file: self.file.clone(),
+            pos: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; length];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(buf.into())
+    }
+}
+
 /// A Parquet input being read.
 pub struct ParquetSource {
     path: PathBuf,
@@ -34,8 +96,14 @@ pub struct ParquetSource {
 impl ParquetSource {
     /// Opens a Parquet file and plans the projection of needed columns.
     pub fn open(path: &Path) -> Result<ParquetSource> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        ParquetSource::open_part(path, None)
+    }
+
+    /// Opens some row groups of a Parquet file; `first_row` is the file row number
+    /// (0-based) of the first row of the first group, so row numbers stay file-wide.
+    pub fn open_part(path: &Path, part: Option<&super::Part>) -> Result<ParquetSource> {
+        let file = PreadFile::open(path).map_err(|e| Error::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.clone())
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -107,8 +175,7 @@ impl ParquetSource {
             hinted,
             schema.metadata().clone(),
         )));
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let mut roots: Vec<usize> = map.index.iter().flatten().copied().collect();
         roots.sort_unstable();
@@ -120,9 +187,11 @@ impl ParquetSource {
                 projected[k] = roots.iter().position(|r| r == idx);
             }
         }
+        let mut builder = builder.with_projection(mask).with_batch_size(BATCH_ROWS);
+        if let Some(part) = part {
+            builder = builder.with_row_groups(part.groups.clone());
+        }
         let reader = builder
-            .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(|e| Error::input(path, format!("cannot read Parquet: {e}")))?;
         Ok(ParquetSource {
@@ -130,7 +199,7 @@ impl ParquetSource {
             reader,
             projected,
             map,
-            row: 0,
+            row: part.map_or(0, |p| p.first_row),
         })
     }
 
@@ -392,4 +461,17 @@ impl ChunkSource for ParquetSource {
             .unwrap_or_default();
         format!("{d} Parquet")
     }
+}
+
+/// Row counts of each row group of a Parquet file (from its footer only).
+pub fn row_groups(path: &Path) -> Result<Vec<u64>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    Ok(builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows().max(0) as u64)
+        .collect())
 }

@@ -1,0 +1,752 @@
+#!/usr/bin/env python3
+"""Independent re-rating of a billxfer month with DuckDB SQL, for benchmarks and cross-checks.
+
+Usage:
+    python3 benches/duckdb_rating.py --config BASE/billxfer.toml --period 2026-10 \
+        [--billxfer-out OUTDIR] [--threads N] [--show N]
+
+It reads the same Parquet files as `billxfer run` (the `files` globs of the config, relative to the
+config's folder) and computes, per organization, with one SQL pipeline over all orgs:
+
+* actual track (`[actual] mode = "billed"` only): per (usage account, product code, line item
+  type) the sum of `line_item_net_unblended_cost` (when the column exists and the value is not null)
+  else `line_item_unblended_cost`, each group rounded to cents, summed per org
+  = `partner/invoices/<org>.json` "total" (the partner's own org included);
+* pro forma track (docs/DOMAIN.md), for rules plans (custom plans and `basic`) and `passthrough`:
+  `Usage` lines priced from the unblended cost with the single most specific matching rule
+  (SKU > SERVICE > BILLING_ENTITY > GLOBAL; SKU weights usage type 4, operation 2, region 1), the
+  free tier turned off by `tiering` rules (SERVICE > GLOBAL), SKU `custom` tier tables over the org's
+  month split by quantity with exact largest-remainder allocation; public constructs (RI/SP, fees,
+  bundled and RI volume discounts) at their unblended cost; tax, credits, refunds, non-public
+  discounts and support left out; then per (account, product) rounded to cents and summed
+  = `customers/<org>/invoice.json` "subtotal". Custom line items are evaluated from the SQL
+  aggregates (flat, then percentage items) to give "total" too.
+
+All money is exact: doubles are cast with CAST(x AS DECIMAL(38,10)), rate strings are parsed as
+DECIMAL(38,10), products are rounded half away from zero at the 10th decimal as billxfer does, and
+the tier allocation is done in 10^-10 integer units (HUGEINT).
+
+Row checks applied (billxfer quarantines the rest): the usage account belongs to the file's org,
+the line item type is one of the 17 known spellings, the billing period (bill_billing_period_start_date,
+else line_item_usage_start_date) is the period, the currency is USD or empty, the amounts are finite
+numbers, the unblended cost is present, public rates are not negative, and `Usage` quantities are
+not negative.
+
+Limits (not needed for generated bases): Parquet input only; `[actual] mode = "public"` is not
+supported; when files differ in schema, per-row COALESCE is used across the alternative columns
+(product_region_code / product_region, billing period / usage start), where billxfer picks the
+column per file.
+
+Prints the elapsed seconds of the SQL part. With --billxfer-out, compares per org with billxfer's
+JSON outputs under OUTDIR/PERIOD/ and exits 1 on any difference (exact to the cent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from decimal import (ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP,
+                     Decimal, getcontext, localcontext)
+
+try:
+    import duckdb
+except ImportError:  # pragma: no cover - convenience for fresh machines
+    print("duckdb_rating: `import duckdb` failed; running `pip install duckdb`", file=sys.stderr)
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "duckdb"])
+    import duckdb
+
+getcontext().prec = 80
+
+LINE_TYPES = [
+    "Usage", "DiscountedUsage", "SavingsPlanCoveredUsage", "SavingsPlanNegation",
+    "SavingsPlanUpfrontFee", "SavingsPlanRecurringFee", "RIFee", "Fee", "Tax", "Credit", "Refund",
+    "EdpDiscount", "PrivateRateDiscount", "SppDiscount", "BundledDiscount", "Discount",
+    "RiVolumeDiscount",
+]
+AS_DELIVERED = [
+    "DiscountedUsage", "SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanUpfrontFee",
+    "SavingsPlanRecurringFee", "RIFee", "Fee", "BundledDiscount", "RiVolumeDiscount",
+]
+EXCLUDED = ["Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "SppDiscount", "Discount"]
+TEN = Decimal("1e-10")
+CENT = Decimal("0.01")
+
+
+def die(msg: str, code: int = 2) -> None:
+    print(f"duckdb_rating: error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+def dec(v, what: str) -> Decimal:
+    """A config number: string parsed exactly, TOML int as text, TOML float via shortest repr."""
+    if isinstance(v, bool):
+        die(f"{what}: expected a number")
+    if isinstance(v, int):
+        return Decimal(v)
+    if isinstance(v, float):
+        return Decimal(repr(v))
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip())
+        except Exception:
+            die(f"{what}: `{v}` is not a number")
+    die(f"{what}: expected a number")
+
+
+def fixed(v, what: str) -> Decimal:
+    return dec(v, what).quantize(TEN, ROUND_HALF_UP)
+
+
+def percent(v, what: str) -> Decimal:
+    return dec(v, what).quantize(CENT, ROUND_HALF_UP)
+
+
+def month(v: str, what: str) -> tuple[int, int]:
+    s = str(v).strip()
+    if len(s) == 10 and s.endswith("-01"):
+        s = s[:7]
+    try:
+        y, m = s.split("-")
+        y, m = int(y), int(m)
+        assert len(s) == 7 and 1 <= m <= 12
+    except Exception:
+        die(f"{what}: `{v}` is not a month YYYY-MM")
+    return (y, m)
+
+
+def resolve_files(base: str, patterns: list[str], who: str) -> list[str]:
+    out: set[str] = set()
+    for p in patterns:
+        full = p if os.path.isabs(p) else os.path.join(base, p)
+        if any(ch in p for ch in "*?["):
+            hits = []
+            for f in glob.glob(full, recursive=True):
+                name = os.path.basename(f)
+                low = name.lower()
+                if not os.path.isfile(f) or name.startswith(".") or low.endswith(".json") or low.endswith(".metadata"):
+                    continue
+                hits.append(os.path.abspath(f))
+            if not hits:
+                die(f"{who}: the pattern `{p}` matches no file (relative to {base})", 1)
+            out.update(hits)
+        else:
+            if not os.path.isfile(full):
+                die(f"{who}: input file {full} does not exist", 1)
+            out.add(os.path.abspath(full))
+    return sorted(out)
+
+
+def load_config(path: str, period: tuple[int, int]):
+    with open(path, "rb") as f:
+        cfg = tomllib.load(f)
+    base = os.path.dirname(os.path.abspath(path))
+    actual = cfg.get("actual", {})
+    if str(actual.get("mode", "billed")).lower() != "billed":
+        die('only [actual] mode = "billed" is supported by this script')
+    rounding = str(cfg.get("run", {}).get("rounding", "half_away_from_zero")).lower()
+    if rounding not in ("half_away_from_zero", "half_even", "toward_zero", "away_from_zero"):
+        die(f"[run] rounding `{rounding}` is not known")
+
+    plans: dict[str, list[dict]] = {"basic": []}
+    for p in cfg.get("plans", []):
+        rules = []
+        for i, r in enumerate(p.get("rules", [])):
+            rid = f"plans `{p['id']}` rule `{r.get('id')}`"
+            rule = {
+                "idx": i,
+                "id": r["id"],
+                "scope": str(r["scope"]).lower(),
+                "type": str(r["type"]).lower(),
+                "service": r.get("service"),
+                "entity": r.get("billing_entity"),
+                "ut": r.get("usage_type"),
+                "op": r.get("operation"),
+                "region": r.get("region"),
+                "pct": percent(r["percent"], rid) if "percent" in r else None,
+                "free_tier": r.get("free_tier"),
+                "tiers": [(fixed(t["from"], rid), fixed(t["rate"], rid)) for t in r.get("tiers", [])],
+            }
+            rules.append(rule)
+        plans[p["id"]] = rules
+
+    partner = cfg["partner"]
+    orgs = [{
+        "id": partner["id"],
+        "kind": "none",
+        "plan": None,
+        "accounts": [partner["management_account"], *partner.get("accounts", [])],
+        "files": resolve_files(base, partner.get("files", []), f"partner `{partner['id']}`") if partner.get("files") else [],
+        "management": partner["management_account"],
+        "clis": [],
+    }]
+    skipped = []
+    for o in cfg.get("orgs", []):
+        t = o["transfer"]
+        start = month(t["start"], f"org `{o['id']}` transfer.start")
+        end = month(t["end"], f"org `{o['id']}` transfer.end") if "end" in t else None
+        if period < start or (end is not None and period > end):
+            skipped.append(o["id"])
+            continue
+        plan = o["plan"]
+        if plan == "passthrough":
+            kind = "passthrough"
+        elif plan in plans:
+            kind = "rules"
+        else:
+            die(f"org `{o['id']}`: plan `{plan}` does not exist")
+        clis = []
+        for c in o.get("custom_line_items", []):
+            cs = month(c["start"], f"org `{o['id']}` item `{c['id']}`.start")
+            ce = month(c["end"], f"org `{o['id']}` item `{c['id']}`.end") if "end" in c else None
+            clis.append({
+                "id": c["id"],
+                "kind": str(c["kind"]).lower(),
+                "flat": fixed(c["flat"], c["id"]) if "flat" in c else None,
+                "percent": percent(c["percent"], c["id"]) if "percent" in c else None,
+                "include_org_total": c.get("include_org_total", True),
+                "include_items": c.get("include_items", []),
+                "exclude_spn": c.get("exclude_savings_plan_negation", False),
+                "service": c.get("service"),
+                "applies": cs <= period and (ce is None or period <= ce),
+            })
+        orgs.append({
+            "id": o["id"],
+            "kind": kind,
+            "plan": plan if kind == "rules" else None,
+            "accounts": [o["management_account"], *o.get("accounts", [])],
+            "files": resolve_files(base, o["files"], f"org `{o['id']}`"),
+            "management": o["management_account"],
+            "clis": clis,
+        })
+    return orgs, plans, rounding, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL
+# ---------------------------------------------------------------------------------------------
+
+def lit(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, Decimal)):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def values_table(con, name: str, cols: str, rows: list[tuple]) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+    for i in range(0, len(rows), 5000):
+        chunk = rows[i:i + 5000]
+        if chunk:
+            con.execute(f"INSERT INTO {name} VALUES " + ",".join("(" + ",".join(lit(x) for x in r) + ")" for r in chunk))
+
+
+def round_cents_sql(x: str, mode: str) -> str:
+    """`x` (DECIMAL(38,10)) rounded to cents with billxfer's [run] rounding mode."""
+    if mode == "half_away_from_zero":
+        return f"round({x}, 2)"
+    if mode == "half_even":
+        return f"round_even({x}, 2)"
+    if mode == "toward_zero":
+        return f"(trunc(({x}) * 100) * 0.01::DECIMAL(3,2))"
+    return f"((CASE WHEN ({x}) >= 0 THEN ceil(({x}) * 100) ELSE floor(({x}) * 100) END) * 0.01::DECIMAL(3,2))"
+
+
+def round_cents_py(x: Decimal, mode: str) -> Decimal:
+    r = {"half_away_from_zero": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN,
+         "toward_zero": ROUND_DOWN, "away_from_zero": "away"}[mode]
+    if r == "away":
+        return x.quantize(CENT, ROUND_CEILING if x >= 0 else ROUND_FLOOR)
+    return x.quantize(CENT, r)
+
+
+def rate(con, orgs, plans, period, rounding, threads, verbose):
+    y, m = period
+    p_start = f"{y:04d}-{m:02d}-01 00:00:00+00"
+    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    p_end = f"{ny:04d}-{nm:02d}-01 00:00:00+00"
+
+    con.execute(f"SET threads={int(threads)}")
+    con.execute("SET preserve_insertion_order=false")
+    con.execute("SET TimeZone='UTC'")
+
+    # Lookup tables: file -> org, (org, account) -> plan, the rules, free-tier rules, tier tables.
+    files = [(f, o["id"]) for o in orgs for f in o["files"]]
+    if not files:
+        die("no input files", 1)
+    for f, _ in files:
+        with open(f, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                die(f"{f}: not a Parquet file (this script reads Parquet only)")
+    values_table(con, "files", "filename VARCHAR, org VARCHAR", files)
+    values_table(con, "accts", "org VARCHAR, account VARCHAR, plan VARCHAR, kind VARCHAR",
+                 [(o["id"], a, o["plan"], o["kind"]) for o in orgs for a in o["accounts"]])
+    used_plans = {o["plan"] for o in orgs if o["kind"] == "rules"}
+    rule_rows, tiering_rows, tier_rows = [], [], []
+    for pid in sorted(used_plans):
+        for r in plans[pid]:
+            if r["type"] == "tiering":
+                tiering_rows.append((pid, r["service"] if r["scope"] == "service" else None, bool(r["free_tier"])))
+                continue
+            if r["scope"] == "sku":
+                prio = 100 + 4 * (r["ut"] is not None) + 2 * (r["op"] is not None) + (r["region"] is not None)
+            else:
+                prio = {"service": 3, "billing_entity": 2, "global": 1}[r["scope"]]
+            if r["type"] == "markup":
+                factor = (Decimal(100) + r["pct"]) / 100
+            elif r["type"] == "discount":
+                factor = (Decimal(100) - r["pct"]) / 100
+            else:
+                factor = None
+            rule_rows.append((pid, r["idx"], r["scope"], r["type"], r["service"], r["entity"], r["ut"], r["op"],
+                              r["region"], factor, prio))
+            if r["type"] == "custom":
+                tiers = r["tiers"]
+                for k, (frm, rt) in enumerate(tiers):
+                    upto = tiers[k + 1][0] if k + 1 < len(tiers) else None
+                    tier_rows.append((pid, r["idx"], k, frm, upto, rt))
+    values_table(con, "rules", "plan VARCHAR, idx INTEGER, scope VARCHAR, type VARCHAR, service VARCHAR, "
+                 "entity VARCHAR, ut VARCHAR, op VARCHAR, region VARCHAR, factor DECIMAL(10,4), prio INTEGER", rule_rows)
+    values_table(con, "tiering", "plan VARCHAR, service VARCHAR, free_tier BOOLEAN", tiering_rows)
+    values_table(con, "tiers", "plan VARCHAR, idx INTEGER, k INTEGER, frm DECIMAL(38,10), upto DECIMAL(38,10), "
+                 "rate DECIMAL(38,10)", tier_rows)
+    values_table(con, "ltypes", "lt VARCHAR, code INTEGER", [(t, i) for i, t in enumerate(LINE_TYPES)])
+
+    file_list = "[" + ",".join(lit(f) for f, _ in files) + "]"
+    src = f"read_parquet({file_list}, filename=true, union_by_name=true, hive_partitioning=false)"
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    for need in ("line_item_usage_account_id", "line_item_line_item_type", "line_item_product_code",
+                 "line_item_usage_amount", "line_item_unblended_cost"):
+        if need not in cols:
+            die(f"missing required column {need}", 1)
+
+    def c(name: str) -> str:
+        return name if name in cols else "NULL"
+
+    def text(*names: str) -> str:
+        present = [n for n in names if n in cols]
+        return f"coalesce({', '.join(present)}, '')" if present else "''"
+
+    def num(name: str) -> str:
+        return f"TRY_CAST({name} AS DECIMAL(38,10))" if name in cols else "NULL::DECIMAL(38,10)"
+
+    periods = [n for n in ("bill_billing_period_start_date", "line_item_usage_start_date") if n in cols]
+    if not periods:
+        die("missing billing period column", 1)
+    period_expr = f"coalesce({', '.join(periods)})" if len(periods) > 1 else periods[0]
+    lt_list = ",".join(lit(t) for t in LINE_TYPES)
+    support = "(product LIKE 'AWSSupport%' OR product = 'AWSDeveloperSupport')"
+
+    # Every row the run rates, with its org and plan, typed as billxfer types it.
+    base_sql = f"""
+      SELECT a.org, a.plan, a.kind, t.account, t.lt, t.product, t.ut, t.op, t.region, t.entity,
+             t.usage, t.unb, t.net, t.rate,
+             {support} AS support
+      FROM (
+        SELECT filename,
+               line_item_usage_account_id AS account,
+               line_item_line_item_type AS lt,
+               {text('line_item_product_code')} AS product,
+               {text('line_item_usage_type')} AS ut,
+               {text('line_item_operation')} AS op,
+               {text('product_region_code', 'product_region')} AS region,
+               {text('bill_billing_entity')} AS entity,
+               coalesce({num('line_item_usage_amount')}, 0::DECIMAL(38,10)) AS usage,
+               {num('line_item_unblended_cost')} AS unb,
+               {num('line_item_net_unblended_cost')} AS net,
+               {num('pricing_public_on_demand_rate')} AS rate,
+               {c('line_item_usage_amount')} IS NOT NULL AND {num('line_item_usage_amount')} IS NULL
+                 OR {c('pricing_public_on_demand_rate')} IS NOT NULL AND CAST({c('pricing_public_on_demand_rate')} AS VARCHAR) <> ''
+                    AND {num('pricing_public_on_demand_rate')} IS NULL
+                 OR {c('pricing_public_on_demand_cost')} IS NOT NULL AND {num('pricing_public_on_demand_cost')} IS NULL
+                 OR {c('line_item_net_unblended_cost')} IS NOT NULL AND {num('line_item_net_unblended_cost')} IS NULL
+                 AS bad_number,
+               {period_expr} AS period_start,
+               {text('line_item_currency_code')} AS currency
+        FROM {src}
+      ) t
+      JOIN files f ON f.filename = t.filename
+      JOIN accts a ON a.org = f.org AND a.account = t.account
+      WHERE t.lt IN ({lt_list})
+        AND t.period_start >= TIMESTAMPTZ '{p_start}' AND t.period_start < TIMESTAMPTZ '{p_end}'
+        AND t.currency IN ('', 'USD')
+        AND t.unb IS NOT NULL AND NOT t.bad_number
+        AND NOT coalesce(t.rate < 0, FALSE)
+        AND NOT (t.lt = 'Usage' AND t.usage < 0)
+    """
+
+    timings = {}
+    t0 = time.perf_counter()
+
+    # Pass 1: the distinct rule-matching keys of Usage lines on rules plans, resolved once each.
+    con.execute(f"""
+      CREATE OR REPLACE TEMP TABLE keys AS
+      SELECT DISTINCT plan, product, ut, op, region, entity
+      FROM ({base_sql}) b
+      WHERE kind = 'rules' AND lt = 'Usage' AND NOT support
+    """)
+    timings["keys"] = time.perf_counter() - t0
+    con.execute("""
+      CREATE OR REPLACE TEMP TABLE res AS
+      WITH cand AS (
+        SELECT k.plan, k.product, k.ut, k.op, k.region, k.entity, r.idx, r.type, r.factor, r.prio
+        FROM keys k JOIN rules r ON r.plan = k.plan AND (
+             (r.scope = 'sku' AND r.service = k.product AND (r.ut IS NULL OR r.ut = k.ut)
+                AND (r.op IS NULL OR r.op = k.op) AND (r.region IS NULL OR r.region = k.region))
+          OR (r.scope = 'service' AND r.service = k.product)
+          OR (r.scope = 'billing_entity' AND r.entity = k.entity)
+          OR r.scope = 'global')
+      ),
+      win AS (
+        SELECT plan, product, ut, op, region, entity,
+               arg_max(idx, prio) AS idx, arg_max(type, prio) AS type, arg_max(factor, prio) AS factor
+        FROM cand GROUP BY ALL
+      )
+      SELECT k.plan, k.product, k.ut, k.op, k.region, k.entity,
+             CASE WHEN w.type = 'custom' THEN w.idx END AS tier_rule,
+             CASE WHEN w.type IN ('markup', 'discount') THEN w.factor END AS factor,
+             coalesce(ts.free_tier, tg.free_tier, TRUE) AS free_tier
+      FROM keys k
+      LEFT JOIN win w USING (plan, product, ut, op, region, entity)
+      LEFT JOIN tiering ts ON ts.plan = k.plan AND ts.service = k.product
+      LEFT JOIN tiering tg ON tg.plan = k.plan AND tg.service IS NULL
+    """)
+    dup = con.execute("SELECT count(*) - count(DISTINCT (plan, product, ut, op, region, entity)) FROM res").fetchone()[0]
+    assert dup == 0, "rule resolution is not unique"
+    timings["resolve"] = time.perf_counter() - t0 - sum(timings.values())
+
+    # Pass 2: every row rated on both tracks, summed per line key. Amounts that depend on the
+    # whole month (custom tiers, free-tier-off lines without a rate) are carried as quantities.
+    modify = "CASE WHEN r.factor IS NULL THEN {x} ELSE round(({x}) * r.factor, 10) END"
+    con.execute(f"""
+      CREATE OR REPLACE TEMP TABLE agg AS
+      SELECT org, account, product, lt, t_rule AS tier_rule, d_ut, d_op, d_region, d_entity,
+             count(*) AS nrows,
+             sum(actual) AS actual,
+             sum(pf) AS pf,
+             count(*) FILTER (WHERE pf_included) AS pf_rows,
+             sum(tier_qty) AS tier_qty,
+             sum(def_qty) AS def_qty
+      FROM (
+        SELECT b.org, b.plan, b.account, b.product, b.lt,
+               coalesce(b.net, b.unb) AS actual,
+               (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
+               (b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support) AS rated,
+               CASE WHEN rated THEN r.tier_rule END AS t_rule,
+               rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
+                 AS free_off,
+               free_off AND coalesce(b.rate, 0) <= 0 AS deferred,
+               CASE WHEN deferred THEN b.ut END AS d_ut,
+               CASE WHEN deferred THEN b.op END AS d_op,
+               CASE WHEN deferred THEN b.region END AS d_region,
+               CASE WHEN deferred THEN b.entity END AS d_entity,
+               CASE WHEN t_rule IS NOT NULL THEN b.usage END AS tier_qty,
+               CASE WHEN deferred THEN b.usage END AS def_qty,
+               CASE
+                 WHEN b.kind = 'passthrough' THEN coalesce(b.net, b.unb)
+                 WHEN NOT pf_included THEN 0::DECIMAL(38,10)
+                 WHEN NOT rated THEN b.unb
+                 WHEN t_rule IS NOT NULL OR deferred THEN 0::DECIMAL(38,10)
+                 WHEN free_off THEN {modify.format(x='round(b.usage * b.rate, 10)')}
+                 ELSE {modify.format(x='b.unb')}
+               END AS pf
+        FROM ({base_sql}) b
+        LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage'
+             AND r.plan = b.plan AND r.product = b.product AND r.ut = b.ut AND r.op = b.op
+             AND r.region = b.region AND r.entity = b.entity
+      )
+      GROUP BY ALL
+    """)
+    timings["rate"] = time.perf_counter() - t0 - sum(timings.values())
+
+    # Free tier off without a rate on the line: the highest paid rate seen for the key this month
+    # (billxfer records it over the org's rated Usage lines). Needs another pass; only when used.
+    n_def = con.execute("SELECT count(*) FROM agg WHERE def_qty IS NOT NULL").fetchone()[0]
+    if n_def:
+        con.execute(f"""
+          CREATE OR REPLACE TEMP TABLE maxrate AS
+          SELECT org, product, ut, op, region, entity, max(rate) AS rate
+          FROM ({base_sql}) b
+          WHERE kind = 'rules' AND lt = 'Usage' AND NOT support AND rate > 0
+          GROUP BY ALL
+        """)
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE maxrate (org VARCHAR, product VARCHAR, ut VARCHAR, op VARCHAR, "
+                    "region VARCHAR, entity VARCHAR, rate DECIMAL(38,10))")
+
+    # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units,
+    # deferred free-tier quantities, then the invoice lines and totals.
+    con.execute(f"""
+      CREATE OR REPLACE TEMP TABLE lines AS
+      WITH tq AS (
+        SELECT a.org, any_value(a.plan) AS plan, a.tier_rule, a.account, a.product, a.lt,
+               sum(a.tier_qty) AS q
+        FROM (SELECT agg.*, accts.plan FROM agg JOIN accts USING (org, account)) a
+        WHERE a.tier_rule IS NOT NULL GROUP BY a.org, a.tier_rule, a.account, a.product, a.lt
+      ),
+      rq AS (SELECT org, plan, tier_rule, sum(q) AS q FROM tq GROUP BY ALL),
+      charge AS (
+        SELECT rq.org, rq.tier_rule,
+               CASE WHEN rq.q <= 0
+                    THEN round(rq.q * any_value(t.rate) FILTER (WHERE t.k = 0), 10)
+                    ELSE coalesce(sum(round((CASE WHEN t.upto IS NULL OR rq.q < t.upto THEN rq.q ELSE t.upto END - t.frm) * t.rate, 10))
+                                  FILTER (WHERE rq.q > t.frm), 0)
+               END AS charge
+        FROM rq JOIN tiers t ON t.plan = rq.plan AND t.idx = rq.tier_rule
+        GROUP BY rq.org, rq.tier_rule, rq.q
+      ),
+      w AS (
+        SELECT tq.org, tq.tier_rule, tq.account, tq.product, tq.lt, l.code,
+               CAST(greatest(tq.q, 0) * 10000000000::DECIMAL(11,0) AS HUGEINT) AS wt,
+               CAST(abs(c.charge) * 10000000000::DECIMAL(11,0) AS HUGEINT) AS cu,
+               sign(c.charge) AS sgn
+        FROM tq JOIN charge c USING (org, tier_rule) JOIN ltypes l ON l.lt = tq.lt
+      ),
+      w2 AS (
+        SELECT *, sum(wt) OVER (PARTITION BY org, tier_rule) AS s,
+               row_number() OVER (PARTITION BY org, tier_rule ORDER BY account, product, code) AS pos
+        FROM w
+      ),
+      w3 AS (
+        SELECT *,
+               CASE WHEN s = 0 THEN (CASE WHEN pos = 1 THEN cu ELSE 0 END) ELSE (cu * wt) // s END AS q0,
+               CASE WHEN s = 0 THEN 0 ELSE (cu * wt) % s END AS rem
+        FROM w2
+      ),
+      w4 AS (
+        SELECT *, cu - sum(q0) OVER (PARTITION BY org, tier_rule) AS leftover,
+               row_number() OVER (PARTITION BY org, tier_rule ORDER BY rem DESC, account, product, code) AS rk
+        FROM w3
+      ),
+      shares AS (
+        SELECT org, account, product, lt,
+               sum(CAST(sgn * (q0 + CASE WHEN rk <= leftover THEN 1 ELSE 0 END) AS DECIMAL(38,0))
+                   * 0.0000000001::DECIMAL(11,10)) AS amount
+        FROM w4 GROUP BY ALL
+      ),
+      deferred AS (
+        SELECT a.org, a.account, a.product, a.lt,
+               sum(CASE WHEN r.factor IS NULL THEN round(a.q * m.rate, 10)
+                        ELSE round(round(a.q * m.rate, 10) * r.factor, 10) END) AS amount
+        FROM (SELECT org, account, product, lt, d_ut, d_op, d_region, d_entity, sum(def_qty) AS q
+              FROM agg WHERE def_qty IS NOT NULL GROUP BY ALL) a
+        JOIN maxrate m ON m.org = a.org AND m.product = a.product AND m.ut = a.d_ut AND m.op = a.d_op
+             AND m.region = a.d_region AND m.entity = a.d_entity
+        JOIN (SELECT DISTINCT org, plan FROM accts) o ON o.org = a.org
+        JOIN res r ON r.plan = o.plan AND r.product = a.product AND r.ut = a.d_ut AND r.op = a.d_op
+             AND r.region = a.d_region AND r.entity = a.d_entity
+        GROUP BY ALL
+      ),
+      base AS (
+        SELECT org, account, product, lt, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
+               sum(pf_rows) AS pf_rows
+        FROM agg GROUP BY ALL
+      )
+      SELECT b.org, b.account, b.product, b.lt, b.nrows, b.actual, b.pf_rows,
+             b.pf + coalesce(s.amount, 0) + coalesce(d.amount, 0) AS pf
+      FROM base b
+      LEFT JOIN shares s USING (org, account, product, lt)
+      LEFT JOIN deferred d USING (org, account, product, lt)
+    """)
+    unpriced = con.execute("""
+      SELECT a.org, a.product, a.d_ut, sum(a.def_qty) FROM agg a
+      WHERE a.def_qty IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM maxrate m WHERE m.org = a.org AND m.product = a.product AND m.ut = a.d_ut
+          AND m.op = a.d_op AND m.region = a.d_region AND m.entity = a.d_entity)
+      GROUP BY ALL
+    """).fetchall()
+    for org, product, ut, q in unpriced:
+        print(f"warning: {org}: free tier is off for {product} {ut} but no paid rate for it was seen this month: "
+              f"{q} units stay at 0", file=sys.stderr)
+
+    totals = con.execute(f"""
+      WITH act AS (
+        SELECT org, sum({round_cents_sql('actual', rounding)}) AS total, sum(actual) AS exact,
+               sum(nrows) AS nrows
+        FROM lines GROUP BY org
+      ),
+      cust AS (
+        SELECT org, sum({round_cents_sql('pf', rounding)}) AS subtotal, sum(pf) AS exact
+        FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows
+              FROM lines GROUP BY ALL)
+        WHERE pf_rows > 0 OR pf <> 0
+        GROUP BY org
+      )
+      SELECT act.org, act.nrows, act.total, act.exact, cust.subtotal, cust.exact
+      FROM act LEFT JOIN cust USING (org) ORDER BY act.org
+    """).fetchall()
+    # Bases of percentage custom line items: the exact pro forma total per service, with and
+    # without Savings Plans negation.
+    pf_by_service = con.execute("""
+      SELECT org, product, lt = 'SavingsPlanNegation' AS spn, sum(pf) FROM lines GROUP BY ALL
+    """).fetchall()
+    timings["settle"] = time.perf_counter() - t0 - sum(timings.values())
+    elapsed = time.perf_counter() - t0
+    return totals, pf_by_service, elapsed, timings
+
+
+def invoice_lines(con, rounding: str):
+    """Every invoice line (for --lines): actual per (org, account, product, type) with the exact
+    amount, and customer per (org, account, product)."""
+    actual = con.execute(f"""
+      SELECT org, account, product, lt, {round_cents_sql('actual', rounding)}, actual FROM lines
+    """).fetchall()
+    customer = con.execute(f"""
+      SELECT org, account, product, {round_cents_sql('pf', rounding)}
+      FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows FROM lines GROUP BY ALL)
+      WHERE pf_rows > 0 OR pf <> 0
+    """).fetchall()
+    return actual, customer
+
+
+def compare_lines(con, root: str, orgs: list, pf_by_service: list, rounding: str) -> list[str]:
+    actual, customer = invoice_lines(con, rounding)
+    mine_a = {(o, a, p, t): (Decimal(r), Decimal(e)) for o, a, p, t, r, e in actual}
+    mine_c = {(o, a, p): Decimal(r) for o, a, p, r in customer}
+    out = []
+    for org in orgs:
+        oid = org["id"]
+        try:
+            with open(os.path.join(root, "partner", "invoices", f"{oid}.json")) as f:
+                inv = json.load(f)
+        except FileNotFoundError:
+            continue
+        theirs = {(oid, l["account_id"], l["service"], l["line_item_type"]): (Decimal(l["amount"]), Decimal(l["exact_amount"]))
+                  for l in inv["lines"]}
+        for k in sorted(set(theirs) | {k for k in mine_a if k[0] == oid}):
+            if mine_a.get(k) != theirs.get(k):
+                out.append(f"actual line {k}: duckdb {mine_a.get(k)} billxfer {theirs.get(k)}")
+        if org["kind"] == "none":
+            continue
+        try:
+            with open(os.path.join(root, "customers", oid, "invoice.json")) as f:
+                cust = json.load(f)
+        except FileNotFoundError:
+            continue
+        theirs = {(oid, l["account_id"], l["service"]): Decimal(l["amount"]) for l in cust["lines"]}
+        for k in sorted(set(theirs) | {k for k in mine_c if k[0] == oid}):
+            if mine_c.get(k) != theirs.get(k):
+                out.append(f"customer line {k}: duckdb {mine_c.get(k)} billxfer {theirs.get(k)}")
+        _, items = custom_items(org, pf_by_service, rounding)
+        theirs = {c["id"]: Decimal(c["amount"]) for c in cust.get("custom_line_items", [])}
+        mine = {i: r for i, _, r in items}
+        for k in sorted(set(theirs) | set(mine)):
+            if mine.get(k) != theirs.get(k):
+                out.append(f"custom line item {oid}/{k}: duckdb {mine.get(k)} billxfer {theirs.get(k)}")
+    return out
+
+
+def custom_items(org: dict, pf_by_service: list, rounding: str) -> tuple[Decimal, list]:
+    """Σ of the rounded custom line items that apply (flat, then percentage items)."""
+    parts = [(prod, spn, v) for (o, prod, spn, v) in pf_by_service if o == org["id"]]
+    active = [c for c in org["clis"] if c["applies"]]
+    sign = lambda c, v: v if c["kind"] == "fee" else -v  # noqa: E731
+    flat = {c["id"]: sign(c, c["flat"]) for c in active if c["flat"] is not None}
+    out = []
+    for c in active:
+        if c["flat"] is not None:
+            exact = sign(c, c["flat"])
+        else:
+            b = sum((flat[i] for i in c["include_items"] if i in flat), Decimal(0))
+            if c["include_org_total"]:
+                b += sum((Decimal(v) for prod, spn, v in parts
+                          if not (c["exclude_spn"] and spn) and (c["service"] is None or c["service"] == prod)),
+                         Decimal(0))
+            with localcontext() as ctx:
+                ctx.prec = 80
+                exact = sign(c, (b * c["percent"] / 100).quantize(TEN, ROUND_HALF_UP))
+        out.append((c["id"], exact, round_cents_py(exact, rounding)))
+    return sum((r for _, _, r in out), Decimal(0)), out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--period", required=True, help="YYYY-MM")
+    ap.add_argument("--billxfer-out", help="billxfer's --out folder, to compare totals with")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--show", type=int, default=10, help="mismatches to print (default 10)")
+    ap.add_argument("--lines", action="store_true",
+                    help="with --billxfer-out, also compare every invoice line (slower on large bases)")
+    args = ap.parse_args()
+
+    period = month(args.period, "--period")
+    orgs, plans, rounding, skipped = load_config(args.config, period)
+    con = duckdb.connect()
+    totals, pf_by_service, elapsed, timings = rate(con, orgs, plans, period, rounding, args.threads, True)
+    rows = sum(t[1] for t in totals)
+    print(f"duckdb {duckdb.__version__}: rated {rows} rows of {len(totals)} orgs in {elapsed:.3f} s "
+          f"({rows / elapsed:,.0f} rows/s, {args.threads} threads)")
+    print("stages: " + ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))
+    print(f"ELAPSED_SQL {elapsed:.6f}")
+    if skipped:
+        print(f"not billed to the partner this month: {len(skipped)} org(s)")
+
+    by_id = {o["id"]: o for o in orgs}
+    mine = {}
+    for org, nrows, total, exact, subtotal, pf_exact in totals:
+        o = by_id[org]
+        entry = {"actual": Decimal(total), "rows": nrows}
+        if o["kind"] != "none":
+            sub = Decimal(subtotal) if subtotal is not None else Decimal("0.00")
+            cli_sum, _ = custom_items(o, pf_by_service, rounding)
+            entry["subtotal"] = sub
+            entry["total"] = sub + cli_sum
+        mine[org] = entry
+    for o in orgs:  # orgs without a rated row still get (zero) invoices from billxfer
+        if o["id"] not in mine:
+            mine[o["id"]] = {"actual": Decimal("0.00"), "rows": 0}
+            if o["kind"] != "none":
+                cli_sum, _ = custom_items(o, pf_by_service, rounding)
+                mine[o["id"]].update(subtotal=Decimal("0.00"), total=cli_sum)
+
+    sums = {k: sum((e.get(k, Decimal(0)) for oid, e in mine.items() if by_id[oid]["kind"] != "none"), Decimal(0))
+            for k in ("actual", "subtotal", "total")}
+    print(f"customers: actual {sums['actual']}, pro forma subtotal {sums['subtotal']}, total {sums['total']}")
+
+    if not args.billxfer_out:
+        return 0
+    root = os.path.join(args.billxfer_out, f"{period[0]:04d}-{period[1]:02d}")
+    compared, mismatches = 0, []
+    for oid, e in sorted(mine.items()):
+        compared += 1
+        try:
+            with open(os.path.join(root, "partner", "invoices", f"{oid}.json")) as f:
+                inv = json.load(f)
+            checks = [("actual total", e["actual"], Decimal(inv["total"]))]
+            if by_id[oid]["kind"] != "none":
+                with open(os.path.join(root, "customers", oid, "invoice.json")) as f:
+                    cust = json.load(f)
+                checks += [("pro forma subtotal", e["subtotal"], Decimal(cust["subtotal"])),
+                           ("pro forma total", e["total"], Decimal(cust["total"]))]
+        except FileNotFoundError as err:
+            mismatches.append(f"{oid}: billxfer output missing: {err.filename}")
+            continue
+        for what, d, b in checks:
+            if d != b:
+                mismatches.append(f"{oid} {what}: duckdb {d} billxfer {b} (diff {d - b})")
+    print(f"compared {compared} orgs (actual total, pro forma subtotal and total) with {root}: "
+          f"{len(mismatches)} mismatch(es)")
+    if args.lines:
+        line_mismatches = compare_lines(con, root, orgs, pf_by_service, rounding)
+        print(f"compared every invoice line: {len(line_mismatches)} mismatch(es)")
+        mismatches += line_mismatches
+    for line in mismatches[:args.show]:
+        print("  " + line)
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
