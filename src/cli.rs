@@ -1,5 +1,6 @@
 //! Command line: parse, dispatch, print errors for humans, map them to exit codes.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,37 +157,58 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Progress on stderr: rows, rows/s, organizations done and an ETA when the
+/// row count is known from Parquet footers. Hidden when stderr is not a terminal or with --quiet.
 struct Bar {
-    rows: AtomicU64,
-    files: AtomicU64,
-    total_files: u64,
-    started: Instant,
-    last: std::sync::Mutex<Instant>,
-    enabled: bool,
+    bar: indicatif::ProgressBar,
+    orgs_done: AtomicU64,
+    orgs: AtomicU64,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Bar {
+        let bar = if enabled {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Bar {
+            bar,
+            orgs_done: AtomicU64::new(0),
+            orgs: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Progress for Bar {
-    fn rows(&self, n: u64) {
-        let rows = self.rows.fetch_add(n, Ordering::Relaxed) + n;
-        if !self.enabled {
-            return;
+    fn start(&self, known_rows: u64, all_known: bool, orgs: usize) {
+        self.orgs.store(orgs as u64, Ordering::Relaxed);
+        let template = if all_known {
+            self.bar.set_length(known_rows);
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows, {rps}, ETA {eta}, {msg}"
+        } else {
+            "{elapsed_precise} {human_pos} rows, {rps}, {msg}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            let style = style.with_key(
+                "rps",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rows/s", s.per_sec());
+                },
+            );
+            self.bar.set_style(style.progress_chars("=> "));
         }
-        if let Ok(mut last) = self.last.try_lock() {
-            if last.elapsed().as_millis() >= 250 {
-                *last = Instant::now();
-                let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-                let done = self.files.load(Ordering::Relaxed);
-                eprint!(
-                    "\r\x1b[2Kbillxfer: {rows} rows, {:.0} rows/s, files {done}/{}",
-                    rows as f64 / secs,
-                    self.total_files
-                );
-            }
-        }
+        self.bar.set_message(format!("orgs 0/{orgs}"));
     }
 
-    fn file_done(&self) {
-        self.files.fetch_add(1, Ordering::Relaxed);
+    fn rows(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn org_done(&self) {
+        let done = self.orgs_done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar
+            .set_message(format!("orgs {done}/{}", self.orgs.load(Ordering::Relaxed)));
     }
 }
 
@@ -195,24 +217,15 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
     let period = run::choose_period(&config, a.period)?;
-    let (files, not_billed) = run::plan_inputs(&config, Some(period))?;
-    let bar = Bar {
-        rows: AtomicU64::new(0),
-        files: AtomicU64::new(0),
-        total_files: files.len() as u64,
-        started,
-        last: std::sync::Mutex::new(Instant::now()),
-        enabled: !a.quiet && std::io::stderr().is_terminal(),
-    };
+    let (_, not_billed) = run::plan_inputs(&config, Some(period))?;
+    let bar = Bar::new(!a.quiet && std::io::stderr().is_terminal());
     for nb in &not_billed {
         if !a.quiet {
             eprintln!("billxfer: org `{}`: {}", nb.org, nb.reason);
         }
     }
     let result = run::rate_all(&config, period, &bar)?;
-    if bar.enabled {
-        eprint!("\r\x1b[2K");
-    }
+    bar.bar.finish_and_clear();
     let files_out = output::render(&config, &result)?;
     let _lock = output::lock_output(&a.out)?;
     output::recover(&a.out, &period.to_string())?;

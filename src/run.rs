@@ -107,10 +107,13 @@ pub struct RunResult {
 
 /// Progress callbacks (rows read so far), for the CLI's progress bar.
 pub trait Progress: Sync {
+    /// The work is planned: rows known from Parquet footers (CSV rows are not
+    /// known ahead), and the number of organizations.
+    fn start(&self, _known_rows: u64, _all_rows_known: bool, _orgs: usize) {}
     /// `rows` more rows were read.
     fn rows(&self, _rows: u64) {}
-    /// A file finished.
-    fn file_done(&self) {}
+    /// An organization's files are all read.
+    fn org_done(&self) {}
 }
 
 /// No progress output.
@@ -358,14 +361,18 @@ pub struct Task {
 /// org's file is read by every core rather than serializing the run.
 pub const ROWS_PER_TASK: u64 = 262_144;
 
-/// Splits every input into tasks (Parquet files by whole row groups).
-pub fn plan_tasks(files: &[InputFile]) -> Result<Vec<Task>> {
-    let parts: Result<Vec<Option<Vec<ingest::Part>>>> = files
+/// Splits every input into tasks (Parquet files by whole row groups); also
+/// returns the rows known from Parquet footers and whether every file's are.
+pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
+    let plans: Result<Vec<ingest::FilePlan>> = files
         .par_iter()
         .map(|f| ingest::plan_parts(&f.path, ROWS_PER_TASK))
         .collect();
+    let plans = plans?;
+    let known: u64 = plans.iter().filter_map(|p| p.1).sum();
+    let all_known = plans.iter().all(|p| p.1.is_some());
     let mut tasks = Vec::new();
-    for (i, p) in parts?.into_iter().enumerate() {
+    for (i, (p, _)) in plans.into_iter().enumerate() {
         match p {
             None => tasks.push(Task {
                 file: i,
@@ -385,7 +392,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<Vec<Task>> {
     }
     // Largest work first would be better balanced; file order keeps it simple and
     // deterministic, and tasks are small enough (ROWS_PER_TASK) for rayon to balance.
-    Ok(tasks)
+    Ok((tasks, known, all_known))
 }
 
 fn rate_task(
@@ -428,9 +435,6 @@ fn rate_task(
         rater.rate(&norm.batch)?;
         quarantined.extend(norm.quarantined);
         progress.rows(n);
-    }
-    if task.hash {
-        progress.file_done();
     }
     Ok(FileOutcome {
         report: FileReport {
@@ -475,10 +479,25 @@ pub fn rate_all(
     progress: &dyn Progress,
 ) -> Result<RunResult> {
     let (files, not_billed) = plan_inputs(config, Some(period))?;
-    let tasks = plan_tasks(&files)?;
+    let (tasks, known_rows, all_known) = plan_tasks(&files)?;
+    // Tasks left per org, to tell the progress display when an org is done.
+    let mut left: BTreeMap<usize, std::sync::atomic::AtomicUsize> = BTreeMap::new();
+    for t in &tasks {
+        left.entry(files[t.file].org_index)
+            .or_insert_with(|| std::sync::atomic::AtomicUsize::new(0))
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    progress.start(known_rows, all_known, left.len());
     let outcomes: Vec<Result<FileOutcome>> = tasks
         .par_iter()
-        .map(|t| rate_task(config, &files[t.file], t, period, progress))
+        .map(|t| {
+            let o = rate_task(config, &files[t.file], t, period, progress);
+            if left[&files[t.file].org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
+            {
+                progress.org_done();
+            }
+            o
+        })
         .collect();
     // Recombine tasks into files (in file order), then files into orgs.
     let mut per_file: Vec<Option<FileOutcome>> = (0..files.len()).map(|_| None).collect();
@@ -583,7 +602,7 @@ pub fn configure_threads(threads: Option<usize>) {
 /// floor that `billxfer run` is benchmarked against.
 pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u64> {
     let (files, _) = plan_inputs(config, period)?;
-    let tasks = plan_tasks(&files)?;
+    let (tasks, _, _) = plan_tasks(&files)?;
     let counts: Result<Vec<u64>> = tasks
         .par_iter()
         .map(|t| ingest::decode_only(&files[t.file].path, t.part.as_ref()))

@@ -451,15 +451,20 @@ pub fn is_parquet(path: &Path) -> Result<bool> {
     Ok(n == 4 && &magic == b"PAR1")
 }
 
+/// How a file will be read: its parts (`None`: whole) and its row count when the
+/// footer tells it (Parquet), for progress estimates.
+pub type FilePlan = (Option<Vec<Part>>, Option<u64>);
+
 /// Splits a file into parts of whole row groups of at least `min_rows` rows each;
 /// `None` (read whole) for CSV or single-group files.
-pub fn plan_parts(path: &Path, min_rows: u64) -> Result<Option<Vec<Part>>> {
+pub fn plan_parts(path: &Path, min_rows: u64) -> Result<FilePlan> {
     if !is_parquet(path)? {
-        return Ok(None);
+        return Ok((None, None));
     }
     let groups = parquet::row_groups(path)?;
+    let total = Some(groups.iter().sum());
     if groups.len() < 2 {
-        return Ok(None);
+        return Ok((None, total));
     }
     let mut parts = Vec::new();
     let mut current = Part {
@@ -488,7 +493,7 @@ pub fn plan_parts(path: &Path, min_rows: u64) -> Result<Option<Vec<Part>>> {
     if !current.groups.is_empty() {
         parts.push(current);
     }
-    Ok(Some(parts))
+    Ok((Some(parts), total))
 }
 
 /// Opens a part of a file (or the whole file with `None`).
