@@ -253,15 +253,15 @@ def values_table(con, name: str, cols: str, rows: list[tuple]) -> None:
             con.execute(f"INSERT INTO {name} VALUES " + ",".join("(" + ",".join(lit(x) for x in r) + ")" for r in chunk))
 
 
-def round_cents_sql(x: str, mode: str) -> str:
-    """`x` (DECIMAL(38,10)) rounded to cents with billxfer's [run] rounding mode."""
-    if mode == "half_away_from_zero":
-        return f"round({x}, 2)"
-    if mode == "half_even":
-        return f"round_even({x}, 2)"
-    if mode == "toward_zero":
-        return f"(trunc(({x}) * 100) * 0.01::DECIMAL(3,2))"
-    return f"((CASE WHEN ({x}) >= 0 THEN ceil(({x}) * 100) ELSE floor(({x}) * 100) END) * 0.01::DECIMAL(3,2))"
+UNIT = 10 ** 10  # billxfer's internal scale: amounts, quantities and rates in 10^-10 units
+
+
+def units(d: Decimal) -> int:
+    return int(d.scaleb(10).to_integral_value(ROUND_HALF_UP))
+
+
+def from_units(v) -> Decimal:
+    return Decimal(int(v)).scaleb(-10)
 
 
 def round_cents_py(x: Decimal, mode: str) -> Decimal:
@@ -272,7 +272,31 @@ def round_cents_py(x: Decimal, mode: str) -> Decimal:
     return x.quantize(CENT, r)
 
 
-def rate(con, orgs, plans, period, rounding, threads, verbose):
+# Macros over integer 10^-10 units (HUGEINT where a product could leave BIGINT).
+MACROS = {
+    # a × b of two unit values, rounded half away from zero at the 10th decimal (money::mul_fixed)
+    "hmul": "(a, b) AS (CASE WHEN a::HUGEINT * b < 0 THEN -1 ELSE 1 END) "
+            "* ((abs(a::HUGEINT * b) + 5000000000) // 10000000000)",
+    # markup/discount: a × k / 10000, k = 10000 ± hundredths of a percent (Percent::adjust)
+    "hmod": "(a, k) AS (CASE WHEN a < 0 THEN -1 ELSE 1 END) * ((abs(a::HUGEINT) * k + 5000) // 10000)",
+    # the same on BIGINT, exact while |a| × k stays below 2^63 (|a| < 4e14 units = 40,000.00)
+    "bmod": "(a, k) AS CASE WHEN abs(a) < 400000000000000 "
+            "THEN (CASE WHEN a < 0 THEN -1 ELSE 1 END) * ((abs(a) * k + 5000) // 10000) "
+            "ELSE CAST(hmod(a, k) AS BIGINT) END",
+}
+CENTS = {
+    "half_away_from_zero": "(v) AS (CASE WHEN v < 0 THEN -1 ELSE 1 END) * ((abs(v::HUGEINT) + 50000000) // 100000000) * 100000000",
+    "toward_zero": "(v) AS (CASE WHEN v < 0 THEN -1 ELSE 1 END) * (abs(v::HUGEINT) // 100000000) * 100000000",
+    "away_from_zero": "(v) AS (CASE WHEN v < 0 THEN -1 ELSE 1 END) * ((abs(v::HUGEINT) + 99999999) // 100000000) * 100000000",
+    "half_even": "(v) AS (CASE WHEN v < 0 THEN -1 ELSE 1 END) * (abs(v::HUGEINT) // 100000000 + CASE "
+                 "WHEN abs(v::HUGEINT) % 100000000 > 50000000 THEN 1 "
+                 "WHEN abs(v::HUGEINT) % 100000000 = 50000000 AND (abs(v::HUGEINT) // 100000000) % 2 = 1 THEN 1 "
+                 "ELSE 0 END) * 100000000",
+}
+
+
+def rate(con, orgs, plans, period, rounding, threads):
+    """Runs the SQL; returns per-org totals, the custom-line-item bases, elapsed seconds, stages."""
     y, m = period
     p_start = f"{y:04d}-{m:02d}-01 00:00:00+00"
     ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
@@ -281,8 +305,11 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
     con.execute(f"SET threads={int(threads)}")
     con.execute("SET preserve_insertion_order=false")
     con.execute("SET TimeZone='UTC'")
+    for name, body in MACROS.items():
+        con.execute(f"CREATE OR REPLACE TEMP MACRO {name}{body}")
+    con.execute(f"CREATE OR REPLACE TEMP MACRO cents{CENTS[rounding]}")
 
-    # Lookup tables: file -> org, (org, account) -> plan, the rules, free-tier rules, tier tables.
+    # Lookup tables: (account, file) -> org and plan, the rules, free-tier rules, tier tables.
     files = [(f, o["id"]) for o in orgs for f in o["files"]]
     if not files:
         die("no input files", 1)
@@ -290,146 +317,184 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
         with open(f, "rb") as fh:
             if fh.read(4) != b"PAR1":
                 die(f"{f}: not a Parquet file (this script reads Parquet only)")
-    values_table(con, "files", "filename VARCHAR, org VARCHAR", files)
-    values_table(con, "accts", "org VARCHAR, account VARCHAR, plan VARCHAR, kind VARCHAR",
-                 [(o["id"], a, o["plan"], o["kind"]) for o in orgs for a in o["accounts"]])
-    used_plans = {o["plan"] for o in orgs if o["kind"] == "rules"}
+    used_plans = sorted({o["plan"] for o in orgs if o["kind"] == "rules"})
+    plan_id = {p: i for i, p in enumerate(used_plans)}
+    values_table(con, "files", "fi INTEGER, org VARCHAR", [(i, o) for i, (_, o) in enumerate(files)])
+    values_table(con, "accts", "org VARCHAR, account VARCHAR, plan_id INTEGER, kind VARCHAR",
+                 [(o["id"], a, plan_id.get(o["plan"]), o["kind"]) for o in orgs for a in o["accounts"]])
+    con.execute("CREATE OR REPLACE TEMP TABLE accf AS SELECT a.*, f.fi FROM accts a JOIN files f USING (org)")
     rule_rows, tiering_rows, tier_rows = [], [], []
-    for pid in sorted(used_plans):
+    for pid in used_plans:
         for r in plans[pid]:
             if r["type"] == "tiering":
-                tiering_rows.append((pid, r["service"] if r["scope"] == "service" else None, bool(r["free_tier"])))
+                tiering_rows.append((plan_id[pid], r["service"] if r["scope"] == "service" else None, bool(r["free_tier"])))
                 continue
             if r["scope"] == "sku":
                 prio = 100 + 4 * (r["ut"] is not None) + 2 * (r["op"] is not None) + (r["region"] is not None)
             else:
                 prio = {"service": 3, "billing_entity": 2, "global": 1}[r["scope"]]
-            if r["type"] == "markup":
-                factor = (Decimal(100) + r["pct"]) / 100
-            elif r["type"] == "discount":
-                factor = (Decimal(100) - r["pct"]) / 100
-            else:
-                factor = None
-            rule_rows.append((pid, r["idx"], r["scope"], r["type"], r["service"], r["entity"], r["ut"], r["op"],
-                              r["region"], factor, prio))
+            hundredths = int(r["pct"] * 100) if r["pct"] is not None else None
+            k = {"markup": 10000 + (hundredths or 0), "discount": 10000 - (hundredths or 0)}.get(r["type"])
+            rule_rows.append((plan_id[pid], r["idx"], r["scope"], r["type"], r["service"], r["entity"], r["ut"],
+                              r["op"], r["region"], k, prio))
             if r["type"] == "custom":
                 tiers = r["tiers"]
-                for k, (frm, rt) in enumerate(tiers):
-                    upto = tiers[k + 1][0] if k + 1 < len(tiers) else None
-                    tier_rows.append((pid, r["idx"], k, frm, upto, rt))
-    values_table(con, "rules", "plan VARCHAR, idx INTEGER, scope VARCHAR, type VARCHAR, service VARCHAR, "
-                 "entity VARCHAR, ut VARCHAR, op VARCHAR, region VARCHAR, factor DECIMAL(10,4), prio INTEGER", rule_rows)
-    values_table(con, "tiering", "plan VARCHAR, service VARCHAR, free_tier BOOLEAN", tiering_rows)
-    values_table(con, "tiers", "plan VARCHAR, idx INTEGER, k INTEGER, frm DECIMAL(38,10), upto DECIMAL(38,10), "
-                 "rate DECIMAL(38,10)", tier_rows)
+                for j, (frm, rt) in enumerate(tiers):
+                    upto = units(tiers[j + 1][0]) if j + 1 < len(tiers) else None
+                    tier_rows.append((plan_id[pid], r["idx"], j, units(frm), upto, units(rt)))
+    values_table(con, "rules", "plan_id INTEGER, idx INTEGER, scope VARCHAR, type VARCHAR, service VARCHAR, "
+                 "entity VARCHAR, ut VARCHAR, op VARCHAR, region VARCHAR, k INTEGER, prio INTEGER", rule_rows)
+    values_table(con, "tiering", "plan_id INTEGER, service VARCHAR, free_tier BOOLEAN", tiering_rows)
+    values_table(con, "tiers", "plan_id INTEGER, idx INTEGER, j INTEGER, frm HUGEINT, upto HUGEINT, rate HUGEINT",
+                 tier_rows)
     values_table(con, "ltypes", "lt VARCHAR, code INTEGER", [(t, i) for i, t in enumerate(LINE_TYPES)])
 
     file_list = "[" + ",".join(lit(f) for f, _ in files) + "]"
-    src = f"read_parquet({file_list}, filename=true, union_by_name=true, hive_partitioning=false)"
-    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    src = f"read_parquet({file_list}, union_by_name=true, hive_partitioning=false)"
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     for need in ("line_item_usage_account_id", "line_item_line_item_type", "line_item_product_code",
                  "line_item_usage_amount", "line_item_unblended_cost"):
-        if need not in cols:
+        if need not in types:
             die(f"missing required column {need}", 1)
 
-    def c(name: str) -> str:
-        return name if name in cols else "NULL"
-
     def text(*names: str) -> str:
-        present = [n for n in names if n in cols]
+        present = [n for n in names if n in types]
         return f"coalesce({', '.join(present)}, '')" if present else "''"
 
-    def num(name: str) -> str:
-        return f"TRY_CAST({name} AS DECIMAL(38,10))" if name in cols else "NULL::DECIMAL(38,10)"
+    class Num:
+        """A numeric input column: its value in 10^-10 units (BIGINT), and row checks written
+        on the raw column so that DuckDB does not convert a value twice."""
 
-    periods = [n for n in ("bill_billing_period_start_date", "line_item_usage_start_date") if n in cols]
+        def __init__(self, name: str):
+            self.name = name
+            t = types.get(name, "").upper()
+            self.kind = "absent" if name not in types else "double" if t in ("DOUBLE", "FLOAT", "REAL") \
+                else "text" if t == "VARCHAR" else "decimal"
+            x = name
+            exact = "CAST(CAST({x} AS DECIMAL(38,10)) * 10000000000::DECIMAL(11,0) AS BIGINT)"
+            if self.kind == "absent":
+                self.value, self.bad, self.present, self.negative = "NULL::BIGINT", "FALSE", "FALSE", "FALSE"
+            elif self.kind == "double":
+                # x × 10^10 is exact to the unit below 10^5; larger values go through DECIMAL.
+                self.value = (f"CASE WHEN abs({x}) < 100000 THEN CAST(round({x} * 1e10) AS BIGINT) "
+                              f"WHEN isfinite({x}) THEN {exact.format(x=x)} END")
+                self.bad = f"NOT coalesce(isfinite({x}), TRUE)"
+                self.present = f"{x} IS NOT NULL"
+                self.negative = f"coalesce(round({x} * 1e10) < 0, FALSE)"
+            elif self.kind == "text":
+                d = f"TRY_CAST({x} AS DECIMAL(38,10))"
+                self.value = exact.format(x=d)
+                self.bad = f"({x} IS NOT NULL AND {x} <> '' AND {d} IS NULL)"
+                self.present = f"{d} IS NOT NULL"
+                self.negative = f"coalesce({d} < 0, FALSE)"
+            else:
+                self.value = exact.format(x=x)
+                self.bad, self.present = "FALSE", f"{x} IS NOT NULL"
+                self.negative = f"coalesce({x} < 0, FALSE)"
+
+    usage = Num("line_item_usage_amount")
+    unb = Num("line_item_unblended_cost")
+    net = Num("line_item_net_unblended_cost")
+    pub_rate = Num("pricing_public_on_demand_rate")
+    pcost = Num("pricing_public_on_demand_cost")
+
+    periods = [n for n in ("bill_billing_period_start_date", "line_item_usage_start_date") if n in types]
     if not periods:
         die("missing billing period column", 1)
     period_expr = f"coalesce({', '.join(periods)})" if len(periods) > 1 else periods[0]
     lt_list = ",".join(lit(t) for t in LINE_TYPES)
-    support = "(product LIKE 'AWSSupport%' OR product = 'AWSDeveloperSupport')"
-
-    # Every row the run rates, with its org and plan, typed as billxfer types it.
-    base_sql = f"""
-      SELECT a.org, a.plan, a.kind, t.account, t.lt, t.product, t.ut, t.op, t.region, t.entity,
-             t.usage, t.unb, t.net, t.rate,
-             {support} AS support
-      FROM (
-        SELECT filename,
-               line_item_usage_account_id AS account,
-               line_item_line_item_type AS lt,
-               {text('line_item_product_code')} AS product,
-               {text('line_item_usage_type')} AS ut,
-               {text('line_item_operation')} AS op,
-               {text('product_region_code', 'product_region')} AS region,
-               {text('bill_billing_entity')} AS entity,
-               coalesce({num('line_item_usage_amount')}, 0::DECIMAL(38,10)) AS usage,
-               {num('line_item_unblended_cost')} AS unb,
-               {num('line_item_net_unblended_cost')} AS net,
-               {num('pricing_public_on_demand_rate')} AS rate,
-               {c('line_item_usage_amount')} IS NOT NULL AND {num('line_item_usage_amount')} IS NULL
-                 OR {c('pricing_public_on_demand_rate')} IS NOT NULL AND CAST({c('pricing_public_on_demand_rate')} AS VARCHAR) <> ''
-                    AND {num('pricing_public_on_demand_rate')} IS NULL
-                 OR {c('pricing_public_on_demand_cost')} IS NOT NULL AND {num('pricing_public_on_demand_cost')} IS NULL
-                 OR {c('line_item_net_unblended_cost')} IS NOT NULL AND {num('line_item_net_unblended_cost')} IS NULL
-                 AS bad_number,
-               {period_expr} AS period_start,
-               {text('line_item_currency_code')} AS currency
-        FROM {src}
-      ) t
-      JOIN files f ON f.filename = t.filename
-      JOIN accts a ON a.org = f.org AND a.account = t.account
-      WHERE t.lt IN ({lt_list})
-        AND t.period_start >= TIMESTAMPTZ '{p_start}' AND t.period_start < TIMESTAMPTZ '{p_end}'
-        AND t.currency IN ('', 'USD')
-        AND t.unb IS NOT NULL AND NOT t.bad_number
-        AND NOT coalesce(t.rate < 0, FALSE)
-        AND NOT (t.lt = 'Usage' AND t.usage < 0)
-    """
+    key_cols = (f"{text('line_item_product_code')} AS product, {text('line_item_usage_type')} AS ut, "
+                f"{text('line_item_operation')} AS op, {text('product_region_code', 'product_region')} AS region, "
+                f"{text('bill_billing_entity')} AS entity")
+    rate_raw = pub_rate.name if pub_rate.kind != "absent" else "NULL"
 
     timings = {}
     t0 = time.perf_counter()
 
-    # Pass 1: the distinct rule-matching keys of Usage lines on rules plans, resolved once each.
+    def lap(name: str) -> None:
+        timings[name] = time.perf_counter() - t0 - sum(timings.values())
+
+    # Pass 1: the distinct rule-matching keys (a superset: no row checks), and the distinct public
+    # rates, so that rates are parsed once per distinct text rather than once per row.
     con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE keys AS
-      SELECT DISTINCT plan, product, ut, op, region, entity
-      FROM ({base_sql}) b
-      WHERE kind = 'rules' AND lt = 'Usage' AND NOT support
+      CREATE OR REPLACE TEMP TABLE pass1 AS
+      SELECT product, ut, op, region, entity, rate_raw, GROUPING(rate_raw) AS is_key
+      FROM (SELECT {key_cols}, {rate_raw} AS rate_raw FROM {src})
+      GROUP BY GROUPING SETS ((product, ut, op, region, entity), (rate_raw))
     """)
-    timings["keys"] = time.perf_counter() - t0
+    con.execute("CREATE OR REPLACE TEMP TABLE keys AS SELECT product, ut, op, region, entity FROM pass1 WHERE is_key = 1")
+    # Rows whose public rate is unusable (not a number, negative) are quarantined by billxfer.
+    if pub_rate.kind == "text":
+        bad_rates = [r[0] for r in con.execute(f"""
+          SELECT rate_raw FROM pass1 WHERE is_key = 0 AND rate_raw IS NOT NULL
+            AND ({pub_rate.bad.replace(pub_rate.name, 'rate_raw')} OR {pub_rate.negative.replace(pub_rate.name, 'rate_raw')})
+        """).fetchall()]
+        rate_check = (f"coalesce({rate_raw} NOT IN ({', '.join(lit(r) for r in bad_rates)}), TRUE)"
+                      if bad_rates else "TRUE")
+    elif pub_rate.kind == "absent":
+        rate_check = "TRUE"
+    else:
+        rate_check = f"NOT ({pub_rate.bad}) AND NOT {pub_rate.negative}"
+    lap("keys")
+
+    # Every row the run rates, with its org and plan. Row checks use the raw columns; amounts are
+    # converted to 10^-10 units once. The public rate stays raw: it is needed on few rows.
+    base_sql = f"""
+      SELECT a.org, a.plan_id, a.kind, t.*,
+             (t.product LIKE 'AWSSupport%' OR t.product = 'AWSDeveloperSupport') AS support
+      FROM (
+        SELECT file_index AS fi,
+               line_item_usage_account_id AS account,
+               line_item_line_item_type AS lt,
+               {key_cols},
+               coalesce({usage.value}, 0) AS usage,
+               {unb.value} AS unb,
+               {net.value} AS net,
+               {rate_raw} AS rate_raw
+        FROM {src}
+        WHERE line_item_line_item_type IN ({lt_list})
+          AND {period_expr} >= TIMESTAMPTZ '{p_start}' AND {period_expr} < TIMESTAMPTZ '{p_end}'
+          AND {text('line_item_currency_code')} IN ('', 'USD')
+          AND {unb.present} AND NOT ({unb.bad}) AND NOT ({usage.bad}) AND NOT ({net.bad}) AND NOT ({pcost.bad})
+          AND {rate_check}
+          AND NOT (line_item_line_item_type = 'Usage' AND {usage.negative})
+      ) t
+      JOIN accf a ON a.account = t.account AND a.fi = t.fi
+    """
+    rate_units = pub_rate.value.replace(pub_rate.name, "b.rate_raw") if pub_rate.kind != "absent" else "NULL::BIGINT"
+
     con.execute("""
       CREATE OR REPLACE TEMP TABLE res AS
-      WITH cand AS (
-        SELECT k.plan, k.product, k.ut, k.op, k.region, k.entity, r.idx, r.type, r.factor, r.prio
-        FROM keys k JOIN rules r ON r.plan = k.plan AND (
-             (r.scope = 'sku' AND r.service = k.product AND (r.ut IS NULL OR r.ut = k.ut)
-                AND (r.op IS NULL OR r.op = k.op) AND (r.region IS NULL OR r.region = k.region))
-          OR (r.scope = 'service' AND r.service = k.product)
-          OR (r.scope = 'billing_entity' AND r.entity = k.entity)
+      WITH pk AS (
+        SELECT p.plan_id, k.* FROM keys k CROSS JOIN (SELECT DISTINCT plan_id FROM accts WHERE kind = 'rules') p
+      ),
+      cand AS (
+        SELECT pk.*, r.idx, r.type, r.k, r.prio
+        FROM pk JOIN rules r ON r.plan_id = pk.plan_id AND (
+             (r.scope = 'sku' AND r.service = pk.product AND (r.ut IS NULL OR r.ut = pk.ut)
+                AND (r.op IS NULL OR r.op = pk.op) AND (r.region IS NULL OR r.region = pk.region))
+          OR (r.scope = 'service' AND r.service = pk.product)
+          OR (r.scope = 'billing_entity' AND r.entity = pk.entity)
           OR r.scope = 'global')
       ),
       win AS (
-        SELECT plan, product, ut, op, region, entity,
-               arg_max(idx, prio) AS idx, arg_max(type, prio) AS type, arg_max(factor, prio) AS factor
+        SELECT plan_id, product, ut, op, region, entity,
+               arg_max(idx, prio) AS idx, arg_max(type, prio) AS type, arg_max(k, prio) AS k
         FROM cand GROUP BY ALL
       )
-      SELECT k.plan, k.product, k.ut, k.op, k.region, k.entity,
+      SELECT pk.*,
              CASE WHEN w.type = 'custom' THEN w.idx END AS tier_rule,
-             CASE WHEN w.type IN ('markup', 'discount') THEN w.factor END AS factor,
+             CASE WHEN w.type IN ('markup', 'discount') AND w.k <> 10000 THEN w.k END AS k,
              coalesce(ts.free_tier, tg.free_tier, TRUE) AS free_tier
-      FROM keys k
-      LEFT JOIN win w USING (plan, product, ut, op, region, entity)
-      LEFT JOIN tiering ts ON ts.plan = k.plan AND ts.service = k.product
-      LEFT JOIN tiering tg ON tg.plan = k.plan AND tg.service IS NULL
+      FROM pk
+      LEFT JOIN win w USING (plan_id, product, ut, op, region, entity)
+      LEFT JOIN tiering ts ON ts.plan_id = pk.plan_id AND ts.service = pk.product
+      LEFT JOIN tiering tg ON tg.plan_id = pk.plan_id AND tg.service IS NULL
     """)
-    dup = con.execute("SELECT count(*) - count(DISTINCT (plan, product, ut, op, region, entity)) FROM res").fetchone()[0]
-    assert dup == 0, "rule resolution is not unique"
-    timings["resolve"] = time.perf_counter() - t0 - sum(timings.values())
+    lap("resolve")
 
     # Pass 2: every row rated on both tracks, summed per line key. Amounts that depend on the
     # whole month (custom tiers, free-tier-off lines without a rate) are carried as quantities.
-    modify = "CASE WHEN r.factor IS NULL THEN {x} ELSE round(({x}) * r.factor, 10) END"
     con.execute(f"""
       CREATE OR REPLACE TEMP TABLE agg AS
       SELECT org, account, product, lt, t_rule AS tier_rule, d_ut, d_op, d_region, d_entity,
@@ -440,14 +505,16 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
              sum(tier_qty) AS tier_qty,
              sum(def_qty) AS def_qty
       FROM (
-        SELECT b.org, b.plan, b.account, b.product, b.lt,
+        SELECT b.org, b.account, b.product, b.lt,
                coalesce(b.net, b.unb) AS actual,
-               (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
+               (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support
+                 AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
                (b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support) AS rated,
                CASE WHEN rated THEN r.tier_rule END AS t_rule,
-               rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
-                 AS free_off,
-               free_off AND coalesce(b.rate, 0) <= 0 AS deferred,
+               -- free tier off: the line's own public rate (NULL: not such a line; <= 0: deferred)
+               CASE WHEN rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
+                    THEN coalesce({rate_units}, 0) END AS free_rate,
+               coalesce(free_rate <= 0, FALSE) AS deferred,
                CASE WHEN deferred THEN b.ut END AS d_ut,
                CASE WHEN deferred THEN b.op END AS d_op,
                CASE WHEN deferred THEN b.region END AS d_region,
@@ -456,20 +523,24 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
                CASE WHEN deferred THEN b.usage END AS def_qty,
                CASE
                  WHEN b.kind = 'passthrough' THEN coalesce(b.net, b.unb)
-                 WHEN NOT pf_included THEN 0::DECIMAL(38,10)
+                 WHEN NOT pf_included THEN 0
                  WHEN NOT rated THEN b.unb
-                 WHEN t_rule IS NOT NULL OR deferred THEN 0::DECIMAL(38,10)
-                 WHEN free_off THEN {modify.format(x='round(b.usage * b.rate, 10)')}
-                 ELSE {modify.format(x='b.unb')}
+                 WHEN t_rule IS NOT NULL THEN 0
+                 WHEN free_rate IS NOT NULL THEN
+                   CASE WHEN free_rate <= 0 THEN 0
+                        WHEN r.k IS NULL THEN CAST(hmul(b.usage, free_rate) AS BIGINT)
+                        ELSE CAST(hmod(hmul(b.usage, free_rate), r.k) AS BIGINT) END
+                 WHEN r.k IS NULL THEN b.unb
+                 ELSE bmod(b.unb, r.k)
                END AS pf
         FROM ({base_sql}) b
         LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage'
-             AND r.plan = b.plan AND r.product = b.product AND r.ut = b.ut AND r.op = b.op
+             AND r.plan_id = b.plan_id AND r.product = b.product AND r.ut = b.ut AND r.op = b.op
              AND r.region = b.region AND r.entity = b.entity
       )
       GROUP BY ALL
     """)
-    timings["rate"] = time.perf_counter() - t0 - sum(timings.values())
+    lap("rate")
 
     # Free tier off without a rate on the line: the highest paid rate seen for the key this month
     # (billxfer records it over the org's rated Usage lines). Needs another pass; only when used.
@@ -478,40 +549,40 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
         con.execute(f"""
           CREATE OR REPLACE TEMP TABLE maxrate AS
           SELECT org, product, ut, op, region, entity, max(rate) AS rate
-          FROM ({base_sql}) b
-          WHERE kind = 'rules' AND lt = 'Usage' AND NOT support AND rate > 0
+          FROM (SELECT b.*, {rate_units} AS rate FROM ({base_sql}) b
+                WHERE b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support)
+          WHERE rate > 0
           GROUP BY ALL
         """)
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE maxrate (org VARCHAR, product VARCHAR, ut VARCHAR, op VARCHAR, "
-                    "region VARCHAR, entity VARCHAR, rate DECIMAL(38,10))")
+                    "region VARCHAR, entity VARCHAR, rate BIGINT)")
+    lap("maxrate")
 
-    # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units,
-    # deferred free-tier quantities, then the invoice lines and totals.
-    con.execute(f"""
+    # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units
+    # (rules::allocate_proportionally), deferred free-tier quantities, then the invoice lines.
+    con.execute("""
       CREATE OR REPLACE TEMP TABLE lines AS
-      WITH tq AS (
-        SELECT a.org, any_value(a.plan) AS plan, a.tier_rule, a.account, a.product, a.lt,
-               sum(a.tier_qty) AS q
-        FROM (SELECT agg.*, accts.plan FROM agg JOIN accts USING (org, account)) a
-        WHERE a.tier_rule IS NOT NULL GROUP BY a.org, a.tier_rule, a.account, a.product, a.lt
+      WITH orgplan AS (SELECT DISTINCT org, plan_id FROM accts),
+      tq AS (
+        SELECT org, tier_rule, account, product, lt, sum(tier_qty) AS q
+        FROM agg WHERE tier_rule IS NOT NULL GROUP BY ALL
       ),
-      rq AS (SELECT org, plan, tier_rule, sum(q) AS q FROM tq GROUP BY ALL),
+      rq AS (SELECT tq.org, o.plan_id, tq.tier_rule, sum(tq.q) AS q FROM tq JOIN orgplan o USING (org) GROUP BY ALL),
       charge AS (
         SELECT rq.org, rq.tier_rule,
                CASE WHEN rq.q <= 0
-                    THEN round(rq.q * any_value(t.rate) FILTER (WHERE t.k = 0), 10)
-                    ELSE coalesce(sum(round((CASE WHEN t.upto IS NULL OR rq.q < t.upto THEN rq.q ELSE t.upto END - t.frm) * t.rate, 10))
-                                  FILTER (WHERE rq.q > t.frm), 0)
+                    THEN any_value(hmul(rq.q, t.rate)) FILTER (WHERE t.j = 0)
+                    ELSE coalesce(sum(hmul(CASE WHEN t.upto IS NULL OR rq.q < t.upto THEN rq.q ELSE t.upto END - t.frm,
+                                           t.rate)) FILTER (WHERE rq.q > t.frm), 0)
                END AS charge
-        FROM rq JOIN tiers t ON t.plan = rq.plan AND t.idx = rq.tier_rule
+        FROM rq JOIN tiers t ON t.plan_id = rq.plan_id AND t.idx = rq.tier_rule
         GROUP BY rq.org, rq.tier_rule, rq.q
       ),
       w AS (
         SELECT tq.org, tq.tier_rule, tq.account, tq.product, tq.lt, l.code,
-               CAST(greatest(tq.q, 0) * 10000000000::DECIMAL(11,0) AS HUGEINT) AS wt,
-               CAST(abs(c.charge) * 10000000000::DECIMAL(11,0) AS HUGEINT) AS cu,
-               sign(c.charge) AS sgn
+               greatest(tq.q, 0)::HUGEINT AS wt, abs(c.charge)::HUGEINT AS cu,
+               CASE WHEN c.charge < 0 THEN -1 ELSE 1 END AS sgn
         FROM tq JOIN charge c USING (org, tier_rule) JOIN ltypes l ON l.lt = tq.lt
       ),
       w2 AS (
@@ -531,21 +602,18 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
         FROM w3
       ),
       shares AS (
-        SELECT org, account, product, lt,
-               sum(CAST(sgn * (q0 + CASE WHEN rk <= leftover THEN 1 ELSE 0 END) AS DECIMAL(38,0))
-                   * 0.0000000001::DECIMAL(11,10)) AS amount
+        SELECT org, account, product, lt, sum(sgn * (q0 + CASE WHEN rk <= leftover THEN 1 ELSE 0 END)) AS amount
         FROM w4 GROUP BY ALL
       ),
       deferred AS (
         SELECT a.org, a.account, a.product, a.lt,
-               sum(CASE WHEN r.factor IS NULL THEN round(a.q * m.rate, 10)
-                        ELSE round(round(a.q * m.rate, 10) * r.factor, 10) END) AS amount
+               sum(CASE WHEN r.k IS NULL THEN hmul(a.q, m.rate) ELSE hmod(hmul(a.q, m.rate), r.k) END) AS amount
         FROM (SELECT org, account, product, lt, d_ut, d_op, d_region, d_entity, sum(def_qty) AS q
               FROM agg WHERE def_qty IS NOT NULL GROUP BY ALL) a
         JOIN maxrate m ON m.org = a.org AND m.product = a.product AND m.ut = a.d_ut AND m.op = a.d_op
              AND m.region = a.d_region AND m.entity = a.d_entity
-        JOIN (SELECT DISTINCT org, plan FROM accts) o ON o.org = a.org
-        JOIN res r ON r.plan = o.plan AND r.product = a.product AND r.ut = a.d_ut AND r.op = a.d_op
+        JOIN orgplan o ON o.org = a.org
+        JOIN res r ON r.plan_id = o.plan_id AND r.product = a.product AND r.ut = a.d_ut AND r.op = a.d_op
              AND r.region = a.d_region AND r.entity = a.d_entity
         GROUP BY ALL
       ),
@@ -569,18 +637,16 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
     """).fetchall()
     for org, product, ut, q in unpriced:
         print(f"warning: {org}: free tier is off for {product} {ut} but no paid rate for it was seen this month: "
-              f"{q} units stay at 0", file=sys.stderr)
+              f"{from_units(q)} units stay at 0", file=sys.stderr)
 
-    totals = con.execute(f"""
+    totals = con.execute("""
       WITH act AS (
-        SELECT org, sum({round_cents_sql('actual', rounding)}) AS total, sum(actual) AS exact,
-               sum(nrows) AS nrows
+        SELECT org, sum(cents(actual)) AS total, sum(actual) AS exact, sum(nrows) AS nrows
         FROM lines GROUP BY org
       ),
       cust AS (
-        SELECT org, sum({round_cents_sql('pf', rounding)}) AS subtotal, sum(pf) AS exact
-        FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows
-              FROM lines GROUP BY ALL)
+        SELECT org, sum(cents(pf)) AS subtotal, sum(pf) AS exact
+        FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows FROM lines GROUP BY ALL)
         WHERE pf_rows > 0 OR pf <> 0
         GROUP BY org
       )
@@ -592,19 +658,17 @@ def rate(con, orgs, plans, period, rounding, threads, verbose):
     pf_by_service = con.execute("""
       SELECT org, product, lt = 'SavingsPlanNegation' AS spn, sum(pf) FROM lines GROUP BY ALL
     """).fetchall()
-    timings["settle"] = time.perf_counter() - t0 - sum(timings.values())
+    lap("settle")
     elapsed = time.perf_counter() - t0
     return totals, pf_by_service, elapsed, timings
 
 
-def invoice_lines(con, rounding: str):
+def invoice_lines(con):
     """Every invoice line (for --lines): actual per (org, account, product, type) with the exact
     amount, and customer per (org, account, product)."""
-    actual = con.execute(f"""
-      SELECT org, account, product, lt, {round_cents_sql('actual', rounding)}, actual FROM lines
-    """).fetchall()
-    customer = con.execute(f"""
-      SELECT org, account, product, {round_cents_sql('pf', rounding)}
+    actual = con.execute("SELECT org, account, product, lt, cents(actual), actual FROM lines").fetchall()
+    customer = con.execute("""
+      SELECT org, account, product, cents(pf)
       FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows FROM lines GROUP BY ALL)
       WHERE pf_rows > 0 OR pf <> 0
     """).fetchall()
@@ -612,9 +676,9 @@ def invoice_lines(con, rounding: str):
 
 
 def compare_lines(con, root: str, orgs: list, pf_by_service: list, rounding: str) -> list[str]:
-    actual, customer = invoice_lines(con, rounding)
-    mine_a = {(o, a, p, t): (Decimal(r), Decimal(e)) for o, a, p, t, r, e in actual}
-    mine_c = {(o, a, p): Decimal(r) for o, a, p, r in customer}
+    actual, customer = invoice_lines(con)
+    mine_a = {(o, a, p, t): (from_units(r).quantize(CENT), from_units(e)) for o, a, p, t, r, e in actual}
+    mine_c = {(o, a, p): from_units(r).quantize(CENT) for o, a, p, r in customer}
     out = []
     for org in orgs:
         oid = org["id"]
@@ -661,7 +725,7 @@ def custom_items(org: dict, pf_by_service: list, rounding: str) -> tuple[Decimal
         else:
             b = sum((flat[i] for i in c["include_items"] if i in flat), Decimal(0))
             if c["include_org_total"]:
-                b += sum((Decimal(v) for prod, spn, v in parts
+                b += sum((from_units(v) for prod, spn, v in parts
                           if not (c["exclude_spn"] and spn) and (c["service"] is None or c["service"] == prod)),
                          Decimal(0))
             with localcontext() as ctx:
@@ -685,7 +749,7 @@ def main() -> int:
     period = month(args.period, "--period")
     orgs, plans, rounding, skipped = load_config(args.config, period)
     con = duckdb.connect()
-    totals, pf_by_service, elapsed, timings = rate(con, orgs, plans, period, rounding, args.threads, True)
+    totals, pf_by_service, elapsed, timings = rate(con, orgs, plans, period, rounding, args.threads)
     rows = sum(t[1] for t in totals)
     print(f"duckdb {duckdb.__version__}: rated {rows} rows of {len(totals)} orgs in {elapsed:.3f} s "
           f"({rows / elapsed:,.0f} rows/s, {args.threads} threads)")
@@ -698,9 +762,9 @@ def main() -> int:
     mine = {}
     for org, nrows, total, exact, subtotal, pf_exact in totals:
         o = by_id[org]
-        entry = {"actual": Decimal(total), "rows": nrows}
+        entry = {"actual": from_units(total).quantize(CENT), "rows": nrows}
         if o["kind"] != "none":
-            sub = Decimal(subtotal) if subtotal is not None else Decimal("0.00")
+            sub = from_units(subtotal).quantize(CENT) if subtotal is not None else Decimal("0.00")
             cli_sum, _ = custom_items(o, pf_by_service, rounding)
             entry["subtotal"] = sub
             entry["total"] = sub + cli_sum
@@ -712,7 +776,7 @@ def main() -> int:
                 cli_sum, _ = custom_items(o, pf_by_service, rounding)
                 mine[o["id"]].update(subtotal=Decimal("0.00"), total=cli_sum)
 
-    sums = {k: sum((e.get(k, Decimal(0)) for oid, e in mine.items() if by_id[oid]["kind"] != "none"), Decimal(0))
+    sums = {k: sum((e.get(k, Decimal(0)) for oid, e in mine.items() if by_id[oid]["kind"] != "none"), Decimal(0)).quantize(CENT)
             for k in ("actual", "subtotal", "total")}
     print(f"customers: actual {sums['actual']}, pro forma subtotal {sums['subtotal']}, total {sums['total']}")
 

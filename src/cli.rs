@@ -1,6 +1,5 @@
 //! Command line: parse, dispatch, print errors for humans, map them to exit codes.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
