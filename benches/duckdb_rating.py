@@ -357,9 +357,14 @@ def rate(con, orgs, plans, period, rounding, threads):
         if need not in types:
             die(f"missing required column {need}", 1)
 
-    def text(*names: str) -> str:
+    def raw(*names: str) -> str:
+        """A text column as read: NULL stays NULL (billxfer reads it as ""). Not wrapping the
+        column in coalesce() keeps DuckDB's dictionary vectors, which makes joins and GROUP BY on
+        these columns several times faster; NULL and "" are merged where it matters."""
         present = [n for n in names if n in types]
-        return f"coalesce({', '.join(present)}, '')" if present else "''"
+        if not present:
+            return "NULL::VARCHAR"
+        return present[0] if len(present) == 1 else f"coalesce({', '.join(present)})"
 
     class Num:
         """A numeric input column: its value in 10^-10 units (BIGINT), and row checks written
@@ -403,10 +408,14 @@ def rate(con, orgs, plans, period, rounding, threads):
         die("missing billing period column", 1)
     period_expr = f"coalesce({', '.join(periods)})" if len(periods) > 1 else periods[0]
     lt_list = ",".join(lit(t) for t in LINE_TYPES)
-    key_cols = (f"{text('line_item_product_code')} AS product, {text('line_item_usage_type')} AS ut, "
-                f"{text('line_item_operation')} AS op, {text('product_region_code', 'product_region')} AS region, "
-                f"{text('bill_billing_entity')} AS entity")
-    rate_raw = pub_rate.name if pub_rate.kind != "absent" else "NULL"
+    key_cols = (f"{raw('line_item_product_code')} AS product, {raw('line_item_usage_type')} AS ut, "
+                f"{raw('line_item_operation')} AS op, {raw('product_region_code', 'product_region')} AS region, "
+                f"{raw('bill_billing_entity')} AS entity")
+    rate_raw = pub_rate.name if pub_rate.kind != "absent" else "NULL::VARCHAR"
+    currency = raw("line_item_currency_code")
+    same = "{a}.product IS NOT DISTINCT FROM {b}.product AND {a}.ut IS NOT DISTINCT FROM {b}.ut " \
+           "AND {a}.op IS NOT DISTINCT FROM {b}.op AND {a}.region IS NOT DISTINCT FROM {b}.region " \
+           "AND {a}.entity IS NOT DISTINCT FROM {b}.entity"
 
     timings = {}
     t0 = time.perf_counter()
@@ -422,7 +431,10 @@ def rate(con, orgs, plans, period, rounding, threads):
       FROM (SELECT {key_cols}, {rate_raw} AS rate_raw FROM {src})
       GROUP BY GROUPING SETS ((product, ut, op, region, entity), (rate_raw))
     """)
-    con.execute("CREATE OR REPLACE TEMP TABLE keys AS SELECT product, ut, op, region, entity FROM pass1 WHERE is_key = 1")
+    con.execute("""
+      CREATE OR REPLACE TEMP TABLE keys AS
+      SELECT row_number() OVER () AS kid, product, ut, op, region, entity FROM pass1 WHERE is_key = 1
+    """)
     # Rows whose public rate is unusable (not a number, negative) are quarantined by billxfer.
     if pub_rate.kind == "text":
         bad_rates = [r[0] for r in con.execute(f"""
@@ -437,11 +449,44 @@ def rate(con, orgs, plans, period, rounding, threads):
         rate_check = f"NOT ({pub_rate.bad}) AND NOT {pub_rate.negative}"
     lap("keys")
 
+    # The winning modifier rule and the free-tier setting of every (plan, key), resolved once.
+    # billxfer reads a missing text as "", hence the coalesce() when matching rules.
+    con.execute("""
+      CREATE OR REPLACE TEMP TABLE res AS
+      WITH pk AS (
+        SELECT p.plan_id, k.* FROM keys k CROSS JOIN (SELECT DISTINCT plan_id FROM accts WHERE kind = 'rules') p
+      ),
+      cand AS (
+        SELECT pk.plan_id, pk.kid, r.idx, r.type, r.k, r.prio
+        FROM pk JOIN rules r ON r.plan_id = pk.plan_id AND (
+             (r.scope = 'sku' AND r.service = coalesce(pk.product, '')
+                AND (r.ut IS NULL OR r.ut = coalesce(pk.ut, ''))
+                AND (r.op IS NULL OR r.op = coalesce(pk.op, ''))
+                AND (r.region IS NULL OR r.region = coalesce(pk.region, '')))
+          OR (r.scope = 'service' AND r.service = coalesce(pk.product, ''))
+          OR (r.scope = 'billing_entity' AND r.entity = coalesce(pk.entity, ''))
+          OR r.scope = 'global')
+      ),
+      win AS (
+        SELECT plan_id, kid, arg_max(idx, prio) AS idx, arg_max(type, prio) AS type, arg_max(k, prio) AS k
+        FROM cand GROUP BY ALL
+      )
+      SELECT pk.*,
+             CASE WHEN w.type = 'custom' THEN w.idx END AS tier_rule,
+             CASE WHEN w.type IN ('markup', 'discount') AND w.k <> 10000 THEN w.k END AS k,
+             coalesce(ts.free_tier, tg.free_tier, TRUE) AS free_tier
+      FROM pk
+      LEFT JOIN win w USING (plan_id, kid)
+      LEFT JOIN tiering ts ON ts.plan_id = pk.plan_id AND ts.service = coalesce(pk.product, '')
+      LEFT JOIN tiering tg ON tg.plan_id = pk.plan_id AND tg.service IS NULL
+    """)
+    lap("resolve")
+
     # Every row the run rates, with its org and plan. Row checks use the raw columns; amounts are
     # converted to 10^-10 units once. The public rate stays raw: it is needed on few rows.
     base_sql = f"""
       SELECT a.org, a.plan_id, a.kind, t.*,
-             (t.product LIKE 'AWSSupport%' OR t.product = 'AWSDeveloperSupport') AS support
+             coalesce(t.product LIKE 'AWSSupport%' OR t.product = 'AWSDeveloperSupport', FALSE) AS support
       FROM (
         SELECT file_index AS fi,
                line_item_usage_account_id AS account,
@@ -454,7 +499,7 @@ def rate(con, orgs, plans, period, rounding, threads):
         FROM {src}
         WHERE line_item_line_item_type IN ({lt_list})
           AND {period_expr} >= TIMESTAMPTZ '{p_start}' AND {period_expr} < TIMESTAMPTZ '{p_end}'
-          AND {text('line_item_currency_code')} IN ('', 'USD')
+          AND coalesce({currency}, '') IN ('', 'USD')
           AND {unb.present} AND NOT ({unb.bad}) AND NOT ({usage.bad}) AND NOT ({net.bad}) AND NOT ({pcost.bad})
           AND {rate_check}
           AND NOT (line_item_line_item_type = 'Usage' AND {usage.negative})
@@ -463,41 +508,11 @@ def rate(con, orgs, plans, period, rounding, threads):
     """
     rate_units = pub_rate.value.replace(pub_rate.name, "b.rate_raw") if pub_rate.kind != "absent" else "NULL::BIGINT"
 
-    con.execute("""
-      CREATE OR REPLACE TEMP TABLE res AS
-      WITH pk AS (
-        SELECT p.plan_id, k.* FROM keys k CROSS JOIN (SELECT DISTINCT plan_id FROM accts WHERE kind = 'rules') p
-      ),
-      cand AS (
-        SELECT pk.*, r.idx, r.type, r.k, r.prio
-        FROM pk JOIN rules r ON r.plan_id = pk.plan_id AND (
-             (r.scope = 'sku' AND r.service = pk.product AND (r.ut IS NULL OR r.ut = pk.ut)
-                AND (r.op IS NULL OR r.op = pk.op) AND (r.region IS NULL OR r.region = pk.region))
-          OR (r.scope = 'service' AND r.service = pk.product)
-          OR (r.scope = 'billing_entity' AND r.entity = pk.entity)
-          OR r.scope = 'global')
-      ),
-      win AS (
-        SELECT plan_id, product, ut, op, region, entity,
-               arg_max(idx, prio) AS idx, arg_max(type, prio) AS type, arg_max(k, prio) AS k
-        FROM cand GROUP BY ALL
-      )
-      SELECT pk.*,
-             CASE WHEN w.type = 'custom' THEN w.idx END AS tier_rule,
-             CASE WHEN w.type IN ('markup', 'discount') AND w.k <> 10000 THEN w.k END AS k,
-             coalesce(ts.free_tier, tg.free_tier, TRUE) AS free_tier
-      FROM pk
-      LEFT JOIN win w USING (plan_id, product, ut, op, region, entity)
-      LEFT JOIN tiering ts ON ts.plan_id = pk.plan_id AND ts.service = pk.product
-      LEFT JOIN tiering tg ON tg.plan_id = pk.plan_id AND tg.service IS NULL
-    """)
-    lap("resolve")
-
     # Pass 2: every row rated on both tracks, summed per line key. Amounts that depend on the
     # whole month (custom tiers, free-tier-off lines without a rate) are carried as quantities.
     con.execute(f"""
       CREATE OR REPLACE TEMP TABLE agg AS
-      SELECT org, account, product, lt, t_rule AS tier_rule, d_ut, d_op, d_region, d_entity,
+      SELECT account, product, lt, t_rule AS tier_rule, d_kid,
              count(*) AS nrows,
              sum(actual) AS actual,
              sum(pf) AS pf,
@@ -505,7 +520,7 @@ def rate(con, orgs, plans, period, rounding, threads):
              sum(tier_qty) AS tier_qty,
              sum(def_qty) AS def_qty
       FROM (
-        SELECT b.org, b.account, b.product, b.lt,
+        SELECT b.account, b.product, b.lt,
                coalesce(b.net, b.unb) AS actual,
                (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support
                  AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
@@ -515,10 +530,7 @@ def rate(con, orgs, plans, period, rounding, threads):
                CASE WHEN rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
                     THEN coalesce({rate_units}, 0) END AS free_rate,
                coalesce(free_rate <= 0, FALSE) AS deferred,
-               CASE WHEN deferred THEN b.ut END AS d_ut,
-               CASE WHEN deferred THEN b.op END AS d_op,
-               CASE WHEN deferred THEN b.region END AS d_region,
-               CASE WHEN deferred THEN b.entity END AS d_entity,
+               CASE WHEN deferred THEN r.kid END AS d_kid,
                CASE WHEN t_rule IS NOT NULL THEN b.usage END AS tier_qty,
                CASE WHEN deferred THEN b.usage END AS def_qty,
                CASE
@@ -534,10 +546,18 @@ def rate(con, orgs, plans, period, rounding, threads):
                  ELSE bmod(b.unb, r.k)
                END AS pf
         FROM ({base_sql}) b
-        LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage'
-             AND r.plan_id = b.plan_id AND r.product = b.product AND r.ut = b.ut AND r.op = b.op
-             AND r.region = b.region AND r.entity = b.entity
+        LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage' AND r.plan_id = b.plan_id
+             AND {same.format(a='r', b='b')}
       )
+      GROUP BY ALL
+    """)
+    # billxfer keys lines by org (accounts belong to one org) and reads a missing text as "".
+    con.execute("""
+      CREATE OR REPLACE TEMP TABLE agg AS
+      SELECT a.org, a.plan_id, coalesce(g.account, '') AS account, coalesce(g.product, '') AS product, g.lt,
+             g.tier_rule, g.d_kid, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
+             sum(pf_rows) AS pf_rows, sum(tier_qty) AS tier_qty, sum(def_qty) AS def_qty
+      FROM agg g JOIN accts a ON a.account = g.account
       GROUP BY ALL
     """)
     lap("rate")
@@ -545,30 +565,37 @@ def rate(con, orgs, plans, period, rounding, threads):
     # Free tier off without a rate on the line: the highest paid rate seen for the key this month
     # (billxfer records it over the org's rated Usage lines). Needs another pass; only when used.
     n_def = con.execute("SELECT count(*) FROM agg WHERE def_qty IS NOT NULL").fetchone()[0]
+    norm = "coalesce(k.product, '') AS product, coalesce(k.ut, '') AS ut, coalesce(k.op, '') AS op, " \
+           "coalesce(k.region, '') AS region, coalesce(k.entity, '') AS entity"
     if n_def:
         con.execute(f"""
           CREATE OR REPLACE TEMP TABLE maxrate AS
-          SELECT org, product, ut, op, region, entity, max(rate) AS rate
-          FROM (SELECT b.*, {rate_units} AS rate FROM ({base_sql}) b
-                WHERE b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support)
-          WHERE rate > 0
+          SELECT b.org, {norm}, max({rate_units}) AS rate
+          FROM ({base_sql}) b JOIN keys k ON {same.format(a='k', b='b')}
+          WHERE b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support AND {rate_units} > 0
           GROUP BY ALL
         """)
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE maxrate (org VARCHAR, product VARCHAR, ut VARCHAR, op VARCHAR, "
                     "region VARCHAR, entity VARCHAR, rate BIGINT)")
+    con.execute(f"""
+      CREATE OR REPLACE TEMP TABLE deferred_qty AS
+      SELECT g.org, g.plan_id, g.account, g.product, g.lt, {norm}, r.k, sum(g.def_qty) AS q
+      FROM agg g JOIN keys k ON k.kid = g.d_kid JOIN res r ON r.plan_id = g.plan_id AND r.kid = g.d_kid
+      WHERE g.def_qty IS NOT NULL
+      GROUP BY ALL
+    """)
     lap("maxrate")
 
     # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units
     # (rules::allocate_proportionally), deferred free-tier quantities, then the invoice lines.
     con.execute("""
       CREATE OR REPLACE TEMP TABLE lines AS
-      WITH orgplan AS (SELECT DISTINCT org, plan_id FROM accts),
-      tq AS (
-        SELECT org, tier_rule, account, product, lt, sum(tier_qty) AS q
+      WITH tq AS (
+        SELECT org, plan_id, tier_rule, account, product, lt, sum(tier_qty) AS q
         FROM agg WHERE tier_rule IS NOT NULL GROUP BY ALL
       ),
-      rq AS (SELECT tq.org, o.plan_id, tq.tier_rule, sum(tq.q) AS q FROM tq JOIN orgplan o USING (org) GROUP BY ALL),
+      rq AS (SELECT org, plan_id, tier_rule, sum(q) AS q FROM tq GROUP BY ALL),
       charge AS (
         SELECT rq.org, rq.tier_rule,
                CASE WHEN rq.q <= 0
@@ -606,15 +633,11 @@ def rate(con, orgs, plans, period, rounding, threads):
         FROM w4 GROUP BY ALL
       ),
       deferred AS (
-        SELECT a.org, a.account, a.product, a.lt,
-               sum(CASE WHEN r.k IS NULL THEN hmul(a.q, m.rate) ELSE hmod(hmul(a.q, m.rate), r.k) END) AS amount
-        FROM (SELECT org, account, product, lt, d_ut, d_op, d_region, d_entity, sum(def_qty) AS q
-              FROM agg WHERE def_qty IS NOT NULL GROUP BY ALL) a
-        JOIN maxrate m ON m.org = a.org AND m.product = a.product AND m.ut = a.d_ut AND m.op = a.d_op
-             AND m.region = a.d_region AND m.entity = a.d_entity
-        JOIN orgplan o ON o.org = a.org
-        JOIN res r ON r.plan_id = o.plan_id AND r.product = a.product AND r.ut = a.d_ut AND r.op = a.d_op
-             AND r.region = a.d_region AND r.entity = a.d_entity
+        SELECT d.org, d.account, d.product, d.lt,
+               sum(CASE WHEN d.k IS NULL THEN hmul(d.q, m.rate) ELSE hmod(hmul(d.q, m.rate), d.k) END) AS amount
+        FROM (SELECT org, account, product, lt, ut, op, region, entity, any_value(k) AS k, sum(q) AS q
+              FROM deferred_qty GROUP BY ALL) d
+        JOIN maxrate m USING (org, product, ut, op, region, entity)
         GROUP BY ALL
       ),
       base AS (
@@ -629,11 +652,10 @@ def rate(con, orgs, plans, period, rounding, threads):
       LEFT JOIN deferred d USING (org, account, product, lt)
     """)
     unpriced = con.execute("""
-      SELECT a.org, a.product, a.d_ut, sum(a.def_qty) FROM agg a
-      WHERE a.def_qty IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM maxrate m WHERE m.org = a.org AND m.product = a.product AND m.ut = a.d_ut
-          AND m.op = a.d_op AND m.region = a.d_region AND m.entity = a.d_entity)
-      GROUP BY ALL
+      SELECT d.org, d.product, d.ut, sum(d.q) FROM deferred_qty d
+      WHERE NOT EXISTS (SELECT 1 FROM maxrate m WHERE m.org = d.org AND m.product = d.product AND m.ut = d.ut
+                        AND m.op = d.op AND m.region = d.region AND m.entity = d.entity)
+      GROUP BY ALL ORDER BY ALL
     """).fetchall()
     for org, product, ut, q in unpriced:
         print(f"warning: {org}: free tier is off for {product} {ut} but no paid rate for it was seen this month: "

@@ -78,6 +78,11 @@ struct RawPartner {
     currency: String,
     #[serde(default)]
     files: Vec<String>,
+    #[serde(default)]
+    address: String,
+    logo: Option<String>,
+    #[serde(default)]
+    payment_terms: String,
 }
 
 fn usd() -> String {
@@ -219,6 +224,12 @@ pub struct Partner {
     pub currency: String,
     /// Input file paths or glob patterns of the partner's own usage.
     pub files: Vec<String>,
+    /// Postal address printed on customer invoices (lines separated by newlines).
+    pub address: String,
+    /// Logo image (PNG, JPEG or SVG) embedded in customer invoices, resolved against the config's folder.
+    pub logo: Option<PathBuf>,
+    /// Payment terms printed on customer invoices (e.g. "Net 30").
+    pub payment_terms: String,
 }
 
 /// The partner's actual rate card.
@@ -609,6 +620,38 @@ fn build(
         }
     }
 
+    let logo_path = match &raw.partner.logo {
+        None => None,
+        Some(l) => {
+            let full = if Path::new(l).is_absolute() {
+                PathBuf::from(l)
+            } else {
+                base_dir.join(l)
+            };
+            let ext = full
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            if !["png", "jpg", "jpeg", "svg"].contains(&ext.as_str()) {
+                p.push(
+                    "partner.logo",
+                    format!("`{l}`: the logo must be a .png, .jpg or .svg file"),
+                );
+                None
+            } else if !full.is_file() {
+                p.push(
+                    "partner.logo",
+                    format!(
+                        "`{}` does not exist (paths are relative to the config's folder)",
+                        full.display()
+                    ),
+                );
+                None
+            } else {
+                Some(full)
+            }
+        }
+    };
     Some(Config {
         path: path.into(),
         base_dir,
@@ -621,6 +664,9 @@ fn build(
             accounts: partner_accounts,
             currency: raw.partner.currency,
             files: raw.partner.files,
+            address: raw.partner.address,
+            logo: logo_path,
+            payment_terms: raw.partner.payment_terms,
         },
         actual: actual?,
         plans,

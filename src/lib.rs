@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod html;
 pub mod ingest;
 pub mod invoice;
 pub mod money;

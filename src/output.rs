@@ -415,6 +415,10 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         });
     }
     files.push((PathBuf::from("partner/margin.csv"), margin.into_bytes()));
+    files.push((
+        PathBuf::from("partner/index.html"),
+        crate::html::partner_dashboard_page(config, result).into_bytes(),
+    ));
 
     let all_passed = checks.iter().all(|c| c.passed);
     let manifest = Manifest {

@@ -228,7 +228,7 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
             }
         }
     }
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 9);
 }
 
 #[test]
