@@ -309,6 +309,10 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 PathBuf::from(format!("customers/{org_id}/invoice.csv")),
                 csv.into_bytes(),
             ));
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.html")),
+                crate::html::customer_invoice_page(config, o, c, period).into_bytes(),
+            ));
             let sum: i128 = c.lines.iter().map(|l| l.amount).sum::<i128>()
                 + c.custom.iter().map(|x| x.amount).sum::<i128>();
             checks.push(Check {

@@ -305,6 +305,10 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
     );
     let sample = repo().join("sample_data");
     let mut text = text;
+    text = text.replace(
+        "logo = \"logo.svg\"",
+        &format!("logo = \"{}/logo.svg\"", sample.display()),
+    );
     for dir in ["partner", "acme", "globex", "initech"] {
         text = text.replace(
             &format!("\"{dir}/"),
