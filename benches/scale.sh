@@ -15,8 +15,9 @@
 # Environment:
 #   BILLXFER=/path/to/billxfer  use this binary instead of building (no cargo invocation at all)
 #   CARGO_TARGET_DIR            where `cargo build --release` puts the binary (default ./target)
-#   BASE=/path                  generated base (default /tmp/billxfer-scale-$LINES); reused when it
-#                               was generated with the same parameters
+#   BASE=/path                  generated base (default /tmp/billxfer-scale-$LINES); reused when its
+#                               .scale-params stamp shows the same parameters (delete it to regenerate,
+#                               e.g. after the generator changed)
 #   OUT=/path                   run outputs (default $BASE-out)
 #   PYTHON=python3              interpreter for the DuckDB script (needs `pip install duckdb`)
 #
@@ -34,11 +35,14 @@ PERIOD=2026-10
 SEED=1
 ACCOUNTS=5
 
+# Paths given relative to the caller's folder stay so; the script then works from the repository root.
+abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+BASE=$(abspath "${BASE:-/tmp/billxfer-scale-$LINES}")
+OUT=$(abspath "${OUT:-$BASE-out}")
+if [[ -n "${BILLXFER:-}" && "$BILLXFER" == */* ]]; then BILLXFER=$(abspath "$BILLXFER"); fi
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PYTHON=${PYTHON:-python3}
-BASE=${BASE:-/tmp/billxfer-scale-$LINES}
-OUT=${OUT:-$BASE-out}
 WORK=$(mktemp -d /tmp/billxfer-scale-work.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 

@@ -63,9 +63,23 @@ pub enum Command {
         long_about = "Write a synthetic month for tests and benchmarks: per-org CUR 2.0 Parquet (or CSV) files split the way AWS splits exports, the partner's own org, and a billxfer.toml with pricing plans of hundreds of rules across all scopes, tiered SKUs and custom line items. Org sizes are Zipf-distributed (a few huge, many small); the service mix is Zipf-like over real product codes, usage types and operations; lines are hourly, with Savings Plans, RI, tax, credits, EDP/SPP discounts, free-tier lines, Marketplace charges and tags. The same seed gives the same bytes, whatever --threads is.\n\nExample:\n  billxfer generate --orgs 1000 --accounts-per-org 5 --lines 50000000 --period 2026-10 --seed 1 --out /tmp/base\n  billxfer run --config /tmp/base/billxfer.toml --period 2026-10 --out /tmp/base-out"
     )]
     Generate(GenerateArgs),
+    /// Compare two finished runs of a month: totals per org and changed inputs.
+    #[command(
+        long_about = "Compare two finished runs (for example before and after a restated input: late credits, a changed file). OLD and NEW are period folders such as out-before/2026-10 and out/2026-10, or their manifest.json files. Prints, per organization, the actual and pro forma totals that changed, and the inputs whose content changed. Exit 0 when nothing differs, 1 when something does."
+    )]
+    Diff(DiffArgs),
     /// Read exactly the columns a run needs from every input, and nothing else (benchmark floor).
     #[command(hide = true)]
     DecodeFloor(ValidateArgs),
+}
+
+/// Arguments of `billxfer diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The earlier run's period folder (or its manifest.json).
+    pub old: PathBuf,
+    /// The later run's period folder (or its manifest.json).
+    pub new: PathBuf,
 }
 
 /// Arguments of `billxfer generate`.
@@ -152,6 +166,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(a) => cmd_run(a).map(|_| 0),
         Command::Validate(a) => cmd_validate(a),
         Command::Generate(a) => cmd_generate(a).map(|_| 0),
+        Command::Diff(a) => cmd_diff(a),
         Command::DecodeFloor(a) => cmd_decode_floor(a).map(|_| 0),
     }
 }
@@ -289,6 +304,94 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn read_manifest(p: &std::path::Path) -> Result<serde_json::Value> {
+    let path = if p.is_dir() {
+        p.join("manifest.json")
+    } else {
+        p.to_path_buf()
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(&path, format!("not a billxfer manifest: {e}")))
+}
+
+fn cmd_diff(a: DiffArgs) -> Result<i32> {
+    let (old, new) = (read_manifest(&a.old)?, read_manifest(&a.new)?);
+    let orgs = |m: &serde_json::Value| -> std::collections::BTreeMap<String, serde_json::Value> {
+        m["orgs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| Some((o["org_id"].as_str()?.to_string(), o.clone())))
+            .collect()
+    };
+    let (o, n) = (orgs(&old), orgs(&new));
+    let money = |v: &serde_json::Value, k: &str| {
+        v[k].as_str()
+            .map(String::from)
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut changed = 0;
+    println!(
+        "{:<20} {:>16} {:>16} {:>16} {:>16}",
+        "org", "actual old", "actual new", "pro forma old", "pro forma new"
+    );
+    let ids: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    for id in ids {
+        let (a0, a1) = (o.get(id), n.get(id));
+        let get = |x: Option<&serde_json::Value>, k: &str| {
+            x.map(|v| money(v, k)).unwrap_or_else(|| "(absent)".into())
+        };
+        let row = (
+            get(a0, "actual_invoice_total"),
+            get(a1, "actual_invoice_total"),
+            get(a0, "proforma_invoice_total"),
+            get(a1, "proforma_invoice_total"),
+        );
+        if row.0 != row.1 || row.2 != row.3 {
+            changed += 1;
+            println!(
+                "{:<20} {:>16} {:>16} {:>16} {:>16}",
+                id, row.0, row.1, row.2, row.3
+            );
+        }
+    }
+    let inputs = |m: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
+        m["inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                Some((
+                    i["path"].as_str()?.to_string(),
+                    i["sha256"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let (i0, i1) = (inputs(&old), inputs(&new));
+    for (path, sha) in &i1 {
+        match i0.get(path) {
+            None => println!("input added: {path}"),
+            Some(s) if s != sha => println!("input changed: {path}"),
+            _ => {}
+        }
+    }
+    for path in i0.keys().filter(|p| !i1.contains_key(*p)) {
+        println!("input removed: {path}");
+    }
+    let inputs_changed = i0 != i1;
+    println!(
+        "{changed} org(s) with changed totals{}",
+        if inputs_changed {
+            "; inputs differ"
+        } else {
+            ""
+        }
+    );
+    Ok(if changed > 0 || inputs_changed { 1 } else { 0 })
 }
 
 fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {

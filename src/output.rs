@@ -463,6 +463,39 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// Flushes a folder's entries (renames) to disk; best effort.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Atomically exchanges two paths (Linux `renameat2` with `RENAME_EXCHANGE`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let cb = CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call;
+    // renameat2 only reads them. Benefit: a crash can never leave the period folder missing.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Holds the output folder's lock for the duration of a run.
 pub struct OutputLock {
     _file: File,
@@ -564,6 +597,29 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    if final_dir.exists() {
+        // Swap the new folder and the previous one in one step (renameat2
+        // RENAME_EXCHANGE): at every instant <out>/<period> is one complete
+        // output. The old one, now under the temporary name, is then deleted.
+        match exchange(&tmp, &final_dir) {
+            Ok(()) => {
+                sync_dir(out);
+                fs::remove_dir_all(&tmp).map_err(err(&tmp))?;
+                return Ok(final_dir);
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSYS)
+                    || e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(Error::Output {
+                    path: final_dir,
+                    source: e,
+                });
+            }
+        }
+    }
+    // First output for the period, or a filesystem without exchange: move aside, then in.
     let old = out.join(format!(".{period}.old-{pid}"));
     if final_dir.exists() {
         fs::rename(&final_dir, &old).map_err(err(&final_dir))?;
@@ -577,6 +633,7 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
             source: e,
         });
     }
+    sync_dir(out);
     if old.exists() {
         fs::remove_dir_all(&old).map_err(err(&old))?;
     }

@@ -155,6 +155,17 @@ impl ChunkSource for CsvSource {
                 ));
                 continue;
             }
+            // A line break inside a field means a quote was left open and swallowed
+            // the rows after it (CUR fields never hold line breaks): not rated.
+            if self.record.as_slice().contains(&b'\n') {
+                broken.push((
+                    self.row,
+                    line,
+                    String::new(),
+                    "a field holds a line break: an unterminated quote swallowed the rows after it, so they are not rated".into(),
+                ));
+                continue;
+            }
             // Every text field we read must be UTF-8; check before pushing anything.
             let mut bad_utf8 = None;
             for (k, field) in Field::ALL.iter().enumerate() {
