@@ -420,22 +420,14 @@ fn rate_task(
     let mut source = ingest::open_part(&file.path, task.part.as_ref())?;
     let format = source.describe();
     let mut rater = Rater::new(actual, proforma);
-    let mut quarantined = Vec::new();
-    let (mut rows_read, mut rows_rated, mut rated_unblended) = (0u64, 0u64, 0i128);
     let display = PathBuf::from(&file.display);
-    while let Some(chunk) = source.next_chunk() {
-        let chunk = chunk?;
-        let n = (chunk.rows.len() + chunk.broken.len()) as u64;
-        rows_read += n;
-        let norm = normalize(&display, source.column_map(), chunk, &check)?;
-        rows_rated += norm.batch.num_rows() as u64;
-        rated_unblended = rated_unblended
-            .checked_add(norm.rated_unblended)
-            .ok_or_else(|| Error::Overflow(format!("summing {}", file.display)))?;
-        rater.rate(&norm.batch)?;
-        quarantined.extend(norm.quarantined);
-        progress.rows(n);
-    }
+    let streamed = rate_source(source.as_mut(), &display, &check, &mut rater, progress)?;
+    let (rows_read, rows_rated, rated_unblended, quarantined) = (
+        streamed.rows_read,
+        streamed.rows_rated,
+        streamed.rated_unblended,
+        streamed.quarantined,
+    );
     Ok(FileOutcome {
         report: FileReport {
             org: org_id,
@@ -451,6 +443,45 @@ fn rate_task(
         quarantined,
         rated_unblended,
     })
+}
+
+/// What streaming one source through normalization and rating produced.
+#[derive(Debug, Default)]
+pub struct Streamed {
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows rated.
+    pub rows_rated: u64,
+    /// Σ unblended of rated rows.
+    pub rated_unblended: i128,
+    /// Quarantined rows.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// Streams every chunk of a source through the org's checks and the rater.
+pub fn rate_source(
+    source: &mut dyn ingest::ChunkSource,
+    display: &std::path::Path,
+    check: &OrgCheck,
+    rater: &mut Rater,
+    progress: &dyn Progress,
+) -> Result<Streamed> {
+    let mut out = Streamed::default();
+    while let Some(chunk) = source.next_chunk() {
+        let chunk = chunk?;
+        let n = (chunk.rows.len() + chunk.broken.len()) as u64;
+        out.rows_read += n;
+        let norm = normalize(display, source.column_map(), chunk, check)?;
+        out.rows_rated += norm.batch.num_rows() as u64;
+        out.rated_unblended = out
+            .rated_unblended
+            .checked_add(norm.rated_unblended)
+            .ok_or_else(|| Error::Overflow(format!("summing {}", display.display())))?;
+        rater.rate(&norm.batch)?;
+        out.quarantined.extend(norm.quarantined);
+        progress.rows(n);
+    }
+    Ok(out)
 }
 
 /// Adds a task's outcome for the same file into `into`.

@@ -28,10 +28,18 @@ impl CsvSource {
     /// Opens a CSV file and reads its header.
     pub fn open(path: &Path, gzip: bool) -> Result<CsvSource> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        CsvSource::from_reader(Box::new(file), path, gzip)
+    }
+
+    /// Reads CSV from any reader (fuzzing, tests); `path` only labels messages.
+    pub fn from_reader(input: Box<dyn Read + Send>, path: &Path, gzip: bool) -> Result<CsvSource> {
         let inner: Box<dyn Read + Send> = if gzip {
-            Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 16,
+                input,
+            )))
         } else {
-            Box::new(BufReader::with_capacity(1 << 16, file))
+            Box::new(BufReader::with_capacity(1 << 16, input))
         };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)

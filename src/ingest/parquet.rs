@@ -103,6 +103,19 @@ impl ParquetSource {
     /// (0-based) of the first row of the first group, so row numbers stay file-wide.
     pub fn open_part(path: &Path, part: Option<&super::Part>) -> Result<ParquetSource> {
         let file = PreadFile::open(path).map_err(|e| Error::io(path, e))?;
+        ParquetSource::from_reader(file, path, part)
+    }
+
+    /// Reads Parquet held in memory (fuzzing, tests); `path` only labels messages.
+    pub fn from_bytes(bytes: bytes::Bytes, path: &Path) -> Result<ParquetSource> {
+        ParquetSource::from_reader(bytes, path, None)
+    }
+
+    fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
+        file: R,
+        path: &Path,
+        part: Option<&super::Part>,
+    ) -> Result<ParquetSource> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file.clone())
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema().clone();

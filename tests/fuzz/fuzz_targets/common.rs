@@ -1,0 +1,38 @@
+// Shared by the ingestion targets: an org that owns the sample accounts, rated on a plan with every rule kind.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use billxfer::ingest::{ChunkSource, OrgCheck};
+use billxfer::money::Percent;
+use billxfer::rate::{Pricing, Rater};
+use billxfer::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
+use billxfer::run::{rate_source, Silent};
+use billxfer::types::BillingPeriod;
+
+pub fn exercise(mut source: Box<dyn ChunkSource>) {
+    let check = OrgCheck {
+        label: "org `fuzz`".into(),
+        accounts: ["111111111111", "111111111112", "111100000001", "111100000002"].iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
+        period: BillingPeriod::new(2026, 3).unwrap(),
+        currency: "USD".into(),
+        require_billed_cost: true,
+    };
+    let tiers = TierTable::new(vec![Tier { from: 0, rate: 1_000_000 }, Tier { from: 10_000_000_000, rate: 500_000 }]).unwrap();
+    let rules = RuleSet::new(vec![
+        Rule { id: "g".into(), scope: Scope::Global, action: Some(Action::Markup(Percent(1000))), free_tier: None },
+        Rule { id: "ft".into(), scope: Scope::Global, action: None, free_tier: Some(false) },
+        Rule {
+            id: "t".into(),
+            scope: Scope::Sku(SkuMatch { service: "AmazonS3".into(), usage_type: None, operation: Some("StandardStorage".into()), region: None }),
+            action: Some(Action::Custom(Arc::new(tiers))),
+            free_tier: None,
+        },
+    ])
+    .unwrap();
+    let pricing = Pricing::Rules(Arc::new(rules));
+    let mut rater = Rater::new(Pricing::Billed, pricing.clone());
+    if rate_source(source.as_mut(), std::path::Path::new("fuzz"), &check, &mut rater, &Silent).is_ok() {
+        let mut ledger = rater.finish();
+        let _ = ledger.finalize(&Pricing::Billed, &pricing);
+    }
+}
