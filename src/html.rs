@@ -140,7 +140,7 @@ fn days_in_month(p: BillingPeriod) -> u8 {
         4 | 6 | 9 | 11 => 30,
         2 => {
             let y = p.year() as u32;
-            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) {
                 29
             } else {
                 28
@@ -233,8 +233,14 @@ tfoot th,tfoot td{border-bottom:0;font-weight:600}
 .foot strong{color:var(--ink)}
 @page{margin:14mm 12mm}
 @media print{
-body{background:#fff;font-size:10pt}
+body{background:#fff;font-size:10pt;line-height:1.3}
 .sheet{max-width:none;margin:0;padding:0;box-shadow:none;border-radius:0}
+th,td{padding:4px 6px}
+.head{padding-bottom:14px}
+.parties{margin:16px 0}
+.due{padding:10px 16px}
+.section,.totals-wrap{margin-top:16px}
+.foot{margin-top:20px;padding-top:10px}
 thead{display:table-header-group}
 tr,.totals-wrap,.parties,.head,.foot{break-inside:avoid}
 h2{break-after:avoid}
@@ -448,8 +454,8 @@ const DASHBOARD_CSS: &str = "\
 .card p.note{margin:0 0 10px;font-size:12px;color:var(--muted)}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}
 .grid2 .card{margin-bottom:16px}
-svg.chart{display:block;width:100%;height:auto;max-width:640px}
-svg.chart text{font-family:inherit;font-size:11px;fill:var(--ink)}
+svg.chart{display:block;max-width:100%;height:auto}
+svg.chart text{font-family:inherit;font-size:12px;fill:var(--ink)}
 svg.chart text.v{font-variant-numeric:tabular-nums}
 svg.chart text.gap{fill:var(--muted);font-style:italic}
 svg.chart .p{fill:var(--pos)}
@@ -458,7 +464,7 @@ svg.chart line{stroke:#9aa5b5;stroke-width:1}
 .tbl td,.tbl th{padding:4px 8px;font-size:13px}
 .tbl td:nth-child(n+3){text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .tbl th:nth-child(n+3){text-align:right}
-.tbl tr.neg td:nth-child(5),.tbl tr.neg td:nth-child(6){color:var(--neg);font-weight:600}
+.tbl tr.loss td:nth-child(5),.tbl tr.loss td:nth-child(6){color:var(--neg);font-weight:600}
 .tbl .id{color:var(--muted);font-size:12px}
 details{border-top:1px solid var(--line)}
 details summary{cursor:pointer;padding:8px 4px;font-weight:600}
@@ -524,9 +530,9 @@ fn short(s: &str, max: usize) -> String {
 /// line, negative ones (in red) to its left; `gap` inserts a note row before the
 /// bar of that index.
 fn bar_chart(aria: &str, bars: &[Bar], gap: Option<(usize, String)>) -> String {
-    const W: f64 = 640.0;
-    const LABEL_W: f64 = 190.0;
-    const VALUE_W: f64 = 86.0;
+    const W: f64 = 560.0;
+    const LABEL_W: f64 = 180.0;
+    const VALUE_W: f64 = 80.0;
     const ROW: f64 = 20.0;
     const TOP: f64 = 6.0;
     let x0 = LABEL_W + 8.0;
@@ -586,7 +592,7 @@ fn bar_chart(aria: &str, bars: &[Bar], gap: Option<(usize, String)>) -> String {
             "<g><title>{}</title><text x=\"{LABEL_W}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"13\" rx=\"2\"/><text class=\"v\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text></g>",
             esc(&b.title),
             y + 14.0,
-            esc(&short(&b.label, 30)),
+            esc(&short(&b.label, 28)),
             y + 3.5,
             W - 2.0,
             y + 14.0,
@@ -611,7 +617,7 @@ fn count(n: usize) -> String {
     let d = n.to_string();
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -637,7 +643,11 @@ fn table_head(o: &mut String) {
 
 fn table_row(o: &mut String, rank: usize, r: &OrgRow<'_>) {
     let id = esc(r.id);
-    let neg = if r.margin() < 0 { " class=\"neg\"" } else { "" };
+    let neg = if r.margin() < 0 {
+        " class=\"loss\""
+    } else {
+        ""
+    };
     let q = if r.quarantined > 0 {
         format!(
             "<a href=\"../quarantine/{id}.csv\">{}</a>",
@@ -680,7 +690,7 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
         } else {
             config.orgs.get(r.org_index - 1)
         };
-        if r.quarantined.len() > 0 {
+        if !r.quarantined.is_empty() {
             quarantine.push((r.id.as_str(), r.quarantined.len()));
         }
         match (&r.customer, org_cfg) {
