@@ -23,11 +23,13 @@ config's folder) and computes, per organization, with one SQL pipeline over all 
   aggregates (flat, then percentage items) to give "total" too.
 
 All money is exact, in billxfer's own representation: integers counting 10^-10 units (BIGINT per
-row, HUGEINT in sums and products). Doubles become round(x * 1e10) below 10^5 (the same value as
-CAST(x AS DECIMAL(38,10)), which is used above that), rate strings are parsed as DECIMAL(38,10),
-products (usage x rate, markups, tier portions) are rounded half away from zero at the 10th decimal
-as billxfer does, the tier allocation is exact largest remainder, and invoice lines are rounded to
-cents with the config's [run] rounding mode.
+row, HUGEINT in sums and products; the whole of pass 2 is redone with HUGEINT rows when a value
+does not fit BIGINT, i.e. beyond about +-9.2e8). Doubles become round(x * 1e10) below 10^5, and
+above that go through their shortest text, like billxfer's ryu reading (DuckDB's own
+CAST(x AS DECIMAL(38,10)) is not exact there: 500000000.25 becomes 500000000.2499999744). Rate
+strings are parsed as DECIMAL(38,10); products (usage x rate, markups, tier portions) are rounded
+half away from zero at the 10th decimal as billxfer does; the tier allocation is exact largest
+remainder; invoice lines are rounded to cents with the config's [run] rounding mode.
 
 Pipeline: pass 1 reads the rule-matching text columns and the public-rate texts (GROUPING SETS) to
 resolve every distinct (plan, product, usage type, operation, region, billing entity) key once;
@@ -61,6 +63,7 @@ import argparse
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -288,10 +291,11 @@ MACROS = {
             "* ((abs(a::HUGEINT * b) + 5000000000) // 10000000000)",
     # markup/discount: a × k / 10000, k = 10000 ± hundredths of a percent (Percent::adjust)
     "hmod": "(a, k) AS (CASE WHEN a < 0 THEN -1 ELSE 1 END) * ((abs(a::HUGEINT) * k + 5000) // 10000)",
-    # the same on BIGINT, exact while |a| × k stays below 2^63 (|a| < 4e14 units = 40,000.00)
-    "bmod": "(a, k) AS CASE WHEN abs(a) < 400000000000000 "
+    # the same on BIGINT while |a| × k stays below 2^63: lim = 9e18 // k, precomputed per rule
+    # (k is at most 1,010,000 for a 10000% markup)
+    "bmod": "(a, k, lim) AS CASE WHEN abs(a) < lim "
             "THEN (CASE WHEN a < 0 THEN -1 ELSE 1 END) * ((abs(a) * k + 5000) // 10000) "
-            "ELSE CAST(hmod(a, k) AS BIGINT) END",
+            "ELSE CAST(hmod(a, k) AS @IT@) END",
 }
 CENTS = {
     "half_away_from_zero": "(v) AS (CASE WHEN v < 0 THEN -1 ELSE 1 END) * ((abs(v::HUGEINT) + 50000000) // 100000000) * 100000000",
@@ -314,8 +318,6 @@ def rate(con, orgs, plans, period, rounding, threads):
     con.execute(f"SET threads={int(threads)}")
     con.execute("SET preserve_insertion_order=false")
     con.execute("SET TimeZone='UTC'")
-    for name, body in MACROS.items():
-        con.execute(f"CREATE OR REPLACE TEMP MACRO {name}{body}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO cents{CENTS[rounding]}")
 
     # Lookup tables: (account, file) -> org and plan, the rules, free-tier rules, tier tables.
@@ -376,8 +378,8 @@ def rate(con, orgs, plans, period, rounding, threads):
         return present[0] if len(present) == 1 else f"coalesce({', '.join(present)})"
 
     class Num:
-        """A numeric input column: its value in 10^-10 units (BIGINT), and row checks written
-        on the raw column so that DuckDB does not convert a value twice."""
+        """A numeric input column: its value in 10^-10 units (integer type @IT@, see pipeline()),
+        and row checks written on the raw column so that DuckDB does not convert a value twice."""
 
         def __init__(self, name: str):
             self.name = name
@@ -385,13 +387,16 @@ def rate(con, orgs, plans, period, rounding, threads):
             self.kind = "absent" if name not in types else "double" if t in ("DOUBLE", "FLOAT", "REAL") \
                 else "text" if t == "VARCHAR" else "decimal"
             x = name
-            exact = "CAST(CAST({x} AS DECIMAL(38,10)) * 10000000000::DECIMAL(11,0) AS BIGINT)"
+            exact = "CAST(CAST({x} AS DECIMAL(38,10)) * 10000000000::DECIMAL(11,0) AS @IT@)"
             if self.kind == "absent":
-                self.value, self.bad, self.present, self.negative = "NULL::BIGINT", "FALSE", "FALSE", "FALSE"
+                self.value, self.bad, self.present, self.negative = "NULL::@IT@", "FALSE", "FALSE", "FALSE"
             elif self.kind == "double":
-                # x × 10^10 is exact to the unit below 10^5; larger values go through DECIMAL.
-                self.value = (f"CASE WHEN abs({x}) < 100000 THEN CAST(round({x} * 1e10) AS BIGINT) "
-                              f"WHEN isfinite({x}) THEN {exact.format(x=x)} END")
+                # Below 10^5, x * 10^10 rounded is the exact unit count (the same as billxfer's
+                # shortest-text reading whenever the text has at most 10 decimals). Above, the
+                # double goes through its shortest text, as billxfer does: DuckDB's own
+                # CAST(DOUBLE AS DECIMAL) is not exact there (500000000.25 -> 500000000.2499999744).
+                self.value = (f"CASE WHEN abs({x}) < 100000 THEN CAST(round({x} * 1e10) AS @IT@) "
+                              f"WHEN isfinite({x}) THEN {exact.format(x=f'CAST({x} AS VARCHAR)')} END")
                 self.bad = f"NOT coalesce(isfinite({x}), TRUE)"
                 self.present = f"{x} IS NOT NULL"
                 self.negative = f"coalesce(round({x} * 1e10) < 0, FALSE)"
@@ -483,6 +488,8 @@ def rate(con, orgs, plans, period, rounding, threads):
       SELECT pk.*,
              CASE WHEN w.type = 'custom' THEN w.idx END AS tier_rule,
              CASE WHEN w.type IN ('markup', 'discount') AND w.k <> 10000 THEN w.k END AS k,
+             CASE WHEN w.type IN ('markup', 'discount') AND w.k <> 10000
+                  THEN 9000000000000000000 // greatest(w.k, 1) END::BIGINT AS lim,
              coalesce(ts.free_tier, tg.free_tier, TRUE) AS free_tier
       FROM pk
       LEFT JOIN win w USING (plan_id, kid)
@@ -491,205 +498,222 @@ def rate(con, orgs, plans, period, rounding, threads):
     """)
     lap("resolve")
 
-    # Every row the run rates, with its org and plan. Row checks use the raw columns; amounts are
-    # converted to 10^-10 units once. The public rate stays raw: it is needed on few rows.
-    base_sql = f"""
-      SELECT a.org, a.plan_id, a.kind, t.*,
-             coalesce(t.product LIKE 'AWSSupport%' OR t.product = 'AWSDeveloperSupport', FALSE) AS support
-      FROM (
-        SELECT file_index AS fi,
-               line_item_usage_account_id AS account,
-               line_item_line_item_type AS lt,
-               {key_cols},
-               coalesce({usage.value}, 0) AS usage,
-               {unb.value} AS unb,
-               {net.value} AS net,
-               {rate_raw} AS rate_raw
-        FROM {src}
-        WHERE line_item_line_item_type IN ({lt_list})
-          AND {period_expr} >= TIMESTAMPTZ '{p_start}' AND {period_expr} < TIMESTAMPTZ '{p_end}'
-          AND coalesce({currency}, '') IN ('', 'USD')
-          AND {unb.present} AND NOT ({unb.bad}) AND NOT ({usage.bad}) AND NOT ({net.bad}) AND NOT ({pcost.bad})
-          AND {rate_check}
-          AND NOT (line_item_line_item_type = 'Usage' AND {usage.negative})
-      ) t
-      JOIN accf a ON a.account = t.account AND a.fi = t.fi
-    """
-    rate_units = pub_rate.value.replace(pub_rate.name, "b.rate_raw") if pub_rate.kind != "absent" else "NULL::BIGINT"
+    def pipeline(it: str):
+        """Pass 2 and the settlement, with per-row amounts in integer type `it` (BIGINT: fast;
+        HUGEINT: for amounts or quantities beyond +-9.2e8, which make BIGINT overflow)."""
+        def ex(sql: str):
+            return con.execute(sql.replace("@IT@", it))
 
-    # Pass 2: every row rated on both tracks, summed per line key. Amounts that depend on the
-    # whole month (custom tiers, free-tier-off lines without a rate) are carried as quantities.
-    con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE agg AS
-      SELECT account, product, lt, t_rule AS tier_rule, d_kid,
-             count(*) AS nrows,
-             sum(actual) AS actual,
-             sum(pf) AS pf,
-             count(*) FILTER (WHERE pf_included) AS pf_rows,
-             sum(tier_qty) AS tier_qty,
-             sum(def_qty) AS def_qty
-      FROM (
-        SELECT b.account, b.product, b.lt,
-               coalesce(b.net, b.unb) AS actual,
-               (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support
-                 AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
-               (b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support) AS rated,
-               CASE WHEN rated THEN r.tier_rule END AS t_rule,
-               -- free tier off: the line's own public rate (NULL: not such a line; <= 0: deferred)
-               CASE WHEN rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
-                    THEN coalesce({rate_units}, 0) END AS free_rate,
-               coalesce(free_rate <= 0, FALSE) AS deferred,
-               CASE WHEN deferred THEN r.kid END AS d_kid,
-               CASE WHEN t_rule IS NOT NULL THEN b.usage END AS tier_qty,
-               CASE WHEN deferred THEN b.usage END AS def_qty,
-               CASE
-                 WHEN b.kind = 'passthrough' THEN coalesce(b.net, b.unb)
-                 WHEN NOT pf_included THEN 0
-                 WHEN NOT rated THEN b.unb
-                 WHEN t_rule IS NOT NULL THEN 0
-                 WHEN free_rate IS NOT NULL THEN
-                   CASE WHEN free_rate <= 0 THEN 0
-                        WHEN r.k IS NULL THEN CAST(hmul(b.usage, free_rate) AS BIGINT)
-                        ELSE CAST(hmod(hmul(b.usage, free_rate), r.k) AS BIGINT) END
-                 WHEN r.k IS NULL THEN b.unb
-                 ELSE bmod(b.unb, r.k)
-               END AS pf
-        FROM ({base_sql}) b
-        LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage' AND r.plan_id = b.plan_id
-             AND {same.format(a='r', b='b')}
-      )
-      GROUP BY ALL
-    """)
-    # billxfer keys lines by org (accounts belong to one org) and reads a missing text as "".
-    con.execute("""
-      CREATE OR REPLACE TEMP TABLE agg AS
-      SELECT a.org, a.plan_id, coalesce(g.account, '') AS account, coalesce(g.product, '') AS product, g.lt,
-             g.tier_rule, g.d_kid, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
-             sum(pf_rows) AS pf_rows, sum(tier_qty) AS tier_qty, sum(def_qty) AS def_qty
-      FROM agg g JOIN accts a ON a.account = g.account
-      GROUP BY ALL
-    """)
-    lap("rate")
+        for name, body in MACROS.items():
+            ex(f"CREATE OR REPLACE TEMP MACRO {name}{body}")
 
-    # Free tier off without a rate on the line: the highest paid rate seen for the key this month
-    # (billxfer records it over the org's rated Usage lines). Needs another pass; only when used.
-    n_def = con.execute("SELECT count(*) FROM agg WHERE def_qty IS NOT NULL").fetchone()[0]
-    norm = "coalesce(k.product, '') AS product, coalesce(k.ut, '') AS ut, coalesce(k.op, '') AS op, " \
-           "coalesce(k.region, '') AS region, coalesce(k.entity, '') AS entity"
-    if n_def:
-        con.execute(f"""
-          CREATE OR REPLACE TEMP TABLE maxrate AS
-          SELECT b.org, {norm}, max({rate_units}) AS rate
-          FROM ({base_sql}) b JOIN keys k ON {same.format(a='k', b='b')}
-          WHERE b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support AND {rate_units} > 0
+        # Every row the run rates, with its org and plan. Row checks use the raw columns; amounts are
+        # converted to 10^-10 units once. The public rate stays raw: it is needed on few rows.
+        base_sql = f"""
+          SELECT a.org, a.plan_id, a.kind, t.*,
+                 coalesce(t.product LIKE 'AWSSupport%' OR t.product = 'AWSDeveloperSupport', FALSE) AS support
+          FROM (
+            SELECT file_index AS fi,
+                   line_item_usage_account_id AS account,
+                   line_item_line_item_type AS lt,
+                   {key_cols},
+                   coalesce({usage.value}, 0) AS usage,
+                   {unb.value} AS unb,
+                   {net.value} AS net,
+                   {rate_raw} AS rate_raw
+            FROM {src}
+            WHERE line_item_line_item_type IN ({lt_list})
+              AND {period_expr} >= TIMESTAMPTZ '{p_start}' AND {period_expr} < TIMESTAMPTZ '{p_end}'
+              AND coalesce({currency}, '') IN ('', 'USD')
+              AND {unb.present} AND NOT ({unb.bad}) AND NOT ({usage.bad}) AND NOT ({net.bad}) AND NOT ({pcost.bad})
+              AND {rate_check}
+              AND NOT (line_item_line_item_type = 'Usage' AND {usage.negative})
+          ) t
+          JOIN accf a ON a.account = t.account AND a.fi = t.fi
+        """
+        rate_units = pub_rate.value.replace(pub_rate.name, "b.rate_raw") if pub_rate.kind != "absent" else "NULL::@IT@"
+
+        # Pass 2: every row rated on both tracks, summed per line key. Amounts that depend on the
+        # whole month (custom tiers, free-tier-off lines without a rate) are carried as quantities.
+        ex(f"""
+          CREATE OR REPLACE TEMP TABLE agg AS
+          SELECT account, product, lt, t_rule AS tier_rule, d_kid,
+                 count(*) AS nrows,
+                 sum(actual) AS actual,
+                 sum(pf) AS pf,
+                 count(*) FILTER (WHERE pf_included) AS pf_rows,
+                 sum(tier_qty) AS tier_qty,
+                 sum(def_qty) AS def_qty
+          FROM (
+            SELECT b.account, b.product, b.lt,
+                   coalesce(b.net, b.unb) AS actual,
+                   (b.kind = 'passthrough' OR b.kind = 'rules' AND NOT b.support
+                     AND b.lt NOT IN ({",".join(lit(t) for t in EXCLUDED)})) AS pf_included,
+                   (b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support) AS rated,
+                   CASE WHEN rated THEN r.tier_rule END AS t_rule,
+                   -- free tier off: the line's own public rate (NULL: not such a line; <= 0: deferred)
+                   CASE WHEN rated AND r.tier_rule IS NULL AND NOT r.free_tier AND b.usage > 0 AND b.unb = 0
+                        THEN coalesce({rate_units}, 0) END AS free_rate,
+                   coalesce(free_rate <= 0, FALSE) AS deferred,
+                   CASE WHEN deferred THEN r.kid END AS d_kid,
+                   CASE WHEN t_rule IS NOT NULL THEN b.usage END AS tier_qty,
+                   CASE WHEN deferred THEN b.usage END AS def_qty,
+                   CASE
+                     WHEN b.kind = 'passthrough' THEN coalesce(b.net, b.unb)
+                     WHEN NOT pf_included THEN 0
+                     WHEN NOT rated THEN b.unb
+                     WHEN t_rule IS NOT NULL THEN 0
+                     WHEN free_rate IS NOT NULL THEN
+                       CASE WHEN free_rate <= 0 THEN 0
+                            WHEN r.k IS NULL THEN CAST(hmul(b.usage, free_rate) AS @IT@)
+                            ELSE CAST(hmod(hmul(b.usage, free_rate), r.k) AS @IT@) END
+                     WHEN r.k IS NULL THEN b.unb
+                     ELSE bmod(b.unb, r.k, r.lim)
+                   END AS pf
+            FROM ({base_sql}) b
+            LEFT JOIN res r ON b.kind = 'rules' AND b.lt = 'Usage' AND r.plan_id = b.plan_id
+                 AND {same.format(a='r', b='b')}
+          )
           GROUP BY ALL
         """)
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE maxrate (org VARCHAR, product VARCHAR, ut VARCHAR, op VARCHAR, "
-                    "region VARCHAR, entity VARCHAR, rate BIGINT)")
-    con.execute(f"""
-      CREATE OR REPLACE TEMP TABLE deferred_qty AS
-      SELECT g.org, g.plan_id, g.account, g.product, g.lt, {norm}, r.k, sum(g.def_qty) AS q
-      FROM agg g JOIN keys k ON k.kid = g.d_kid JOIN res r ON r.plan_id = g.plan_id AND r.kid = g.d_kid
-      WHERE g.def_qty IS NOT NULL
-      GROUP BY ALL
-    """)
-    lap("maxrate")
+        # billxfer keys lines by org (accounts belong to one org) and reads a missing text as "".
+        ex("""
+          CREATE OR REPLACE TEMP TABLE agg AS
+          SELECT a.org, a.plan_id, coalesce(g.account, '') AS account, coalesce(g.product, '') AS product, g.lt,
+                 g.tier_rule, g.d_kid, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
+                 sum(pf_rows) AS pf_rows, sum(tier_qty) AS tier_qty, sum(def_qty) AS def_qty
+          FROM agg g JOIN accts a ON a.account = g.account
+          GROUP BY ALL
+        """)
+        lap("rate")
 
-    # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units
-    # (rules::allocate_proportionally), deferred free-tier quantities, then the invoice lines.
-    con.execute("""
-      CREATE OR REPLACE TEMP TABLE lines AS
-      WITH tq AS (
-        SELECT org, plan_id, tier_rule, account, product, lt, sum(tier_qty) AS q
-        FROM agg WHERE tier_rule IS NOT NULL GROUP BY ALL
-      ),
-      rq AS (SELECT org, plan_id, tier_rule, sum(q) AS q FROM tq GROUP BY ALL),
-      charge AS (
-        SELECT rq.org, rq.tier_rule,
-               CASE WHEN rq.q <= 0
-                    THEN any_value(hmul(rq.q, t.rate)) FILTER (WHERE t.j = 0)
-                    ELSE coalesce(sum(hmul(CASE WHEN t.upto IS NULL OR rq.q < t.upto THEN rq.q ELSE t.upto END - t.frm,
-                                           t.rate)) FILTER (WHERE rq.q > t.frm), 0)
-               END AS charge
-        FROM rq JOIN tiers t ON t.plan_id = rq.plan_id AND t.idx = rq.tier_rule
-        GROUP BY rq.org, rq.tier_rule, rq.q
-      ),
-      w AS (
-        SELECT tq.org, tq.tier_rule, tq.account, tq.product, tq.lt, l.code,
-               greatest(tq.q, 0)::HUGEINT AS wt, abs(c.charge)::HUGEINT AS cu,
-               CASE WHEN c.charge < 0 THEN -1 ELSE 1 END AS sgn
-        FROM tq JOIN charge c USING (org, tier_rule) JOIN ltypes l ON l.lt = tq.lt
-      ),
-      w2 AS (
-        SELECT *, sum(wt) OVER (PARTITION BY org, tier_rule) AS s,
-               row_number() OVER (PARTITION BY org, tier_rule ORDER BY account, product, code) AS pos
-        FROM w
-      ),
-      w3 AS (
-        SELECT *,
-               CASE WHEN s = 0 THEN (CASE WHEN pos = 1 THEN cu ELSE 0 END) ELSE (cu * wt) // s END AS q0,
-               CASE WHEN s = 0 THEN 0 ELSE (cu * wt) % s END AS rem
-        FROM w2
-      ),
-      w4 AS (
-        SELECT *, cu - sum(q0) OVER (PARTITION BY org, tier_rule) AS leftover,
-               row_number() OVER (PARTITION BY org, tier_rule ORDER BY rem DESC, account, product, code) AS rk
-        FROM w3
-      ),
-      shares AS (
-        SELECT org, account, product, lt, sum(sgn * (q0 + CASE WHEN rk <= leftover THEN 1 ELSE 0 END)) AS amount
-        FROM w4 GROUP BY ALL
-      ),
-      deferred AS (
-        SELECT d.org, d.account, d.product, d.lt,
-               sum(CASE WHEN d.k IS NULL THEN hmul(d.q, m.rate) ELSE hmod(hmul(d.q, m.rate), d.k) END) AS amount
-        FROM (SELECT org, account, product, lt, ut, op, region, entity, any_value(k) AS k, sum(q) AS q
-              FROM deferred_qty GROUP BY ALL) d
-        JOIN maxrate m USING (org, product, ut, op, region, entity)
-        GROUP BY ALL
-      ),
-      base AS (
-        SELECT org, account, product, lt, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
-               sum(pf_rows) AS pf_rows
-        FROM agg GROUP BY ALL
-      )
-      SELECT b.org, b.account, b.product, b.lt, b.nrows, b.actual, b.pf_rows,
-             b.pf + coalesce(s.amount, 0) + coalesce(d.amount, 0) AS pf
-      FROM base b
-      LEFT JOIN shares s USING (org, account, product, lt)
-      LEFT JOIN deferred d USING (org, account, product, lt)
-    """)
-    unpriced = con.execute("""
-      SELECT d.org, d.product, d.ut, sum(d.q) FROM deferred_qty d
-      WHERE NOT EXISTS (SELECT 1 FROM maxrate m WHERE m.org = d.org AND m.product = d.product AND m.ut = d.ut
-                        AND m.op = d.op AND m.region = d.region AND m.entity = d.entity)
-      GROUP BY ALL ORDER BY ALL
-    """).fetchall()
-    for org, product, ut, q in unpriced:
-        print(f"warning: {org}: free tier is off for {product} {ut} but no paid rate for it was seen this month: "
-              f"{from_units(q)} units stay at 0", file=sys.stderr)
+        # Free tier off without a rate on the line: the highest paid rate seen for the key this month
+        # (billxfer records it over the org's rated Usage lines). Needs another pass; only when used.
+        n_def = ex("SELECT count(*) FROM agg WHERE def_qty IS NOT NULL").fetchone()[0]
+        norm = "coalesce(k.product, '') AS product, coalesce(k.ut, '') AS ut, coalesce(k.op, '') AS op, " \
+               "coalesce(k.region, '') AS region, coalesce(k.entity, '') AS entity"
+        if n_def:
+            ex(f"""
+              CREATE OR REPLACE TEMP TABLE maxrate AS
+              SELECT b.org, {norm}, max({rate_units}) AS rate
+              FROM ({base_sql}) b JOIN keys k ON {same.format(a='k', b='b')}
+              WHERE b.kind = 'rules' AND b.lt = 'Usage' AND NOT b.support AND {rate_units} > 0
+              GROUP BY ALL
+            """)
+        else:
+            ex("CREATE OR REPLACE TEMP TABLE maxrate (org VARCHAR, product VARCHAR, ut VARCHAR, op VARCHAR, "
+                        "region VARCHAR, entity VARCHAR, rate HUGEINT)")
+        ex(f"""
+          CREATE OR REPLACE TEMP TABLE deferred_qty AS
+          SELECT g.org, g.plan_id, g.account, g.product, g.lt, {norm}, r.k, sum(g.def_qty) AS q
+          FROM agg g JOIN keys k ON k.kid = g.d_kid JOIN res r ON r.plan_id = g.plan_id AND r.kid = g.d_kid
+          WHERE g.def_qty IS NOT NULL
+          GROUP BY ALL
+        """)
+        lap("maxrate")
 
-    totals = con.execute("""
-      WITH act AS (
-        SELECT org, sum(cents(actual)) AS total, sum(actual) AS exact, sum(nrows) AS nrows
-        FROM lines GROUP BY org
-      ),
-      cust AS (
-        SELECT org, sum(cents(pf)) AS subtotal, sum(pf) AS exact
-        FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows FROM lines GROUP BY ALL)
-        WHERE pf_rows > 0 OR pf <> 0
-        GROUP BY org
-      )
-      SELECT act.org, act.nrows, act.total, act.exact, cust.subtotal, cust.exact
-      FROM act LEFT JOIN cust USING (org) ORDER BY act.org
-    """).fetchall()
-    # Bases of percentage custom line items: the exact pro forma total per service, with and
-    # without Savings Plans negation.
-    pf_by_service = con.execute("""
-      SELECT org, product, lt = 'SavingsPlanNegation' AS spn, sum(pf) FROM lines GROUP BY ALL
-    """).fetchall()
-    lap("settle")
+        # Settle the month: tier charges per (org, rule) split by largest remainder in 10^-10 units
+        # (rules::allocate_proportionally), deferred free-tier quantities, then the invoice lines.
+        ex("""
+          CREATE OR REPLACE TEMP TABLE lines AS
+          WITH tq AS (
+            SELECT org, plan_id, tier_rule, account, product, lt, sum(tier_qty) AS q
+            FROM agg WHERE tier_rule IS NOT NULL GROUP BY ALL
+          ),
+          rq AS (SELECT org, plan_id, tier_rule, sum(q) AS q FROM tq GROUP BY ALL),
+          charge AS (
+            SELECT rq.org, rq.tier_rule,
+                   CASE WHEN rq.q <= 0
+                        THEN any_value(hmul(rq.q, t.rate)) FILTER (WHERE t.j = 0)
+                        ELSE coalesce(sum(hmul(CASE WHEN t.upto IS NULL OR rq.q < t.upto THEN rq.q ELSE t.upto END - t.frm,
+                                               t.rate)) FILTER (WHERE rq.q > t.frm), 0)
+                   END AS charge
+            FROM rq JOIN tiers t ON t.plan_id = rq.plan_id AND t.idx = rq.tier_rule
+            GROUP BY rq.org, rq.tier_rule, rq.q
+          ),
+          w AS (
+            SELECT tq.org, tq.tier_rule, tq.account, tq.product, tq.lt, l.code,
+                   greatest(tq.q, 0)::HUGEINT AS wt, abs(c.charge)::HUGEINT AS cu,
+                   CASE WHEN c.charge < 0 THEN -1 ELSE 1 END AS sgn
+            FROM tq JOIN charge c USING (org, tier_rule) JOIN ltypes l ON l.lt = tq.lt
+          ),
+          w2 AS (
+            SELECT *, sum(wt) OVER (PARTITION BY org, tier_rule) AS s,
+                   row_number() OVER (PARTITION BY org, tier_rule ORDER BY account, product, code) AS pos
+            FROM w
+          ),
+          w3 AS (
+            SELECT *,
+                   CASE WHEN s = 0 THEN (CASE WHEN pos = 1 THEN cu ELSE 0 END) ELSE (cu * wt) // s END AS q0,
+                   CASE WHEN s = 0 THEN 0 ELSE (cu * wt) % s END AS rem
+            FROM w2
+          ),
+          w4 AS (
+            SELECT *, cu - sum(q0) OVER (PARTITION BY org, tier_rule) AS leftover,
+                   row_number() OVER (PARTITION BY org, tier_rule ORDER BY rem DESC, account, product, code) AS rk
+            FROM w3
+          ),
+          shares AS (
+            SELECT org, account, product, lt, sum(sgn * (q0 + CASE WHEN rk <= leftover THEN 1 ELSE 0 END)) AS amount
+            FROM w4 GROUP BY ALL
+          ),
+          deferred AS (
+            SELECT d.org, d.account, d.product, d.lt,
+                   sum(CASE WHEN d.k IS NULL THEN hmul(d.q, m.rate) ELSE hmod(hmul(d.q, m.rate), d.k) END) AS amount
+            FROM (SELECT org, account, product, lt, ut, op, region, entity, any_value(k) AS k, sum(q) AS q
+                  FROM deferred_qty GROUP BY ALL) d
+            JOIN maxrate m USING (org, product, ut, op, region, entity)
+            GROUP BY ALL
+          ),
+          base AS (
+            SELECT org, account, product, lt, sum(nrows) AS nrows, sum(actual) AS actual, sum(pf) AS pf,
+                   sum(pf_rows) AS pf_rows
+            FROM agg GROUP BY ALL
+          )
+          SELECT b.org, b.account, b.product, b.lt, b.nrows, b.actual, b.pf_rows,
+                 b.pf + coalesce(s.amount, 0) + coalesce(d.amount, 0) AS pf
+          FROM base b
+          LEFT JOIN shares s USING (org, account, product, lt)
+          LEFT JOIN deferred d USING (org, account, product, lt)
+        """)
+        unpriced = ex("""
+          SELECT d.org, d.product, d.ut, sum(d.q) FROM deferred_qty d
+          WHERE NOT EXISTS (SELECT 1 FROM maxrate m WHERE m.org = d.org AND m.product = d.product AND m.ut = d.ut
+                            AND m.op = d.op AND m.region = d.region AND m.entity = d.entity)
+          GROUP BY ALL ORDER BY ALL
+        """).fetchall()
+        for org, product, ut, q in unpriced:
+            print(f"warning: {org}: free tier is off for {product} {ut} but no paid rate for it was seen this month: "
+                  f"{from_units(q)} units stay at 0", file=sys.stderr)
+
+        totals = ex("""
+          WITH act AS (
+            SELECT org, sum(cents(actual)) AS total, sum(actual) AS exact, sum(nrows) AS nrows
+            FROM lines GROUP BY org
+          ),
+          cust AS (
+            SELECT org, sum(cents(pf)) AS subtotal, sum(pf) AS exact
+            FROM (SELECT org, account, product, sum(pf) AS pf, sum(pf_rows) AS pf_rows FROM lines GROUP BY ALL)
+            WHERE pf_rows > 0 OR pf <> 0
+            GROUP BY org
+          )
+          SELECT act.org, act.nrows, act.total, act.exact, cust.subtotal, cust.exact
+          FROM act LEFT JOIN cust USING (org) ORDER BY act.org
+        """).fetchall()
+        # Bases of percentage custom line items: the exact pro forma total per service, with and
+        # without Savings Plans negation.
+        pf_by_service = ex("""
+          SELECT org, product, lt = 'SavingsPlanNegation' AS spn, sum(pf) FROM lines GROUP BY ALL
+        """).fetchall()
+        lap("settle")
+        return totals, pf_by_service
+
+    try:
+        totals, pf_by_service = pipeline("BIGINT")
+    except (duckdb.OutOfRangeException, duckdb.ConversionException) as err:
+        print(f"duckdb_rating: values beyond BIGINT units ({str(err).splitlines()[0]}); rerating with HUGEINT",
+              file=sys.stderr)
+        totals, pf_by_service = pipeline("HUGEINT")
     elapsed = time.perf_counter() - t0
     return totals, pf_by_service, elapsed, timings
 
@@ -767,6 +791,7 @@ def custom_items(org: dict, pf_by_service: list, rounding: str) -> tuple[Decimal
 
 
 def main() -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends quietly
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True)
     ap.add_argument("--period", required=True, help="YYYY-MM")

@@ -1290,7 +1290,7 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
             );
         }
         if p % 2 == 0 {
-            let _ = writeln!(t, "  {{ id = \"s3-tiers\", scope = \"sku\", service = \"AmazonS3\", usage_type = \"USE1-TimedStorage-ByteHrs\", type = \"custom\", tiers = [{{ from = \"0\", rate = \"0.024\" }}, {{ from = \"5000\", rate = \"0.021\" }}, {{ from = \"50000\", rate = \"0.019\" }}] }},");
+            let _ = writeln!(t, "  {{ id = \"s3-tiers\", scope = \"sku\", service = \"AmazonS3\", usage_type = \"USE1-TimedStorage-ByteHrs\", type = \"custom\", tiers = [{{ from = \"0\", rate = \"0.024\" }}, {{ from = \"100\", rate = \"0.021\" }}, {{ from = \"1000\", rate = \"0.019\" }}] }},");
         }
         if p % 3 == 1 {
             let _ = writeln!(t, "  {{ id = \"no-free-tier\", scope = \"global\", type = \"tiering\", free_tier = false }},");
