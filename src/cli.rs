@@ -152,11 +152,23 @@ fn parse_period(s: &str) -> std::result::Result<BillingPeriod, String> {
 /// Entry point: returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
+    // Panics inside readers are turned into errors naming the file (run::guarded);
+    // the default hook would print them as if they were crashes.
+    std::panic::set_hook(Box::new(|_| {}));
+    match std::panic::catch_unwind(|| dispatch(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             eprintln!("billxfer: error: {e}");
             e.exit_code()
+        }
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown failure");
+            eprintln!("billxfer: internal error: {msg}. Nothing was written. This is a bug: please report it with the command and inputs.");
+            70
         }
     }
 }

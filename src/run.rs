@@ -250,18 +250,20 @@ pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
     let periods: Result<Vec<BTreeSet<BillingPeriod>>> = files
         .par_iter()
         .map(|f| {
-            let mut source = ingest::open(&f.path)?;
-            let mut found = BTreeSet::new();
-            while let Some(chunk) = source.next_chunk() {
-                let chunk = chunk?;
-                for field in [ingest::Field::BillingPeriodStart, ingest::Field::UsageStart] {
-                    if let Some(column) = &chunk.period[field as usize] {
-                        found.extend(column.periods().into_iter().flatten());
-                        break;
+            guarded(&f.path, || {
+                let mut source = ingest::open(&f.path)?;
+                let mut found = BTreeSet::new();
+                while let Some(chunk) = source.next_chunk() {
+                    let chunk = chunk?;
+                    for field in [ingest::Field::BillingPeriodStart, ingest::Field::UsageStart] {
+                        if let Some(column) = &chunk.period[field as usize] {
+                            found.extend(column.periods().into_iter().flatten());
+                            break;
+                        }
                     }
                 }
-            }
-            Ok(found)
+                Ok(found)
+            })
         })
         .collect();
     Ok(periods?.into_iter().flatten().collect())
@@ -361,12 +363,28 @@ pub struct Task {
 /// org's file is read by every core rather than serializing the run.
 pub const ROWS_PER_TASK: u64 = 262_144;
 
+/// Runs reader work on one file, turning a panic inside a decoder (a bug in a
+/// dependency reached by corrupt input) into an error that names the file.
+pub fn guarded<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown failure");
+            Err(Error::input(path, format!("the file could not be decoded, it is probably corrupt (the reader failed: {msg})")))
+        }
+    }
+}
+
 /// Splits every input into tasks (Parquet files by whole row groups); also
 /// returns the rows known from Parquet footers and whether every file's are.
 pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
     let plans: Result<Vec<ingest::FilePlan>> = files
         .par_iter()
-        .map(|f| ingest::plan_parts(&f.path, ROWS_PER_TASK))
+        .map(|f| guarded(&f.path, || ingest::plan_parts(&f.path, ROWS_PER_TASK)))
         .collect();
     let plans = plans?;
     let known: u64 = plans.iter().filter_map(|p| p.1).sum();
@@ -522,7 +540,8 @@ pub fn rate_all(
     let outcomes: Vec<Result<FileOutcome>> = tasks
         .par_iter()
         .map(|t| {
-            let o = rate_task(config, &files[t.file], t, period, progress);
+            let file = &files[t.file];
+            let o = guarded(&file.path, || rate_task(config, file, t, period, progress));
             if left[&files[t.file].org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
             {
                 progress.org_done();
@@ -636,7 +655,11 @@ pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u6
     let (tasks, _, _) = plan_tasks(&files)?;
     let counts: Result<Vec<u64>> = tasks
         .par_iter()
-        .map(|t| ingest::decode_only(&files[t.file].path, t.part.as_ref()))
+        .map(|t| {
+            guarded(&files[t.file].path, || {
+                ingest::decode_only(&files[t.file].path, t.part.as_ref())
+            })
+        })
         .collect();
     Ok(counts?.iter().sum())
 }

@@ -116,8 +116,13 @@ impl ParquetSource {
         path: &Path,
         part: Option<&super::Part>,
     ) -> Result<ParquetSource> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file.clone())
-            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+        // The embedded arrow schema (ARROW:schema) is ignored: billxfer reads the Parquet
+        // types itself, and a corrupt one made the arrow-ipc decoder panic (fuzzing finding).
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file.clone(),
+            ArrowReaderOptions::new().with_skip_arrow_metadata(true),
+        )
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let map = ColumnMap::from_headers(path, &names)?;
@@ -184,10 +189,12 @@ impl ParquetSource {
                 }
             })
             .collect();
-        let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
-            hinted,
-            schema.metadata().clone(),
-        )));
+        let options = ArrowReaderOptions::new()
+            .with_skip_arrow_metadata(true)
+            .with_schema(Arc::new(Schema::new_with_metadata(
+                hinted,
+                schema.metadata().clone(),
+            )));
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let mut roots: Vec<usize> = map.index.iter().flatten().copied().collect();
@@ -479,8 +486,11 @@ impl ChunkSource for ParquetSource {
 /// Row counts of each row group of a Parquet file (from its footer only).
 pub fn row_groups(path: &Path) -> Result<Vec<u64>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        file,
+        ArrowReaderOptions::new().with_skip_arrow_metadata(true),
+    )
+    .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
     Ok(builder
         .metadata()
         .row_groups()
