@@ -18,9 +18,9 @@
 #   BASE=/path                  generated base (default /tmp/billxfer-scale-$LINES); reused when its
 #                               .scale-params stamp shows the same parameters (delete it to regenerate,
 #                               e.g. after the generator changed)
-#   OUT=/path                   run outputs (default $BASE-out). billxfer fsyncs every output file
-#                               (hundreds per 100 orgs), so on a disk-backed OUT a good part of the
-#                               run's wall time can be fsync; OUT=/dev/shm/... measures compute only
+#   OUT=/path                   run outputs (default $BASE-out). billxfer flushes its output with one
+#                               syncfs before the atomic swap; on a busy disk that can take a while,
+#                               OUT=/dev/shm/... measures compute only
 #   PYTHON=python3              interpreter for the DuckDB script (needs `pip install duckdb`)
 #
 # The generated base is 2026-10, seed 1, 5 accounts per org. "lines/s" divides the rows the

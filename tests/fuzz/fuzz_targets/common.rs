@@ -9,6 +9,24 @@ use billxfer::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
 use billxfer::run::{rate_source, Silent};
 use billxfer::types::BillingPeriod;
 
+/// Runs `f`, ignoring panics raised inside dependencies (the binary turns those into
+/// errors naming the file, see `run::guarded`) but letting a panic in billxfer's own
+/// code through, so libFuzzer reports it.
+pub fn own_panics_only(f: impl FnOnce()) {
+    use std::cell::RefCell;
+    thread_local!(static LOCATION: RefCell<String> = const { RefCell::new(String::new()) });
+    std::panic::set_hook(Box::new(|info| {
+        let loc = info.location().map(|l| l.file().to_string()).unwrap_or_default();
+        LOCATION.with(|l| *l.borrow_mut() = loc);
+    }));
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        let loc = LOCATION.with(|l| l.borrow().clone());
+        if !loc.contains(".cargo/registry") && !loc.contains("/rustc/") {
+            panic!("panic in billxfer code at {loc}");
+        }
+    }
+}
+
 pub fn exercise(mut source: Box<dyn ChunkSource>) {
     let check = OrgCheck {
         label: "org `fuzz`".into(),
