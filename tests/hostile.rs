@@ -484,6 +484,24 @@ fn parquet_cases() {
         },
     );
 
+    // Fuzzing findings: corrupt files that made a dependency's decoder panic (a corrupt
+    // embedded arrow schema in arrow-ipc; an out-of-bounds bitmap in arrow-buffer).
+    for crash in [
+        "fuzz_parquet_bad_arrow_schema.parquet",
+        "fuzz_parquet_bitmap_out_of_bounds.parquet",
+    ] {
+        let o = Case::new(CONFIG)
+            .with_file("crash.parquet", &fs::read(cases().join(crash)).unwrap())
+            .run();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("internal error"),
+            "{crash}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(1), "{crash}: {err}");
+        assert!(err.contains("crash.parquet"), "{crash}: {err}");
+    }
+
     let empty = parquet_bytes(parquet_columns(
         0,
         Arc::new(Float64Array::from(Vec::<f64>::new())),
