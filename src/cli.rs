@@ -162,11 +162,7 @@ pub fn main() -> i32 {
             e.exit_code()
         }
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown failure");
+            let msg = run::panic_message(payload.as_ref());
             eprintln!("billxfer: internal error: {msg}. Nothing was written. This is a bug: please report it with the command and inputs.");
             70
         }

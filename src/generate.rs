@@ -607,23 +607,8 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
         let tags = rng.below(4) as u8;
         let entity = (sku.entity != "AWS") as i32;
         let roll = rng.below(1000);
-        if sku.commitment && roll < 60 && n - written >= 2 {
-            // Savings Plans covered usage and its negation.
-            push(
-                &mut r,
-                hour,
-                account,
-                1,
-                s as i32,
-                Some(usage),
-                cost,
-                Some(cost),
-                Some(s as i32),
-                s as i32,
-                resource,
-                tags,
-                entity,
-            );
+        let (line_type, billed) = if sku.commitment && roll < 60 && n - written >= 2 {
+            // Savings Plans covered usage, followed by its negation.
             push(
                 &mut r,
                 hour,
@@ -639,61 +624,33 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
                 tags,
                 entity,
             );
-            written += 2;
+            written += 1;
+            (1, cost)
         } else if sku.commitment && roll < 90 {
             // RI-covered usage: the cost sits in the RIFee line.
-            push(
-                &mut r,
-                hour,
-                account,
-                3,
-                s as i32,
-                Some(usage),
-                0,
-                Some(cost),
-                Some(s as i32),
-                s as i32,
-                resource,
-                tags,
-                entity,
-            );
-            written += 1;
+            (3, 0)
         } else if sku.product == "AmazonS3" && sku.unit == "Requests" && roll < 150 {
             // Free-tier line: the paid rate is written, the cost is 0.
-            push(
-                &mut r,
-                hour,
-                account,
-                0,
-                s as i32,
-                Some(usage),
-                0,
-                Some(cost),
-                Some(s as i32),
-                s as i32,
-                resource,
-                tags,
-                entity,
-            );
-            written += 1;
+            (0, 0)
         } else {
-            push(
-                &mut r,
-                hour,
-                account,
-                0,
-                s as i32,
-                Some(usage),
-                cost,
-                Some(cost),
-                Some(s as i32),
-                s as i32,
-                resource,
-                tags,
-                entity,
-            );
-            written += 1;
-        }
+            (0, cost)
+        };
+        push(
+            &mut r,
+            hour,
+            account,
+            line_type,
+            s as i32,
+            Some(usage),
+            billed,
+            Some(cost),
+            Some(s as i32),
+            s as i32,
+            resource,
+            tags,
+            entity,
+        );
+        written += 1;
     }
     if org_level {
         // Monthly lines: tax, credit, EDP and SPP discounts, RI and SP fees, support, a refund.
@@ -971,15 +928,7 @@ fn batch(
 }
 
 fn period_ms(p: BillingPeriod) -> i64 {
-    // Days from civil date (Howard Hinnant's days_from_civil).
-    let (y, m) = (p.year() as i64, p.month() as i64);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400_000
+    p.start_micros() / 1000
 }
 
 /// One file to write: org index (0 = partner), file number, rows, and whether it carries the monthly lines.

@@ -363,17 +363,22 @@ pub struct Task {
 /// org's file is read by every core rather than serializing the run.
 pub const ROWS_PER_TASK: u64 = 262_144;
 
+/// The message of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown failure")
+}
+
 /// Runs reader work on one file, turning a panic inside a decoder (a bug in a
 /// dependency reached by corrupt input) into an error that names the file.
 pub fn guarded<T>(path: &std::path::Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown failure");
+            let msg = panic_message(payload.as_ref());
             Err(Error::input(path, format!("the file could not be decoded, it is probably corrupt (the reader failed: {msg})")))
         }
     }
