@@ -556,11 +556,28 @@ pub fn rate_all(
         .collect();
     // Recombine tasks into files (in file order), then files into orgs.
     let mut per_file: Vec<Option<FileOutcome>> = (0..files.len()).map(|_| None).collect();
+    // Every file that cannot be read is reported, not just the first.
+    let mut errors: Vec<Error> = Vec::new();
     for (t, o) in tasks.iter().zip(outcomes) {
-        let o = o?;
-        match &mut per_file[t.file] {
-            slot @ None => *slot = Some(o),
-            Some(acc) => merge_outcome(acc, o)?,
+        match o {
+            Err(e) => {
+                if !errors.iter().any(|x| x.to_string() == e.to_string()) {
+                    errors.push(e);
+                }
+            }
+            Ok(o) => match &mut per_file[t.file] {
+                slot @ None => *slot = Some(o),
+                Some(acc) => merge_outcome(acc, o)?,
+            },
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => {
+            return Err(Error::Invalid {
+                problems: errors.iter().map(|e| e.to_string()).collect(),
+            })
         }
     }
     let mut by_org: BTreeMap<usize, Vec<FileOutcome>> = BTreeMap::new();

@@ -432,6 +432,33 @@ fn missing_input_and_bad_file_errors_name_the_file() {
 }
 
 #[test]
+fn every_unreadable_file_is_reported_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header_only = "line_item_usage_account_id,line_item_line_item_type\n";
+    fs::write(tmp.path().join("a.csv"), header_only).unwrap();
+    fs::write(tmp.path().join("b.csv"), header_only).unwrap();
+    let config = tmp.path().join("c.toml");
+    fs::write(
+        &config,
+        "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n[[orgs]]\nid = \"a\"\nname = \"A\"\nmanagement_account = \"111111111111\"\nfiles = [\"*.csv\"]\nplan = \"basic\"\ntransfer = { start = \"2026-01\" }\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "validate",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-03",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("2 problem(s)") && err.contains("a.csv") && err.contains("b.csv"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_teaches_the_concepts() {
     let o = run(&["run", "--help"]);
     ok(&o);
