@@ -580,11 +580,16 @@ pub fn rate_all(
             })
         }
     }
-    let mut by_org: BTreeMap<usize, Vec<FileOutcome>> = BTreeMap::new();
+    let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
     for (f, o) in files.iter().zip(per_file) {
         if let Some(mut o) = o {
             o.quarantined.sort_by_key(|q| q.row);
-            by_org.entry(f.org_index).or_default().push(o);
+            by_org
+                .entry(f.org_index)
+                .or_default()
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(o);
         }
     }
     let billed_orgs: Vec<usize> = std::iter::once(0)
@@ -600,7 +605,11 @@ pub fn rate_all(
     let results: Result<Vec<OrgResult>> = billed_orgs
         .into_par_iter()
         .map(|idx| {
-            let outcomes = by_org.get(&idx).map(Vec::as_slice).unwrap_or(&[]);
+            // Each org's outcomes are moved out (one task per org), never cloned.
+            let outcomes = by_org
+                .get(&idx)
+                .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
+                .unwrap_or_default();
             finish_org(config, idx, period, outcomes)
         })
         .collect();
@@ -615,7 +624,7 @@ fn finish_org(
     config: &Config,
     idx: usize,
     period: BillingPeriod,
-    outcomes: &[FileOutcome],
+    outcomes: Vec<FileOutcome>,
 ) -> Result<OrgResult> {
     let org = if idx == 0 {
         None
@@ -628,9 +637,9 @@ fn finish_org(
     let mut files = Vec::new();
     let mut rated_unblended = 0i128;
     for o in outcomes {
-        ledger.merge(o.ledger.clone())?;
-        quarantined.extend(o.quarantined.iter().cloned());
-        files.push(o.report.clone());
+        ledger.merge(o.ledger)?;
+        quarantined.extend(o.quarantined);
+        files.push(o.report);
         rated_unblended = rated_unblended
             .checked_add(o.rated_unblended)
             .ok_or_else(|| Error::Overflow("summing an org".into()))?;
