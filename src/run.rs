@@ -542,33 +542,46 @@ pub fn rate_all(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     progress.start(known_rows, all_known, left.len());
-    let outcomes: Vec<Result<FileOutcome>> = tasks
-        .par_iter()
-        .map(|t| {
-            let file = &files[t.file];
-            let o = guarded(&file.path, || rate_task(config, file, t, period, progress));
-            if left[&files[t.file].org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
-            {
-                progress.org_done();
-            }
-            o
-        })
-        .collect();
-    // Recombine tasks into files (in file order), then files into orgs.
-    let mut per_file: Vec<Option<FileOutcome>> = (0..files.len()).map(|_| None).collect();
-    // Every file that cannot be read is reported, not just the first.
-    let mut errors: Vec<Error> = Vec::new();
-    for (t, o) in tasks.iter().zip(outcomes) {
-        match o {
-            Err(e) => {
-                if !errors.iter().any(|x| x.to_string() == e.to_string()) {
-                    errors.push(e);
+    // Each task's ledger is merged into its file's slot as soon as it is done, so
+    // memory holds one ledger per file, not one per task.
+    use std::sync::Mutex;
+    let per_file: Vec<Mutex<Option<FileOutcome>>> =
+        (0..files.len()).map(|_| Mutex::new(None)).collect();
+    // Every file that cannot be read is reported, not just the first: (task index, error).
+    let failures: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    tasks.par_iter().enumerate().for_each(|(i, t)| {
+        let file = &files[t.file];
+        let merged =
+            guarded(&file.path, || rate_task(config, file, t, period, progress)).and_then(|o| {
+                let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
+                match slot.as_mut() {
+                    None => {
+                        *slot = Some(o);
+                        Ok(())
+                    }
+                    Some(acc) => merge_outcome(acc, o),
                 }
-            }
-            Ok(o) => match &mut per_file[t.file] {
-                slot @ None => *slot = Some(o),
-                Some(acc) => merge_outcome(acc, o)?,
-            },
+            });
+        if let Err(e) = merged {
+            failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, e));
+        }
+        if left[&file.org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            progress.org_done();
+        }
+    });
+    let per_file: Vec<Option<FileOutcome>> = per_file
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|(i, _)| *i);
+    let mut errors: Vec<Error> = Vec::new();
+    for (_, e) in failures {
+        if !errors.iter().any(|x| x.to_string() == e.to_string()) {
+            errors.push(e);
         }
     }
     match errors.len() {
