@@ -239,15 +239,14 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
     let period = run::choose_period(&config, a.period)?;
-    let (_, not_billed) = run::plan_inputs(&config, Some(period))?;
     let bar = Bar::new(!a.quiet && std::io::stderr().is_terminal());
-    for nb in &not_billed {
-        if !a.quiet {
+    let result = run::rate_all(&config, period, &bar)?;
+    bar.bar.finish_and_clear();
+    if !a.quiet {
+        for nb in &result.not_billed {
             eprintln!("billxfer: org `{}`: {}", nb.org, nb.reason);
         }
     }
-    let result = run::rate_all(&config, period, &bar)?;
-    bar.bar.finish_and_clear();
     let files_out = output::render(&config, &result)?;
     let _lock = output::lock_output(&a.out)?;
     output::recover(&a.out, &period.to_string())?;
@@ -415,11 +414,9 @@ fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
 
 fn cmd_validate(a: ValidateArgs) -> Result<i32> {
     let config = Config::load(&a.config)?;
-    let (files, not_billed) = run::plan_inputs(&config, a.period)?;
     let period = run::choose_period(&config, a.period)?;
-    let _ = files;
     let result = run::rate_all(&config, period, &run::Silent)?;
-    for nb in &not_billed {
+    for nb in &result.not_billed {
         println!("note: org `{}`: {}", nb.org, nb.reason);
     }
     let mut quarantined = 0usize;
@@ -459,9 +456,5 @@ fn cmd_validate(a: ValidateArgs) -> Result<i32> {
         a.config.display(),
         result.orgs.iter().map(|r| r.files.len()).sum::<usize>()
     );
-    if quarantined > 0 {
-        return Ok(1);
-    }
-    let _ = Error::Period(String::new());
-    Ok(0)
+    Ok(if quarantined > 0 { 1 } else { 0 })
 }

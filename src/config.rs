@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::money::{parse_fixed, parse_fixed_strict, Percent, Rounding, ONE};
+use crate::money::{parse_fixed_strict, Percent, Rounding, ONE};
 use crate::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
 use crate::types::{AccountId, BillingPeriod, OrgId};
 
@@ -1051,7 +1051,6 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
             format!("`percent` does not apply to type `{kind}`"),
         );
     }
-    let _ = parse_fixed;
     Some(Rule {
         id: r.id.clone(),
         scope,

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -140,6 +140,19 @@ const REGIONS: &[(&str, &str)] = &[
     ("USE2", "us-east-2"),
     ("APS2", "ap-southeast-2"),
     ("CAN1", "ca-central-1"),
+];
+
+/// Services of the catalogue, most used first (popularity order and per-service plan rules).
+const SERVICES: [&str; 9] = [
+    "AmazonEC2",
+    "AmazonS3",
+    "AmazonRDS",
+    "AWSLambda",
+    "AmazonCloudWatch",
+    "AWSELB",
+    "AmazonDynamoDB",
+    "awskms",
+    "AWSQueueService",
 ];
 
 const INSTANCES: &[(&str, &str)] = &[
@@ -387,26 +400,14 @@ pub fn catalog() -> Vec<Sku> {
             .iter()
             .position(|(_, r)| *r == s.region)
             .unwrap_or(0);
-        let product_rank = [
-            "AmazonEC2",
-            "AmazonS3",
-            "AmazonRDS",
-            "AWSLambda",
-            "AmazonCloudWatch",
-            "AWSELB",
-            "AmazonDynamoDB",
-            "awskms",
-            "AWSQueueService",
-        ]
-        .iter()
-        .position(|p| *p == s.product)
-        .unwrap_or(9);
+        let product_rank = SERVICES.iter().position(|p| *p == s.product).unwrap_or(9);
         (region_rank, product_rank)
     });
     v
 }
 
 /// Cumulative Zipf weights for `n` items with exponent `s` (scaled to integers).
+/// Floats here shape a random distribution; no money passes through them.
 pub fn zipf_cumulative(n: usize, s: f64) -> Vec<u64> {
     let mut acc = 0u64;
     (1..=n)
@@ -455,10 +456,6 @@ pub fn account_id(org: usize, k: usize) -> String {
 /// Org id of org `org` (1-based).
 pub fn org_id(org: usize) -> String {
     format!("o{org:05}")
-}
-
-struct Columns {
-    schema: SchemaRef,
 }
 
 fn schema() -> SchemaRef {
@@ -699,7 +696,6 @@ fn gen_rows(ctx: &Ctx<'_>, rng: &mut Rng, n: u64, accounts: usize, org_level: bo
             0,
         );
     }
-    let _ = ctx.period;
     r
 }
 
@@ -726,12 +722,10 @@ struct Dicts {
     units: Arc<StringArray>,
     regions: Arc<StringArray>,
     entity: Arc<StringArray>,
-    one: Arc<StringArray>,
 }
 
 fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
     let cat = ctx.catalog;
-    let start = ctx.period.start_iso();
     let (y, m) = (ctx.period.year(), ctx.period.month());
     let hours: Vec<String> = (0..ctx.hours)
         .map(|h| {
@@ -745,7 +739,6 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
             format!("{y:04}-{m:02}-{d:02}T{hh:02}:00:00Z/{end}")
         })
         .collect();
-    let _ = start;
     let s = |v: Vec<String>| Arc::new(StringArray::from(v));
     // Index -2 (support) and -1 (monthly lines) map past the catalog.
     let mut products: Vec<String> = cat.iter().map(|k| k.product.to_string()).collect();
@@ -781,13 +774,12 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
         units: s(cat.iter().map(|k| k.unit.to_string()).collect()),
         regions: s(cat.iter().map(|k| k.region.to_string()).collect()),
         entity: s(vec!["AWS".into(), "AWS Marketplace".into()]),
-        one: s(vec![]),
     }
 }
 
 fn batch(
     ctx: &Ctx<'_>,
-    cols: &Columns,
+    schema: &SchemaRef,
     d: &Dicts,
     r: &Rows,
     payer: &str,
@@ -922,8 +914,7 @@ fn batch(
         ),
         Arc::new(tags.finish()),
     ];
-    let _ = &d.one;
-    RecordBatch::try_new(cols.schema.clone(), columns)
+    RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| Error::input("generate", e.to_string()))
 }
 
@@ -984,10 +975,10 @@ pub fn generate(spec: &Spec) -> Result<Summary> {
         path: spec.out.clone(),
         source: e,
     })?;
-    let cols = Columns { schema: schema() };
+    let schema = schema();
     let written: Vec<Result<u64>> = jobs
         .par_iter()
-        .map(|job| write_file(spec, &ctx, &cols, job))
+        .map(|job| write_file(spec, &ctx, &schema, job))
         .collect();
     let mut rows_per_org = vec![0u64; spec.orgs + 1];
     let mut total = 0;
@@ -1018,7 +1009,7 @@ pub fn org_dir(org: usize, period: BillingPeriod) -> String {
     format!("{name}/data/BILLING_PERIOD={period}")
 }
 
-fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Result<u64> {
+fn write_file(spec: &Spec, ctx: &Ctx<'_>, schema: &SchemaRef, job: &FileJob) -> Result<u64> {
     let accounts = if job.org == 0 {
         2
     } else {
@@ -1061,7 +1052,7 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
             let options = ArrowWriterOptions::new()
                 .with_properties(props)
                 .with_skip_arrow_metadata(true);
-            let mut w = ArrowWriter::try_new_with_options(file, cols.schema.clone(), options)
+            let mut w = ArrowWriter::try_new_with_options(file, schema.clone(), options)
                 .map_err(|e| Error::input(&path, e.to_string()))?;
             let mut left = job.rows;
             let mut first = job.org_level;
@@ -1070,7 +1061,7 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
                 let rows = gen_rows(&ctx, &mut rng, n, accounts, first);
                 first = false;
                 rows_written += rows.hour.len() as u64;
-                let b = batch(&ctx, cols, &d, &rows, &payer, "Northwind Cloud Partners")?;
+                let b = batch(&ctx, schema, &d, &rows, &payer, "Northwind Cloud Partners")?;
                 w.write(&b)
                     .map_err(|e| Error::input(&path, e.to_string()))?;
                 left -= n;
@@ -1092,7 +1083,6 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
             let mut left = job.rows;
             let mut first = job.org_level;
             let mut line = String::with_capacity(512);
-            let cat_len = ctx.catalog.len();
             while left > 0 {
                 let n = left.min(GROUP);
                 let rows = gen_rows(&ctx, &mut rng, n, accounts, first);
@@ -1109,7 +1099,6 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, cols: &Columns, job: &FileJob) -> Resu
                     } else {
                         ("", "", "", "")
                     };
-                    let _ = cat_len;
                     let rate = rows.rate[i]
                         .map(|r| format_fixed_exact(ctx.catalog[r as usize].rate))
                         .unwrap_or_default();
@@ -1186,17 +1175,6 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
         org_dir(0, spec.period)
     );
     let n_plans = (spec.orgs / 10).clamp(1, 40);
-    let services = [
-        "AmazonEC2",
-        "AmazonS3",
-        "AmazonRDS",
-        "AWSLambda",
-        "AmazonCloudWatch",
-        "AWSELB",
-        "AmazonDynamoDB",
-        "awskms",
-        "AWSQueueService",
-    ];
     for p in 0..n_plans {
         let _ = writeln!(t, "[[plans]]\nid = \"plan-{p:02}\"\nrules = [");
         let (kind, pct) = if rng.below(3) == 0 {
@@ -1205,7 +1183,7 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
             ("markup", 200 + rng.below(1800))
         };
         let _ = writeln!(t, "  {{ id = \"global\", scope = \"global\", type = \"{kind}\", percent = \"{}.{:02}\" }},", pct / 100, pct % 100);
-        for (i, s) in services.iter().enumerate() {
+        for (i, s) in SERVICES.iter().enumerate() {
             if rng.below(2) == 0 {
                 let pct = rng.below(2500);
                 let kind = if rng.below(4) == 0 {
@@ -1273,11 +1251,6 @@ fn write_config(spec: &Spec, catalog: &[Sku]) -> Result<()> {
     }
     let path = spec.out.join("billxfer.toml");
     fs::write(&path, t).map_err(|e| Error::Output { path, source: e })
-}
-
-/// Whether a path is inside the generated base (used by tests).
-pub fn is_generated(base: &Path) -> bool {
-    base.join("billxfer.toml").is_file()
 }
 
 #[cfg(test)]

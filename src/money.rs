@@ -174,7 +174,6 @@ pub fn parse_fixed_bytes(s: &[u8]) -> Result<i128, DecimalError> {
     let mut seen_dot = false;
     // When more digits than fit arrive, remember the first dropped one for rounding.
     let mut dropped_first: Option<u8> = None;
-    let mut dropped_rest_nonzero = false;
     while i < s.len() {
         let c = s[i];
         match c {
@@ -190,9 +189,9 @@ pub fn parse_fixed_bytes(s: &[u8]) -> Result<i128, DecimalError> {
                         exp10 -= 1;
                     }
                 } else {
-                    match dropped_first {
-                        None => dropped_first = Some(c - b'0'),
-                        Some(_) => dropped_rest_nonzero |= d != 0,
+                    // Only the first dropped digit decides rounding (half away from zero).
+                    if dropped_first.is_none() {
+                        dropped_first = Some(c - b'0');
                     }
                     if !seen_dot {
                         exp10 += 1;
@@ -248,15 +247,9 @@ pub fn parse_fixed_bytes(s: &[u8]) -> Result<i128, DecimalError> {
         if dropped_first.is_some() && shift > 0 {
             return Err(DecimalError::Overflow);
         }
-        if let Some(first) = dropped_first {
-            if first >= 5 {
-                v.checked_add(1).ok_or(DecimalError::Overflow)?
-            } else {
-                let _ = dropped_rest_nonzero;
-                v
-            }
-        } else {
-            v
+        match dropped_first {
+            Some(first) if first >= 5 => v.checked_add(1).ok_or(DecimalError::Overflow)?,
+            _ => v,
         }
     } else {
         let down = (-shift) as u32;

@@ -674,12 +674,6 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
     Ok(final_dir)
 }
 
-/// The partner's actual figures that must never appear in customer-facing files
-/// (used by tests and by the run's own leak check).
-pub fn customer_facing(rel: &Path) -> bool {
-    rel.starts_with("customers")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -498,10 +498,11 @@ impl Rater {
         let overflow = || Error::Overflow("rating a line".into());
 
         // Per distinct dictionary value, once per batch: interned ids and verdicts.
-        let values = |d: &DictionaryArray<Int32Type>| -> Vec<String> {
+        // Borrowed straight from the dictionaries: no copy of the strings per batch.
+        fn values(d: &DictionaryArray<Int32Type>) -> Vec<&str> {
             let v = d.values().as_string::<i32>();
-            (0..v.len()).map(|k| v.value(k).to_string()).collect()
-        };
+            (0..v.len()).map(|k| v.value(k)).collect()
+        }
         let account_values = values(account);
         let product_values = values(product);
         let acct_ids: Vec<u32> = account_values.iter().map(|v| self.accounts.id(v)).collect();
@@ -552,11 +553,11 @@ impl Rater {
                     Some(&(_, id)) => id,
                     None => {
                         let key = SkuKey {
-                            service: &product_values[pk],
-                            usage_type: &ut_values[k_ut[i] as usize],
-                            operation: &op_values[k_op[i] as usize],
-                            region: &region_values[k_region[i] as usize],
-                            billing_entity: &entity_values[k_entity[i] as usize],
+                            service: product_values[pk],
+                            usage_type: ut_values[k_ut[i] as usize],
+                            operation: op_values[k_op[i] as usize],
+                            region: region_values[k_region[i] as usize],
+                            billing_entity: entity_values[k_entity[i] as usize],
                         };
                         let id = self.sku_id(key);
                         sku_by_ut[k_ut[i] as usize].push((rest, id));

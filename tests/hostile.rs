@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
@@ -531,7 +531,6 @@ fn parquet_cases() {
                 message: "missing required column(s): line_item_product_code",
             },
         );
-    let _ = DataType::Utf8;
 }
 
 fn config_case(name: &str, config: &str, code: i32, message: &'static str) {

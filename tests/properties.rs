@@ -275,7 +275,7 @@ proptest! {
         prop_assert_eq!(&manifest["all_checks_passed"], &Value::Bool(true));
 
         let mut actual_sum = 0i128;
-        for (idx, accounts) in &case.org_accounts {
+        for idx in case.org_accounts.keys() {
             let id = if *idx == 0 { "partner".to_string() } else { format!("org{idx}") };
             // Actual invoices sum to the actual total of all rated input (billed mode).
             let inv = json(&case, &format!("partner/invoices/{id}.json"));

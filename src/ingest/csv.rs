@@ -247,8 +247,3 @@ impl ChunkSource for CsvSource {
         format!("{d} CSV{}", if self.gzip { " (gzip)" } else { "" })
     }
 }
-
-/// Opens a CSV source and returns it with its column map (for validation).
-pub fn header_map(path: &Path, gzip: bool) -> Result<ColumnMap> {
-    Ok(CsvSource::open(path, gzip)?.map().clone())
-}
