@@ -139,8 +139,9 @@ fn batch(rows: usize, accounts: usize) -> RecordBatch {
         dec(usage.into_iter().map(Some).collect()),
         dec(rate),
         dec(vec![None; rows]),
-        dec(cost),
+        dec(cost.clone()),
         dec(vec![None; rows]),
+        dec(cost.into_iter().map(|c| Some(c.unwrap_or(0))).collect()),
     ];
     RecordBatch::try_new(normalized_schema(), columns).unwrap()
 }

@@ -94,6 +94,8 @@ pub struct ActualInvoice {
     pub total: i128,
     /// Σ unrounded.
     pub exact_total: i128,
+    /// Σ amortized (effective) cost, unrounded: FOCUS EffectiveCost, AWS's amortization rule for CUR.
+    pub effective_total: i128,
 }
 
 fn add(a: i128, b: i128) -> Result<i128> {
@@ -104,8 +106,9 @@ fn add(a: i128, b: i128) -> Result<i128> {
 /// Builds the partner's actual invoice for an org.
 pub fn actual_invoice(ledger: &Ledger, rounding: Rounding) -> Result<ActualInvoice> {
     let mut lines = Vec::new();
-    let (mut total, mut exact_total) = (0i128, 0i128);
+    let (mut total, mut exact_total, mut effective_total) = (0i128, 0i128, 0i128);
     for (k, s) in &ledger.lines {
+        effective_total = add(effective_total, s.effective)?;
         let amount = crate::money::round_to_minor(s.actual, CURRENCY_DECIMALS, rounding);
         total = add(total, amount)?;
         exact_total = add(exact_total, s.actual)?;
@@ -122,6 +125,7 @@ pub fn actual_invoice(ledger: &Ledger, rounding: Rounding) -> Result<ActualInvoi
         lines,
         total,
         exact_total,
+        effective_total,
     })
 }
 

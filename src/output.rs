@@ -102,6 +102,7 @@ struct ActualInvoiceJson<'a> {
     total: String,
     exact_total: String,
     rounding_difference: String,
+    effective_exact_total: String,
 }
 
 #[derive(Serialize)]
@@ -217,6 +218,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             total: cents(a.total),
             exact_total: format_fixed_exact(a.exact_total),
             rounding_difference: format_fixed_exact(a.total - a.exact_total),
+            effective_exact_total: format_fixed_exact(a.effective_total),
         };
         files.push((
             PathBuf::from(format!("partner/invoices/{org_id}.json")),

@@ -127,6 +127,8 @@ pub struct LineSums {
     pub actual: i128,
     /// Σ pro forma track.
     pub proforma: i128,
+    /// Σ amortized (effective) cost on the actual track.
+    pub effective: i128,
     /// Rows that the pro forma track includes (0: the key is absent from the customer's invoice).
     pub proforma_rows: u64,
 }
@@ -138,6 +140,7 @@ impl LineSums {
         self.unblended = self.unblended.checked_add(o.unblended)?;
         self.actual = self.actual.checked_add(o.actual)?;
         self.proforma = self.proforma.checked_add(o.proforma)?;
+        self.effective = self.effective.checked_add(o.effective)?;
         self.proforma_rows += o.proforma_rows;
         Some(())
     }
@@ -185,6 +188,9 @@ pub struct Ledger {
     pub rows_without_public_price: u64,
     /// Things a person should know about the month.
     pub warnings: Vec<String>,
+    /// Charges priced at month end (custom tiers, free tier off) per track and
+    /// line: (amount, quantity), so exports can split them back onto rows.
+    pub deferred: BTreeMap<(Track, LineKey), (i128, i128)>,
 }
 
 impl Ledger {
@@ -249,7 +255,10 @@ impl Ledger {
                 .ok_or_else(|| overflow("pricing tiered usage"))?;
             let weights: Vec<i128> = parts.iter().map(|(_, q)| *q).collect();
             let shares = allocate_proportionally(charge, &weights);
-            for ((key, _), share) in parts.into_iter().zip(shares) {
+            for ((key, qty), share) in parts.into_iter().zip(shares) {
+                let d = self.deferred.entry((track, key.clone())).or_default();
+                d.0 = d.0.checked_add(share).ok_or_else(|| overflow("adding tiered charges"))?;
+                d.1 = d.1.checked_add(qty).ok_or_else(|| overflow("adding tiered usage"))?;
                 let sums = self.lines.entry(key).or_default();
                 let slot = if track == Track::Actual {
                     &mut sums.actual
@@ -259,6 +268,12 @@ impl Ledger {
                 *slot = slot
                     .checked_add(share)
                     .ok_or_else(|| overflow("adding tiered charges"))?;
+            if track == Track::Actual {
+                sums.effective = sums
+                    .effective
+                    .checked_add(share)
+                    .ok_or_else(|| overflow("adding tiered charges"))?;
+            }
             }
         }
         // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
@@ -272,6 +287,8 @@ impl Ledger {
             let Pricing::Rules(set) = pricing else {
                 continue;
             };
+            let d = self.deferred.entry((track, key.clone())).or_default();
+            d.1 = d.1.checked_add(qty).ok_or_else(|| overflow("adding free-tier usage"))?;
             let Some(&rate) = self.max_paid_rate.get(&sku) else {
                 self.warnings.push(format!(
                     "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
@@ -285,6 +302,8 @@ impl Ledger {
             let amount = mul_fixed(qty, rate)
                 .and_then(|a| apply_modifier(a, res.action.as_ref()))
                 .ok_or_else(|| overflow("pricing usage beyond the free tier"))?;
+            let d = self.deferred.entry((track, key.clone())).or_default();
+            d.0 = d.0.checked_add(amount).ok_or_else(|| overflow("adding free-tier charges"))?;
             let sums = self.lines.entry(key).or_default();
             let slot = if track == Track::Actual {
                 &mut sums.actual
@@ -294,6 +313,12 @@ impl Ledger {
             *slot = slot
                 .checked_add(amount)
                 .ok_or_else(|| overflow("adding free-tier charges"))?;
+            if track == Track::Actual {
+                sums.effective = sums
+                    .effective
+                    .checked_add(amount)
+                    .ok_or_else(|| overflow("adding free-tier charges"))?;
+            }
         }
         Ok(())
     }
@@ -356,6 +381,9 @@ pub struct Rater {
     /// Treatment per (line type code × 2 + is_support) on [actual, pro forma].
     treatments: Vec<[Treatment; 2]>,
     rows_without_public_price: u64,
+    /// Pro forma Usage lines start from list cost, not billed cost: FOCUS input,
+    /// whose BilledCost already carries the partner's negotiated discounts.
+    pub list_base: bool,
 }
 
 /// Per-row amounts of one rated batch (kept for exports and tests).
@@ -365,6 +393,11 @@ pub struct RatedBatch {
     pub actual: Vec<i128>,
     /// Pro forma amount per row (0 where deferred or excluded).
     pub proforma: Vec<i128>,
+    /// Amortized actual cost per row (the rated actual where the actual track rates the row).
+    pub effective: Vec<i128>,
+    /// Per row: bit 0 set when the actual amount is priced at month end (custom
+    /// tiers, free tier off), bit 1 the same for the pro forma amount.
+    pub deferred: Vec<u8>,
 }
 
 impl Rater {
@@ -395,6 +428,7 @@ impl Rater {
             max_paid_rate: FxHashMap::default(),
             treatments,
             rows_without_public_price: 0,
+            list_base: false,
         }
     }
 
@@ -463,6 +497,7 @@ impl Rater {
         let pcost = dec(col::PUBLIC_COST)?;
         let unblended = dec(col::UNBLENDED)?;
         let net = dec(col::NET_UNBLENDED)?;
+        let effective_v: &[i128] = dec(col::EFFECTIVE)?.values().as_ref();
         let line_type: &UInt8Array = batch
             .column_by_name(col::LINE_TYPE)
             .and_then(|a| a.as_primitive_opt())
@@ -530,6 +565,8 @@ impl Rater {
         let mut out = RatedBatch {
             actual: vec![0; n],
             proforma: vec![0; n],
+            effective: vec![0; n],
+            deferred: vec![0; n],
         };
         for i in 0..n {
             let lt = LineType::from_code(line_type_v[i])
@@ -591,6 +628,7 @@ impl Rater {
                                 .entry((ti as u8, rule, a_id, s_id, lt_code))
                                 .or_default();
                             *e = e.checked_add(qty).ok_or_else(overflow)?;
+                            out.deferred[i] |= 1 << ti;
                             0
                         } else {
                             let list = || {
@@ -600,7 +638,7 @@ impl Rater {
                             // for this org (unblended: free tier and volume tiers applied, no
                             // non-public discount); public-rate actual cards use list prices.
                             let base = match (t, unb) {
-                                (Track::Proforma, Some(u)) => Some(u),
+                                (Track::Proforma, Some(u)) if !self.list_base => Some(u),
                                 (_, u) => list()?.or(u),
                             };
                             let free_tier = res.is_none_or(|r| r.free_tier);
@@ -614,6 +652,7 @@ impl Rater {
                                             .entry((ti as u8, sku_id, a_id, s_id, lt_code))
                                             .or_default();
                                         *e = e.checked_add(qty).ok_or_else(overflow)?;
+                                        out.deferred[i] |= 1 << ti;
                                         None
                                     }
                                 }
@@ -634,6 +673,12 @@ impl Rater {
             }
             out.actual[i] = amounts[0];
             out.proforma[i] = amounts[1];
+            let effective = match treatments[0] {
+                Treatment::Rate => amounts[0],
+                Treatment::Excluded => 0,
+                _ => effective_v[i],
+            };
+            out.effective[i] = effective;
             let sums = self
                 .lines
                 .entry(((a_id as u64) << 40) | ((s_id as u64) << 8) | lt_code as u64)
@@ -646,6 +691,7 @@ impl Rater {
                 .ok_or_else(overflow)?;
             sums.actual = sums.actual.checked_add(amounts[0]).ok_or_else(overflow)?;
             sums.proforma = sums.proforma.checked_add(amounts[1]).ok_or_else(overflow)?;
+            sums.effective = sums.effective.checked_add(effective).ok_or_else(overflow)?;
             if treatments[1] != Treatment::Excluded {
                 sums.proforma_rows += 1;
             }
@@ -762,6 +808,7 @@ mod tests {
             dm(vec![None; rows.len()]),
             dm(rows.iter().map(|r| Some(d(r.6))).collect()),
             dm(rows.iter().map(|r| r.7.map(d)).collect()),
+            dm(rows.iter().map(|r| Some(d(r.6))).collect()),
         ];
         RecordBatch::try_new(crate::ingest::normalized_schema(), columns).unwrap()
     }

@@ -322,11 +322,12 @@ struct FileOutcome {
 }
 
 fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
-    let (label, accounts, currency) = if org_index == 0 {
+    let (label, accounts, currency, management) = if org_index == 0 {
         (
             format!("partner `{}`", config.partner.id),
             &config.partner.accounts,
             config.partner.currency.clone(),
+            &config.partner.management_account,
         )
     } else {
         let o = &config.orgs[org_index - 1];
@@ -334,6 +335,7 @@ fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgChe
             format!("org `{}`", o.id),
             &o.accounts,
             config.partner.currency.clone(),
+            &o.management_account,
         )
     };
     OrgCheck {
@@ -345,6 +347,7 @@ fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgChe
         period,
         currency,
         require_billed_cost: matches!(config.actual, ActualCard::Billed),
+        management_account: management.to_string(),
     }
 }
 
@@ -443,6 +446,7 @@ fn rate_task(
     let mut source = ingest::open_part(&file.path, task.part.as_ref())?;
     let format = source.describe();
     let mut rater = Rater::new(actual, proforma);
+    rater.list_base = source.column_map().dialect == ingest::Dialect::Focus;
     let display = PathBuf::from(&file.display);
     let streamed = rate_source(source.as_mut(), &display, &check, &mut rater, progress)?;
     let (rows_read, rows_rated, rated_unblended, quarantined) = (

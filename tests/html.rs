@@ -169,6 +169,7 @@ fn org_result(
             lines: Vec::new(),
             total: actual,
             exact_total: actual,
+            effective_total: actual,
         },
         customer,
     }

@@ -107,8 +107,8 @@ impl ChunkSource for CsvSource {
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         let mut lines = Vec::with_capacity(BATCH_ROWS);
         // Text and period cells are interned as they are read: CUR text repeats a lot.
-        let mut text: [Option<StringDictionaryBuilder<Int32Type>>; 15] = Default::default();
-        let mut num: [Option<NumColumn>; 15] = Default::default();
+        let mut text: [Option<StringDictionaryBuilder<Int32Type>>; super::FIELDS] = Default::default();
+        let mut num: [Option<NumColumn>; super::FIELDS] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             if self.map.index[k].is_some() {
                 match field.kind() {
@@ -122,6 +122,8 @@ impl ChunkSource for CsvSource {
             }
         }
         let mut broken = Vec::new();
+        // FOCUS examples spell null as the literal `null`.
+        let focus = self.map.dialect == super::Dialect::Focus;
         while rows.len() < BATCH_ROWS {
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => {
@@ -195,16 +197,21 @@ impl ChunkSource for CsvSource {
             }
             rows.push(self.row);
             lines.push(line);
-            for k in 0..15 {
+            for k in 0..super::FIELDS {
                 let Some(idx) = self.map.index[k] else {
                     continue;
                 };
                 let cell = &self.record[idx];
                 if let Some(b) = text[k].as_mut() {
-                    b.append_value(std::str::from_utf8(cell).unwrap_or("").trim());
+                    let t = std::str::from_utf8(cell).unwrap_or("").trim();
+                    if focus && t.eq_ignore_ascii_case("null") {
+                        b.append_null();
+                    } else {
+                        b.append_value(t);
+                    }
                 } else if let Some(v) = num[k].as_mut() {
                     let t = cell.trim_ascii();
-                    v.push(if t.is_empty() {
+                    v.push(if t.is_empty() || (focus && t.eq_ignore_ascii_case(b"null")) {
                         None
                     } else {
                         Some(
@@ -219,7 +226,7 @@ impl ChunkSource for CsvSource {
             return None;
         }
         let mut text = text.map(|b| b.map(|mut b| b.finish()));
-        let mut period: [Option<PeriodColumn>; 15] = Default::default();
+        let mut period: [Option<PeriodColumn>; super::FIELDS] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             if field.kind() == Kind::Period {
                 period[k] = text[k].take().map(PeriodColumn::Text);

@@ -26,6 +26,8 @@ use arrow::datatypes::Int32Type;
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use rustc_hash::FxHashMap;
+
 use crate::error::{Error, Result};
 use crate::money::{format_fixed_exact, DecimalError};
 use crate::types::BillingPeriod;
@@ -66,7 +68,36 @@ pub enum Field {
     BillingPeriodStart,
     /// Start of the usage.
     UsageStart,
+    /// FOCUS ChargeCategory (Usage, Purchase, Tax, Credit, Adjustment).
+    ChargeCategory,
+    /// FOCUS ChargeFrequency (One-Time, Recurring, Usage-Based).
+    ChargeFrequency,
+    /// FOCUS CommitmentDiscountId.
+    CommitmentId,
+    /// FOCUS CommitmentDiscountCategory (Spend, Usage).
+    CommitmentCategory,
+    /// FOCUS CommitmentDiscountStatus (Used, Unused).
+    CommitmentStatus,
+    /// Amortized cost as delivered (FOCUS EffectiveCost).
+    EffectiveCost,
+    /// CUR `savings_plan_savings_plan_effective_cost`.
+    SpEffectiveCost,
+    /// CUR `savings_plan_total_commitment_to_date`.
+    SpTotalCommitment,
+    /// CUR `savings_plan_used_commitment`.
+    SpUsedCommitment,
+    /// CUR `reservation_effective_cost`.
+    RiEffectiveCost,
+    /// CUR `reservation_unused_amortized_upfront_fee_for_billing_period`.
+    RiUnusedUpfront,
+    /// CUR `reservation_unused_recurring_fee`.
+    RiUnusedRecurring,
+    /// CUR `reservation_reservation_a_r_n`.
+    ReservationArn,
 }
+
+/// Number of [`Field`]s.
+pub const FIELDS: usize = 28;
 
 /// How a field's values are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +112,7 @@ pub enum Kind {
 
 impl Field {
     /// Every field, in a fixed order.
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; FIELDS] = [
         Field::UsageAccount,
         Field::LineType,
         Field::ProductCode,
@@ -97,6 +128,19 @@ impl Field {
         Field::NetUnblendedCost,
         Field::BillingPeriodStart,
         Field::UsageStart,
+        Field::ChargeCategory,
+        Field::ChargeFrequency,
+        Field::CommitmentId,
+        Field::CommitmentCategory,
+        Field::CommitmentStatus,
+        Field::EffectiveCost,
+        Field::SpEffectiveCost,
+        Field::SpTotalCommitment,
+        Field::SpUsedCommitment,
+        Field::RiEffectiveCost,
+        Field::RiUnusedUpfront,
+        Field::RiUnusedRecurring,
+        Field::ReservationArn,
     ];
 
     /// Column names (CUR snake_case, lower case) that carry the field, preferred first.
@@ -117,6 +161,57 @@ impl Field {
             Field::NetUnblendedCost => &["line_item_net_unblended_cost"],
             Field::BillingPeriodStart => &["bill_billing_period_start_date"],
             Field::UsageStart => &["line_item_usage_start_date"],
+            Field::ChargeCategory
+            | Field::ChargeFrequency
+            | Field::CommitmentId
+            | Field::CommitmentCategory
+            | Field::CommitmentStatus
+            | Field::EffectiveCost => &[],
+            Field::SpEffectiveCost => &["savings_plan_savings_plan_effective_cost"],
+            Field::SpTotalCommitment => &["savings_plan_total_commitment_to_date"],
+            Field::SpUsedCommitment => &["savings_plan_used_commitment"],
+            Field::RiEffectiveCost => &["reservation_effective_cost"],
+            Field::RiUnusedUpfront => {
+                &["reservation_unused_amortized_upfront_fee_for_billing_period"]
+            }
+            Field::RiUnusedRecurring => &["reservation_unused_recurring_fee"],
+            Field::ReservationArn => &["reservation_reservation_a_r_n"],
+        }
+    }
+
+    /// FOCUS column names (lower case) that carry the field, preferred first.
+    /// FOCUS has no usage type, operation or billing entity: AWS's FOCUS export
+    /// adds `x_UsageType`, `x_Operation` and `x_ServiceCode`, used when present.
+    pub fn focus_names(self) -> &'static [&'static str] {
+        match self {
+            Field::UsageAccount => &["subaccountid", "billingaccountid"],
+            Field::ProductCode => &["x_servicecode", "servicename"],
+            Field::UsageType => &["x_usagetype", "skuid"],
+            Field::Operation => &["x_operation"],
+            Field::Region => &["regionid"],
+            Field::BillingEntity => &["x_billingentity"],
+            Field::Currency => &["billingcurrency"],
+            Field::UsageAmount => &["pricingquantity", "consumedquantity"],
+            Field::PublicRate => &["listunitprice"],
+            Field::PublicCost => &["listcost"],
+            Field::UnblendedCost => &["billedcost"],
+            Field::BillingPeriodStart => &["billingperiodstart"],
+            Field::UsageStart => &["chargeperiodstart"],
+            Field::ChargeCategory => &["chargecategory"],
+            Field::ChargeFrequency => &["chargefrequency"],
+            Field::CommitmentId => &["commitmentdiscountid"],
+            Field::CommitmentCategory => &["commitmentdiscountcategory"],
+            Field::CommitmentStatus => &["commitmentdiscountstatus"],
+            Field::EffectiveCost => &["effectivecost"],
+            Field::LineType
+            | Field::NetUnblendedCost
+            | Field::SpEffectiveCost
+            | Field::SpTotalCommitment
+            | Field::SpUsedCommitment
+            | Field::RiEffectiveCost
+            | Field::RiUnusedUpfront
+            | Field::RiUnusedRecurring
+            | Field::ReservationArn => &[],
         }
     }
 
@@ -127,13 +222,25 @@ impl Field {
             | Field::PublicRate
             | Field::PublicCost
             | Field::UnblendedCost
-            | Field::NetUnblendedCost => Kind::Number,
+            | Field::NetUnblendedCost
+            | Field::EffectiveCost
+            | Field::SpEffectiveCost
+            | Field::SpTotalCommitment
+            | Field::SpUsedCommitment
+            | Field::RiEffectiveCost
+            | Field::RiUnusedUpfront
+            | Field::RiUnusedRecurring => Kind::Number,
             Field::BillingPeriodStart | Field::UsageStart => Kind::Period,
             _ => Kind::Text,
         }
     }
 
-    /// Fields without which a file cannot be rated.
+    /// Fields without which a FOCUS file cannot be rated.
+    pub fn required_in_focus(self) -> bool {
+        matches!(self, Field::UnblendedCost | Field::ChargeCategory)
+    }
+
+    /// Fields without which a CUR file cannot be rated.
     pub fn required(self) -> bool {
         matches!(
             self,
@@ -184,15 +291,18 @@ pub enum Dialect {
     /// Legacy CUR with snake_case names (Athena/Parquet integration).
     #[serde(rename = "legacy CUR (snake_case)")]
     LegacySnake,
+    /// FOCUS 1.0 to 1.2 (PascalCase column ids, matched case-insensitively).
+    #[serde(rename = "FOCUS")]
+    Focus,
 }
 
 /// Maps a file's column names onto [`Field`]s, or explains what is missing.
 #[derive(Debug, Clone)]
 pub struct ColumnMap {
     /// Column index per field (by `Field::ALL` order).
-    pub index: [Option<usize>; 15],
+    pub index: [Option<usize>; FIELDS],
     /// Column name per field as written in the file.
-    pub names: [Option<String>; 15],
+    pub names: [Option<String>; FIELDS],
     /// The dialect.
     pub dialect: Dialect,
 }
@@ -205,11 +315,8 @@ impl ColumnMap {
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
             .collect();
-        if lower.iter().any(|h| h == "billedcost") && lower.iter().any(|h| h == "chargecategory") {
-            return Err(Error::input(
-                path,
-                "this is a FOCUS file (BilledCost, ChargeCategory columns); FOCUS input is not supported yet: convert it to CUR or wait for FOCUS ingestion",
-            ));
+        if lower.iter().any(|h| h == "billedcost") || lower.iter().any(|h| h == "chargecategory") {
+            return ColumnMap::focus(path, headers, &lower);
         }
         let dialect = if headers.iter().any(|h| h.contains('/')) {
             Dialect::LegacySlash
@@ -220,8 +327,8 @@ impl ColumnMap {
         } else {
             Dialect::LegacySnake
         };
-        let mut index = [None; 15];
-        let mut names: [Option<String>; 15] = Default::default();
+        let mut index = [None; FIELDS];
+        let mut names: [Option<String>; FIELDS] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             for cand in field.column_names() {
                 if let Some(pos) = snake.iter().position(|h| h == cand) {
@@ -271,6 +378,53 @@ impl ColumnMap {
         })
     }
 
+    /// Maps a FOCUS 1.0-1.2 header (matched case-insensitively: real files spell `SkuPriceid`).
+    fn focus(path: &Path, headers: &[String], lower: &[String]) -> Result<ColumnMap> {
+        let mut index = [None; FIELDS];
+        let mut names: [Option<String>; FIELDS] = Default::default();
+        for (k, field) in Field::ALL.iter().enumerate() {
+            for cand in field.focus_names() {
+                if let Some(pos) = lower.iter().position(|h| h == cand) {
+                    index[k] = Some(pos);
+                    names[k] = Some(
+                        headers[pos]
+                            .trim()
+                            .trim_start_matches('\u{feff}')
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+        let mut missing: Vec<&str> = Vec::new();
+        if index[Field::UnblendedCost as usize].is_none() {
+            missing.push("BilledCost");
+        }
+        if index[Field::ChargeCategory as usize].is_none() {
+            missing.push("ChargeCategory");
+        }
+        if index[Field::BillingPeriodStart as usize].is_none()
+            && index[Field::UsageStart as usize].is_none()
+        {
+            missing.push("BillingPeriodStart (or ChargePeriodStart)");
+        }
+        if !missing.is_empty() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "this FOCUS file lacks required column(s): {} (FOCUS column ids are matched case-insensitively)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        names[Field::LineType as usize] = names[Field::ChargeCategory as usize].clone();
+        Ok(ColumnMap {
+            index,
+            names,
+            dialect: Dialect::Focus,
+        })
+    }
+
     /// Column index of a field.
     pub fn get(&self, f: Field) -> Option<usize> {
         self.index[f as usize]
@@ -278,9 +432,15 @@ impl ColumnMap {
 
     /// Name of a field's column as written in the file (for messages).
     pub fn name(&self, f: Field) -> String {
+        let fallback = if self.dialect == Dialect::Focus {
+            f.focus_names().first()
+        } else {
+            f.column_names().first()
+        };
         self.names[f as usize]
             .clone()
-            .unwrap_or_else(|| f.column_names()[0].to_string())
+            .or_else(|| fallback.map(|s| s.to_string()))
+            .unwrap_or_else(|| format!("{f:?}"))
     }
 }
 
@@ -408,11 +568,11 @@ pub struct RawChunk {
     /// Physical line of each row in a CSV file (for humans); empty for Parquet.
     pub lines: Vec<u64>,
     /// Text columns by `Field` index; `None` when the file lacks the column.
-    pub text: [Option<TextColumn>; 15],
+    pub text: [Option<TextColumn>; FIELDS],
     /// Number columns by `Field` index.
-    pub num: [Option<NumColumn>; 15],
+    pub num: [Option<NumColumn>; FIELDS],
     /// Period columns by `Field` index.
-    pub period: [Option<PeriodColumn>; 15],
+    pub period: [Option<PeriodColumn>; FIELDS],
     /// Rows that could not even be split into columns (ragged CSV, bad UTF-8): row, line, column, reason.
     pub broken: Vec<(u64, u64, String, String)>,
 }
@@ -554,6 +714,9 @@ pub struct OrgCheck {
     /// Whether every row must carry a billed (unblended) cost; false when actual
     /// rates come from public prices (inputs without billed cost).
     pub require_billed_cost: bool,
+    /// The org's management account: FOCUS files without SubAccountId or
+    /// BillingAccountId are attributed to it (docs/DOMAIN.md, decision 14).
+    pub management_account: String,
 }
 
 impl OrgCheck {
@@ -709,6 +872,8 @@ pub mod col {
     pub const UNBLENDED: &str = "unblended_cost";
     /// Net unblended cost, Decimal128(38,10), nullable.
     pub const NET_UNBLENDED: &str = "net_unblended_cost";
+    /// Amortized (effective) cost as delivered, Decimal128(38,10), never null.
+    pub const EFFECTIVE: &str = "effective_cost";
 }
 
 /// The normalized schema every reader maps to.
@@ -728,7 +893,8 @@ pub fn normalized_schema() -> SchemaRef {
         ArrowField::new(col::PUBLIC_RATE, dec.clone(), true),
         ArrowField::new(col::PUBLIC_COST, dec.clone(), true),
         ArrowField::new(col::UNBLENDED, dec.clone(), true),
-        ArrowField::new(col::NET_UNBLENDED, dec, true),
+        ArrowField::new(col::NET_UNBLENDED, dec.clone(), true),
+        ArrowField::new(col::EFFECTIVE, dec, false),
     ]))
 }
 
@@ -823,6 +989,9 @@ pub fn normalize(
 ) -> Result<NormalizedBatch> {
     let n = chunk.len();
     let f = |x: Field| x as usize;
+    if map.dialect == Dialect::Focus {
+        focus_columns(&mut chunk, check).map_err(|e| Error::input(path, e.to_string()))?;
+    }
     let mut keep = vec![true; n];
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut rated_unblended: i128 = 0;
@@ -1024,6 +1193,18 @@ pub fn normalize(
             .checked_add(cost.unwrap_or(0))
             .ok_or_else(|| Error::Overflow(format!("summing {}", path.display())))?;
     }
+    let reservation = chunk.text[f(Field::ReservationArn)].as_ref();
+    let effective = effective_costs(
+        &num,
+        &line_types,
+        map.dialect == Dialect::Focus,
+        |i| {
+            reservation.is_some_and(|d| {
+                key_at(d, i).is_some_and(|k| !dict_values(d).value(k).trim().is_empty())
+            })
+        },
+        n,
+    );
     for (row, line, column, reason) in chunk.broken {
         quarantined.push(Quarantined {
             file: path.to_path_buf(),
@@ -1085,6 +1266,11 @@ pub fn normalize(
         dec(num[f(Field::PublicCost)].take(), true)?,
         dec(num[f(Field::UnblendedCost)].take(), true)?,
         dec(num[f(Field::NetUnblendedCost)].take(), true)?,
+        fl(Arc::new(
+            Decimal128Array::from(effective)
+                .with_precision_and_scale(38, 10)
+                .map_err(err)?,
+        ))?,
     ];
     let batch = RecordBatch::try_new(normalized_schema(), columns).map_err(err)?;
     Ok(NormalizedBatch {
@@ -1092,6 +1278,153 @@ pub fn normalize(
         rated_unblended,
         quarantined,
     })
+}
+
+/// Maps a FOCUS row's classification onto a CUR line item type (docs/DOMAIN.md,
+/// decision 14). `None` values are FOCUS nulls. An unknown ChargeCategory gives `Err`.
+pub fn focus_line_type(
+    category: &str,
+    frequency: Option<&str>,
+    commitment_id: Option<&str>,
+    commitment_category: Option<&str>,
+) -> std::result::Result<LineType, ()> {
+    let is = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b);
+    let spend = commitment_category.is_some_and(|c| is(c, "Spend"));
+    let one_time = frequency.is_some_and(|f| is(f, "One-Time"));
+    let committed = commitment_id.is_some();
+    Ok(if is(category, "Usage") {
+        match (committed, spend) {
+            (false, _) => LineType::Usage,
+            (true, true) => LineType::SavingsPlanCoveredUsage,
+            (true, false) => LineType::DiscountedUsage,
+        }
+    } else if is(category, "Purchase") {
+        match (committed, spend, one_time) {
+            (false, _, _) => LineType::Fee,
+            (true, true, true) => LineType::SavingsPlanUpfrontFee,
+            (true, true, false) => LineType::SavingsPlanRecurringFee,
+            (true, false, true) => LineType::Fee,
+            (true, false, false) => LineType::RIFee,
+        }
+    } else if is(category, "Tax") {
+        LineType::Tax
+    } else if is(category, "Credit") {
+        LineType::Credit
+    } else if is(category, "Adjustment") {
+        LineType::Refund
+    } else {
+        return Err(());
+    })
+}
+
+/// A FOCUS text cell: `None` for null, empty or the literal `null` the FOCUS examples use.
+fn focus_text(d: Option<&TextColumn>, i: usize) -> Option<&str> {
+    let d = d?;
+    let k = key_at(d, i)?;
+    let v = dict_values(d);
+    if !v.is_valid(k) {
+        return None;
+    }
+    let t = v.value(k).trim();
+    (!t.is_empty() && !t.eq_ignore_ascii_case("null")).then_some(t)
+}
+
+/// Gives a FOCUS chunk the CUR-shaped columns normalize expects: a line item type
+/// derived from ChargeCategory and the commitment columns, and the management
+/// account where the file names no account.
+fn focus_columns(
+    chunk: &mut RawChunk,
+    check: &OrgCheck,
+) -> std::result::Result<(), arrow::error::ArrowError> {
+    let n = chunk.len();
+    let t = |x: Field| chunk.text[x as usize].as_ref();
+    let mut types = arrow::array::StringDictionaryBuilder::<Int32Type>::new();
+    let mut memo: FxHashMap<[Option<i32>; 4], Option<LineType>> = FxHashMap::default();
+    for i in 0..n {
+        let keys = [
+            Field::ChargeCategory,
+            Field::ChargeFrequency,
+            Field::CommitmentId,
+            Field::CommitmentCategory,
+        ]
+        .map(|x| t(x).and_then(|d| key_at(d, i)).map(|k| k as i32));
+        let lt = *memo.entry(keys).or_insert_with(|| {
+            let category = focus_text(t(Field::ChargeCategory), i)?;
+            focus_line_type(
+                category,
+                focus_text(t(Field::ChargeFrequency), i),
+                focus_text(t(Field::CommitmentId), i),
+                focus_text(t(Field::CommitmentCategory), i),
+            )
+            .ok()
+        });
+        match lt {
+            Some(lt) => types.append_value(lt.as_str()),
+            None => types.append_value(
+                focus_text(t(Field::ChargeCategory), i).unwrap_or("(null ChargeCategory)"),
+            ),
+        }
+    }
+    chunk.text[Field::LineType as usize] = Some(types.finish());
+    let account = Field::UsageAccount as usize;
+    if chunk.text[account].is_none() {
+        chunk.text[account] = Some(DictionaryArray::try_new(
+            Int32Array::from(vec![0; n]),
+            Arc::new(StringArray::from(vec![check.management_account.as_str()])) as ArrayRef,
+        )?);
+    }
+    Ok(())
+}
+
+/// The amortized cost of each row as delivered. FOCUS: EffectiveCost. CUR: AWS's
+/// amortization rule by line item type (reference: cur-and-focus.md section 4),
+/// falling back to the billed cost when a needed column is absent.
+fn effective_costs(
+    num: &[Option<NumColumn>; FIELDS],
+    line_types: &[u8],
+    focus: bool,
+    has_reservation: impl Fn(usize) -> bool,
+    n: usize,
+) -> Vec<i128> {
+    let get = |x: Field, i: usize| num[x as usize].as_ref().and_then(|c| c.get(i));
+    (0..n)
+        .map(|i| {
+            let billed = get(Field::NetUnblendedCost, i)
+                .or_else(|| get(Field::UnblendedCost, i))
+                .unwrap_or(0);
+            if focus {
+                return get(Field::EffectiveCost, i).unwrap_or(billed);
+            }
+            let lt = LineType::from_code(line_types[i]).unwrap_or(LineType::Usage);
+            match lt {
+                LineType::SavingsPlanCoveredUsage => {
+                    get(Field::SpEffectiveCost, i).unwrap_or(billed)
+                }
+                LineType::SavingsPlanRecurringFee => {
+                    match (
+                        get(Field::SpTotalCommitment, i),
+                        get(Field::SpUsedCommitment, i),
+                    ) {
+                        (Some(t), Some(u)) => t.saturating_sub(u),
+                        _ => billed,
+                    }
+                }
+                LineType::SavingsPlanNegation | LineType::SavingsPlanUpfrontFee => 0,
+                LineType::DiscountedUsage => get(Field::RiEffectiveCost, i).unwrap_or(billed),
+                LineType::RIFee => {
+                    match (
+                        get(Field::RiUnusedUpfront, i),
+                        get(Field::RiUnusedRecurring, i),
+                    ) {
+                        (None, None) => billed,
+                        (a, b) => a.unwrap_or(0).saturating_add(b.unwrap_or(0)),
+                    }
+                }
+                LineType::Fee if has_reservation(i) => 0,
+                _ => billed,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub struct ParquetSource {
     path: PathBuf,
     reader: ParquetRecordBatchReader,
     /// For each field, the column index in the projected batches.
-    projected: [Option<usize>; 15],
+    projected: [Option<usize>; super::FIELDS],
     map: ColumnMap,
     row: u64,
 }
@@ -201,7 +201,7 @@ impl ParquetSource {
         roots.sort_unstable();
         roots.dedup();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let mut projected = [None; 15];
+        let mut projected = [None; super::FIELDS];
         for (k, idx) in map.index.iter().enumerate() {
             if let Some(idx) = idx {
                 projected[k] = roots.iter().position(|r| r == idx);
@@ -244,9 +244,9 @@ impl ParquetSource {
         let n = batch.num_rows();
         let rows: Vec<u64> = (self.row + 1..=self.row + n as u64).collect();
         self.row += n as u64;
-        let mut text: [Option<TextColumn>; 15] = Default::default();
-        let mut num: [Option<NumColumn>; 15] = Default::default();
-        let mut period: [Option<PeriodColumn>; 15] = Default::default();
+        let mut text: [Option<TextColumn>; super::FIELDS] = Default::default();
+        let mut num: [Option<NumColumn>; super::FIELDS] = Default::default();
+        let mut period: [Option<PeriodColumn>; super::FIELDS] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             let Some(pi) = self.projected[k] else {
                 continue;
