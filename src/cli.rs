@@ -68,6 +68,16 @@ pub enum Command {
         long_about = "Compare two finished runs (for example before and after a restated input: late credits, a changed file). OLD and NEW are period folders such as out-before/2026-10 and out/2026-10, or their manifest.json files. Prints, per organization, the actual and pro forma totals that changed, and the inputs whose content changed. Exit 0 when nothing differs, 1 when something does."
     )]
     Diff(DiffArgs),
+    /// Check FOCUS files against the FOCUS 1.2 rules an exporter must keep.
+    #[command(
+        long_about = "Check FOCUS files (Parquet or CSV) against the FOCUS 1.2 rules an exporter must keep: mandatory columns present; BilledCost, EffectiveCost, ListCost and ContractedCost never null; ListCost = ListUnitPrice x PricingQuantity and ContractedCost = ContractedUnitPrice x PricingQuantity (to 1e-6) unless ChargeClass is Correction; unit prices, PricingQuantity and PricingCategory null on Tax rows and present on Usage/Purchase rows; unit prices not negative; allowed values of ChargeCategory, ChargeClass, ChargeFrequency, PricingCategory, ServiceCategory and the commitment columns; dates YYYY-MM-DDTHH:mm:ssZ and ISO 4217 currencies in CSV. Prints every violation with its row and column. Exit 0 when every file passes, 1 otherwise.\n\nExample:\n  billxfer validate-focus out/2026-10/customers/acme/focus/*.parquet"
+    )]
+    ValidateFocus(ValidateFocusArgs),
+    /// Group a finished run's figures by org, account, service, region, day or tag.
+    #[command(
+        long_about = "Print a grouped table of a finished run's figures, read from its FOCUS exports with polars (so the run must have written them: --exports focus or all).\n\nThe partner's view (default) shows, per group, the pro forma amount charged to customers, the actual amount AWS charges the partner for the same customers, and the margin. --track actual shows the partner's actual figures only, for every org including the partner's own. --customer-view shows one customer's pro forma figures and nothing else: safe to send to that customer.\n\nAmounts are summed exactly; the table shows them rounded to cents, --json and --csv give them exact.\n\nExamples:\n  billxfer report --out out --period 2026-10 --by org\n  billxfer report --out out --period 2026-10 --by service,region --top 10\n  billxfer report --out out --period 2026-10 --org acme --by account,tag:team --customer-view --csv"
+    )]
+    Report(ReportArgs),
     /// Read exactly the columns a run needs from every input, and nothing else (benchmark floor).
     #[command(hide = true)]
     DecodeFloor(ValidateArgs),
@@ -132,6 +142,57 @@ pub struct RunArgs {
     /// No progress or summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Analyst exports to write: pro forma CUR 2.0 per customer (cur), FOCUS 1.2 per
+    /// customer and for the partner (focus), both (all) or none.
+    #[arg(long, value_enum, default_value = "all")]
+    pub exports: crate::export::ExportSet,
+    /// File format of the exports.
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub format: crate::export::ExportFormat,
+    /// Rows of the exports: one per input line, or rolled up per day or month by the grouping keys.
+    #[arg(long, value_enum, default_value = "line")]
+    pub granularity: crate::export::Granularity,
+}
+
+/// Arguments of `billxfer validate-focus`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateFocusArgs {
+    /// FOCUS files (Parquet or CSV).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `billxfer report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Output folder of the run (the one given to `run --out`).
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+    /// Billing period of the run (YYYY-MM).
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: BillingPeriod,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Group by these dimensions, comma-separated: org, account, service, region,
+    /// usage_type, line_type, category, day, tag:KEY.
+    #[arg(long, value_delimiter = ',', default_value = "org")]
+    pub by: Vec<String>,
+    /// Pro forma (customers' charges; the partner also sees actual and margin) or actual (partner's files only).
+    #[arg(long, value_enum, default_value = "proforma")]
+    pub track: crate::analyst::ReportTrack,
+    /// Only the N largest groups.
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Only what the customer may see (pro forma, one org, no actual or margin): safe to send.
+    #[arg(long)]
+    pub customer_view: bool,
+    /// Print JSON (exact amounts).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (exact amounts).
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// Arguments of `billxfer validate`.
@@ -176,6 +237,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Generate(a) => cmd_generate(a).map(|_| 0),
         Command::Diff(a) => cmd_diff(a),
         Command::DecodeFloor(a) => cmd_decode_floor(a).map(|_| 0),
+        Command::ValidateFocus(a) => cmd_validate_focus(a),
+        Command::Report(a) => cmd_report(a).map(|_| 0),
     }
 }
 
@@ -250,7 +313,16 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let files_out = output::render(&config, &result)?;
     let _lock = output::lock_output(&a.out)?;
     output::recover(&a.out, &period.to_string())?;
-    let dir = output::write_atomically(&a.out, &period.to_string(), &files_out)?;
+    let exports = crate::export::ExportOptions {
+        set: a.exports,
+        format: a.format,
+        granularity: a.granularity,
+    };
+    let writing = Instant::now();
+    let dir = output::write_atomically_with(&a.out, &period.to_string(), &files_out, &|tmp| {
+        crate::export::write_exports(&config, &result, exports, tmp)
+    })?;
+    let writing = writing.elapsed().as_secs_f64();
     if !a.quiet {
         let rows: u64 = result
             .orgs
@@ -280,6 +352,14 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         if q > 0 {
             eprintln!(
                 "billxfer: {q} row(s) quarantined: see {}/quarantine/",
+                dir.display()
+            );
+        }
+        if exports.set != crate::export::ExportSet::None {
+            eprintln!(
+                "billxfer: exports ({:?}, {:?}) and invoices written in {writing:.2}s: see {}/exports.json",
+                exports.format,
+                exports.granularity,
                 dir.display()
             );
         }
@@ -399,6 +479,50 @@ fn cmd_diff(a: DiffArgs) -> Result<i32> {
         }
     );
     Ok(if changed > 0 || inputs_changed { 1 } else { 0 })
+}
+
+fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
+    let mut bad = 0usize;
+    for f in &a.files {
+        let violations = crate::focus::validate_file(f)?;
+        if violations.is_empty() {
+            println!("{}: ok", f.display());
+        } else {
+            bad += 1;
+            for v in &violations {
+                println!("{}: {v}", f.display());
+            }
+            println!("{}: {} violation(s)", f.display(), violations.len());
+        }
+    }
+    Ok(if bad > 0 { 1 } else { 0 })
+}
+
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    let spec = crate::analyst::ReportSpec {
+        dir: a.out.join(a.period.to_string()),
+        org: a.org,
+        by: a.by,
+        track: a.track,
+        top: a.top,
+        customer_view: a.customer_view,
+    };
+    if !spec.dir.is_dir() {
+        return Err(Error::input(
+            &spec.dir,
+            "no finished run for this period here: run `billxfer run --out` first",
+        ));
+    }
+    let report = crate::analyst::report(&spec)?;
+    let text = if a.json {
+        report.json()
+    } else if a.csv {
+        report.csv()
+    } else {
+        report.table()
+    };
+    print!("{text}");
+    Ok(())
 }
 
 fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {

@@ -4,9 +4,12 @@
 //! the partner's actual rates and at the customer's pro forma rate card, and
 //! write one segregated invoice per organization. See docs/ARCHITECTURE.md.
 
+pub mod analyst;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod export;
+pub mod focus;
 pub mod generate;
 pub mod html;
 pub mod ingest;

@@ -596,6 +596,21 @@ pub fn recover(out: &Path, period: &str) -> Result<()> {
 
 /// Writes all files into a temporary folder, then swaps it into `<out>/<period>`.
 pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) -> Result<PathBuf> {
+    write_atomically_with(out, period, files, &|_| Ok(Vec::new()))
+}
+
+/// Streams written into the folder being built, before the swap (the exports);
+/// they return further small files to write (their listing).
+pub type Streams<'a> = dyn Fn(&Path) -> Result<Vec<(PathBuf, Vec<u8>)>> + Sync + 'a;
+
+/// [`write_atomically`], with `streams` writing large files straight into the
+/// folder being built: they are published, or discarded, with everything else.
+pub fn write_atomically_with(
+    out: &Path,
+    period: &str,
+    files: &[(PathBuf, Vec<u8>)],
+    streams: &Streams<'_>,
+) -> Result<PathBuf> {
     let pid = std::process::id();
     let tmp = out.join(format!(".{period}.tmp-{pid}"));
     let final_dir = out.join(period);
@@ -616,8 +631,16 @@ pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) 
         for d in &dirs {
             fs::create_dir_all(d).map_err(err(d))?;
         }
+        fs::create_dir_all(&tmp).map_err(err(&tmp))?;
+        let more = streams(&tmp)?;
+        for (rel, _) in &more {
+            if let Some(d) = tmp.join(rel).parent() {
+                fs::create_dir_all(d).map_err(err(d))?;
+            }
+        }
         files
             .par_iter()
+            .chain(more.par_iter())
             .try_for_each(|(rel, bytes)| -> Result<()> {
                 let path = tmp.join(rel);
                 let f = File::create(&path).map_err(err(&path))?;

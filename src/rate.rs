@@ -468,6 +468,11 @@ impl Rater {
         id
     }
 
+    /// What each track does with a line of this type (`support`: an AWS Support product).
+    pub fn treatments_for(&self, lt: LineType, support: bool) -> [Treatment; 2] {
+        self.treatments[lt as usize * 2 + support as usize]
+    }
+
     /// Rates one normalized batch and adds it to the running sums.
     pub fn rate(&mut self, batch: &RecordBatch) -> Result<RatedBatch> {
         let text = |name: &str| -> Result<&DictionaryArray<Int32Type>> {

@@ -285,7 +285,7 @@ pub fn choose_period(config: &Config, given: Option<BillingPeriod>) -> Result<Bi
     }
 }
 
-fn pricing_for(config: &Config, org: Option<&Org>) -> (Pricing, Pricing) {
+pub(crate) fn pricing_for(config: &Config, org: Option<&Org>) -> (Pricing, Pricing) {
     let actual = match &config.actual {
         ActualCard::Billed => Pricing::Billed,
         ActualCard::Public(rules) => Pricing::Rules(rules.clone()),
@@ -321,7 +321,7 @@ struct FileOutcome {
     rated_unblended: i128,
 }
 
-fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
+pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
     let (label, accounts, currency, management) = if org_index == 0 {
         (
             format!("partner `{}`", config.partner.id),

@@ -1,0 +1,1767 @@
+//! Analyst exports, written by `billxfer run` after the invoices are known:
+//! each customer's pro forma CUR 2.0 (`customers/<org>/cur/`) and FOCUS 1.2
+//! (`customers/<org>/focus/`) datasets, and the partner's actual FOCUS 1.2
+//! dataset across all orgs (`partner/focus/`). See docs/EXPORTS.md.
+//!
+//! A second pass over each org's inputs, in file and row order: the same
+//! normalization and rating kernel gives each row's amounts, and a reader of
+//! every column gives the row's other cells. Charges priced at month end
+//! (custom tiers, free tier off) are split back onto their rows by cumulative
+//! usage share, so each line's rows sum exactly to the invoice line.
+//! Exported rows sum exactly (at 10 decimals) to the invoices' exact totals:
+//! the pass checks it and fails the run otherwise.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Builder, MapArray, RecordBatch,
+    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    UInt64Array, UInt8Array,
+};
+use arrow::compute::{cast, interleave};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{CliKind, Config};
+use crate::error::{Error, Result};
+use crate::focus;
+use crate::ingest::{self, col, snake_name, Dialect, LineType, BATCH_ROWS};
+use crate::money::{format_fixed_exact, mul_fixed, ONE};
+use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
+use crate::run::{self, InputFile, OrgResult, RunResult};
+use crate::types::BillingPeriod;
+
+/// Which exports a run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportSet {
+    /// Invoices only.
+    None,
+    /// Pro forma CUR 2.0 per customer.
+    Cur,
+    /// FOCUS 1.2: pro forma per customer, actual for the partner.
+    Focus,
+    /// Both.
+    All,
+}
+
+impl ExportSet {
+    fn cur(self) -> bool {
+        matches!(self, ExportSet::Cur | ExportSet::All)
+    }
+    fn focus(self) -> bool {
+        matches!(self, ExportSet::Focus | ExportSet::All)
+    }
+}
+
+/// File format of the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Apache Parquet (zstd).
+    Parquet,
+    /// CSV with a header row; text cells neutralized against spreadsheet formulas.
+    Csv,
+}
+
+/// Row granularity of the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One row per input row (plus custom line items).
+    Line,
+    /// Rolled up per day by the grouping keys.
+    Daily,
+    /// Rolled up per month by the grouping keys.
+    Monthly,
+}
+
+/// What to export and how.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    /// Which exports.
+    pub set: ExportSet,
+    /// Parquet or CSV.
+    pub format: ExportFormat,
+    /// Line, daily or monthly rows.
+    pub granularity: Granularity,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            set: ExportSet::All,
+            format: ExportFormat::Parquet,
+            granularity: Granularity::Line,
+        }
+    }
+}
+
+/// One written export file, for `exports.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFile {
+    /// Path relative to the period's output folder.
+    pub path: String,
+    /// Org the rows belong to.
+    pub org: String,
+    /// `cur`, `focus` or `partner_focus`.
+    pub kind: &'static str,
+    /// Rows written.
+    pub rows: u64,
+    /// Σ of the cost column (line_item_unblended_cost or BilledCost), exact.
+    pub cost_total: String,
+}
+
+// ---------------------------------------------------------------------------
+// Small conversions
+
+/// Milliseconds since 1970 as `YYYY-MM-DDTHH:mm:ssZ`.
+pub fn iso_from_millis(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// The nearest double to an exact amount, for CUR's double columns: the exact
+/// decimal text parsed by Rust's correctly rounded parser. This is the one
+/// place money leaves fixed point, at the output edge (docs/EXPORTS.md).
+fn f64_of(v: i128) -> f64 {
+    format_fixed_exact(v).parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// `a / b` at 10 decimals, rounded half away from zero; `None` when b is 0.
+fn div_fixed(a: i128, b: i128) -> Option<i128> {
+    if b == 0 {
+        return None;
+    }
+    let n = arrow::datatypes::i256::from_i128(a).checked_mul(arrow::datatypes::i256::from_i128(ONE))?;
+    let d = arrow::datatypes::i256::from_i128(b);
+    let q = n.checked_div(d)?;
+    let r = n.checked_rem(d)?;
+    let two_r = r.checked_mul(arrow::datatypes::i256::from_i128(2))?.wrapping_abs();
+    let q = if two_r >= d.wrapping_abs() {
+        if (a < 0) != (b < 0) {
+            q.checked_sub(arrow::datatypes::i256::ONE)?
+        } else {
+            q.checked_add(arrow::datatypes::i256::ONE)?
+        }
+    } else {
+        q
+    };
+    q.to_i128()
+}
+
+/// Exact `a × b / c` floored, in 256 bits (cumulative allocation).
+fn mul_div_floor(a: i128, b: i128, c: i128) -> Option<i128> {
+    use arrow::datatypes::i256;
+    if c == 0 {
+        return Some(0);
+    }
+    let n = i256::from_i128(a).checked_mul(i256::from_i128(b))?;
+    let d = i256::from_i128(c);
+    let q = n.checked_div(d)?;
+    let r = n.checked_rem(d)?;
+    let q = if r != i256::ZERO && ((r < i256::ZERO) != (d < i256::ZERO)) {
+        q.checked_sub(i256::ONE)?
+    } else {
+        q
+    };
+    q.to_i128()
+}
+
+/// Splits a month-end charge back onto its rows in file order: row k of a line
+/// gets D·(U₁+…+Uₖ)/U − (what rows 1…k−1 got), so the rows sum to D exactly.
+#[derive(Debug, Default)]
+struct Splitter {
+    /// (track, line) → (charge, quantity, quantity seen, amount given).
+    state: HashMap<(Track, LineKey), (i128, i128, i128, i128)>,
+}
+
+impl Splitter {
+    fn new(deferred: &BTreeMap<(Track, LineKey), (i128, i128)>) -> Splitter {
+        Splitter {
+            state: deferred
+                .iter()
+                .map(|(k, (d, u))| (k.clone(), (*d, *u, 0, 0)))
+                .collect(),
+        }
+    }
+
+    fn next(&mut self, track: Track, key: LineKey, qty: i128) -> Result<i128> {
+        let overflow = || Error::Overflow("splitting a month-end charge onto rows".into());
+        let Some(s) = self.state.get_mut(&(track, key)) else {
+            return Ok(0);
+        };
+        s.2 = s.2.checked_add(qty).ok_or_else(overflow)?;
+        let upto = if s.2 == s.1 {
+            s.0
+        } else {
+            mul_div_floor(s.0, s.2, s.1).ok_or_else(overflow)?
+        };
+        let amount = upto.checked_sub(s.3).ok_or_else(overflow)?;
+        s.3 = upto;
+        Ok(amount)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading every column of an input file
+
+/// CUR 2.0 columns typed double (reference: cur-and-focus.md section 2).
+fn is_cur_double(name: &str) -> bool {
+    const DOUBLES: &[&str] = &[
+        "discount_bundled_discount",
+        "discount_total_discount",
+        "line_item_blended_cost",
+        "line_item_net_unblended_cost",
+        "line_item_normalization_factor",
+        "line_item_normalized_usage_amount",
+        "line_item_unblended_cost",
+        "line_item_usage_amount",
+        "pricing_public_on_demand_cost",
+    ];
+    DOUBLES.contains(&name)
+        || ((name.starts_with("reservation_")
+            || name.starts_with("savings_plan_")
+            || name.starts_with("split_line_item_"))
+            && !matches!(
+                name,
+                "reservation_availability_zone"
+                    | "reservation_end_time"
+                    | "reservation_modification_status"
+                    | "reservation_reservation_a_r_n"
+                    | "reservation_start_time"
+                    | "reservation_subscription_id"
+                    | "savings_plan_end_time"
+                    | "savings_plan_instance_type_family"
+                    | "savings_plan_offering_type"
+                    | "savings_plan_payment_option"
+                    | "savings_plan_purchase_term"
+                    | "savings_plan_region"
+                    | "savings_plan_savings_plan_a_r_n"
+                    | "savings_plan_savings_plan_rate"
+                    | "savings_plan_start_time"
+                    | "split_line_item_parent_resource_id"
+            ))
+}
+
+/// CUR 2.0 columns typed timestamp.
+fn is_cur_timestamp(name: &str) -> bool {
+    matches!(
+        name,
+        "bill_billing_period_end_date"
+            | "bill_billing_period_start_date"
+            | "line_item_usage_end_date"
+            | "line_item_usage_start_date"
+    )
+}
+
+/// Timestamps in the exports: milliseconds, UTC.
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// Where a FOCUS input column goes in the CUR-shaped row (the rest are recomputed or dropped).
+fn cur_name_of_focus(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "chargeperiodstart" => "line_item_usage_start_date",
+        "chargeperiodend" => "line_item_usage_end_date",
+        "chargedescription" => "line_item_line_item_description",
+        "resourceid" => "line_item_resource_id",
+        "skuid" => "product_sku",
+        "regionid" => "product_region_code",
+        "pricingunit" => "pricing_unit",
+        "availabilityzone" => "line_item_availability_zone",
+        "subaccountname" => "line_item_usage_account_name",
+        "publishername" => "line_item_legal_entity",
+        "invoiceid" => "bill_invoice_id",
+        "commitmentdiscountid" => "x_commitment_discount_id",
+        "commitmentdiscountcategory" => "x_commitment_discount_category",
+        "commitmentdiscountstatus" => "x_commitment_discount_status",
+        _ => return None,
+    })
+}
+
+/// The CUR-shaped name and export type of each column of a file; `None` for
+/// columns not carried (FOCUS metrics, which are recomputed).
+fn wide_columns(dialect: Dialect, schema: &Schema) -> Vec<Option<(String, DataType)>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = if dialect == Dialect::Focus {
+                cur_name_of_focus(f.name())?.to_string()
+            } else {
+                snake_name(f.name())
+            };
+            let t = if is_cur_double(&name) {
+                DataType::Float64
+            } else if is_cur_timestamp(&name) {
+                ts_type()
+            } else if matches!(f.data_type(), DataType::Map(_, _)) {
+                f.data_type().clone()
+            } else {
+                DataType::Utf8
+            };
+            Some((name, t))
+        })
+        .collect()
+}
+
+enum Full {
+    Parquet(parquet::arrow::arrow_reader::ParquetRecordBatchReader),
+    Csv {
+        reader: csv::Reader<Box<dyn Read + Send>>,
+        width: usize,
+        row: u64,
+        record: csv::StringRecord,
+    },
+}
+
+/// Every column of an input file, as batches of (cells, file row numbers).
+struct FullReader {
+    path: PathBuf,
+    schema: SchemaRef,
+    inner: Full,
+    next_row: u64,
+}
+
+impl FullReader {
+    fn open(path: &Path) -> Result<FullReader> {
+        let mut magic = [0u8; 4];
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut magic))
+            .map_err(|e| Error::io(path, e))?;
+        if n == 4 && &magic == b"PAR1" {
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new_with_options(
+                file,
+                ArrowReaderOptions::new().with_skip_arrow_metadata(true),
+            )
+            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+            let schema = b.schema().clone();
+            let reader = b
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| Error::input(path, format!("cannot read Parquet: {e}")))?;
+            return Ok(FullReader {
+                path: path.to_path_buf(),
+                schema,
+                inner: Full::Parquet(reader),
+                next_row: 1,
+            });
+        }
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let input: Box<dyn Read + Send> = if n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 16,
+                file,
+            )))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?
+            .clone();
+        let schema = Arc::new(Schema::new(
+            headers
+                .iter()
+                .map(|h| Field::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(FullReader {
+            path: path.to_path_buf(),
+            schema,
+            inner: Full::Csv {
+                reader,
+                width: headers.len(),
+                row: 0,
+                record: csv::StringRecord::new(),
+            },
+            next_row: 1,
+        })
+    }
+
+    fn next_batch(&mut self) -> Option<Result<(RecordBatch, Vec<u64>)>> {
+        match &mut self.inner {
+            Full::Parquet(r) => {
+                let b = r.next()?;
+                Some(
+                    b.map_err(|e| Error::input(&self.path, e.to_string()))
+                        .map(|b| {
+                            let n = b.num_rows() as u64;
+                            let rows = (self.next_row..self.next_row + n).collect();
+                            self.next_row += n;
+                            (b, rows)
+                        }),
+                )
+            }
+            Full::Csv {
+                reader,
+                width,
+                row,
+                record,
+            } => {
+                let width = *width;
+                let mut builders: Vec<StringBuilder> =
+                    (0..width).map(|_| StringBuilder::new()).collect();
+                let mut rows = Vec::new();
+                while rows.len() < BATCH_ROWS {
+                    match reader.read_record(record) {
+                        Ok(false) => break,
+                        Ok(true) => {}
+                        // Rows a reader cannot parse were quarantined by the run: stop here,
+                        // rated rows before them are all delivered.
+                        Err(_) => break,
+                    }
+                    *row += 1;
+                    if record.len() == 1 && record[0].is_empty() {
+                        *row -= 1;
+                        continue;
+                    }
+                    if record.len() != width {
+                        continue;
+                    }
+                    rows.push(*row);
+                    for (b, cell) in builders.iter_mut().zip(record.iter()) {
+                        let t = cell.trim();
+                        if t.is_empty() || t.eq_ignore_ascii_case("null") {
+                            b.append_null();
+                        } else {
+                            b.append_value(t);
+                        }
+                    }
+                }
+                if rows.is_empty() {
+                    return None;
+                }
+                let columns: Vec<ArrayRef> = builders
+                    .into_iter()
+                    .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+                    .collect();
+                Some(
+                    RecordBatch::try_new(self.schema.clone(), columns)
+                        .map_err(|e| Error::input(&self.path, e.to_string()))
+                        .map(|b| (b, rows)),
+                )
+            }
+        }
+    }
+}
+
+/// Batches read ahead from the full reader, kept until the rated rows pass them.
+struct Aligner {
+    reader: FullReader,
+    queue: Vec<(RecordBatch, Vec<u64>)>,
+}
+
+impl Aligner {
+    /// (batch index in `queue`, row index) of each wanted row number (ascending).
+    fn locate(&mut self, wanted: &[u64]) -> Result<Vec<(usize, usize)>> {
+        let Some(&last) = wanted.last() else {
+            return Ok(Vec::new());
+        };
+        while self
+            .queue
+            .last()
+            .is_none_or(|(_, rows)| rows.last().is_none_or(|&l| l < last))
+        {
+            match self.reader.next_batch() {
+                Some(x) => self.queue.push(x?),
+                None => break,
+            }
+        }
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut b = 0usize;
+        for &r in wanted {
+            while b < self.queue.len() && self.queue[b].1.last().is_none_or(|&l| l < r) {
+                b += 1;
+            }
+            let found = self
+                .queue
+                .get(b)
+                .and_then(|(_, rows)| rows.binary_search(&r).ok());
+            match found {
+                Some(p) => out.push((b, p)),
+                None => {
+                    return Err(Error::input(
+                        &self.reader.path,
+                        format!("internal: row {r} was rated but is missing when the file is read again for the exports (was it changed during the run?)"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets batches whose rows all come before `row`.
+    fn release(&mut self, row: u64) {
+        let keep_from = self
+            .queue
+            .iter()
+            .position(|(_, rows)| rows.last().is_some_and(|&l| l >= row))
+            .unwrap_or(self.queue.len());
+        self.queue.drain(..keep_from);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writers
+
+/// A dataset file being written (Parquet, or CSV with formula-safe text).
+enum Sink {
+    Parquet(ArrowWriter<BufWriter<File>>),
+    Csv(BufWriter<File>, bool),
+}
+
+struct Dataset {
+    path: PathBuf,
+    rel: String,
+    schema: SchemaRef,
+    sink: Option<Sink>,
+    format: ExportFormat,
+    rows: u64,
+    cost_total: i128,
+}
+
+impl Dataset {
+    fn create(root: &Path, rel: String, schema: SchemaRef, format: ExportFormat) -> Result<Dataset> {
+        let path = root.join(&rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::Output {
+                path: d.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let file = File::create(&path).map_err(|e| Error::Output {
+            path: path.clone(),
+            source: e,
+        })?;
+        let w = BufWriter::with_capacity(1 << 20, file);
+        let sink = match format {
+            ExportFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+                    .set_created_by(format!("billxfer {}", env!("CARGO_PKG_VERSION")))
+                    .build();
+                Sink::Parquet(
+                    ArrowWriter::try_new(w, schema.clone(), Some(props))
+                        .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?,
+                )
+            }
+            ExportFormat::Csv => Sink::Csv(w, false),
+        };
+        Ok(Dataset {
+            path,
+            rel,
+            schema,
+            sink: Some(sink),
+            format,
+            rows: 0,
+            cost_total: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch, cost: i128) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.cost_total = self
+            .cost_total
+            .checked_add(cost)
+            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        let err = |path: &Path, e: String| Error::Output {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
+        match self.sink.as_mut() {
+            Some(Sink::Parquet(w)) => w.write(batch).map_err(|e| err(&self.path, e.to_string())),
+            Some(Sink::Csv(w, header)) => {
+                if !*header {
+                    let names: Vec<String> = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| crate::output::csv_field(f.name()))
+                        .collect();
+                    writeln!(w, "{}", names.join(",")).map_err(|e| err(&self.path, e.to_string()))?;
+                    *header = true;
+                }
+                write_csv_rows(w, batch).map_err(|e| err(&self.path, e.to_string()))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn finish(mut self) -> Result<(PathBuf, String, u64, i128)> {
+        let err = |path: &Path, e: String| Error::Output {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
+        match self.sink.take() {
+            Some(Sink::Parquet(w)) => {
+                w.close().map_err(|e| err(&self.path, e.to_string()))?;
+            }
+            Some(Sink::Csv(mut w, header)) => {
+                if !header {
+                    let names: Vec<String> = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| crate::output::csv_field(f.name()))
+                        .collect();
+                    writeln!(w, "{}", names.join(",")).map_err(|e| err(&self.path, e.to_string()))?;
+                }
+                w.flush().map_err(|e| err(&self.path, e.to_string()))?;
+            }
+            None => {}
+        }
+        let _ = self.format;
+        Ok((self.path, self.rel, self.rows, self.cost_total))
+    }
+}
+
+/// CSV cells: text formula-neutralized and quoted as needed, decimals exact,
+/// timestamps ISO 8601 UTC, doubles in their shortest round-trip form, maps as JSON.
+fn write_csv_rows(w: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
+    let cols: Vec<Vec<String>> = batch
+        .columns()
+        .iter()
+        .map(|a| csv_cells(a))
+        .collect();
+    let mut line = String::new();
+    for i in 0..batch.num_rows() {
+        line.clear();
+        for (k, c) in cols.iter().enumerate() {
+            if k > 0 {
+                line.push(',');
+            }
+            line.push_str(&c[i]);
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn csv_cells(a: &ArrayRef) -> Vec<String> {
+    let n = a.len();
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            s.iter()
+                .map(|v| v.map(crate::output::csv_field).unwrap_or_default())
+                .collect()
+        }
+        DataType::Decimal128(_, _) => {
+            let d = a.as_primitive::<arrow::datatypes::Decimal128Type>();
+            d.iter()
+                .map(|v| v.map(format_fixed_exact).unwrap_or_default())
+                .collect()
+        }
+        DataType::Float64 => {
+            let d = a.as_primitive::<arrow::datatypes::Float64Type>();
+            d.iter()
+                .map(|v| {
+                    v.map(|x| {
+                        let mut b = ryu::Buffer::new();
+                        let s = b.format(x).to_string();
+                        s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+                    })
+                    .unwrap_or_default()
+                })
+                .collect()
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            let d = a.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+            d.iter()
+                .map(|v| v.map(iso_from_millis).unwrap_or_default())
+                .collect()
+        }
+        DataType::Map(_, _) => {
+            let m = a.as_map();
+            (0..n)
+                .map(|i| {
+                    if m.is_null(i) {
+                        return String::new();
+                    }
+                    crate::output::csv_field(&map_json(m, i))
+                })
+                .collect()
+        }
+        _ => match cast(a, &DataType::Utf8) {
+            Ok(s) => s
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(crate::output::csv_field).unwrap_or_default())
+                .collect(),
+            Err(_) => vec![String::new(); n],
+        },
+    }
+}
+
+/// A map cell as a JSON object (text values; FOCUS KeyValueFormat).
+fn map_json(m: &MapArray, i: usize) -> String {
+    let entries = m.value(i);
+    let keys = cast(entries.column(0), &DataType::Utf8).ok();
+    let values = cast(entries.column(1), &DataType::Utf8).ok();
+    let mut obj = serde_json::Map::new();
+    if let (Some(k), Some(v)) = (keys, values) {
+        let (k, v) = (k.as_string::<i32>().clone(), v.as_string::<i32>().clone());
+        for j in 0..k.len() {
+            if k.is_valid(j) {
+                let val = if v.is_valid(j) {
+                    serde_json::Value::String(v.value(j).to_string())
+                } else {
+                    serde_json::Value::Null
+                };
+                obj.insert(k.value(j).to_string(), val);
+            }
+        }
+    }
+    serde_json::Value::Object(obj).to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Building export rows
+
+/// A chunk's selected rows, with their cells and amounts.
+struct Selected<'a> {
+    /// Wide (CUR-shaped, typed) columns by name.
+    wide: BTreeMap<String, ArrayRef>,
+    /// Normalized batch rows (indexes into `norm`) in output order.
+    idx: Vec<usize>,
+    norm: &'a RecordBatch,
+    /// Final amount of each selected row on the track.
+    amount: Vec<i128>,
+    /// Effective (amortized) amount of each selected row on the track.
+    effective: Vec<i128>,
+    /// Whether the track rated the row (vs. took it as delivered).
+    rated: Vec<bool>,
+}
+
+impl Selected<'_> {
+    fn text(&self, name: &str, i: usize) -> Option<String> {
+        let a = self.wide.get(name)?;
+        if a.is_null(i) {
+            return None;
+        }
+        match a.data_type() {
+            DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_string()),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+    }
+    fn millis(&self, name: &str, i: usize) -> Option<i64> {
+        let a = self.wide.get(name)?;
+        if a.is_null(i) {
+            return None;
+        }
+        a.as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>()
+            .map(|p| p.value(i))
+    }
+    fn norm_text(&self, name: &str, i: usize) -> String {
+        let row = self.idx[i];
+        self.norm
+            .column_by_name(name)
+            .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+            .map(|d| {
+                let k = d.keys().value(row) as usize;
+                d.values().as_string::<i32>().value(k).to_string()
+            })
+            .unwrap_or_default()
+    }
+    fn norm_dec(&self, name: &str, i: usize) -> Option<i128> {
+        let row = self.idx[i];
+        let a = self.norm.column_by_name(name)?;
+        let d = a.as_primitive_opt::<arrow::datatypes::Decimal128Type>()?;
+        d.is_valid(row).then(|| d.value(row))
+    }
+    fn line_type(&self, i: usize) -> LineType {
+        let row = self.idx[i];
+        self.norm
+            .column_by_name(col::LINE_TYPE)
+            .and_then(|a| a.as_primitive_opt::<arrow::datatypes::UInt8Type>())
+            .and_then(|a| LineType::from_code(a.value(row)))
+            .unwrap_or(LineType::Usage)
+    }
+}
+
+/// Typed wide columns of the selected rows: each carried column cast to its export type.
+fn wide_selection(
+    aligner: &Aligner,
+    kinds: &[Option<(String, DataType)>],
+    at: &[(usize, usize)],
+) -> Result<BTreeMap<String, ArrayRef>> {
+    let mut out = BTreeMap::new();
+    if at.is_empty() {
+        return Ok(out);
+    }
+    let err = |e: arrow::error::ArrowError| Error::input(&aligner.reader.path, e.to_string());
+    for (c, kind) in kinds.iter().enumerate() {
+        let Some((name, t)) = kind else {
+            continue;
+        };
+        if out.contains_key(name) {
+            continue;
+        }
+        let parts: Vec<&dyn Array> = aligner.queue.iter().map(|(b, _)| b.column(c).as_ref()).collect();
+        let picked = interleave(&parts, at).map_err(err)?;
+        let typed = if picked.data_type() == t {
+            picked
+        } else if matches!(t, DataType::Utf8) && is_integer(picked.data_type()) && name.ends_with("_account_id") {
+            // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
+            let v = cast(&picked, &DataType::Int64).map_err(err)?;
+            Arc::new(
+                v.as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .map(|x| x.map(|x| format!("{x:012}")))
+                    .collect::<StringArray>(),
+            )
+        } else if matches!(t, DataType::Utf8) && matches!(picked.data_type(), DataType::Dictionary(_, _) | DataType::LargeUtf8 | DataType::Utf8View) {
+            cast(&picked, t).map_err(err)?
+        } else if matches!(t, DataType::Float64) && matches!(picked.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)) {
+            // Text amounts: parsed exactly, then the nearest double.
+            let s = cast(&picked, &DataType::Utf8).map_err(err)?;
+            Arc::new(
+                s.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.and_then(|t| crate::money::parse_fixed(t.trim()).ok()).map(f64_of))
+                    .collect::<arrow::array::Float64Array>(),
+            )
+        } else if matches!(t, DataType::Timestamp(_, _)) {
+            let s = match picked.data_type() {
+                DataType::Timestamp(_, _) => picked,
+                _ => {
+                    let text = cast(&picked, &DataType::Utf8).map_err(err)?;
+                    Arc::new(
+                        text.as_string::<i32>()
+                            .iter()
+                            .map(|v| v.and_then(parse_iso_millis))
+                            .collect::<TimestampMillisecondArray>(),
+                    ) as ArrayRef
+                }
+            };
+            to_utc_millis(&s).map_err(err)?
+        } else {
+            arrow::compute::kernels::cast::cast_with_options(
+                &picked,
+                t,
+                &arrow::compute::CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            )
+            .map_err(err)?
+        };
+        out.insert(name.clone(), typed);
+    }
+    Ok(out)
+}
+
+/// A timestamp column as milliseconds tagged UTC, by arithmetic on the raw
+/// values (no time zone database: CUR times are UTC instants).
+pub(crate) fn to_utc_millis(a: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    let DataType::Timestamp(unit, _) = a.data_type() else {
+        return Err(arrow::error::ArrowError::CastError(format!(
+            "{} is not a timestamp",
+            a.data_type()
+        )));
+    };
+    let raw = cast(a, &DataType::Int64)?;
+    let div: i64 = match unit {
+        TimeUnit::Second => -1000,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 1000,
+        TimeUnit::Nanosecond => 1_000_000,
+    };
+    let ms: TimestampMillisecondArray = raw
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .iter()
+        .map(|v| v.map(|x| if div < 0 { x.saturating_mul(-div) } else { x.div_euclid(div) }))
+        .collect();
+    Ok(Arc::new(ms.with_timezone("UTC")))
+}
+
+fn is_integer(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+/// `YYYY-MM-DD[THH:mm:ss[.fff]][Z]` as milliseconds since 1970 (UTC).
+fn parse_iso_millis(t: &str) -> Option<i64> {
+    let t = t.trim();
+    let p = crate::types::BillingPeriod::from_iso_prefix(t)?;
+    let day: i64 = t.get(8..10)?.parse().ok()?;
+    let (h, mi, s) = if t.len() >= 19 {
+        (
+            t.get(11..13)?.parse::<i64>().ok()?,
+            t.get(14..16)?.parse::<i64>().ok()?,
+            t.get(17..19)?.parse::<i64>().ok()?,
+        )
+    } else {
+        (0, 0, 0)
+    };
+    Some(p.start_micros() / 1000 + ((day - 1) * 86_400 + h * 3600 + mi * 60 + s) * 1000)
+}
+
+/// Columns a customer never sees in the pro forma CUR: non-public discounts and
+/// everything net of them (docs/EXPORTS.md).
+fn is_confidential_column(name: &str) -> bool {
+    name.contains("_net_")
+        || name.starts_with("line_item_net_")
+        || name == "discount"
+        || name.starts_with("discount_")
+        || name.starts_with("x_commitment_")
+}
+
+/// Core CUR 2.0 columns every pro forma CUR export has, whatever the input carried.
+const CUR_CORE: &[(&str, bool)] = &[
+    ("bill_billing_period_start_date", true),
+    ("bill_billing_period_end_date", true),
+    ("bill_payer_account_id", false),
+    ("bill_payer_account_name", false),
+    ("bill_invoice_id", false),
+    ("line_item_usage_account_id", false),
+    ("line_item_line_item_type", false),
+    ("line_item_product_code", false),
+    ("line_item_usage_type", false),
+    ("line_item_operation", false),
+    ("product_region_code", false),
+    ("line_item_line_item_description", false),
+    ("line_item_usage_start_date", true),
+    ("line_item_usage_end_date", true),
+    ("line_item_usage_amount", false),
+    ("line_item_currency_code", false),
+    ("line_item_unblended_rate", false),
+    ("line_item_unblended_cost", false),
+    ("pricing_public_on_demand_rate", false),
+    ("pricing_public_on_demand_cost", false),
+];
+
+/// The customer CUR schema: core columns, then every carried column of the
+/// org's files in first-seen order, minus confidential ones.
+fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>]) -> SchemaRef {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let type_of = |name: &str, ts: bool| {
+        if ts {
+            ts_type()
+        } else if is_cur_double(name) {
+            DataType::Float64
+        } else {
+            DataType::Utf8
+        }
+    };
+    for (name, ts) in CUR_CORE {
+        seen.insert(name.to_string());
+        fields.push(Field::new(*name, type_of(name, *ts), true));
+    }
+    for kinds in files_kinds {
+        for (name, t) in kinds.iter().flatten() {
+            if is_confidential_column(name) || !seen.insert(name.clone()) {
+                continue;
+            }
+            fields.push(Field::new(name, t.clone(), true));
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Per-org context of the export pass.
+struct OrgCtx<'a> {
+    config: &'a Config,
+    period: BillingPeriod,
+    result: &'a OrgResult,
+    /// Customer org name, management account and pro forma invoice number (customers only).
+    customer: Option<(&'a str, &'a str, String)>,
+    mgmt: &'a str,
+    currency: &'a str,
+    opts: ExportOptions,
+}
+
+/// Text column builder from per-row options.
+fn texts(v: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(v.into_iter().collect::<StringArray>())
+}
+
+fn decs(v: Vec<Option<i128>>) -> Result<ArrayRef> {
+    let mut b = Decimal128Builder::with_capacity(v.len());
+    for x in v {
+        b.append_option(x);
+    }
+    Ok(Arc::new(
+        b.finish()
+            .with_precision_and_scale(38, 10)
+            .map_err(|e| Error::Overflow(e.to_string()))?,
+    ))
+}
+
+fn times(v: Vec<Option<i64>>) -> ArrayRef {
+    let mut b = TimestampMillisecondBuilder::with_capacity(v.len());
+    for x in v {
+        b.append_option(x);
+    }
+    Arc::new(b.finish().with_timezone("UTC"))
+}
+
+fn doubles(v: Vec<Option<i128>>) -> ArrayRef {
+    Arc::new(
+        v.into_iter()
+            .map(|x| x.map(f64_of))
+            .collect::<arrow::array::Float64Array>(),
+    )
+}
+
+/// FOCUS ChargeCategory of a CUR line item type.
+pub fn charge_category(lt: LineType) -> &'static str {
+    use LineType::*;
+    match lt {
+        Fee | RIFee | SavingsPlanUpfrontFee | SavingsPlanRecurringFee => "Purchase",
+        Tax => "Tax",
+        Credit => "Credit",
+        Refund => "Adjustment",
+        _ => "Usage",
+    }
+}
+
+/// FOCUS ChargeFrequency of a CUR line item type.
+fn charge_frequency(lt: LineType) -> &'static str {
+    use LineType::*;
+    match charge_category(lt) {
+        "Usage" => "Usage-Based",
+        _ => match lt {
+            RIFee | SavingsPlanRecurringFee | Tax => "Recurring",
+            _ => "One-Time",
+        },
+    }
+}
+
+/// The CUR pro forma batch for selected rows (customer view).
+fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<RecordBatch> {
+    let n = s.idx.len();
+    let (name, mgmt, _) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: CUR export for the partner".into()))?;
+    let start = ctx.period.start_micros() / 1000;
+    let end = ctx.period.next().start_micros() / 1000;
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let c: ArrayRef = match f.name().as_str() {
+            "bill_billing_period_start_date" => times(vec![Some(start); n]),
+            "bill_billing_period_end_date" => times(vec![Some(end); n]),
+            "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
+            "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
+            "bill_invoice_id" => texts(vec![None; n]),
+            "line_item_usage_account_id" => texts((0..n).map(|i| Some(s.norm_text(col::ACCOUNT, i))).collect()),
+            "line_item_line_item_type" => texts((0..n).map(|i| Some(s.line_type(i).as_str().to_string())).collect()),
+            "line_item_product_code" => texts((0..n).map(|i| Some(s.norm_text(col::PRODUCT, i))).collect()),
+            "line_item_usage_type" => texts((0..n).map(|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())).collect()),
+            "line_item_operation" => texts((0..n).map(|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())).collect()),
+            "product_region_code" => texts((0..n).map(|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())).collect()),
+            "line_item_usage_amount" => doubles((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect()),
+            "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
+            "line_item_unblended_cost" | "line_item_blended_cost" => doubles(s.amount.iter().map(|a| Some(*a)).collect()),
+            "line_item_unblended_rate" | "line_item_blended_rate" => texts(
+                (0..n)
+                    .map(|i| {
+                        if s.rated[i] {
+                            s.norm_dec(col::USAGE, i)
+                                .and_then(|q| div_fixed(s.amount[i], q))
+                                .map(format_fixed_exact)
+                        } else {
+                            s.text(f.name(), i).or_else(|| s.text("line_item_unblended_rate", i))
+                        }
+                    })
+                    .collect(),
+            ),
+            "pricing_public_on_demand_rate" => texts((0..n).map(|i| s.norm_dec(col::PUBLIC_RATE, i).map(format_fixed_exact)).collect()),
+            "pricing_public_on_demand_cost" => doubles((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect()),
+            other => match s.wide.get(other) {
+                Some(a) if a.data_type() == f.data_type() => a.clone(),
+                Some(a) => cast(a, f.data_type()).map_err(|e| Error::Overflow(e.to_string()))?,
+                None => arrow::array::new_null_array(f.data_type(), n),
+            },
+        };
+        columns.push(c);
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Overflow(format!("building the CUR export: {e}")))
+}
+
+/// Unit price and cost fields of a FOCUS row (docs/EXPORTS.md): list from the
+/// public rate, contracted from the row's own amount, products exact at 10 decimals.
+struct Priced {
+    quantity: Option<i128>,
+    list_unit: Option<i128>,
+    list_cost: i128,
+    contracted_unit: Option<i128>,
+    contracted_cost: i128,
+}
+
+fn priced(category: &str, amount: i128, qty: i128, public_rate: Option<i128>) -> Result<Priced> {
+    let overflow = || Error::Overflow("pricing a FOCUS row".into());
+    if !matches!(category, "Usage" | "Purchase") {
+        return Ok(Priced {
+            quantity: None,
+            list_unit: None,
+            list_cost: amount,
+            contracted_unit: None,
+            contracted_cost: amount,
+        });
+    }
+    let list_unit = public_rate.filter(|r| *r >= 0).unwrap_or(0);
+    let list_cost = mul_fixed(list_unit, qty).ok_or_else(overflow)?;
+    let contracted_unit = div_fixed(amount, qty).filter(|p| *p >= 0).unwrap_or(list_unit);
+    let contracted_cost = mul_fixed(contracted_unit, qty).ok_or_else(overflow)?;
+    Ok(Priced {
+        quantity: Some(qty),
+        list_unit: Some(list_unit),
+        list_cost,
+        contracted_unit: Some(contracted_unit),
+        contracted_cost,
+    })
+}
+
+/// Tags of a row as a FOCUS KeyValueFormat JSON object: user tags unprefixed, AWS tags `aws:`.
+fn tags_json(s: &Selected<'_>, i: usize) -> Option<String> {
+    let mut obj = serde_json::Map::new();
+    if let Some(m) = s.wide.get("resource_tags").and_then(|a| a.as_map_opt()) {
+        if m.is_valid(i) {
+            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&map_json(m, i)) {
+                for (k, v) in o {
+                    let k = k.strip_prefix("user_").map(str::to_string).unwrap_or(k);
+                    obj.insert(k, v);
+                }
+            }
+        }
+    }
+    for (name, a) in &s.wide {
+        let key = if let Some(k) = name.strip_prefix("resource_tags_user_") {
+            k.to_string()
+        } else if let Some(k) = name.strip_prefix("resource_tags_aws_") {
+            format!("aws:{k}")
+        } else {
+            continue;
+        };
+        if a.data_type() == &DataType::Utf8 && a.is_valid(i) {
+            let v = a.as_string::<i32>().value(i);
+            if !v.is_empty() {
+                obj.insert(key, serde_json::Value::String(v.to_string()));
+            }
+        }
+    }
+    (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
+}
+
+/// The FOCUS batch for selected rows: pro forma for a customer, actual for the partner.
+fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<RecordBatch> {
+    let n = s.idx.len();
+    let schema = focus::schema(partner);
+    let start = ctx.period.start_micros() / 1000;
+    let end = ctx.period.next().start_micros() / 1000;
+    let org_name = ctx.customer.as_ref().map(|c| c.0).unwrap_or(ctx.config.partner.name.as_str());
+    let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
+    let mut category = Vec::with_capacity(n);
+    let mut prices = Vec::with_capacity(n);
+    for i in 0..n {
+        let lt = s.line_type(i);
+        let cat = charge_category(lt);
+        category.push(cat);
+        let qty = s.norm_dec(col::USAGE, i).unwrap_or(0);
+        prices.push(priced(cat, s.amount[i], qty, s.norm_dec(col::PUBLIC_RATE, i))?);
+    }
+    let commitment: Vec<Option<(String, &str, &str)>> = (0..n)
+        .map(|i| {
+            use LineType::*;
+            let lt = s.line_type(i);
+            let sp = s.text("savings_plan_savings_plan_a_r_n", i);
+            let ri = s.text("reservation_reservation_a_r_n", i);
+            let x = s.text("x_commitment_discount_id", i);
+            match lt {
+                SavingsPlanCoveredUsage | SavingsPlanNegation | SavingsPlanRecurringFee | SavingsPlanUpfrontFee => {
+                    sp.or(x).map(|id| (id, "Spend", "Savings Plan"))
+                }
+                DiscountedUsage | RIFee | Fee => ri.or(x).map(|id| (id, "Usage", "Reserved Instance")),
+                _ => None,
+            }
+        })
+        .collect();
+    let t = |f: &dyn Fn(usize) -> Option<String>| texts((0..n).map(f).collect());
+    cols.insert("AvailabilityZone", t(&|i| s.text("line_item_availability_zone", i)));
+    cols.insert("BilledCost", decs(s.amount.iter().map(|a| Some(*a)).collect())?);
+    cols.insert("BillingAccountId", texts(vec![Some(ctx.mgmt.to_string()); n]));
+    cols.insert("BillingAccountName", texts(vec![Some(org_name.to_string()); n]));
+    cols.insert("BillingAccountType", texts(vec![Some("Management account".to_string()); n]));
+    cols.insert("BillingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
+    cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
+    cols.insert("ChargeCategory", texts(category.iter().map(|c| Some(c.to_string())).collect()));
+    cols.insert("ChargeDescription", t(&|i| s.text("line_item_line_item_description", i)));
+    cols.insert("ChargeFrequency", t(&|i| Some(charge_frequency(s.line_type(i)).to_string())));
+    cols.insert("ChargePeriodEnd", times((0..n).map(|i| Some(s.millis("line_item_usage_end_date", i).unwrap_or(end))).collect()));
+    cols.insert("ChargePeriodStart", times((0..n).map(|i| Some(s.millis("line_item_usage_start_date", i).unwrap_or(start))).collect()));
+    cols.insert("CommitmentDiscountCategory", t(&|i| commitment[i].as_ref().map(|c| c.1.to_string())));
+    cols.insert("CommitmentDiscountId", t(&|i| commitment[i].as_ref().map(|c| c.0.clone())));
+    cols.insert(
+        "CommitmentDiscountStatus",
+        t(&|i| {
+            commitment[i].as_ref().filter(|_| category[i] == "Usage").map(|_| {
+                s.text("x_commitment_discount_status", i).unwrap_or_else(|| "Used".to_string())
+            })
+        }),
+    );
+    cols.insert("CommitmentDiscountType", t(&|i| commitment[i].as_ref().map(|c| c.2.to_string())));
+    cols.insert(
+        "ConsumedQuantity",
+        decs((0..n).map(|i| (category[i] == "Usage").then(|| s.norm_dec(col::USAGE, i).unwrap_or(0))).collect())?,
+    );
+    cols.insert("ConsumedUnit", t(&|i| s.text("pricing_unit", i).filter(|_| category[i] == "Usage")));
+    cols.insert("ContractedCost", decs(prices.iter().map(|p| Some(p.contracted_cost)).collect())?);
+    cols.insert("ContractedUnitPrice", decs(prices.iter().map(|p| p.contracted_unit).collect())?);
+    cols.insert("EffectiveCost", decs(s.effective.iter().map(|a| Some(*a)).collect())?);
+    cols.insert(
+        "InvoiceId",
+        match &ctx.customer {
+            Some((_, _, number)) if !partner => texts(vec![Some(number.clone()); n]),
+            _ => t(&|i| s.text("bill_invoice_id", i)),
+        },
+    );
+    cols.insert(
+        "InvoiceIssuerName",
+        if partner {
+            t(&|i| Some(s.text("bill_invoicing_entity", i).unwrap_or_else(|| "Amazon Web Services, Inc.".into())))
+        } else {
+            texts(vec![Some(ctx.config.partner.name.clone()); n])
+        },
+    );
+    cols.insert("ListCost", decs(prices.iter().map(|p| Some(p.list_cost)).collect())?);
+    cols.insert("ListUnitPrice", decs(prices.iter().map(|p| p.list_unit).collect())?);
+    cols.insert(
+        "PricingCategory",
+        t(&|i| match category[i] {
+            "Usage" if commitment[i].is_some() => Some("Committed".into()),
+            "Usage" | "Purchase" => Some("Standard".into()),
+            "Tax" => None,
+            _ => Some("Other".into()),
+        }),
+    );
+    cols.insert("PricingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert("PricingQuantity", decs(prices.iter().map(|p| p.quantity).collect())?);
+    cols.insert("PricingUnit", t(&|i| s.text("pricing_unit", i).filter(|_| matches!(category[i], "Usage" | "Purchase"))));
+    cols.insert("ProviderName", texts(vec![Some("AWS".to_string()); n]));
+    cols.insert(
+        "PublisherName",
+        t(&|i| Some(s.text("line_item_legal_entity", i).unwrap_or_else(|| "Amazon Web Services, Inc.".into()))),
+    );
+    cols.insert("RegionId", t(&|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())));
+    cols.insert("ResourceId", t(&|i| s.text("line_item_resource_id", i)));
+    cols.insert("ServiceCategory", t(&|i| Some(focus::service_category(&s.norm_text(col::PRODUCT, i)).to_string())));
+    cols.insert("ServiceName", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
+    cols.insert(
+        "ServiceSubcategory",
+        t(&|i| Some(format!("Other ({})", focus::service_category(&s.norm_text(col::PRODUCT, i))))),
+    );
+    cols.insert("SkuId", t(&|i| s.text("product_sku", i)));
+    cols.insert("SkuPriceId", t(&|i| s.text("pricing_rate_code", i).or_else(|| s.text("pricing_rate_id", i))));
+    cols.insert("SubAccountId", t(&|i| Some(s.norm_text(col::ACCOUNT, i))));
+    cols.insert("SubAccountName", t(&|i| s.text("line_item_usage_account_name", i)));
+    cols.insert(
+        "SubAccountType",
+        t(&|i| Some(if s.norm_text(col::ACCOUNT, i) == ctx.mgmt { "Management account" } else { "Member account" }.to_string())),
+    );
+    cols.insert("Tags", t(&|i| tags_json(s, i)));
+    cols.insert("x_ServiceCode", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
+    cols.insert("x_UsageType", t(&|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())));
+    cols.insert("x_Operation", t(&|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())));
+    cols.insert("x_LineItemType", t(&|i| Some(s.line_type(i).as_str().to_string())));
+    if partner {
+        cols.insert(focus::CUSTOMER_ORG_COLUMN, texts(vec![Some(ctx.result.id.to_string()); n]));
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cols.remove(f.name().as_str())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(format!("building the FOCUS export: {e}")))
+}
+
+/// Custom line items as CUR rows.
+fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch, i128)> {
+    let Some(inv) = ctx.result.customer.as_ref() else {
+        return Ok((RecordBatch::new_empty(schema.clone()), 0));
+    };
+    let (name, mgmt, _) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
+    let n = inv.custom.len();
+    let start = ctx.period.start_micros() / 1000;
+    let end = ctx.period.next().start_micros() / 1000;
+    let mut total = 0i128;
+    for c in &inv.custom {
+        total = total.checked_add(c.exact).ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+    }
+    let line_type = |c: &crate::invoice::CliLine| {
+        let base = match c.kind {
+            CliKind::Fee => "Fee",
+            CliKind::Credit => "Credit",
+        };
+        if c.service.is_empty() {
+            base.to_string()
+        } else {
+            format!("Proforma_{base}")
+        }
+    };
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.name().as_str() {
+                "bill_billing_period_start_date" | "line_item_usage_start_date" => times(vec![Some(start); n]),
+                "bill_billing_period_end_date" | "line_item_usage_end_date" => times(vec![Some(end); n]),
+                "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
+                "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
+                "line_item_usage_account_id" => texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()),
+                "line_item_line_item_type" => texts(inv.custom.iter().map(|c| Some(line_type(c))).collect()),
+                "line_item_product_code" => texts(inv.custom.iter().map(|c| Some(c.service.clone()).filter(|s| !s.is_empty())).collect()),
+                "line_item_line_item_description" => texts(inv.custom.iter().map(|c| Some(c.description.clone())).collect()),
+                "line_item_usage_type" => texts(inv.custom.iter().map(|c| Some(format!("CustomLineItem:{}", c.id))).collect()),
+                "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
+                "line_item_unblended_cost" | "line_item_blended_cost" => doubles(inv.custom.iter().map(|c| Some(c.exact)).collect()),
+                "line_item_usage_amount" => doubles(vec![Some(0); n]),
+                _ => arrow::array::new_null_array(f.data_type(), n),
+            }
+        })
+        .collect();
+    Ok((
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Overflow(e.to_string()))?,
+        total,
+    ))
+}
+
+/// Custom line items as FOCUS rows (customer view).
+fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
+    let schema = focus::schema(false);
+    let Some(inv) = ctx.result.customer.as_ref() else {
+        return Ok((RecordBatch::new_empty(schema), 0));
+    };
+    let (name, mgmt, number) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
+    let n = inv.custom.len();
+    let start = ctx.period.start_micros() / 1000;
+    let end = ctx.period.next().start_micros() / 1000;
+    let mut total = 0i128;
+    for c in &inv.custom {
+        total = total.checked_add(c.exact).ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+    }
+    let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact >= 0;
+    let category: Vec<&str> = inv.custom.iter().map(|c| if is_fee(c) { "Purchase" } else { "Credit" }).collect();
+    let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
+    let amounts: Vec<Option<i128>> = inv.custom.iter().map(|c| Some(c.exact)).collect();
+    cols.insert("BilledCost", decs(amounts.clone())?);
+    cols.insert("EffectiveCost", decs(amounts.clone())?);
+    cols.insert("ListCost", decs(amounts.clone())?);
+    cols.insert("ContractedCost", decs(amounts.clone())?);
+    let fee_only = |v: Option<i128>| -> Vec<Option<i128>> {
+        inv.custom.iter().map(|c| if is_fee(c) { v.or(Some(c.exact)) } else { None }).collect()
+    };
+    cols.insert("ListUnitPrice", decs(fee_only(None))?);
+    cols.insert("ContractedUnitPrice", decs(fee_only(None))?);
+    cols.insert("PricingQuantity", decs(fee_only(Some(ONE)))?);
+    cols.insert("PricingCategory", texts(category.iter().map(|c| Some(if *c == "Purchase" { "Standard" } else { "Other" }.to_string())).collect()));
+    cols.insert("PricingUnit", texts(category.iter().map(|c| (*c == "Purchase").then(|| "Item".to_string())).collect()));
+    cols.insert("BillingAccountId", texts(vec![Some(mgmt.to_string()); n]));
+    cols.insert("BillingAccountName", texts(vec![Some(name.to_string()); n]));
+    cols.insert("BillingAccountType", texts(vec![Some("Management account".to_string()); n]));
+    cols.insert("BillingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert("PricingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
+    cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
+    cols.insert("ChargePeriodStart", times(vec![Some(start); n]));
+    cols.insert("ChargePeriodEnd", times(vec![Some(end); n]));
+    cols.insert("ChargeCategory", texts(category.iter().map(|c| Some(c.to_string())).collect()));
+    cols.insert("ChargeFrequency", texts(vec![Some("Recurring".to_string()); n]));
+    cols.insert("ChargeDescription", texts(inv.custom.iter().map(|c| Some(c.description.clone())).collect()));
+    cols.insert("InvoiceId", texts(vec![Some(number.clone()); n]));
+    cols.insert("InvoiceIssuerName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
+    cols.insert("ProviderName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
+    cols.insert("PublisherName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
+    cols.insert("ServiceCategory", texts(inv.custom.iter().map(|c| Some(focus::service_category(&c.service).to_string())).collect()));
+    cols.insert("ServiceSubcategory", texts(inv.custom.iter().map(|c| Some(format!("Other ({})", focus::service_category(&c.service)))).collect()));
+    cols.insert("ServiceName", texts(inv.custom.iter().map(|c| Some(if c.service.is_empty() { "Custom line item".to_string() } else { c.service.clone() })).collect()));
+    cols.insert("SubAccountId", texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()));
+    cols.insert("x_LineItemType", texts(inv.custom.iter().map(|c| Some(match (c.kind, c.service.is_empty()) {
+        (CliKind::Fee, true) => "Fee",
+        (CliKind::Credit, true) => "Credit",
+        (CliKind::Fee, false) => "Proforma_Fee",
+        (CliKind::Credit, false) => "Proforma_Credit",
+    }.to_string())).collect()));
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| cols.remove(f.name().as_str()).unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n)))
+        .collect();
+    Ok((RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(e.to_string()))?, total))
+}
+
+// ---------------------------------------------------------------------------
+// The pass
+
+/// Σ of a slice of amounts.
+fn sum(v: &[i128]) -> Result<i128> {
+    v.iter()
+        .try_fold(0i128, |a, x| a.checked_add(*x))
+        .ok_or_else(|| Error::Overflow("summing export rows".into()))
+}
+
+struct OrgDatasets {
+    cur: Option<Dataset>,
+    focus: Option<Dataset>,
+    partner_focus: Option<Dataset>,
+}
+
+fn ext(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Parquet => "parquet",
+        ExportFormat::Csv => "csv",
+    }
+}
+
+/// Writes one org's exports under `root` (line granularity; roll-ups are applied after).
+fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str) -> Result<Vec<ExportFile>> {
+    let config = ctx.config;
+    let r = ctx.result;
+    let org = if r.org_index == 0 { None } else { Some(&config.orgs[r.org_index - 1]) };
+    let (actual_p, proforma_p) = run::pricing_for(config, org);
+    let check = run::org_check(config, r.org_index, ctx.period);
+    let org_id = r.id.to_string();
+    let is_customer = ctx.customer.is_some();
+    let e = ext(ctx.opts.format);
+
+    // Every file's columns first: one CUR schema for the org.
+    let mut kinds_per_file = Vec::new();
+    for f in files {
+        let reader = FullReader::open(&f.path)?;
+        let source = ingest::open(&f.path)?;
+        kinds_per_file.push(wide_columns(source.column_map().dialect, &reader.schema));
+    }
+    let cur_schema = cur_schema(&kinds_per_file);
+    let mut sets = OrgDatasets {
+        cur: (is_customer && ctx.opts.set.cur())
+            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period), cur_schema.clone(), ctx.opts.format))
+            .transpose()?,
+        focus: (is_customer && ctx.opts.set.focus())
+            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period), focus::schema(false), ctx.opts.format))
+            .transpose()?,
+        partner_focus: ctx
+            .opts
+            .set
+            .focus()
+            .then(|| Dataset::create(root, format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period), focus::schema(true), ctx.opts.format))
+            .transpose()?,
+    };
+
+    let mut rater = Rater::new(actual_p, proforma_p);
+    let mut split = Splitter::new(&r.ledger.deferred);
+    for (f, kinds) in files.iter().zip(&kinds_per_file) {
+        let display = PathBuf::from(&f.display);
+        let mut source = ingest::open(&f.path)?;
+        rater.list_base = source.column_map().dialect == Dialect::Focus;
+        let mut aligner = Aligner {
+            reader: FullReader::open(&f.path)?,
+            queue: Vec::new(),
+        };
+        while let Some(chunk) = source.next_chunk() {
+            let norm = ingest::normalize(&display, source.column_map(), chunk?, &check)?;
+            let batch = &norm.batch;
+            let rated = rater.rate(batch)?;
+            let rows: &UInt64Array = batch
+                .column_by_name(col::ROW)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| Error::Overflow("internal: row numbers missing".into()))?;
+            let types: &UInt8Array = batch
+                .column_by_name(col::LINE_TYPE)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| Error::Overflow("internal: line types missing".into()))?;
+            let products = batch
+                .column_by_name(col::PRODUCT)
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| Error::Overflow("internal: products missing".into()))?;
+            let accounts = batch
+                .column_by_name(col::ACCOUNT)
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| Error::Overflow("internal: accounts missing".into()))?;
+            let usage = batch
+                .column_by_name(col::USAGE)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| Error::Overflow("internal: usage missing".into()))?;
+            let effective_in = batch
+                .column_by_name(col::EFFECTIVE)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| Error::Overflow("internal: effective missing".into()))?;
+            let pvals = products.values().as_string::<i32>();
+            let avals = accounts.values().as_string::<i32>();
+            let n = batch.num_rows();
+            // Per track: selected rows, final amounts, effective amounts, rated flags.
+            let mut per_track: [(Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>); 2] = Default::default();
+            for i in 0..n {
+                let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
+                let product = pvals.value(products.keys().value(i) as usize);
+                let treat = rater.treatments_for(lt, is_support(product));
+                for t in [Track::Actual, Track::Proforma] {
+                    let ti = t as usize;
+                    if treat[ti] == Treatment::Excluded {
+                        continue;
+                    }
+                    let mut amount = if ti == 0 { rated.actual[i] } else { rated.proforma[i] };
+                    if rated.deferred[i] & (1 << ti) != 0 {
+                        let key = LineKey {
+                            account: avals.value(accounts.keys().value(i) as usize).to_string(),
+                            service: product.to_string(),
+                            line_type: lt,
+                        };
+                        amount = amount
+                            .checked_add(split.next(t, key, usage.value(i))?)
+                            .ok_or_else(|| Error::Overflow("splitting".into()))?;
+                    }
+                    let rate_like = matches!(treat[ti], Treatment::Rate);
+                    let effective = match (t, treat[ti]) {
+                        (Track::Actual, Treatment::Rate) => amount,
+                        (Track::Actual, _) => rated.effective[i],
+                        (Track::Proforma, Treatment::Rate) => amount,
+                        (Track::Proforma, Treatment::SameAsActual) => rated.effective[i],
+                        (Track::Proforma, _) => effective_in.value(i),
+                    };
+                    let slot = &mut per_track[ti];
+                    slot.0.push(i);
+                    slot.1.push(amount);
+                    slot.2.push(effective);
+                    slot.3.push(rate_like);
+                }
+            }
+            let last_row = (n > 0).then(|| rows.value(n - 1));
+            for t in [Track::Actual, Track::Proforma] {
+                let ti = t as usize;
+                let wanted_customer = ti == 1 && (sets.cur.is_some() || sets.focus.is_some());
+                let wanted_partner = ti == 0 && sets.partner_focus.is_some();
+                if !(wanted_customer || wanted_partner) {
+                    continue;
+                }
+                let (idx, amount, effective, rated_flags) = std::mem::take(&mut per_track[ti]);
+                if idx.is_empty() {
+                    continue;
+                }
+                let wanted_rows: Vec<u64> = idx.iter().map(|&i| rows.value(i)).collect();
+                let at = aligner.locate(&wanted_rows)?;
+                let wide = wide_selection(&aligner, kinds, &at)?;
+                let cost = sum(&amount)?;
+                let sel = Selected {
+                    wide,
+                    idx,
+                    norm: batch,
+                    amount,
+                    effective,
+                    rated: rated_flags,
+                };
+                if wanted_customer {
+                    if let Some(ds) = sets.cur.as_mut() {
+                        ds.write(&cur_batch(ctx, &sel, &cur_schema)?, cost)?;
+                    }
+                    if let Some(ds) = sets.focus.as_mut() {
+                        ds.write(&focus_batch(ctx, &sel, false)?, cost)?;
+                    }
+                } else if let Some(ds) = sets.partner_focus.as_mut() {
+                    ds.write(&focus_batch(ctx, &sel, true)?, cost)?;
+                }
+            }
+            if let Some(r) = last_row {
+                aligner.release(r + 1);
+            }
+        }
+    }
+    if let Some(ds) = sets.cur.as_mut() {
+        let (b, total) = custom_cur_batch(ctx, &cur_schema)?;
+        ds.write(&b, total)?;
+    }
+    if let Some(ds) = sets.focus.as_mut() {
+        let (b, total) = custom_focus_batch(ctx)?;
+        ds.write(&b, total)?;
+    }
+    // The rows must add up to the invoices exactly.
+    let mut written = Vec::new();
+    for (ds, kind) in [(sets.cur, "cur"), (sets.focus, "focus"), (sets.partner_focus, "partner_focus")] {
+        let Some(ds) = ds else { continue };
+        let (_, rel, rows, total) = ds.finish()?;
+        let expected = if kind == "partner_focus" {
+            r.actual.exact_total
+        } else {
+            r.customer.as_ref().map(|c| c.exact_total).unwrap_or(0)
+        };
+        if total != expected {
+            return Err(Error::Overflow(format!(
+                "internal: the {kind} export of org `{org_id}` sums to {} but its invoice's exact total is {}; nothing was written",
+                format_fixed_exact(total),
+                format_fixed_exact(expected)
+            )));
+        }
+        written.push(ExportFile {
+            path: rel.strip_prefix(staging).unwrap_or(&rel).to_string(),
+            org: org_id.clone(),
+            kind,
+            rows,
+            cost_total: format_fixed_exact(total),
+        });
+    }
+    Ok(written)
+}
+
+/// Writes every export of a run under `dir` (the run's output folder being
+/// built) and returns the `exports.json` listing.
+pub fn write_exports(
+    config: &Config,
+    result: &RunResult,
+    opts: ExportOptions,
+    dir: &Path,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    if opts.set == ExportSet::None {
+        return Ok(Vec::new());
+    }
+    let (files, _) = run::plan_inputs(config, Some(result.period))?;
+    let staging = if opts.granularity == Granularity::Line { "" } else { ".line/" };
+    let per_org: Result<Vec<Vec<ExportFile>>> = result
+        .orgs
+        .par_iter()
+        .map(|r| {
+            let org_files: Vec<&InputFile> = files.iter().filter(|f| f.org_index == r.org_index).collect();
+            let org = if r.org_index == 0 { None } else { Some(&config.orgs[r.org_index - 1]) };
+            let ctx = OrgCtx {
+                config,
+                period: result.period,
+                result: r,
+                customer: org.map(|o| (o.name.as_str(), o.management_account.as_str(), format!("{}-{}", o.id, result.period))),
+                mgmt: org
+                    .map(|o| o.management_account.as_str())
+                    .unwrap_or(config.partner.management_account.as_str()),
+                currency: config.partner.currency.as_str(),
+                opts,
+            };
+            run::guarded(Path::new(&r.id.to_string()), || export_org(&ctx, &org_files, dir, staging))
+        })
+        .collect();
+    let mut listing: Vec<ExportFile> = per_org?.into_iter().flatten().collect();
+    if opts.granularity != Granularity::Line {
+        listing = crate::analyst::roll_up(dir, staging, &listing, opts)?;
+        let _ = std::fs::remove_dir_all(dir.join(staging));
+    }
+    let doc = serde_json::json!({
+        "granularity": opts.granularity,
+        "format": opts.format,
+        "files": listing,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    Ok(vec![(PathBuf::from("exports.json"), bytes)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates_round_trip() {
+        let p = BillingPeriod::parse("2026-10").unwrap();
+        let ms = p.start_micros() / 1000;
+        assert_eq!(iso_from_millis(ms), "2026-10-01T00:00:00Z");
+        assert_eq!(parse_iso_millis("2026-10-01T00:00:00Z"), Some(ms));
+        assert_eq!(iso_from_millis(ms + 86_400_000 + 3_723_000), "2026-10-02T01:02:03Z");
+        assert_eq!(parse_iso_millis("2026-10-02T01:02:03Z"), Some(ms + 86_400_000 + 3_723_000));
+        assert_eq!(iso_from_millis(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_from_millis(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn the_splitter_gives_rows_the_whole_charge() {
+        let key = LineKey {
+            account: "1".into(),
+            service: "S".into(),
+            line_type: LineType::Usage,
+        };
+        let mut d = BTreeMap::new();
+        // 10.00 over quantities 1, 1, 1: 3.3333333333, 3.3333333333, 3.3333333334.
+        d.insert((Track::Proforma, key.clone()), (10 * ONE, 3 * ONE));
+        let mut s = Splitter::new(&d);
+        let parts: Vec<i128> = (0..3).map(|_| s.next(Track::Proforma, key.clone(), ONE).unwrap()).collect();
+        assert_eq!(parts, vec![33_333_333_333, 33_333_333_333, 33_333_333_334]);
+        assert_eq!(parts.iter().sum::<i128>(), 10 * ONE);
+        assert_eq!(s.next(Track::Actual, key, ONE).unwrap(), 0);
+    }
+
+    #[test]
+    fn division_rounds_half_away_from_zero() {
+        assert_eq!(div_fixed(ONE, 3 * ONE), Some(3_333_333_333));
+        assert_eq!(div_fixed(2 * ONE, 3 * ONE), Some(6_666_666_667));
+        assert_eq!(div_fixed(-2 * ONE, 3 * ONE), Some(-6_666_666_667));
+        assert_eq!(div_fixed(ONE, 0), None);
+    }
+
+    #[test]
+    fn focus_prices_multiply_out() {
+        let p = priced("Usage", 25 * ONE / 10, 2 * ONE, Some(15 * ONE / 10)).unwrap();
+        assert_eq!(p.list_cost, 3 * ONE);
+        assert_eq!(p.contracted_unit, Some(125 * ONE / 100));
+        assert_eq!(p.contracted_cost, 25 * ONE / 10);
+        let tax = priced("Tax", 7 * ONE, 0, None).unwrap();
+        assert_eq!((tax.list_unit, tax.quantity, tax.list_cost), (None, None, 7 * ONE));
+        // A negative amount keeps a non-negative contracted price (the list price).
+        let neg = priced("Usage", -ONE, ONE, Some(ONE)).unwrap();
+        assert_eq!(neg.contracted_unit, Some(ONE));
+    }
+
+    #[test]
+    fn confidential_columns_are_recognised() {
+        for c in ["line_item_net_unblended_cost", "reservation_net_effective_cost", "savings_plan_net_savings_plan_effective_cost", "discount", "discount_total_discount"] {
+            assert!(is_confidential_column(c), "{c}");
+        }
+        for c in ["line_item_unblended_cost", "pricing_public_on_demand_cost", "reservation_effective_cost"] {
+            assert!(!is_confidential_column(c), "{c}");
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! FOCUS 1.2: the columns billxfer writes, the service category lookup, and a
+//! validator for the FOCUS rules an exporter must keep (`billxfer validate-focus`).
+//!
+//! The rules checked are those of `cur-and-focus.md` section 2 (FOCUS 1.2 text):
+//! mandatory columns present; BilledCost, EffectiveCost, ListCost and
+//! ContractedCost never null; ListCost = ListUnitPrice × PricingQuantity and
+//! ContractedCost = ContractedUnitPrice × PricingQuantity when both are present
+//! and ChargeClass is not `Correction`; unit prices, PricingQuantity and
+//! PricingCategory null on Tax rows and present on Usage/Purchase rows; unit
+//! prices not negative; allowed values of ChargeCategory, ChargeClass,
+//! ChargeFrequency, PricingCategory, CommitmentDiscountStatus/Category,
+//! ServiceCategory; ChargeFrequency not `Usage-Based` on Purchase rows;
+//! ConsumedQuantity null outside Usage rows; commitment columns null without a
+//! CommitmentDiscountId; ISO 8601 UTC dates and 3-letter currencies in CSV files.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::money::{parse_fixed, ONE};
+
+/// A FOCUS column's storage type in billxfer's exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Text.
+    Text,
+    /// Decimal128(38,10): exact, as FOCUS asks of Decimal columns.
+    Decimal,
+    /// Timestamp (milliseconds, UTC).
+    DateTime,
+}
+
+/// The FOCUS 1.2 columns, in the specification's order, with their types and whether they are mandatory.
+pub const COLUMNS: &[(&str, ColumnType, bool)] = &[
+    ("AvailabilityZone", ColumnType::Text, false),
+    ("BilledCost", ColumnType::Decimal, true),
+    ("BillingAccountId", ColumnType::Text, true),
+    ("BillingAccountName", ColumnType::Text, true),
+    ("BillingAccountType", ColumnType::Text, false),
+    ("BillingCurrency", ColumnType::Text, true),
+    ("BillingPeriodEnd", ColumnType::DateTime, true),
+    ("BillingPeriodStart", ColumnType::DateTime, true),
+    ("CapacityReservationId", ColumnType::Text, false),
+    ("CapacityReservationStatus", ColumnType::Text, false),
+    ("ChargeCategory", ColumnType::Text, true),
+    ("ChargeClass", ColumnType::Text, true),
+    ("ChargeDescription", ColumnType::Text, true),
+    ("ChargeFrequency", ColumnType::Text, false),
+    ("ChargePeriodEnd", ColumnType::DateTime, true),
+    ("ChargePeriodStart", ColumnType::DateTime, true),
+    ("CommitmentDiscountCategory", ColumnType::Text, false),
+    ("CommitmentDiscountId", ColumnType::Text, false),
+    ("CommitmentDiscountName", ColumnType::Text, false),
+    ("CommitmentDiscountQuantity", ColumnType::Decimal, false),
+    ("CommitmentDiscountStatus", ColumnType::Text, false),
+    ("CommitmentDiscountType", ColumnType::Text, false),
+    ("CommitmentDiscountUnit", ColumnType::Text, false),
+    ("ConsumedQuantity", ColumnType::Decimal, false),
+    ("ConsumedUnit", ColumnType::Text, false),
+    ("ContractedCost", ColumnType::Decimal, true),
+    ("ContractedUnitPrice", ColumnType::Decimal, false),
+    ("EffectiveCost", ColumnType::Decimal, true),
+    ("InvoiceId", ColumnType::Text, false),
+    ("InvoiceIssuerName", ColumnType::Text, true),
+    ("ListCost", ColumnType::Decimal, true),
+    ("ListUnitPrice", ColumnType::Decimal, false),
+    ("PricingCategory", ColumnType::Text, false),
+    ("PricingCurrency", ColumnType::Text, false),
+    ("PricingCurrencyContractedUnitPrice", ColumnType::Decimal, false),
+    ("PricingCurrencyEffectiveCost", ColumnType::Decimal, false),
+    ("PricingCurrencyListUnitPrice", ColumnType::Decimal, false),
+    ("PricingQuantity", ColumnType::Decimal, true),
+    ("PricingUnit", ColumnType::Text, true),
+    ("ProviderName", ColumnType::Text, true),
+    ("PublisherName", ColumnType::Text, true),
+    ("RegionId", ColumnType::Text, false),
+    ("RegionName", ColumnType::Text, false),
+    ("ResourceId", ColumnType::Text, false),
+    ("ResourceName", ColumnType::Text, false),
+    ("ResourceType", ColumnType::Text, false),
+    ("ServiceCategory", ColumnType::Text, true),
+    ("ServiceName", ColumnType::Text, true),
+    ("ServiceSubcategory", ColumnType::Text, false),
+    ("SkuId", ColumnType::Text, false),
+    ("SkuMeter", ColumnType::Text, false),
+    ("SkuPriceDetails", ColumnType::Text, false),
+    ("SkuPriceId", ColumnType::Text, false),
+    ("SubAccountId", ColumnType::Text, false),
+    ("SubAccountName", ColumnType::Text, false),
+    ("SubAccountType", ColumnType::Text, false),
+    ("Tags", ColumnType::Text, false),
+];
+
+/// Custom columns billxfer adds after the FOCUS ones (FOCUS asks for the `x_` prefix).
+pub const EXTRA_COLUMNS: &[&str] = &["x_ServiceCode", "x_UsageType", "x_Operation", "x_LineItemType"];
+
+/// The partner's dataset names the customer organization of each row.
+pub const CUSTOMER_ORG_COLUMN: &str = "x_CustomerOrg";
+
+/// Arrow type of a FOCUS column type.
+pub fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Text => DataType::Utf8,
+        ColumnType::Decimal => DataType::Decimal128(38, 10),
+        ColumnType::DateTime => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+    }
+}
+
+/// The schema of billxfer's FOCUS exports (`partner`: with the customer org column).
+pub fn schema(partner: bool) -> SchemaRef {
+    let mut fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|(name, t, _)| Field::new(*name, arrow_type(*t), true))
+        .collect();
+    for x in EXTRA_COLUMNS {
+        fields.push(Field::new(*x, DataType::Utf8, true));
+    }
+    if partner {
+        fields.push(Field::new(CUSTOMER_ORG_COLUMN, DataType::Utf8, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// FOCUS ServiceCategory of an AWS product code (FOCUS 1.2 allowed values); `Other` when unknown.
+pub fn service_category(product_code: &str) -> &'static str {
+    match product_code {
+        "AmazonEC2" | "AWSLambda" | "AmazonECS" | "AmazonEKS" | "AmazonLightsail"
+        | "ComputeSavingsPlans" | "AWSBatch" | "AmazonWorkSpaces" | "AWSFargate" => "Compute",
+        "AmazonS3" | "AmazonEFS" | "AmazonFSx" | "AWSBackup" | "AmazonS3GlacierDeepArchive"
+        | "AmazonGlacier" | "AWSStorageGateway" => "Storage",
+        "AmazonRDS" | "AmazonDynamoDB" | "AmazonElastiCache" | "AmazonRedshift"
+        | "AmazonDocDB" | "AmazonNeptune" | "AmazonTimestream" | "AmazonMemoryDB" => "Databases",
+        "AmazonVPC" | "AWSELB" | "AmazonCloudFront" | "AmazonRoute53" | "AWSDataTransfer"
+        | "AmazonApiGateway" | "AWSDirectConnect" | "AWSGlobalAccelerator" => "Networking",
+        "AmazonCloudWatch" | "AWSCloudTrail" | "AWSConfig" | "AWSCostExplorer"
+        | "AWSSystemsManager" | "AWSSupportBusiness" | "AWSSupportEnterprise"
+        | "AWSDeveloperSupport" | "AWSCloudFormation" => "Management and Governance",
+        "awskms" | "AWSSecretsManager" | "AWSShield" | "awswaf" | "AmazonGuardDuty"
+        | "AWSSecurityHub" | "AmazonInspector" | "AmazonMacie" => "Security",
+        "AWSQueueService" | "AmazonSNS" | "AmazonSQS" | "AWSEvents" | "AmazonStates"
+        | "AmazonMQ" => "Integration",
+        "AWSGlue" | "AmazonAthena" | "AmazonKinesis" | "AmazonKinesisFirehose"
+        | "AmazonES" | "AmazonQuickSight" | "ElasticMapReduce" | "AmazonMSK" => "Analytics",
+        "AmazonSageMaker" | "AmazonBedrock" | "AmazonRekognition" | "AmazonComprehend"
+        | "AmazonTextract" | "AmazonPolly" | "transcribe" | "translate" => {
+            "AI and Machine Learning"
+        }
+        "AmazonCognito" | "AWSDirectoryService" => "Identity",
+        "AWSCodeBuild" | "AWSCodePipeline" | "AWSCodeCommit" | "AWSCodeArtifact" => {
+            "Developer Tools"
+        }
+        _ => "Other",
+    }
+}
+
+/// Allowed FOCUS 1.2 ServiceCategory values.
+pub const SERVICE_CATEGORIES: &[&str] = &[
+    "AI and Machine Learning",
+    "Analytics",
+    "Business Applications",
+    "Compute",
+    "Databases",
+    "Developer Tools",
+    "Multicloud",
+    "Identity",
+    "Integration",
+    "Internet of Things",
+    "Management and Governance",
+    "Media",
+    "Migration",
+    "Mobile",
+    "Networking",
+    "Security",
+    "Storage",
+    "Web",
+    "Other",
+];
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Data row number (1-based), 0 for a file-level problem.
+    pub row: u64,
+    /// Column concerned.
+    pub column: String,
+    /// The rule, in words.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.row == 0 {
+            write!(f, "column {}: {}", self.column, self.rule)
+        } else {
+            write!(f, "row {}, column {}: {}", self.row, self.column, self.rule)
+        }
+    }
+}
+
+/// Tolerance of the ListCost = ListUnitPrice × PricingQuantity checks: 1e-6 in
+/// the billing currency, for producers that round products to fewer places.
+const PRODUCT_TOLERANCE: i128 = ONE / 1_000_000;
+
+/// A FOCUS table as text cells by column name (case-insensitive), for checking.
+struct Table {
+    names: Vec<String>,
+    columns: Vec<Vec<Option<String>>>,
+    rows: usize,
+    from_csv: bool,
+}
+
+impl Table {
+    fn col(&self, name: &str) -> Option<&Vec<Option<String>>> {
+        self.names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+            .map(|i| &self.columns[i])
+    }
+}
+
+/// Text of each cell; timestamps as ISO 8601 UTC, decimals exact.
+fn cells(a: &ArrayRef) -> Result<Vec<Option<String>>> {
+    let a = match a.data_type() {
+        DataType::Timestamp(_, _) => {
+            let ms = crate::export::to_utc_millis(a).map_err(|e| Error::Overflow(e.to_string()))?;
+            let p = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+            return Ok(p
+                .iter()
+                .map(|v| v.map(crate::export::iso_from_millis))
+                .collect());
+        }
+        _ => cast(a, &DataType::Utf8).map_err(|e| Error::Overflow(e.to_string()))?,
+    };
+    let s = a.as_string::<i32>();
+    Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn load(path: &Path) -> Result<Table> {
+    let mut magic = [0u8; 4];
+    let is_parquet = {
+        use std::io::Read;
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut magic))
+            .map_err(|e| Error::io(path, e))?;
+        n == 4 && &magic == b"PAR1"
+    };
+    if is_parquet {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.build())
+                .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+        let schema = reader.schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); names.len()];
+        let mut rows = 0;
+        for b in reader {
+            let b: RecordBatch = b.map_err(|e| Error::input(path, e.to_string()))?;
+            rows += b.num_rows();
+            for (i, c) in b.columns().iter().enumerate() {
+                columns[i].extend(cells(c).map_err(|e| Error::input(path, e.to_string()))?);
+            }
+        }
+        Ok(Table {
+            names,
+            columns,
+            rows,
+            from_csv: false,
+        })
+    } else {
+        let mut r = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(path)
+            .map_err(|e| Error::input(path, e.to_string()))?;
+        let names: Vec<String> = r
+            .headers()
+            .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect();
+        let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); names.len()];
+        let mut rows = 0;
+        for rec in r.records() {
+            let rec = rec.map_err(|e| Error::input(path, e.to_string()))?;
+            if rec.len() == 1 && rec[0].is_empty() {
+                continue;
+            }
+            rows += 1;
+            for (i, col) in columns.iter_mut().enumerate() {
+                let v = rec.get(i).unwrap_or("");
+                col.push((!v.is_empty()).then(|| v.to_string()));
+            }
+        }
+        Ok(Table {
+            names,
+            columns,
+            rows,
+            from_csv: true,
+        })
+    }
+}
+
+/// Checks a FOCUS file (Parquet or CSV) against the rules listed in the module doc.
+pub fn validate_file(path: &Path) -> Result<Vec<Violation>> {
+    let t = load(path)?;
+    Ok(validate(&t))
+}
+
+fn num(v: &str) -> Option<i128> {
+    parse_fixed(v.trim()).ok()
+}
+
+fn validate(t: &Table) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut push = |row: usize, column: &str, rule: String| {
+        out.push(Violation {
+            row: row as u64,
+            column: column.to_string(),
+            rule,
+        })
+    };
+    for (name, _, mandatory) in COLUMNS {
+        if *mandatory && t.col(name).is_none() {
+            push(0, name, "mandatory FOCUS 1.2 column is missing".into());
+        }
+    }
+    let get = |name: &str, i: usize| -> Option<&str> {
+        t.col(name)
+            .and_then(|c| c[i].as_deref())
+            .filter(|v| !v.is_empty())
+    };
+    for i in 0..t.rows {
+        let row = i + 1;
+        let category = get("ChargeCategory", i);
+        let class = get("ChargeClass", i);
+        let correction = class == Some("Correction");
+        for cost in ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] {
+            if t.col(cost).is_none() {
+                continue;
+            }
+            match get(cost, i) {
+                None => push(row, cost, "must not be null".into()),
+                Some(v) if num(v).is_none() => {
+                    push(row, cost, format!("`{v}` is not a decimal number"))
+                }
+                _ => {}
+            }
+        }
+        match category {
+            None => push(row, "ChargeCategory", "must not be null".into()),
+            Some(c) if !["Usage", "Purchase", "Tax", "Credit", "Adjustment"].contains(&c) => push(
+                row,
+                "ChargeCategory",
+                format!("`{c}` is not one of Usage, Purchase, Tax, Credit, Adjustment"),
+            ),
+            _ => {}
+        }
+        if let Some(c) = class.filter(|c| *c != "Correction") {
+            push(
+                row,
+                "ChargeClass",
+                format!("`{c}` is not allowed: only Correction or null"),
+            );
+        }
+        if let Some(f) = get("ChargeFrequency", i) {
+            if !["One-Time", "Recurring", "Usage-Based"].contains(&f) {
+                push(
+                    row,
+                    "ChargeFrequency",
+                    format!("`{f}` is not one of One-Time, Recurring, Usage-Based"),
+                );
+            } else if f == "Usage-Based" && category == Some("Purchase") {
+                push(
+                    row,
+                    "ChargeFrequency",
+                    "must not be Usage-Based when ChargeCategory is Purchase".into(),
+                );
+            }
+        } else if t.col("ChargeFrequency").is_some() {
+            push(row, "ChargeFrequency", "must not be null".into());
+        }
+        if let Some(p) = get("PricingCategory", i) {
+            if !["Standard", "Dynamic", "Committed", "Other"].contains(&p) {
+                push(
+                    row,
+                    "PricingCategory",
+                    format!("`{p}` is not one of Standard, Dynamic, Committed, Other"),
+                );
+            }
+        }
+        if let Some(s) = get("ServiceCategory", i) {
+            if !SERVICE_CATEGORIES.contains(&s) {
+                push(
+                    row,
+                    "ServiceCategory",
+                    format!("`{s}` is not an allowed FOCUS 1.2 service category"),
+                );
+            }
+        } else if t.col("ServiceCategory").is_some() {
+            push(row, "ServiceCategory", "must not be null".into());
+        }
+        let priced = ["ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingCategory"];
+        if category == Some("Tax") {
+            for p in priced {
+                if get(p, i).is_some() {
+                    push(row, p, "must be null when ChargeCategory is Tax".into());
+                }
+            }
+        }
+        if matches!(category, Some("Usage" | "Purchase")) && !correction {
+            for p in priced {
+                if t.col(p).is_some() && get(p, i).is_none() {
+                    push(
+                        row,
+                        p,
+                        "must not be null on Usage and Purchase rows that are not corrections"
+                            .into(),
+                    );
+                }
+            }
+        }
+        for p in ["ListUnitPrice", "ContractedUnitPrice"] {
+            if let Some(v) = get(p, i).and_then(num) {
+                if v < 0 {
+                    push(row, p, "a unit price must not be negative".into());
+                }
+            }
+        }
+        if !correction {
+            let q = get("PricingQuantity", i).and_then(num);
+            for (cost, price) in [("ListCost", "ListUnitPrice"), ("ContractedCost", "ContractedUnitPrice")] {
+                let (Some(p), Some(q), Some(c)) = (get(price, i).and_then(num), q, get(cost, i).and_then(num)) else {
+                    continue;
+                };
+                let expected = crate::money::mul_fixed(p, q);
+                if expected.is_none_or(|e| (e - c).abs() > PRODUCT_TOLERANCE) {
+                    push(
+                        row,
+                        cost,
+                        format!(
+                            "{cost} {} differs from {price} × PricingQuantity = {}",
+                            crate::money::format_fixed_exact(c),
+                            expected
+                                .map(crate::money::format_fixed_exact)
+                                .unwrap_or_else(|| "overflow".into())
+                        ),
+                    );
+                }
+            }
+        }
+        if category != Some("Usage") && get("ConsumedQuantity", i).is_some() {
+            push(
+                row,
+                "ConsumedQuantity",
+                "must be null unless ChargeCategory is Usage".into(),
+            );
+        }
+        let commitment = get("CommitmentDiscountId", i).is_some();
+        for c in [
+            "CommitmentDiscountCategory",
+            "CommitmentDiscountName",
+            "CommitmentDiscountStatus",
+            "CommitmentDiscountType",
+        ] {
+            if !commitment && get(c, i).is_some() {
+                push(row, c, "must be null when CommitmentDiscountId is null".into());
+            }
+        }
+        if let Some(s) = get("CommitmentDiscountStatus", i) {
+            if !["Used", "Unused"].contains(&s) {
+                push(row, "CommitmentDiscountStatus", format!("`{s}` is not Used or Unused"));
+            }
+        } else if commitment && category == Some("Usage") {
+            push(
+                row,
+                "CommitmentDiscountStatus",
+                "must not be null on a Usage row with a CommitmentDiscountId".into(),
+            );
+        }
+        if let Some(c) = get("CommitmentDiscountCategory", i) {
+            if !["Spend", "Usage"].contains(&c) {
+                push(row, "CommitmentDiscountCategory", format!("`{c}` is not Spend or Usage"));
+            }
+        }
+        if t.from_csv {
+            for d in ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"] {
+                if let Some(v) = get(d, i) {
+                    if !is_focus_datetime(v) {
+                        push(row, d, format!("`{v}` is not YYYY-MM-DDTHH:mm:ssZ (UTC)"));
+                    }
+                }
+            }
+        }
+        for c in ["BillingCurrency", "PricingCurrency"] {
+            if let Some(v) = get(c, i) {
+                if v.len() != 3 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
+                    push(row, c, format!("`{v}` is not an ISO 4217 currency code"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DDTHH:mm:ssZ` with valid field ranges.
+fn is_focus_datetime(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return false;
+    }
+    let n = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
+    matches!(
+        (n(5..7), n(8..10), n(11..13), n(14..16), n(17..19)),
+        (Some(1..=12), Some(1..=31), Some(0..=23), Some(0..=59), Some(0..=59))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: &[&[(&str, &str)]]) -> Table {
+        let mut names: Vec<String> = COLUMNS.iter().map(|(n, _, _)| n.to_string()).collect();
+        for r in rows {
+            for (k, _) in r.iter() {
+                if !names.iter().any(|n| n == k) {
+                    names.push(k.to_string());
+                }
+            }
+        }
+        let columns = names
+            .iter()
+            .map(|n| {
+                rows.iter()
+                    .map(|r| r.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_string()))
+                    .collect()
+            })
+            .collect();
+        Table {
+            names,
+            columns,
+            rows: rows.len(),
+            from_csv: true,
+        }
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("BilledCost", "2.50"),
+        ("EffectiveCost", "2.50"),
+        ("ListCost", "3.00"),
+        ("ListUnitPrice", "1.50"),
+        ("ContractedCost", "2.50"),
+        ("ContractedUnitPrice", "1.25"),
+        ("PricingQuantity", "2"),
+        ("PricingCategory", "Standard"),
+        ("ChargeCategory", "Usage"),
+        ("ChargeFrequency", "Usage-Based"),
+        ("ConsumedQuantity", "2"),
+        ("ServiceCategory", "Compute"),
+        ("BillingCurrency", "USD"),
+        ("BillingPeriodStart", "2026-10-01T00:00:00Z"),
+        ("ChargePeriodStart", "2026-10-01T00:00:00Z"),
+    ];
+
+    fn with(over: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut r: Vec<(&str, &str)> = GOOD
+            .iter()
+            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        r.extend(over.iter().filter(|(_, v)| !v.is_empty()).copied());
+        r
+    }
+
+    fn broken(over: &[(&'static str, &'static str)]) -> Vec<Violation> {
+        validate(&table(&[&with(over)]))
+    }
+
+    #[test]
+    fn a_correct_row_passes() {
+        assert_eq!(broken(&[]), Vec::<Violation>::new());
+    }
+
+    #[test]
+    fn each_rule_broken_on_purpose_is_reported() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("BilledCost", "")], "BilledCost"),
+            (&[("EffectiveCost", "")], "EffectiveCost"),
+            (&[("ListCost", "")], "ListCost"),
+            (&[("ContractedCost", "")], "ContractedCost"),
+            (&[("BilledCost", "1,5")], "BilledCost"),
+            (&[("ListCost", "3.10")], "ListCost"),
+            (&[("ContractedCost", "2.60")], "ContractedCost"),
+            (&[("ChargeCategory", "Fee")], "ChargeCategory"),
+            (&[("ChargeCategory", "")], "ChargeCategory"),
+            (&[("ChargeClass", "Refund")], "ChargeClass"),
+            (&[("ChargeFrequency", "Monthly")], "ChargeFrequency"),
+            (&[("ChargeCategory", "Purchase"), ("ConsumedQuantity", "")], "ChargeFrequency"),
+            (&[("PricingCategory", "OnDemand")], "PricingCategory"),
+            (&[("ServiceCategory", "Cloud")], "ServiceCategory"),
+            (&[("ListUnitPrice", "")], "ListUnitPrice"),
+            (&[("PricingQuantity", "")], "PricingQuantity"),
+            (&[("ListUnitPrice", "-1.5"), ("ListCost", "-3.00")], "ListUnitPrice"),
+            (&[("ChargeCategory", "Credit")], "ConsumedQuantity"),
+            (&[("CommitmentDiscountStatus", "Used")], "CommitmentDiscountStatus"),
+            (&[("CommitmentDiscountId", "sp-1")], "CommitmentDiscountStatus"),
+            (
+                &[("CommitmentDiscountId", "sp-1"), ("CommitmentDiscountStatus", "Used"), ("CommitmentDiscountCategory", "Time")],
+                "CommitmentDiscountCategory",
+            ),
+            (&[("ChargePeriodStart", "2026-10-01 00:00:00")], "ChargePeriodStart"),
+            (&[("BillingCurrency", "usd")], "BillingCurrency"),
+        ];
+        for (over, column) in cases {
+            let v = broken(over);
+            assert!(
+                v.iter().any(|x| x.column == *column),
+                "{over:?}: expected a violation on {column}, got {v:?}"
+            );
+        }
+        // Tax rows: prices and quantity must be null.
+        let tax = with(&[("ChargeCategory", "Tax"), ("ChargeFrequency", "Recurring"), ("ConsumedQuantity", "")]);
+        let v = validate(&table(&[&tax]));
+        for c in ["ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingCategory"] {
+            assert!(v.iter().any(|x| x.column == c && x.rule.contains("Tax")), "{c}: {v:?}");
+        }
+        // A missing mandatory column.
+        let mut t = table(&[GOOD]);
+        let i = t.names.iter().position(|n| n == "InvoiceIssuerName").unwrap();
+        t.names.remove(i);
+        t.columns.remove(i);
+        assert!(validate(&t).iter().any(|x| x.column == "InvoiceIssuerName" && x.row == 0));
+    }
+
+    #[test]
+    fn corrections_skip_the_product_rule() {
+        assert!(broken(&[("ChargeClass", "Correction"), ("ListCost", "9.99")]).is_empty());
+    }
+
+    #[test]
+    fn datetimes_are_checked_for_range() {
+        assert!(is_focus_datetime("2023-02-01T23:00:00Z"));
+        assert!(!is_focus_datetime("2023-02-01T30:00:00Z"));
+        assert!(!is_focus_datetime("2023-02-01T00:00:00"));
+    }
+}
