@@ -154,7 +154,8 @@ pub fn roll_up(
                 let day = col(n).cast(DataType::Int64);
                 let truncated = match opts.granularity {
                     Granularity::Monthly => col("__period_start"),
-                    _ => day.floor_div(lit(DAY_MS)) * lit(DAY_MS),
+                    // UTC instants after 1970: x - x mod day is the day's start.
+                    _ => day.clone() - day % lit(DAY_MS),
                 };
                 keys.push(truncated.alias(n));
                 key_names.push(n.into());

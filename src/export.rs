@@ -982,14 +982,19 @@ const CUR_CORE: &[(&str, bool)] = &[
 
 /// The customer CUR schema: core columns, then every carried column of the
 /// org's files in first-seen order, minus confidential ones.
-fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>]) -> SchemaRef {
+fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>], exact: bool) -> SchemaRef {
+    let double = if exact {
+        DataType::Decimal128(38, 10)
+    } else {
+        DataType::Float64
+    };
     let mut fields: Vec<Field> = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let type_of = |name: &str, ts: bool| {
         if ts {
             ts_type()
         } else if is_cur_double(name) {
-            DataType::Float64
+            double.clone()
         } else {
             DataType::Utf8
         }
@@ -1003,7 +1008,8 @@ fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>]) -> SchemaRef {
             if is_confidential_column(name) || !seen.insert(name.clone()) {
                 continue;
             }
-            fields.push(Field::new(name, t.clone(), true));
+            let t = if t == &DataType::Float64 { double.clone() } else { t.clone() };
+            fields.push(Field::new(name, t, true));
         }
     }
     Arc::new(Schema::new(fields))
@@ -1019,6 +1025,27 @@ struct OrgCtx<'a> {
     mgmt: &'a str,
     currency: &'a str,
     opts: ExportOptions,
+    /// Staging for a roll-up: CUR doubles kept as exact decimals, files in Parquet.
+    staged: bool,
+}
+
+impl OrgCtx<'_> {
+    /// A CUR money/amount column: doubles in final files, exact decimals when staged.
+    fn amounts(&self, v: Vec<Option<i128>>) -> Result<ArrayRef> {
+        if self.staged {
+            decs(v)
+        } else {
+            Ok(doubles(v))
+        }
+    }
+
+    fn format(&self) -> ExportFormat {
+        if self.staged {
+            ExportFormat::Parquet
+        } else {
+            self.opts.format
+        }
+    }
 }
 
 /// Text column builder from per-row options.
@@ -1098,9 +1125,9 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
             "line_item_usage_type" => texts((0..n).map(|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())).collect()),
             "line_item_operation" => texts((0..n).map(|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())).collect()),
             "product_region_code" => texts((0..n).map(|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())).collect()),
-            "line_item_usage_amount" => doubles((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect()),
+            "line_item_usage_amount" => ctx.amounts((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect())?,
             "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
-            "line_item_unblended_cost" | "line_item_blended_cost" => doubles(s.amount.iter().map(|a| Some(*a)).collect()),
+            "line_item_unblended_cost" | "line_item_blended_cost" => ctx.amounts(s.amount.iter().map(|a| Some(*a)).collect())?,
             "line_item_unblended_rate" | "line_item_blended_rate" => texts(
                 (0..n)
                     .map(|i| {
@@ -1115,7 +1142,7 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
                     .collect(),
             ),
             "pricing_public_on_demand_rate" => texts((0..n).map(|i| s.norm_dec(col::PUBLIC_RATE, i).map(format_fixed_exact)).collect()),
-            "pricing_public_on_demand_cost" => doubles((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect()),
+            "pricing_public_on_demand_cost" => ctx.amounts((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect())?,
             other => match s.wide.get(other) {
                 Some(a) if a.data_type() == f.data_type() => a.clone(),
                 Some(a) => cast(a, f.data_type()).map_err(|e| Error::Overflow(e.to_string()))?,
@@ -1327,6 +1354,14 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(format!("building the FOCUS export: {e}")))
 }
 
+/// The service a custom line item is shown under when none is chosen (ABC's default).
+const CUSTOM_ITEM_SERVICE: &str = "AWSBillingConductor";
+
+/// Whether a custom line item is shown under its own service (ABC's default), not another one.
+fn shown_on_its_own(c: &crate::invoice::CliLine) -> bool {
+    c.service.is_empty() || c.service == CUSTOM_ITEM_SERVICE
+}
+
 /// Custom line items as CUR rows.
 fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch, i128)> {
     let Some(inv) = ctx.result.customer.as_ref() else {
@@ -1345,7 +1380,7 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
             CliKind::Fee => "Fee",
             CliKind::Credit => "Credit",
         };
-        if c.service.is_empty() {
+        if shown_on_its_own(c) {
             base.to_string()
         } else {
             format!("Proforma_{base}")
@@ -1354,8 +1389,8 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
-        .map(|f| -> ArrayRef {
-            match f.name().as_str() {
+        .map(|f| -> Result<ArrayRef> {
+            Ok(match f.name().as_str() {
                 "bill_billing_period_start_date" | "line_item_usage_start_date" => times(vec![Some(start); n]),
                 "bill_billing_period_end_date" | "line_item_usage_end_date" => times(vec![Some(end); n]),
                 "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
@@ -1366,12 +1401,12 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
                 "line_item_line_item_description" => texts(inv.custom.iter().map(|c| Some(c.description.clone())).collect()),
                 "line_item_usage_type" => texts(inv.custom.iter().map(|c| Some(format!("CustomLineItem:{}", c.id))).collect()),
                 "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
-                "line_item_unblended_cost" | "line_item_blended_cost" => doubles(inv.custom.iter().map(|c| Some(c.exact)).collect()),
-                "line_item_usage_amount" => doubles(vec![Some(0); n]),
+                "line_item_unblended_cost" | "line_item_blended_cost" => ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?,
+                "line_item_usage_amount" => ctx.amounts(vec![Some(0); n])?,
                 _ => arrow::array::new_null_array(f.data_type(), n),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok((
         RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Overflow(e.to_string()))?,
         total,
@@ -1428,7 +1463,7 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
     cols.insert("ServiceSubcategory", texts(inv.custom.iter().map(|c| Some(format!("Other ({})", focus::service_category(&c.service)))).collect()));
     cols.insert("ServiceName", texts(inv.custom.iter().map(|c| Some(if c.service.is_empty() { "Custom line item".to_string() } else { c.service.clone() })).collect()));
     cols.insert("SubAccountId", texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()));
-    cols.insert("x_LineItemType", texts(inv.custom.iter().map(|c| Some(match (c.kind, c.service.is_empty()) {
+    cols.insert("x_LineItemType", texts(inv.custom.iter().map(|c| Some(match (c.kind, shown_on_its_own(c)) {
         (CliKind::Fee, true) => "Fee",
         (CliKind::Credit, true) => "Credit",
         (CliKind::Fee, false) => "Proforma_Fee",
@@ -1474,7 +1509,7 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
     let check = run::org_check(config, r.org_index, ctx.period);
     let org_id = r.id.to_string();
     let is_customer = ctx.customer.is_some();
-    let e = ext(ctx.opts.format);
+    let e = ext(ctx.format());
 
     // Every file's columns first: one CUR schema for the org.
     let mut kinds_per_file = Vec::new();
@@ -1483,19 +1518,19 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
         let source = ingest::open(&f.path)?;
         kinds_per_file.push(wide_columns(source.column_map().dialect, &reader.schema));
     }
-    let cur_schema = cur_schema(&kinds_per_file);
+    let cur_schema = cur_schema(&kinds_per_file, ctx.staged);
     let mut sets = OrgDatasets {
         cur: (is_customer && ctx.opts.set.cur())
-            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period), cur_schema.clone(), ctx.opts.format))
+            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period), cur_schema.clone(), ctx.format()))
             .transpose()?,
         focus: (is_customer && ctx.opts.set.focus())
-            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period), focus::schema(false), ctx.opts.format))
+            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period), focus::schema(false), ctx.format()))
             .transpose()?,
         partner_focus: ctx
             .opts
             .set
             .focus()
-            .then(|| Dataset::create(root, format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period), focus::schema(true), ctx.opts.format))
+            .then(|| Dataset::create(root, format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period), focus::schema(true), ctx.format()))
             .transpose()?,
     };
 
@@ -1682,6 +1717,7 @@ pub fn write_exports(
                     .unwrap_or(config.partner.management_account.as_str()),
                 currency: config.partner.currency.as_str(),
                 opts,
+                staged: opts.granularity != Granularity::Line,
             };
             run::guarded(Path::new(&r.id.to_string()), || export_org(&ctx, &org_files, dir, staging))
         })

@@ -139,7 +139,9 @@ pub fn service_category(product_code: &str) -> &'static str {
         | "AmazonApiGateway" | "AWSDirectConnect" | "AWSGlobalAccelerator" => "Networking",
         "AmazonCloudWatch" | "AWSCloudTrail" | "AWSConfig" | "AWSCostExplorer"
         | "AWSSystemsManager" | "AWSSupportBusiness" | "AWSSupportEnterprise"
-        | "AWSDeveloperSupport" | "AWSCloudFormation" => "Management and Governance",
+        | "AWSDeveloperSupport" | "AWSCloudFormation" | "AWSBillingConductor" => {
+            "Management and Governance"
+        }
         "awskms" | "AWSSecretsManager" | "AWSShield" | "awswaf" | "AmazonGuardDuty"
         | "AWSSecurityHub" | "AmazonInspector" | "AmazonMacie" => "Security",
         "AWSQueueService" | "AmazonSNS" | "AmazonSQS" | "AWSEvents" | "AmazonStates"
