@@ -834,8 +834,14 @@ impl LineType {
     }
 
     /// Parses the CUR spelling (exact, as AWS writes it).
+    /// `Proforma_Fee` and `Proforma_Credit` (custom line items shown under another
+    /// service in a pro forma CUR, billxfer's own export included) read as `Fee` and `Credit`.
     pub fn parse(text: &str) -> Option<LineType> {
-        LineType::ALL.iter().copied().find(|t| t.as_str() == text)
+        match text {
+            "Proforma_Fee" => Some(LineType::Fee),
+            "Proforma_Credit" => Some(LineType::Credit),
+            _ => LineType::ALL.iter().copied().find(|t| t.as_str() == text),
+        }
     }
 
     /// From the code stored in a normalized batch.
