@@ -1,0 +1,355 @@
+//! The analyst exports: round trips back through billxfer, FOCUS validity of
+//! every file written, roll-ups that still sum to the invoices, polars reading
+//! arrow-rs output (`report`), and the CSV formula rule.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_billxfer"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "billxfer failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+fn dec(v: &Value) -> Decimal {
+    Decimal::from_str(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).unwrap()
+}
+
+fn run_sample(out: &Path, extra: &[&str]) -> PathBuf {
+    let config = repo().join("sample_data/billxfer.toml");
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    ok(&bin().args(&args).output().unwrap());
+    out.join("2026-10")
+}
+
+fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const CUSTOMERS: [(&str, &str, &str); 3] = [
+    ("acme", "111100000001", "\"111100000002\""),
+    ("globex", "222200000001", "\"222200000002\", \"222200000003\""),
+    ("initech", "333300000001", "\"333300000002\""),
+];
+
+/// Feeds one export file back as the only input of an org with the same
+/// accounts, actual rates `billed`, and returns the re-run's partner invoice.
+fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, tmp: &Path) -> Value {
+    let config = tmp.join(format!("{org}.toml"));
+    fs::write(
+        &config,
+        format!(
+            "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"again\"\nmanagement_account = \"{mgmt}\"\naccounts = [{accounts}]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\" }}\n",
+            export.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = tmp.join(format!("out-{org}"));
+    ok(&bin()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--exports",
+            "none",
+        ])
+        .output()
+        .unwrap());
+    let manifest = json(&out.join("2026-10/manifest.json"));
+    let o = manifest["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["org_id"] == org)
+        .unwrap();
+    assert_eq!(o["rows_quarantined"], 0, "{}", export.display());
+    json(&out.join(format!("2026-10/partner/invoices/{org}.json")))
+}
+
+/// The customer's exact (unrounded) pro forma total, from the manifest.
+fn proforma_exact(dir: &Path, org: &str) -> Decimal {
+    let m = json(&dir.join("manifest.json"));
+    let o = m["orgs"].as_array().unwrap().iter().find(|o| o["org_id"] == org).unwrap();
+    dec(&o["proforma_invoice_exact"])
+}
+
+fn cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+#[test]
+fn pro_forma_exports_fed_back_reproduce_the_invoices() {
+    let tmp = tempfile::tempdir().unwrap();
+    for format in ["parquet", "csv"] {
+        let dir = run_sample(&tmp.path().join(format), &["--format", format]);
+        for (org, mgmt, accounts) in CUSTOMERS {
+            let invoice = json(&dir.join(format!("customers/{org}/invoice.json")));
+            let exact = proforma_exact(&dir, org);
+            let total = dec(&invoice["total"]);
+            for kind in ["cur", "focus"] {
+                let export = dir.join(format!("customers/{org}/{kind}/{org}-2026-10.{format}"));
+                let again = rerun(&export, org, mgmt, accounts, tmp.path());
+                let re_exact = dec(&again["exact_total"]);
+                assert_eq!(re_exact, exact, "{org} {kind} {format}: exact total");
+                assert_eq!(cents(re_exact), cents(exact), "{org} {kind} {format}");
+                assert_eq!(dec(&again["total"]), total, "{org} {kind} {format}: invoice total to the cent");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let line = run_sample(&tmp.path().join("line"), &[]);
+    let listing = json(&line.join("exports.json"));
+    for (granularity, format) in [
+        ("line", "parquet"),
+        ("line", "csv"),
+        ("daily", "parquet"),
+        ("daily", "csv"),
+        ("monthly", "parquet"),
+        ("monthly", "csv"),
+    ] {
+        let dir = run_sample(
+            &tmp.path().join(format!("{granularity}-{format}")),
+            &["--granularity", granularity, "--format", format],
+        );
+        let focus: Vec<PathBuf> = files_under(&dir, format)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/focus/"))
+            .collect();
+        assert_eq!(focus.len(), 7, "{granularity} {format}: {focus:?}");
+        let mut args: Vec<&str> = vec!["validate-focus"];
+        args.extend(focus.iter().map(|p| p.to_str().unwrap()));
+        let out = ok(&bin().args(&args).output().unwrap());
+        assert_eq!(out.matches(": ok").count(), 7, "{out}");
+        // Each export sums to the same exact amount at every granularity.
+        let l = json(&dir.join("exports.json"));
+        let totals = |v: &Value| -> Vec<(String, String, String)> {
+            let mut t: Vec<_> = v["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["org"].as_str().unwrap().to_string(),
+                        f["kind"].as_str().unwrap().to_string(),
+                        f["cost_total"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(totals(&l), totals(&listing), "{granularity} {format}");
+        // Roll-ups have fewer or as many rows as lines.
+        for (f, g) in listing["files"].as_array().unwrap().iter().zip(l["files"].as_array().unwrap()) {
+            assert!(g["rows"].as_u64() <= f["rows"].as_u64(), "{g}");
+        }
+    }
+}
+
+#[test]
+fn exports_sum_to_the_invoices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path(), &[]);
+    let listing = json(&dir.join("exports.json"));
+    for f in listing["files"].as_array().unwrap() {
+        let org = f["org"].as_str().unwrap();
+        let expected = if f["kind"] == "partner_focus" {
+            dec(&json(&dir.join(format!("partner/invoices/{org}.json")))["exact_total"])
+        } else {
+            proforma_exact(&dir, org)
+        };
+        assert_eq!(dec(&f["cost_total"]), expected, "{f}");
+    }
+    // Independently of exports.json: polars (report) reads the arrow-rs files.
+    let report = ok(&bin()
+        .args([
+            "report",
+            "--out",
+            tmp.path().to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--by",
+            "org",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{report}");
+    for r in rows {
+        let org = r["org"].as_str().unwrap();
+        let customer = proforma_exact(&dir, org);
+        let partner = json(&dir.join(format!("partner/invoices/{org}.json")));
+        assert_eq!(dec(&r["proforma"]), customer, "{org}");
+        assert_eq!(dec(&r["actual"]), dec(&partner["exact_total"]), "{org}");
+        assert_eq!(dec(&r["margin"]), customer - dec(&partner["exact_total"]), "{org}");
+    }
+    // Largest pro forma first.
+    let p: Vec<Decimal> = rows.iter().map(|r| dec(&r["proforma"])).collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
+}
+
+#[test]
+fn report_views_and_their_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path(), &[]);
+    let out = tmp.path().to_str().unwrap();
+    // The customer view shows pro forma only, for one org.
+    let csv = ok(&bin()
+        .args(["report", "--out", out, "--period", "2026-10", "--org", "acme", "--by", "account,service", "--customer-view", "--csv"])
+        .output()
+        .unwrap());
+    let header = csv.lines().next().unwrap();
+    assert_eq!(header, "account,service,proforma");
+    assert!(!csv.contains("2222"), "{csv}");
+    let sum: Decimal = csv
+        .lines()
+        .skip(1)
+        .map(|l| Decimal::from_str(l.rsplit(',').next().unwrap()).unwrap())
+        .sum();
+    assert_eq!(sum, proforma_exact(&dir, "acme"));
+    // --top keeps the N largest.
+    let top = ok(&bin()
+        .args(["report", "--out", out, "--period", "2026-10", "--by", "org,service", "--top", "2", "--json"])
+        .output()
+        .unwrap());
+    let top: Value = serde_json::from_str(&top).unwrap();
+    assert_eq!(top["rows"].as_array().unwrap().len(), 2);
+    // The actual track covers the partner's own org as well.
+    let actual = ok(&bin()
+        .args(["report", "--out", out, "--period", "2026-10", "--track", "actual", "--json"])
+        .output()
+        .unwrap());
+    let actual: Value = serde_json::from_str(&actual).unwrap();
+    let orgs: Vec<&str> = actual["rows"].as_array().unwrap().iter().map(|r| r["org"].as_str().unwrap()).collect();
+    assert!(orgs.contains(&"northwind"), "{orgs:?}");
+    assert!(actual["rows"][0].get("proforma").is_none());
+    // Refusals.
+    for (args, expect) in [
+        (vec!["--customer-view"], "--org"),
+        (vec!["--customer-view", "--org", "acme", "--track", "actual"], "confidential"),
+        (vec!["--by", "colour"], "unknown --by"),
+    ] {
+        let mut a = vec!["report", "--out", out, "--period", "2026-10"];
+        a.extend(args);
+        let o = bin().args(&a).output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expect), "{a:?}: {err}");
+    }
+    // No exports: a clear message.
+    let none = tmp.path().join("none");
+    run_sample(&none, &["--exports", "none"]);
+    let o = bin()
+        .args(["report", "--out", none.to_str().unwrap(), "--period", "2026-10"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--exports"));
+    assert!(!none.join("2026-10/customers/acme/cur").exists());
+}
+
+#[test]
+fn validate_focus_rejects_a_broken_file_naming_row_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = run_sample(tmp.path(), &["--format", "csv"]);
+    let good = dir.join("customers/acme/focus/acme-2026-10.csv");
+    let text = fs::read_to_string(&good).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let cat = header.iter().position(|h| *h == "ChargeCategory").unwrap();
+    let mut cells: Vec<String> = lines[1].split(',').map(String::from).collect();
+    cells[cat] = "Fee".into();
+    lines[1] = cells.join(",");
+    let bad = tmp.path().join("bad.csv");
+    fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let o = bin().args(["validate-focus", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("row 1, column ChargeCategory"), "{out}");
+}
+
+#[test]
+fn csv_exports_neutralize_formulas() {
+    // A config whose org name starts with `=`: the CUR CSV carries it in bill_payer_account_name.
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = repo().join("sample_data");
+    let config = fs::read_to_string(sample.join("billxfer.toml"))
+        .unwrap()
+        .replace("name = \"Acme Corporation\"", "name = \"=HYPERLINK(\\\"http://x\\\")\"")
+        .replace("files = [\"", &format!("files = [\"{}/", sample.display()))
+        .replace(", \"acme/", &format!(", \"{}/acme/", sample.display()))
+        .replace("logo = \"logo.svg\"", &format!("logo = \"{}/logo.svg\"", sample.display()));
+    let path = tmp.path().join("f.toml");
+    fs::write(&path, config).unwrap();
+    let out = tmp.path().join("out");
+    ok(&bin()
+        .args(["run", "--config", path.to_str().unwrap(), "--period", "2026-10", "--out", out.to_str().unwrap(), "--quiet", "--format", "csv"])
+        .output()
+        .unwrap());
+    let cur = fs::read_to_string(out.join("2026-10/customers/acme/cur/acme-2026-10.csv")).unwrap();
+    assert!(cur.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{}", cur.lines().nth(1).unwrap());
+    for line in cur.lines() {
+        for cell in line.split(',') {
+            assert!(!cell.starts_with('='), "{line}");
+        }
+    }
+    // Negative numbers are numbers, not text: they keep their sign.
+    assert!(cur.contains(",-25.0,") || cur.contains(",-25,"), "{cur}");
+}
