@@ -98,7 +98,12 @@ fn write_frame(df: &mut DataFrame, path: &Path, format: ExportFormat) -> Result<
                         .alias(n.as_str())
                 })
                 .collect();
-            let mut safe = df.clone().lazy().with_columns(exprs).collect().map_err(out)?;
+            let mut safe = df
+                .clone()
+                .lazy()
+                .with_columns(exprs)
+                .collect()
+                .map_err(out)?;
             CsvWriter::new(f)
                 .include_header(true)
                 .with_datetime_format(Some("%Y-%m-%dT%H:%M:%SZ".into()))
@@ -167,15 +172,25 @@ pub fn roll_up(
                 key_names.push(n.into());
             }
         }
-        let period_start = if focus { "BillingPeriodStart" } else { "bill_billing_period_start_date" };
-        let period_end = if focus { "BillingPeriodEnd" } else { "bill_billing_period_end_date" };
+        let period_start = if focus {
+            "BillingPeriodStart"
+        } else {
+            "bill_billing_period_start_date"
+        };
+        let period_end = if focus {
+            "BillingPeriodEnd"
+        } else {
+            "bill_billing_period_end_date"
+        };
         let tz = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
         let restore: Vec<Expr> = metrics
             .iter()
             .map(|m| {
                 when(col(format!("__nonnull_{m}").as_str()).gt(lit(0u32)))
                     .then(col(m.as_str()))
-                    .otherwise(lit(NULL).cast(schema.get(m.as_str()).cloned().unwrap_or(DataType::Null)))
+                    .otherwise(
+                        lit(NULL).cast(schema.get(m.as_str()).cloned().unwrap_or(DataType::Null)),
+                    )
                     .alias(m.as_str())
             })
             .collect();
@@ -186,7 +201,11 @@ pub fn roll_up(
         let has_dates = schema.contains(start_col);
         let mut lf = df
             .lazy()
-            .with_column(col(period_start).cast(DataType::Int64).alias("__period_start"))
+            .with_column(
+                col(period_start)
+                    .cast(DataType::Int64)
+                    .alias("__period_start"),
+            )
             .group_by(keys)
             .agg(aggs)
             .with_columns(restore);
@@ -202,14 +221,19 @@ pub fn roll_up(
             .map(|(n, _)| n.as_str())
             .filter(|n| !LINE_ONLY.contains(n))
             .filter(|n| {
-                key_names.iter().any(|k| k.as_str() == *n) || metrics.iter().any(|m| m == n) || (*n == end_col && has_dates)
+                key_names.iter().any(|k| k.as_str() == *n)
+                    || metrics.iter().any(|m| m == n)
+                    || (*n == end_col && has_dates)
             })
             .map(col)
             .collect();
         let sort_keys: Vec<PlSmallStr> = key_names.clone();
         let mut rolled = lf
             .select(order)
-            .sort(sort_keys, SortMultipleOptions::default().with_maintain_order(true))
+            .sort(
+                sort_keys,
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
             .collect()
             .map_err(pe(&staged))?;
         // The rolled-up rows must still sum to the invoice.
@@ -230,7 +254,11 @@ pub fn roll_up(
                 .iter()
                 .map(|m| col(m.as_str()).cast(DataType::Float64).alias(m.as_str()))
                 .collect();
-            rolled = rolled.lazy().with_columns(casts).collect().map_err(pe(&staged))?;
+            rolled = rolled
+                .lazy()
+                .with_columns(casts)
+                .collect()
+                .map_err(pe(&staged))?;
         }
         let rel = match opts.format {
             ExportFormat::Parquet => f.path.clone(),
@@ -357,7 +385,10 @@ fn focus_files(dir: &Path, partner: bool, org: Option<&str>) -> Result<Vec<(Stri
             let id = if partner {
                 p.file_stem()
                     .and_then(|s| s.to_str())
-                    .and_then(|s| s.rsplit_once('-').map(|(a, _)| a.rsplit_once('-').map(|(b, _)| b).unwrap_or(a)))
+                    .and_then(|s| {
+                        s.rsplit_once('-')
+                            .map(|(a, _)| a.rsplit_once('-').map(|(b, _)| b).unwrap_or(a))
+                    })
                     .unwrap_or("")
                     .to_string()
             } else {
@@ -401,12 +432,15 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr]) -> Result<LazyFrame> {
         raw.lazy()
             .with_columns([
                 col("BilledCost").cast(DataType::Decimal(38, 10)),
-                col("ChargePeriodStart")
-                    .str()
-                    .to_datetime(Some(TimeUnit::Milliseconds), Some(TimeZone::UTC), StrptimeOptions {
+                col("ChargePeriodStart").str().to_datetime(
+                    Some(TimeUnit::Milliseconds),
+                    Some(TimeZone::UTC),
+                    StrptimeOptions {
                         format: Some("%Y-%m-%dT%H:%M:%SZ".into()),
                         ..Default::default()
-                    }, lit("raise")),
+                    },
+                    lit("raise"),
+                ),
             ])
             .collect()
             .map_err(pe(path))?
@@ -417,16 +451,29 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr]) -> Result<LazyFrame> {
     if df.schema().contains("x_CustomerOrg") {
         select[0] = col("x_CustomerOrg").alias("__org");
     }
-    for needed in ["SubAccountId", "ServiceName", "RegionId", "x_UsageType", "x_LineItemType", "ChargeCategory", "Tags"] {
+    for needed in [
+        "SubAccountId",
+        "ServiceName",
+        "RegionId",
+        "x_UsageType",
+        "x_LineItemType",
+        "ChargeCategory",
+        "Tags",
+    ] {
         if !df.schema().contains(needed) {
-            return Err(Error::input(path, format!("not a billxfer FOCUS export: no {needed} column")));
+            return Err(Error::input(
+                path,
+                format!("not a billxfer FOCUS export: no {needed} column"),
+            ));
         }
     }
     let lf = df.lazy().with_column(select.remove(0));
     Ok(lf.select(
         dims.iter()
             .cloned()
-            .chain([col("BilledCost").cast(DataType::Decimal(38, 10)).alias("__amount")])
+            .chain([col("BilledCost")
+                .cast(DataType::Decimal(38, 10))
+                .alias("__amount")])
             .collect::<Vec<_>>(),
     ))
 }
@@ -470,7 +517,10 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
         ));
     }
     for (org, p) in &customers {
-        frames.push(load_focus(org, p, &dims)?.with_columns([col("__amount").alias("__proforma"), lit(0i64).cast(DataType::Decimal(38, 10)).alias("__actual")]));
+        frames.push(load_focus(org, p, &dims)?.with_columns([
+            col("__amount").alias("__proforma"),
+            lit(0i64).cast(DataType::Decimal(38, 10)).alias("__actual"),
+        ]));
     }
     if want_actual {
         let partner = focus_files(&spec.dir, true, spec.org.as_deref())?;
@@ -486,11 +536,21 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
             if want_proforma && !customer_orgs.contains(&org.as_str()) {
                 continue;
             }
-            frames.push(load_focus(org, p, &dims)?.with_columns([lit(0i64).cast(DataType::Decimal(38, 10)).alias("__proforma"), col("__amount").alias("__actual")]));
+            frames.push(
+                load_focus(org, p, &dims)?.with_columns([
+                    lit(0i64)
+                        .cast(DataType::Decimal(38, 10))
+                        .alias("__proforma"),
+                    col("__amount").alias("__actual"),
+                ]),
+            );
         }
     }
     if frames.is_empty() {
-        return Ok(Report { by, rows: Vec::new() });
+        return Ok(Report {
+            by,
+            rows: Vec::new(),
+        });
     }
     let all = concat(frames, UnionArgs::default()).map_err(pe(&spec.dir))?;
     let names: Vec<&str> = by.iter().map(|s| s.trim()).collect();
@@ -508,8 +568,14 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
         .map(|n| grouped.column(n).and_then(|c| c.str()))
         .collect::<PolarsResult<_>>()
         .map_err(pe(&spec.dir))?;
-    let p = grouped.column("__p").and_then(|c| c.str()).map_err(pe(&spec.dir))?;
-    let a = grouped.column("__a").and_then(|c| c.str()).map_err(pe(&spec.dir))?;
+    let p = grouped
+        .column("__p")
+        .and_then(|c| c.str())
+        .map_err(pe(&spec.dir))?;
+    let a = grouped
+        .column("__a")
+        .and_then(|c| c.str())
+        .map_err(pe(&spec.dir))?;
     let mut sort_key: Vec<(i128, usize)> = Vec::new();
     for i in 0..grouped.height() {
         let pv = p.get(i).and_then(|t| parse_fixed(t).ok()).unwrap_or(0);
@@ -533,7 +599,10 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
         });
     }
     // Largest first; ties by group values, so the order never depends on hashing.
-    sort_key.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| rows[x.1].group.cmp(&rows[y.1].group)));
+    sort_key.sort_by(|x, y| {
+        y.0.cmp(&x.0)
+            .then_with(|| rows[x.1].group.cmp(&rows[y.1].group))
+    });
     let mut sorted: Vec<ReportRow> = sort_key.into_iter().map(|(_, i)| rows[i].clone()).collect();
     if let Some(n) = spec.top {
         sorted.truncate(n);
@@ -585,18 +654,34 @@ impl Report {
     /// An aligned text table, amounts in cents.
     pub fn table(&self) -> String {
         let cols = self.amount_columns();
-        let mut grid: Vec<Vec<String>> = vec![self.by.iter().cloned().chain(cols.iter().map(|c| c.to_string())).collect()];
+        let mut grid: Vec<Vec<String>> = vec![self
+            .by
+            .iter()
+            .cloned()
+            .chain(cols.iter().map(|c| c.to_string()))
+            .collect()];
         for r in &self.rows {
             grid.push(
                 r.group
                     .iter()
-                    .map(|(_, v)| if v.is_empty() { "-".to_string() } else { v.clone() })
+                    .map(|(_, v)| {
+                        if v.is_empty() {
+                            "-".to_string()
+                        } else {
+                            v.clone()
+                        }
+                    })
                     .chain(Self::amounts(r, &cols, false))
                     .collect(),
             );
         }
         let widths: Vec<usize> = (0..grid[0].len())
-            .map(|k| grid.iter().map(|row| row[k].chars().count()).max().unwrap_or(0))
+            .map(|k| {
+                grid.iter()
+                    .map(|row| row[k].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let nkeys = self.by.len();
         let mut out = String::new();
@@ -652,7 +737,11 @@ impl Report {
                 for (k, v) in &r.group {
                     o.insert(k.clone(), serde_json::Value::String(v.clone()));
                 }
-                for (k, v) in [("proforma", &r.proforma), ("actual", &r.actual), ("margin", &r.margin)] {
+                for (k, v) in [
+                    ("proforma", &r.proforma),
+                    ("actual", &r.actual),
+                    ("margin", &r.margin),
+                ] {
                     if let Some(v) = v {
                         o.insert(k.into(), serde_json::Value::String(v.clone()));
                     }
@@ -660,8 +749,9 @@ impl Report {
                 serde_json::Value::Object(o)
             })
             .collect();
-        let mut s = serde_json::to_string_pretty(&serde_json::json!({ "by": self.by, "rows": rows }))
-            .unwrap_or_default();
+        let mut s =
+            serde_json::to_string_pretty(&serde_json::json!({ "by": self.by, "rows": rows }))
+                .unwrap_or_default();
         s.push('\n');
         s
     }

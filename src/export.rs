@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Builder, MapArray, RecordBatch,
-    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
-    UInt64Array, UInt8Array,
+    Array, ArrayRef, AsArray, Decimal128Builder, MapArray, RecordBatch, StringArray, StringBuilder,
+    TimestampMillisecondArray, TimestampMillisecondBuilder, UInt64Array, UInt8Array,
 };
 use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -160,11 +159,14 @@ fn div_fixed(a: i128, b: i128) -> Option<i128> {
     if b == 0 {
         return None;
     }
-    let n = arrow::datatypes::i256::from_i128(a).checked_mul(arrow::datatypes::i256::from_i128(ONE))?;
+    let n =
+        arrow::datatypes::i256::from_i128(a).checked_mul(arrow::datatypes::i256::from_i128(ONE))?;
     let d = arrow::datatypes::i256::from_i128(b);
     let q = n.checked_div(d)?;
     let r = n.checked_rem(d)?;
-    let two_r = r.checked_mul(arrow::datatypes::i256::from_i128(2))?.wrapping_abs();
+    let two_r = r
+        .checked_mul(arrow::datatypes::i256::from_i128(2))?
+        .wrapping_abs();
     let q = if two_r >= d.wrapping_abs() {
         if (a < 0) != (b < 0) {
             q.checked_sub(arrow::datatypes::i256::ONE)?
@@ -397,7 +399,13 @@ impl FullReader {
         let schema = Arc::new(Schema::new(
             headers
                 .iter()
-                .map(|h| Field::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true))
+                .map(|h| {
+                    Field::new(
+                        h.trim().trim_start_matches('\u{feff}'),
+                        DataType::Utf8,
+                        true,
+                    )
+                })
                 .collect::<Vec<_>>(),
         ));
         Ok(FullReader {
@@ -556,7 +564,12 @@ struct Dataset {
 }
 
 impl Dataset {
-    fn create(root: &Path, rel: String, schema: SchemaRef, format: ExportFormat) -> Result<Dataset> {
+    fn create(
+        root: &Path,
+        rel: String,
+        schema: SchemaRef,
+        format: ExportFormat,
+    ) -> Result<Dataset> {
         let path = root.join(&rel);
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(|e| Error::Output {
@@ -616,7 +629,8 @@ impl Dataset {
                         .iter()
                         .map(|f| crate::output::csv_field(f.name()))
                         .collect();
-                    writeln!(w, "{}", names.join(",")).map_err(|e| err(&self.path, e.to_string()))?;
+                    writeln!(w, "{}", names.join(","))
+                        .map_err(|e| err(&self.path, e.to_string()))?;
                     *header = true;
                 }
                 write_csv_rows(w, batch).map_err(|e| err(&self.path, e.to_string()))
@@ -642,7 +656,8 @@ impl Dataset {
                         .iter()
                         .map(|f| crate::output::csv_field(f.name()))
                         .collect();
-                    writeln!(w, "{}", names.join(",")).map_err(|e| err(&self.path, e.to_string()))?;
+                    writeln!(w, "{}", names.join(","))
+                        .map_err(|e| err(&self.path, e.to_string()))?;
                 }
                 w.flush().map_err(|e| err(&self.path, e.to_string()))?;
             }
@@ -656,11 +671,7 @@ impl Dataset {
 /// CSV cells: text formula-neutralized and quoted as needed, decimals exact,
 /// timestamps ISO 8601 UTC, doubles in their shortest round-trip form, maps as JSON.
 fn write_csv_rows(w: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
-    let cols: Vec<Vec<String>> = batch
-        .columns()
-        .iter()
-        .map(|a| csv_cells(a))
-        .collect();
+    let cols: Vec<Vec<String>> = batch.columns().iter().map(|a| csv_cells(a)).collect();
     let mut line = String::new();
     for i in 0..batch.num_rows() {
         line.clear();
@@ -837,11 +848,18 @@ fn wide_selection(
         if out.contains_key(name) {
             continue;
         }
-        let parts: Vec<&dyn Array> = aligner.queue.iter().map(|(b, _)| b.column(c).as_ref()).collect();
+        let parts: Vec<&dyn Array> = aligner
+            .queue
+            .iter()
+            .map(|(b, _)| b.column(c).as_ref())
+            .collect();
         let picked = interleave(&parts, at).map_err(err)?;
         let typed = if picked.data_type() == t {
             picked
-        } else if matches!(t, DataType::Utf8) && is_integer(picked.data_type()) && name.ends_with("_account_id") {
+        } else if matches!(t, DataType::Utf8)
+            && is_integer(picked.data_type())
+            && name.ends_with("_account_id")
+        {
             // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
             let v = cast(&picked, &DataType::Int64).map_err(err)?;
             Arc::new(
@@ -850,15 +868,31 @@ fn wide_selection(
                     .map(|x| x.map(|x| format!("{x:012}")))
                     .collect::<StringArray>(),
             )
-        } else if matches!(t, DataType::Utf8) && matches!(picked.data_type(), DataType::Dictionary(_, _) | DataType::LargeUtf8 | DataType::Utf8View) {
+        } else if matches!(t, DataType::Utf8)
+            && matches!(
+                picked.data_type(),
+                DataType::Dictionary(_, _) | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        {
             cast(&picked, t).map_err(err)?
-        } else if matches!(t, DataType::Float64) && matches!(picked.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)) {
+        } else if matches!(t, DataType::Float64)
+            && matches!(
+                picked.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(_, _)
+            )
+        {
             // Text amounts: parsed exactly, then the nearest double.
             let s = cast(&picked, &DataType::Utf8).map_err(err)?;
             Arc::new(
                 s.as_string::<i32>()
                     .iter()
-                    .map(|v| v.and_then(|t| crate::money::parse_fixed(t.trim()).ok()).map(f64_of))
+                    .map(|v| {
+                        v.and_then(|t| crate::money::parse_fixed(t.trim()).ok())
+                            .map(f64_of)
+                    })
                     .collect::<arrow::array::Float64Array>(),
             )
         } else if matches!(t, DataType::Timestamp(_, _)) {
@@ -893,7 +927,9 @@ fn wide_selection(
 
 /// A timestamp column as milliseconds tagged UTC, by arithmetic on the raw
 /// values (no time zone database: CUR times are UTC instants).
-pub(crate) fn to_utc_millis(a: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+pub(crate) fn to_utc_millis(
+    a: &ArrayRef,
+) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
     let DataType::Timestamp(unit, _) = a.data_type() else {
         return Err(arrow::error::ArrowError::CastError(format!(
             "{} is not a timestamp",
@@ -910,7 +946,15 @@ pub(crate) fn to_utc_millis(a: &ArrayRef) -> std::result::Result<ArrayRef, arrow
     let ms: TimestampMillisecondArray = raw
         .as_primitive::<arrow::datatypes::Int64Type>()
         .iter()
-        .map(|v| v.map(|x| if div < 0 { x.saturating_mul(-div) } else { x.div_euclid(div) }))
+        .map(|v| {
+            v.map(|x| {
+                if div < 0 {
+                    x.saturating_mul(-div)
+                } else {
+                    x.div_euclid(div)
+                }
+            })
+        })
         .collect();
     Ok(Arc::new(ms.with_timezone("UTC")))
 }
@@ -1008,7 +1052,11 @@ fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>], exact: bool) -> S
             if is_confidential_column(name) || !seen.insert(name.clone()) {
                 continue;
             }
-            let t = if t == &DataType::Float64 { double.clone() } else { t.clone() };
+            let t = if t == &DataType::Float64 {
+                double.clone()
+            } else {
+                t.clone()
+            };
             fields.push(Field::new(name, t, true));
         }
     }
@@ -1108,7 +1156,10 @@ fn charge_frequency(lt: LineType) -> &'static str {
 /// The CUR pro forma batch for selected rows (customer view).
 fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<RecordBatch> {
     let n = s.idx.len();
-    let (name, mgmt, _) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: CUR export for the partner".into()))?;
+    let (name, mgmt, _) = ctx
+        .customer
+        .as_ref()
+        .ok_or_else(|| Error::Overflow("internal: CUR export for the partner".into()))?;
     let start = ctx.period.start_micros() / 1000;
     let end = ctx.period.next().start_micros() / 1000;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -1119,15 +1170,39 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
             "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
             "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
             "bill_invoice_id" => texts(vec![None; n]),
-            "line_item_usage_account_id" => texts((0..n).map(|i| Some(s.norm_text(col::ACCOUNT, i))).collect()),
-            "line_item_line_item_type" => texts((0..n).map(|i| Some(s.line_type(i).as_str().to_string())).collect()),
-            "line_item_product_code" => texts((0..n).map(|i| Some(s.norm_text(col::PRODUCT, i))).collect()),
-            "line_item_usage_type" => texts((0..n).map(|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())).collect()),
-            "line_item_operation" => texts((0..n).map(|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())).collect()),
-            "product_region_code" => texts((0..n).map(|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())).collect()),
-            "line_item_usage_amount" => ctx.amounts((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect())?,
+            "line_item_usage_account_id" => {
+                texts((0..n).map(|i| Some(s.norm_text(col::ACCOUNT, i))).collect())
+            }
+            "line_item_line_item_type" => texts(
+                (0..n)
+                    .map(|i| Some(s.line_type(i).as_str().to_string()))
+                    .collect(),
+            ),
+            "line_item_product_code" => {
+                texts((0..n).map(|i| Some(s.norm_text(col::PRODUCT, i))).collect())
+            }
+            "line_item_usage_type" => texts(
+                (0..n)
+                    .map(|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty()))
+                    .collect(),
+            ),
+            "line_item_operation" => texts(
+                (0..n)
+                    .map(|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty()))
+                    .collect(),
+            ),
+            "product_region_code" => texts(
+                (0..n)
+                    .map(|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty()))
+                    .collect(),
+            ),
+            "line_item_usage_amount" => {
+                ctx.amounts((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect())?
+            }
             "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
-            "line_item_unblended_cost" | "line_item_blended_cost" => ctx.amounts(s.amount.iter().map(|a| Some(*a)).collect())?,
+            "line_item_unblended_cost" | "line_item_blended_cost" => {
+                ctx.amounts(s.amount.iter().map(|a| Some(*a)).collect())?
+            }
             "line_item_unblended_rate" | "line_item_blended_rate" => texts(
                 (0..n)
                     .map(|i| {
@@ -1136,13 +1211,20 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
                                 .and_then(|q| div_fixed(s.amount[i], q))
                                 .map(format_fixed_exact)
                         } else {
-                            s.text(f.name(), i).or_else(|| s.text("line_item_unblended_rate", i))
+                            s.text(f.name(), i)
+                                .or_else(|| s.text("line_item_unblended_rate", i))
                         }
                     })
                     .collect(),
             ),
-            "pricing_public_on_demand_rate" => texts((0..n).map(|i| s.norm_dec(col::PUBLIC_RATE, i).map(format_fixed_exact)).collect()),
-            "pricing_public_on_demand_cost" => ctx.amounts((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect())?,
+            "pricing_public_on_demand_rate" => texts(
+                (0..n)
+                    .map(|i| s.norm_dec(col::PUBLIC_RATE, i).map(format_fixed_exact))
+                    .collect(),
+            ),
+            "pricing_public_on_demand_cost" => {
+                ctx.amounts((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect())?
+            }
             other => match s.wide.get(other) {
                 Some(a) if a.data_type() == f.data_type() => a.clone(),
                 Some(a) => cast(a, f.data_type()).map_err(|e| Error::Overflow(e.to_string()))?,
@@ -1151,7 +1233,8 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
         };
         columns.push(c);
     }
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Overflow(format!("building the CUR export: {e}")))
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::Overflow(format!("building the CUR export: {e}")))
 }
 
 /// Unit price and cost fields of a FOCUS row (docs/EXPORTS.md): list from the
@@ -1177,7 +1260,9 @@ fn priced(category: &str, amount: i128, qty: i128, public_rate: Option<i128>) ->
     }
     let list_unit = public_rate.filter(|r| *r >= 0).unwrap_or(0);
     let list_cost = mul_fixed(list_unit, qty).ok_or_else(overflow)?;
-    let contracted_unit = div_fixed(amount, qty).filter(|p| *p >= 0).unwrap_or(list_unit);
+    let contracted_unit = div_fixed(amount, qty)
+        .filter(|p| *p >= 0)
+        .unwrap_or(list_unit);
     let contracted_cost = mul_fixed(contracted_unit, qty).ok_or_else(overflow)?;
     Ok(Priced {
         quantity: Some(qty),
@@ -1193,7 +1278,9 @@ fn tags_json(s: &Selected<'_>, i: usize) -> Option<String> {
     let mut obj = serde_json::Map::new();
     if let Some(m) = s.wide.get("resource_tags").and_then(|a| a.as_map_opt()) {
         if m.is_valid(i) {
-            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&map_json(m, i)) {
+            if let Ok(serde_json::Value::Object(o)) =
+                serde_json::from_str::<serde_json::Value>(&map_json(m, i))
+            {
                 for (k, v) in o {
                     let k = k.strip_prefix("user_").map(str::to_string).unwrap_or(k);
                     obj.insert(k, v);
@@ -1225,7 +1312,11 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     let schema = focus::schema(partner);
     let start = ctx.period.start_micros() / 1000;
     let end = ctx.period.next().start_micros() / 1000;
-    let org_name = ctx.customer.as_ref().map(|c| c.0).unwrap_or(ctx.config.partner.name.as_str());
+    let org_name = ctx
+        .customer
+        .as_ref()
+        .map(|c| c.0)
+        .unwrap_or(ctx.config.partner.name.as_str());
     let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
     let mut category = Vec::with_capacity(n);
     let mut prices = Vec::with_capacity(n);
@@ -1234,7 +1325,12 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
         let cat = charge_category(lt);
         category.push(cat);
         let qty = s.norm_dec(col::USAGE, i).unwrap_or(0);
-        prices.push(priced(cat, s.amount[i], qty, s.norm_dec(col::PUBLIC_RATE, i))?);
+        prices.push(priced(
+            cat,
+            s.amount[i],
+            qty,
+            s.norm_dec(col::PUBLIC_RATE, i),
+        )?);
     }
     let commitment: Vec<Option<(String, &str, &str)>> = (0..n)
         .map(|i| {
@@ -1244,47 +1340,120 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
             let ri = s.text("reservation_reservation_a_r_n", i);
             let x = s.text("x_commitment_discount_id", i);
             match lt {
-                SavingsPlanCoveredUsage | SavingsPlanNegation | SavingsPlanRecurringFee | SavingsPlanUpfrontFee => {
-                    sp.or(x).map(|id| (id, "Spend", "Savings Plan"))
+                SavingsPlanCoveredUsage
+                | SavingsPlanNegation
+                | SavingsPlanRecurringFee
+                | SavingsPlanUpfrontFee => sp.or(x).map(|id| (id, "Spend", "Savings Plan")),
+                DiscountedUsage | RIFee | Fee => {
+                    ri.or(x).map(|id| (id, "Usage", "Reserved Instance"))
                 }
-                DiscountedUsage | RIFee | Fee => ri.or(x).map(|id| (id, "Usage", "Reserved Instance")),
                 _ => None,
             }
         })
         .collect();
     let t = |f: &dyn Fn(usize) -> Option<String>| texts((0..n).map(f).collect());
-    cols.insert("AvailabilityZone", t(&|i| s.text("line_item_availability_zone", i)));
-    cols.insert("BilledCost", decs(s.amount.iter().map(|a| Some(*a)).collect())?);
-    cols.insert("BillingAccountId", texts(vec![Some(ctx.mgmt.to_string()); n]));
-    cols.insert("BillingAccountName", texts(vec![Some(org_name.to_string()); n]));
-    cols.insert("BillingAccountType", texts(vec![Some("Management account".to_string()); n]));
-    cols.insert("BillingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert(
+        "AvailabilityZone",
+        t(&|i| s.text("line_item_availability_zone", i)),
+    );
+    cols.insert(
+        "BilledCost",
+        decs(s.amount.iter().map(|a| Some(*a)).collect())?,
+    );
+    cols.insert(
+        "BillingAccountId",
+        texts(vec![Some(ctx.mgmt.to_string()); n]),
+    );
+    cols.insert(
+        "BillingAccountName",
+        texts(vec![Some(org_name.to_string()); n]),
+    );
+    cols.insert(
+        "BillingAccountType",
+        texts(vec![Some("Management account".to_string()); n]),
+    );
+    cols.insert(
+        "BillingCurrency",
+        texts(vec![Some(ctx.currency.to_string()); n]),
+    );
     cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
     cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
-    cols.insert("ChargeCategory", texts(category.iter().map(|c| Some(c.to_string())).collect()));
-    cols.insert("ChargeDescription", t(&|i| s.text("line_item_line_item_description", i)));
-    cols.insert("ChargeFrequency", t(&|i| Some(charge_frequency(s.line_type(i)).to_string())));
-    cols.insert("ChargePeriodEnd", times((0..n).map(|i| Some(s.millis("line_item_usage_end_date", i).unwrap_or(end))).collect()));
-    cols.insert("ChargePeriodStart", times((0..n).map(|i| Some(s.millis("line_item_usage_start_date", i).unwrap_or(start))).collect()));
-    cols.insert("CommitmentDiscountCategory", t(&|i| commitment[i].as_ref().map(|c| c.1.to_string())));
-    cols.insert("CommitmentDiscountId", t(&|i| commitment[i].as_ref().map(|c| c.0.clone())));
+    cols.insert(
+        "ChargeCategory",
+        texts(category.iter().map(|c| Some(c.to_string())).collect()),
+    );
+    cols.insert(
+        "ChargeDescription",
+        t(&|i| s.text("line_item_line_item_description", i)),
+    );
+    cols.insert(
+        "ChargeFrequency",
+        t(&|i| Some(charge_frequency(s.line_type(i)).to_string())),
+    );
+    cols.insert(
+        "ChargePeriodEnd",
+        times(
+            (0..n)
+                .map(|i| Some(s.millis("line_item_usage_end_date", i).unwrap_or(end)))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "ChargePeriodStart",
+        times(
+            (0..n)
+                .map(|i| Some(s.millis("line_item_usage_start_date", i).unwrap_or(start)))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "CommitmentDiscountCategory",
+        t(&|i| commitment[i].as_ref().map(|c| c.1.to_string())),
+    );
+    cols.insert(
+        "CommitmentDiscountId",
+        t(&|i| commitment[i].as_ref().map(|c| c.0.clone())),
+    );
     cols.insert(
         "CommitmentDiscountStatus",
         t(&|i| {
-            commitment[i].as_ref().filter(|_| category[i] == "Usage").map(|_| {
-                s.text("x_commitment_discount_status", i).unwrap_or_else(|| "Used".to_string())
-            })
+            commitment[i]
+                .as_ref()
+                .filter(|_| category[i] == "Usage")
+                .map(|_| {
+                    s.text("x_commitment_discount_status", i)
+                        .unwrap_or_else(|| "Used".to_string())
+                })
         }),
     );
-    cols.insert("CommitmentDiscountType", t(&|i| commitment[i].as_ref().map(|c| c.2.to_string())));
+    cols.insert(
+        "CommitmentDiscountType",
+        t(&|i| commitment[i].as_ref().map(|c| c.2.to_string())),
+    );
     cols.insert(
         "ConsumedQuantity",
-        decs((0..n).map(|i| (category[i] == "Usage").then(|| s.norm_dec(col::USAGE, i).unwrap_or(0))).collect())?,
+        decs(
+            (0..n)
+                .map(|i| (category[i] == "Usage").then(|| s.norm_dec(col::USAGE, i).unwrap_or(0)))
+                .collect(),
+        )?,
     );
-    cols.insert("ConsumedUnit", t(&|i| s.text("pricing_unit", i).filter(|_| category[i] == "Usage")));
-    cols.insert("ContractedCost", decs(prices.iter().map(|p| Some(p.contracted_cost)).collect())?);
-    cols.insert("ContractedUnitPrice", decs(prices.iter().map(|p| p.contracted_unit).collect())?);
-    cols.insert("EffectiveCost", decs(s.effective.iter().map(|a| Some(*a)).collect())?);
+    cols.insert(
+        "ConsumedUnit",
+        t(&|i| s.text("pricing_unit", i).filter(|_| category[i] == "Usage")),
+    );
+    cols.insert(
+        "ContractedCost",
+        decs(prices.iter().map(|p| Some(p.contracted_cost)).collect())?,
+    );
+    cols.insert(
+        "ContractedUnitPrice",
+        decs(prices.iter().map(|p| p.contracted_unit).collect())?,
+    );
+    cols.insert(
+        "EffectiveCost",
+        decs(s.effective.iter().map(|a| Some(*a)).collect())?,
+    );
     cols.insert(
         "InvoiceId",
         match &ctx.customer {
@@ -1295,13 +1464,24 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     cols.insert(
         "InvoiceIssuerName",
         if partner {
-            t(&|i| Some(s.text("bill_invoicing_entity", i).unwrap_or_else(|| "Amazon Web Services, Inc.".into())))
+            t(&|i| {
+                Some(
+                    s.text("bill_invoicing_entity", i)
+                        .unwrap_or_else(|| "Amazon Web Services, Inc.".into()),
+                )
+            })
         } else {
             texts(vec![Some(ctx.config.partner.name.clone()); n])
         },
     );
-    cols.insert("ListCost", decs(prices.iter().map(|p| Some(p.list_cost)).collect())?);
-    cols.insert("ListUnitPrice", decs(prices.iter().map(|p| p.list_unit).collect())?);
+    cols.insert(
+        "ListCost",
+        decs(prices.iter().map(|p| Some(p.list_cost)).collect())?,
+    );
+    cols.insert(
+        "ListUnitPrice",
+        decs(prices.iter().map(|p| p.list_unit).collect())?,
+    );
     cols.insert(
         "PricingCategory",
         t(&|i| match category[i] {
@@ -1311,37 +1491,95 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
             _ => Some("Other".into()),
         }),
     );
-    cols.insert("PricingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
-    cols.insert("PricingQuantity", decs(prices.iter().map(|p| p.quantity).collect())?);
-    cols.insert("PricingUnit", t(&|i| s.text("pricing_unit", i).filter(|_| matches!(category[i], "Usage" | "Purchase"))));
+    cols.insert(
+        "PricingCurrency",
+        texts(vec![Some(ctx.currency.to_string()); n]),
+    );
+    cols.insert(
+        "PricingQuantity",
+        decs(prices.iter().map(|p| p.quantity).collect())?,
+    );
+    cols.insert(
+        "PricingUnit",
+        t(&|i| {
+            s.text("pricing_unit", i)
+                .filter(|_| matches!(category[i], "Usage" | "Purchase"))
+        }),
+    );
     cols.insert("ProviderName", texts(vec![Some("AWS".to_string()); n]));
     cols.insert(
         "PublisherName",
-        t(&|i| Some(s.text("line_item_legal_entity", i).unwrap_or_else(|| "Amazon Web Services, Inc.".into()))),
+        t(&|i| {
+            Some(
+                s.text("line_item_legal_entity", i)
+                    .unwrap_or_else(|| "Amazon Web Services, Inc.".into()),
+            )
+        }),
     );
-    cols.insert("RegionId", t(&|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())));
+    cols.insert(
+        "RegionId",
+        t(&|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())),
+    );
     cols.insert("ResourceId", t(&|i| s.text("line_item_resource_id", i)));
-    cols.insert("ServiceCategory", t(&|i| Some(focus::service_category(&s.norm_text(col::PRODUCT, i)).to_string())));
+    cols.insert(
+        "ServiceCategory",
+        t(&|i| Some(focus::service_category(&s.norm_text(col::PRODUCT, i)).to_string())),
+    );
     cols.insert("ServiceName", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
     cols.insert(
         "ServiceSubcategory",
-        t(&|i| Some(format!("Other ({})", focus::service_category(&s.norm_text(col::PRODUCT, i))))),
+        t(&|i| {
+            Some(format!(
+                "Other ({})",
+                focus::service_category(&s.norm_text(col::PRODUCT, i))
+            ))
+        }),
     );
     cols.insert("SkuId", t(&|i| s.text("product_sku", i)));
-    cols.insert("SkuPriceId", t(&|i| s.text("pricing_rate_code", i).or_else(|| s.text("pricing_rate_id", i))));
+    cols.insert(
+        "SkuPriceId",
+        t(&|i| {
+            s.text("pricing_rate_code", i)
+                .or_else(|| s.text("pricing_rate_id", i))
+        }),
+    );
     cols.insert("SubAccountId", t(&|i| Some(s.norm_text(col::ACCOUNT, i))));
-    cols.insert("SubAccountName", t(&|i| s.text("line_item_usage_account_name", i)));
+    cols.insert(
+        "SubAccountName",
+        t(&|i| s.text("line_item_usage_account_name", i)),
+    );
     cols.insert(
         "SubAccountType",
-        t(&|i| Some(if s.norm_text(col::ACCOUNT, i) == ctx.mgmt { "Management account" } else { "Member account" }.to_string())),
+        t(&|i| {
+            Some(
+                if s.norm_text(col::ACCOUNT, i) == ctx.mgmt {
+                    "Management account"
+                } else {
+                    "Member account"
+                }
+                .to_string(),
+            )
+        }),
     );
     cols.insert("Tags", t(&|i| tags_json(s, i)));
     cols.insert("x_ServiceCode", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
-    cols.insert("x_UsageType", t(&|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())));
-    cols.insert("x_Operation", t(&|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())));
-    cols.insert("x_LineItemType", t(&|i| Some(s.line_type(i).as_str().to_string())));
+    cols.insert(
+        "x_UsageType",
+        t(&|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())),
+    );
+    cols.insert(
+        "x_Operation",
+        t(&|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())),
+    );
+    cols.insert(
+        "x_LineItemType",
+        t(&|i| Some(s.line_type(i).as_str().to_string())),
+    );
     if partner {
-        cols.insert(focus::CUSTOMER_ORG_COLUMN, texts(vec![Some(ctx.result.id.to_string()); n]));
+        cols.insert(
+            focus::CUSTOMER_ORG_COLUMN,
+            texts(vec![Some(ctx.result.id.to_string()); n]),
+        );
     }
     let columns: Vec<ArrayRef> = schema
         .fields()
@@ -1351,7 +1589,8 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
                 .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
         })
         .collect();
-    RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(format!("building the FOCUS export: {e}")))
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::Overflow(format!("building the FOCUS export: {e}")))
 }
 
 /// The service a custom line item is shown under when none is chosen (ABC's default).
@@ -1367,13 +1606,18 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
     let Some(inv) = ctx.result.customer.as_ref() else {
         return Ok((RecordBatch::new_empty(schema.clone()), 0));
     };
-    let (name, mgmt, _) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
+    let (name, mgmt, _) = ctx
+        .customer
+        .as_ref()
+        .ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
     let n = inv.custom.len();
     let start = ctx.period.start_micros() / 1000;
     let end = ctx.period.next().start_micros() / 1000;
     let mut total = 0i128;
     for c in &inv.custom {
-        total = total.checked_add(c.exact).ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+        total = total
+            .checked_add(c.exact)
+            .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
     }
     let line_type = |c: &crate::invoice::CliLine| {
         let base = match c.kind {
@@ -1391,24 +1635,50 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
         .iter()
         .map(|f| -> Result<ArrayRef> {
             Ok(match f.name().as_str() {
-                "bill_billing_period_start_date" | "line_item_usage_start_date" => times(vec![Some(start); n]),
-                "bill_billing_period_end_date" | "line_item_usage_end_date" => times(vec![Some(end); n]),
+                "bill_billing_period_start_date" | "line_item_usage_start_date" => {
+                    times(vec![Some(start); n])
+                }
+                "bill_billing_period_end_date" | "line_item_usage_end_date" => {
+                    times(vec![Some(end); n])
+                }
                 "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
                 "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
-                "line_item_usage_account_id" => texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()),
-                "line_item_line_item_type" => texts(inv.custom.iter().map(|c| Some(line_type(c))).collect()),
-                "line_item_product_code" => texts(inv.custom.iter().map(|c| Some(c.service.clone()).filter(|s| !s.is_empty())).collect()),
-                "line_item_line_item_description" => texts(inv.custom.iter().map(|c| Some(c.description.clone())).collect()),
-                "line_item_usage_type" => texts(inv.custom.iter().map(|c| Some(format!("CustomLineItem:{}", c.id))).collect()),
+                "line_item_usage_account_id" => {
+                    texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect())
+                }
+                "line_item_line_item_type" => {
+                    texts(inv.custom.iter().map(|c| Some(line_type(c))).collect())
+                }
+                "line_item_product_code" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(c.service.clone()).filter(|s| !s.is_empty()))
+                        .collect(),
+                ),
+                "line_item_line_item_description" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(c.description.clone()))
+                        .collect(),
+                ),
+                "line_item_usage_type" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(format!("CustomLineItem:{}", c.id)))
+                        .collect(),
+                ),
                 "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
-                "line_item_unblended_cost" | "line_item_blended_cost" => ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?,
+                "line_item_unblended_cost" | "line_item_blended_cost" => {
+                    ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?
+                }
                 "line_item_usage_amount" => ctx.amounts(vec![Some(0); n])?,
                 _ => arrow::array::new_null_array(f.data_type(), n),
             })
         })
         .collect::<Result<_>>()?;
     Ok((
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Overflow(e.to_string()))?,
+        RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| Error::Overflow(e.to_string()))?,
         total,
     ))
 }
@@ -1419,16 +1689,25 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
     let Some(inv) = ctx.result.customer.as_ref() else {
         return Ok((RecordBatch::new_empty(schema), 0));
     };
-    let (name, mgmt, number) = ctx.customer.as_ref().ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
+    let (name, mgmt, number) = ctx
+        .customer
+        .as_ref()
+        .ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
     let n = inv.custom.len();
     let start = ctx.period.start_micros() / 1000;
     let end = ctx.period.next().start_micros() / 1000;
     let mut total = 0i128;
     for c in &inv.custom {
-        total = total.checked_add(c.exact).ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+        total = total
+            .checked_add(c.exact)
+            .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
     }
     let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact >= 0;
-    let category: Vec<&str> = inv.custom.iter().map(|c| if is_fee(c) { "Purchase" } else { "Credit" }).collect();
+    let category: Vec<&str> = inv
+        .custom
+        .iter()
+        .map(|c| if is_fee(c) { "Purchase" } else { "Credit" })
+        .collect();
     let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
     let amounts: Vec<Option<i128>> = inv.custom.iter().map(|c| Some(c.exact)).collect();
     cols.insert("BilledCost", decs(amounts.clone())?);
@@ -1436,45 +1715,157 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
     cols.insert("ListCost", decs(amounts.clone())?);
     cols.insert("ContractedCost", decs(amounts.clone())?);
     let fee_only = |v: Option<i128>| -> Vec<Option<i128>> {
-        inv.custom.iter().map(|c| if is_fee(c) { v.or(Some(c.exact)) } else { None }).collect()
+        inv.custom
+            .iter()
+            .map(|c| if is_fee(c) { v.or(Some(c.exact)) } else { None })
+            .collect()
     };
     cols.insert("ListUnitPrice", decs(fee_only(None))?);
     cols.insert("ContractedUnitPrice", decs(fee_only(None))?);
     cols.insert("PricingQuantity", decs(fee_only(Some(ONE)))?);
-    cols.insert("PricingCategory", texts(category.iter().map(|c| Some(if *c == "Purchase" { "Standard" } else { "Other" }.to_string())).collect()));
-    cols.insert("PricingUnit", texts(category.iter().map(|c| (*c == "Purchase").then(|| "Item".to_string())).collect()));
+    cols.insert(
+        "PricingCategory",
+        texts(
+            category
+                .iter()
+                .map(|c| {
+                    Some(
+                        if *c == "Purchase" {
+                            "Standard"
+                        } else {
+                            "Other"
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "PricingUnit",
+        texts(
+            category
+                .iter()
+                .map(|c| (*c == "Purchase").then(|| "Item".to_string()))
+                .collect(),
+        ),
+    );
     cols.insert("BillingAccountId", texts(vec![Some(mgmt.to_string()); n]));
     cols.insert("BillingAccountName", texts(vec![Some(name.to_string()); n]));
-    cols.insert("BillingAccountType", texts(vec![Some("Management account".to_string()); n]));
-    cols.insert("BillingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
-    cols.insert("PricingCurrency", texts(vec![Some(ctx.currency.to_string()); n]));
+    cols.insert(
+        "BillingAccountType",
+        texts(vec![Some("Management account".to_string()); n]),
+    );
+    cols.insert(
+        "BillingCurrency",
+        texts(vec![Some(ctx.currency.to_string()); n]),
+    );
+    cols.insert(
+        "PricingCurrency",
+        texts(vec![Some(ctx.currency.to_string()); n]),
+    );
     cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
     cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
     cols.insert("ChargePeriodStart", times(vec![Some(start); n]));
     cols.insert("ChargePeriodEnd", times(vec![Some(end); n]));
-    cols.insert("ChargeCategory", texts(category.iter().map(|c| Some(c.to_string())).collect()));
-    cols.insert("ChargeFrequency", texts(vec![Some("Recurring".to_string()); n]));
-    cols.insert("ChargeDescription", texts(inv.custom.iter().map(|c| Some(c.description.clone())).collect()));
+    cols.insert(
+        "ChargeCategory",
+        texts(category.iter().map(|c| Some(c.to_string())).collect()),
+    );
+    cols.insert(
+        "ChargeFrequency",
+        texts(vec![Some("Recurring".to_string()); n]),
+    );
+    cols.insert(
+        "ChargeDescription",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(c.description.clone()))
+                .collect(),
+        ),
+    );
     cols.insert("InvoiceId", texts(vec![Some(number.clone()); n]));
-    cols.insert("InvoiceIssuerName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
-    cols.insert("ProviderName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
-    cols.insert("PublisherName", texts(vec![Some(ctx.config.partner.name.clone()); n]));
-    cols.insert("ServiceCategory", texts(inv.custom.iter().map(|c| Some(focus::service_category(&c.service).to_string())).collect()));
-    cols.insert("ServiceSubcategory", texts(inv.custom.iter().map(|c| Some(format!("Other ({})", focus::service_category(&c.service)))).collect()));
-    cols.insert("ServiceName", texts(inv.custom.iter().map(|c| Some(if c.service.is_empty() { "Custom line item".to_string() } else { c.service.clone() })).collect()));
-    cols.insert("SubAccountId", texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()));
-    cols.insert("x_LineItemType", texts(inv.custom.iter().map(|c| Some(match (c.kind, shown_on_its_own(c)) {
-        (CliKind::Fee, true) => "Fee",
-        (CliKind::Credit, true) => "Credit",
-        (CliKind::Fee, false) => "Proforma_Fee",
-        (CliKind::Credit, false) => "Proforma_Credit",
-    }.to_string())).collect()));
+    cols.insert(
+        "InvoiceIssuerName",
+        texts(vec![Some(ctx.config.partner.name.clone()); n]),
+    );
+    cols.insert(
+        "ProviderName",
+        texts(vec![Some(ctx.config.partner.name.clone()); n]),
+    );
+    cols.insert(
+        "PublisherName",
+        texts(vec![Some(ctx.config.partner.name.clone()); n]),
+    );
+    cols.insert(
+        "ServiceCategory",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(focus::service_category(&c.service).to_string()))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "ServiceSubcategory",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(format!("Other ({})", focus::service_category(&c.service))))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "ServiceName",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| {
+                    Some(if c.service.is_empty() {
+                        "Custom line item".to_string()
+                    } else {
+                        c.service.clone()
+                    })
+                })
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "SubAccountId",
+        texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()),
+    );
+    cols.insert(
+        "x_LineItemType",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| {
+                    Some(
+                        match (c.kind, shown_on_its_own(c)) {
+                            (CliKind::Fee, true) => "Fee",
+                            (CliKind::Credit, true) => "Credit",
+                            (CliKind::Fee, false) => "Proforma_Fee",
+                            (CliKind::Credit, false) => "Proforma_Credit",
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect(),
+        ),
+    );
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
-        .map(|f| cols.remove(f.name().as_str()).unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n)))
+        .map(|f| {
+            cols.remove(f.name().as_str())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
+        })
         .collect();
-    Ok((RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(e.to_string()))?, total))
+    Ok((
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(e.to_string()))?,
+        total,
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -1501,10 +1892,19 @@ fn ext(format: ExportFormat) -> &'static str {
 }
 
 /// Writes one org's exports under `root` (line granularity; roll-ups are applied after).
-fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str) -> Result<Vec<ExportFile>> {
+fn export_org(
+    ctx: &OrgCtx<'_>,
+    files: &[&InputFile],
+    root: &Path,
+    staging: &str,
+) -> Result<Vec<ExportFile>> {
     let config = ctx.config;
     let r = ctx.result;
-    let org = if r.org_index == 0 { None } else { Some(&config.orgs[r.org_index - 1]) };
+    let org = if r.org_index == 0 {
+        None
+    } else {
+        Some(&config.orgs[r.org_index - 1])
+    };
     let (actual_p, proforma_p) = run::pricing_for(config, org);
     let check = run::org_check(config, r.org_index, ctx.period);
     let org_id = r.id.to_string();
@@ -1521,16 +1921,43 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
     let cur_schema = cur_schema(&kinds_per_file, ctx.staged);
     let mut sets = OrgDatasets {
         cur: (is_customer && ctx.opts.set.cur())
-            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period), cur_schema.clone(), ctx.format()))
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!(
+                        "{staging}customers/{org_id}/cur/{org_id}-{}.{e}",
+                        ctx.period
+                    ),
+                    cur_schema.clone(),
+                    ctx.format(),
+                )
+            })
             .transpose()?,
         focus: (is_customer && ctx.opts.set.focus())
-            .then(|| Dataset::create(root, format!("{staging}customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period), focus::schema(false), ctx.format()))
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!(
+                        "{staging}customers/{org_id}/focus/{org_id}-{}.{e}",
+                        ctx.period
+                    ),
+                    focus::schema(false),
+                    ctx.format(),
+                )
+            })
             .transpose()?,
         partner_focus: ctx
             .opts
             .set
             .focus()
-            .then(|| Dataset::create(root, format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period), focus::schema(true), ctx.format()))
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period),
+                    focus::schema(true),
+                    ctx.format(),
+                )
+            })
             .transpose()?,
     };
 
@@ -1576,7 +2003,8 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
             let avals = accounts.values().as_string::<i32>();
             let n = batch.num_rows();
             // Per track: selected rows, final amounts, effective amounts, rated flags.
-            let mut per_track: [(Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>); 2] = Default::default();
+            let mut per_track: [(Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>); 2] =
+                Default::default();
             for i in 0..n {
                 let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
                 let product = pvals.value(products.keys().value(i) as usize);
@@ -1586,7 +2014,11 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
                     if treat[ti] == Treatment::Excluded {
                         continue;
                     }
-                    let mut amount = if ti == 0 { rated.actual[i] } else { rated.proforma[i] };
+                    let mut amount = if ti == 0 {
+                        rated.actual[i]
+                    } else {
+                        rated.proforma[i]
+                    };
                     if rated.deferred[i] & (1 << ti) != 0 {
                         let key = LineKey {
                             account: avals.value(accounts.keys().value(i) as usize).to_string(),
@@ -1662,7 +2094,11 @@ fn export_org(ctx: &OrgCtx<'_>, files: &[&InputFile], root: &Path, staging: &str
     }
     // The rows must add up to the invoices exactly.
     let mut written = Vec::new();
-    for (ds, kind) in [(sets.cur, "cur"), (sets.focus, "focus"), (sets.partner_focus, "partner_focus")] {
+    for (ds, kind) in [
+        (sets.cur, "cur"),
+        (sets.focus, "focus"),
+        (sets.partner_focus, "partner_focus"),
+    ] {
         let Some(ds) = ds else { continue };
         let (_, rel, rows, total) = ds.finish()?;
         let expected = if kind == "partner_focus" {
@@ -1700,18 +2136,35 @@ pub fn write_exports(
         return Ok(Vec::new());
     }
     let (files, _) = run::plan_inputs(config, Some(result.period))?;
-    let staging = if opts.granularity == Granularity::Line { "" } else { ".line/" };
+    let staging = if opts.granularity == Granularity::Line {
+        ""
+    } else {
+        ".line/"
+    };
     let per_org: Result<Vec<Vec<ExportFile>>> = result
         .orgs
         .par_iter()
         .map(|r| {
-            let org_files: Vec<&InputFile> = files.iter().filter(|f| f.org_index == r.org_index).collect();
-            let org = if r.org_index == 0 { None } else { Some(&config.orgs[r.org_index - 1]) };
+            let org_files: Vec<&InputFile> = files
+                .iter()
+                .filter(|f| f.org_index == r.org_index)
+                .collect();
+            let org = if r.org_index == 0 {
+                None
+            } else {
+                Some(&config.orgs[r.org_index - 1])
+            };
             let ctx = OrgCtx {
                 config,
                 period: result.period,
                 result: r,
-                customer: org.map(|o| (o.name.as_str(), o.management_account.as_str(), format!("{}-{}", o.id, result.period))),
+                customer: org.map(|o| {
+                    (
+                        o.name.as_str(),
+                        o.management_account.as_str(),
+                        format!("{}-{}", o.id, result.period),
+                    )
+                }),
                 mgmt: org
                     .map(|o| o.management_account.as_str())
                     .unwrap_or(config.partner.management_account.as_str()),
@@ -1719,7 +2172,9 @@ pub fn write_exports(
                 opts,
                 staged: opts.granularity != Granularity::Line,
             };
-            run::guarded(Path::new(&r.id.to_string()), || export_org(&ctx, &org_files, dir, staging))
+            run::guarded(Path::new(&r.id.to_string()), || {
+                export_org(&ctx, &org_files, dir, staging)
+            })
         })
         .collect();
     let mut listing: Vec<ExportFile> = per_org?.into_iter().flatten().collect();
@@ -1747,8 +2202,14 @@ mod tests {
         let ms = p.start_micros() / 1000;
         assert_eq!(iso_from_millis(ms), "2026-10-01T00:00:00Z");
         assert_eq!(parse_iso_millis("2026-10-01T00:00:00Z"), Some(ms));
-        assert_eq!(iso_from_millis(ms + 86_400_000 + 3_723_000), "2026-10-02T01:02:03Z");
-        assert_eq!(parse_iso_millis("2026-10-02T01:02:03Z"), Some(ms + 86_400_000 + 3_723_000));
+        assert_eq!(
+            iso_from_millis(ms + 86_400_000 + 3_723_000),
+            "2026-10-02T01:02:03Z"
+        );
+        assert_eq!(
+            parse_iso_millis("2026-10-02T01:02:03Z"),
+            Some(ms + 86_400_000 + 3_723_000)
+        );
         assert_eq!(iso_from_millis(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_from_millis(951_782_400_000), "2000-02-29T00:00:00Z");
     }
@@ -1764,7 +2225,9 @@ mod tests {
         // 10.00 over quantities 1, 1, 1: 3.3333333333, 3.3333333333, 3.3333333334.
         d.insert((Track::Proforma, key.clone()), (10 * ONE, 3 * ONE));
         let mut s = Splitter::new(&d);
-        let parts: Vec<i128> = (0..3).map(|_| s.next(Track::Proforma, key.clone(), ONE).unwrap()).collect();
+        let parts: Vec<i128> = (0..3)
+            .map(|_| s.next(Track::Proforma, key.clone(), ONE).unwrap())
+            .collect();
         assert_eq!(parts, vec![33_333_333_333, 33_333_333_333, 33_333_333_334]);
         assert_eq!(parts.iter().sum::<i128>(), 10 * ONE);
         assert_eq!(s.next(Track::Actual, key, ONE).unwrap(), 0);
@@ -1785,7 +2248,10 @@ mod tests {
         assert_eq!(p.contracted_unit, Some(125 * ONE / 100));
         assert_eq!(p.contracted_cost, 25 * ONE / 10);
         let tax = priced("Tax", 7 * ONE, 0, None).unwrap();
-        assert_eq!((tax.list_unit, tax.quantity, tax.list_cost), (None, None, 7 * ONE));
+        assert_eq!(
+            (tax.list_unit, tax.quantity, tax.list_cost),
+            (None, None, 7 * ONE)
+        );
         // A negative amount keeps a non-negative contracted price (the list price).
         let neg = priced("Usage", -ONE, ONE, Some(ONE)).unwrap();
         assert_eq!(neg.contracted_unit, Some(ONE));
@@ -1793,10 +2259,20 @@ mod tests {
 
     #[test]
     fn confidential_columns_are_recognised() {
-        for c in ["line_item_net_unblended_cost", "reservation_net_effective_cost", "savings_plan_net_savings_plan_effective_cost", "discount", "discount_total_discount"] {
+        for c in [
+            "line_item_net_unblended_cost",
+            "reservation_net_effective_cost",
+            "savings_plan_net_savings_plan_effective_cost",
+            "discount",
+            "discount_total_discount",
+        ] {
             assert!(is_confidential_column(c), "{c}");
         }
-        for c in ["line_item_unblended_cost", "pricing_public_on_demand_cost", "reservation_effective_cost"] {
+        for c in [
+            "line_item_unblended_cost",
+            "pricing_public_on_demand_cost",
+            "reservation_effective_cost",
+        ] {
             assert!(!is_confidential_column(c), "{c}");
         }
     }

@@ -71,7 +71,11 @@ pub const COLUMNS: &[(&str, ColumnType, bool)] = &[
     ("ListUnitPrice", ColumnType::Decimal, false),
     ("PricingCategory", ColumnType::Text, false),
     ("PricingCurrency", ColumnType::Text, false),
-    ("PricingCurrencyContractedUnitPrice", ColumnType::Decimal, false),
+    (
+        "PricingCurrencyContractedUnitPrice",
+        ColumnType::Decimal,
+        false,
+    ),
     ("PricingCurrencyEffectiveCost", ColumnType::Decimal, false),
     ("PricingCurrencyListUnitPrice", ColumnType::Decimal, false),
     ("PricingQuantity", ColumnType::Decimal, true),
@@ -97,7 +101,12 @@ pub const COLUMNS: &[(&str, ColumnType, bool)] = &[
 ];
 
 /// Custom columns billxfer adds after the FOCUS ones (FOCUS asks for the `x_` prefix).
-pub const EXTRA_COLUMNS: &[&str] = &["x_ServiceCode", "x_UsageType", "x_Operation", "x_LineItemType"];
+pub const EXTRA_COLUMNS: &[&str] = &[
+    "x_ServiceCode",
+    "x_UsageType",
+    "x_Operation",
+    "x_LineItemType",
+];
 
 /// The partner's dataset names the customer organization of each row.
 pub const CUSTOMER_ORG_COLUMN: &str = "x_CustomerOrg";
@@ -129,25 +138,54 @@ pub fn schema(partner: bool) -> SchemaRef {
 /// FOCUS ServiceCategory of an AWS product code (FOCUS 1.2 allowed values); `Other` when unknown.
 pub fn service_category(product_code: &str) -> &'static str {
     match product_code {
-        "AmazonEC2" | "AWSLambda" | "AmazonECS" | "AmazonEKS" | "AmazonLightsail"
-        | "ComputeSavingsPlans" | "AWSBatch" | "AmazonWorkSpaces" | "AWSFargate" => "Compute",
-        "AmazonS3" | "AmazonEFS" | "AmazonFSx" | "AWSBackup" | "AmazonS3GlacierDeepArchive"
-        | "AmazonGlacier" | "AWSStorageGateway" => "Storage",
-        "AmazonRDS" | "AmazonDynamoDB" | "AmazonElastiCache" | "AmazonRedshift"
-        | "AmazonDocDB" | "AmazonNeptune" | "AmazonTimestream" | "AmazonMemoryDB" => "Databases",
-        "AmazonVPC" | "AWSELB" | "AmazonCloudFront" | "AmazonRoute53" | "AWSDataTransfer"
-        | "AmazonApiGateway" | "AWSDirectConnect" | "AWSGlobalAccelerator" => "Networking",
-        "AmazonCloudWatch" | "AWSCloudTrail" | "AWSConfig" | "AWSCostExplorer"
-        | "AWSSystemsManager" | "AWSSupportBusiness" | "AWSSupportEnterprise"
-        | "AWSDeveloperSupport" | "AWSCloudFormation" | "AWSBillingConductor" => {
-            "Management and Governance"
-        }
+        "AmazonEC2"
+        | "AWSLambda"
+        | "AmazonECS"
+        | "AmazonEKS"
+        | "AmazonLightsail"
+        | "ComputeSavingsPlans"
+        | "AWSBatch"
+        | "AmazonWorkSpaces"
+        | "AWSFargate" => "Compute",
+        "AmazonS3"
+        | "AmazonEFS"
+        | "AmazonFSx"
+        | "AWSBackup"
+        | "AmazonS3GlacierDeepArchive"
+        | "AmazonGlacier"
+        | "AWSStorageGateway" => "Storage",
+        "AmazonRDS" | "AmazonDynamoDB" | "AmazonElastiCache" | "AmazonRedshift" | "AmazonDocDB"
+        | "AmazonNeptune" | "AmazonTimestream" | "AmazonMemoryDB" => "Databases",
+        "AmazonVPC"
+        | "AWSELB"
+        | "AmazonCloudFront"
+        | "AmazonRoute53"
+        | "AWSDataTransfer"
+        | "AmazonApiGateway"
+        | "AWSDirectConnect"
+        | "AWSGlobalAccelerator" => "Networking",
+        "AmazonCloudWatch"
+        | "AWSCloudTrail"
+        | "AWSConfig"
+        | "AWSCostExplorer"
+        | "AWSSystemsManager"
+        | "AWSSupportBusiness"
+        | "AWSSupportEnterprise"
+        | "AWSDeveloperSupport"
+        | "AWSCloudFormation"
+        | "AWSBillingConductor" => "Management and Governance",
         "awskms" | "AWSSecretsManager" | "AWSShield" | "awswaf" | "AmazonGuardDuty"
         | "AWSSecurityHub" | "AmazonInspector" | "AmazonMacie" => "Security",
         "AWSQueueService" | "AmazonSNS" | "AmazonSQS" | "AWSEvents" | "AmazonStates"
         | "AmazonMQ" => "Integration",
-        "AWSGlue" | "AmazonAthena" | "AmazonKinesis" | "AmazonKinesisFirehose"
-        | "AmazonES" | "AmazonQuickSight" | "ElasticMapReduce" | "AmazonMSK" => "Analytics",
+        "AWSGlue"
+        | "AmazonAthena"
+        | "AmazonKinesis"
+        | "AmazonKinesisFirehose"
+        | "AmazonES"
+        | "AmazonQuickSight"
+        | "ElasticMapReduce"
+        | "AmazonMSK" => "Analytics",
         "AmazonSageMaker" | "AmazonBedrock" | "AmazonRekognition" | "AmazonComprehend"
         | "AmazonTextract" | "AmazonPolly" | "transcribe" | "translate" => {
             "AI and Machine Learning"
@@ -253,10 +291,9 @@ fn load(path: &Path) -> Result<Table> {
     };
     if is_parquet {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.build())
-                .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let schema = reader.schema();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); names.len()];
@@ -406,7 +443,12 @@ fn validate(t: &Table) -> Vec<Violation> {
         } else if t.col("ServiceCategory").is_some() {
             push(row, "ServiceCategory", "must not be null".into());
         }
-        let priced = ["ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingCategory"];
+        let priced = [
+            "ListUnitPrice",
+            "ContractedUnitPrice",
+            "PricingQuantity",
+            "PricingCategory",
+        ];
         if category == Some("Tax") {
             for p in priced {
                 if get(p, i).is_some() {
@@ -435,8 +477,13 @@ fn validate(t: &Table) -> Vec<Violation> {
         }
         if !correction {
             let q = get("PricingQuantity", i).and_then(num);
-            for (cost, price) in [("ListCost", "ListUnitPrice"), ("ContractedCost", "ContractedUnitPrice")] {
-                let (Some(p), Some(q), Some(c)) = (get(price, i).and_then(num), q, get(cost, i).and_then(num)) else {
+            for (cost, price) in [
+                ("ListCost", "ListUnitPrice"),
+                ("ContractedCost", "ContractedUnitPrice"),
+            ] {
+                let (Some(p), Some(q), Some(c)) =
+                    (get(price, i).and_then(num), q, get(cost, i).and_then(num))
+                else {
                     continue;
                 };
                 let expected = crate::money::mul_fixed(p, q);
@@ -470,12 +517,20 @@ fn validate(t: &Table) -> Vec<Violation> {
             "CommitmentDiscountType",
         ] {
             if !commitment && get(c, i).is_some() {
-                push(row, c, "must be null when CommitmentDiscountId is null".into());
+                push(
+                    row,
+                    c,
+                    "must be null when CommitmentDiscountId is null".into(),
+                );
             }
         }
         if let Some(s) = get("CommitmentDiscountStatus", i) {
             if !["Used", "Unused"].contains(&s) {
-                push(row, "CommitmentDiscountStatus", format!("`{s}` is not Used or Unused"));
+                push(
+                    row,
+                    "CommitmentDiscountStatus",
+                    format!("`{s}` is not Used or Unused"),
+                );
             }
         } else if commitment && category == Some("Usage") {
             push(
@@ -486,11 +541,20 @@ fn validate(t: &Table) -> Vec<Violation> {
         }
         if let Some(c) = get("CommitmentDiscountCategory", i) {
             if !["Spend", "Usage"].contains(&c) {
-                push(row, "CommitmentDiscountCategory", format!("`{c}` is not Spend or Usage"));
+                push(
+                    row,
+                    "CommitmentDiscountCategory",
+                    format!("`{c}` is not Spend or Usage"),
+                );
             }
         }
         if t.from_csv {
-            for d in ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"] {
+            for d in [
+                "BillingPeriodStart",
+                "BillingPeriodEnd",
+                "ChargePeriodStart",
+                "ChargePeriodEnd",
+            ] {
                 if let Some(v) = get(d, i) {
                     if !is_focus_datetime(v) {
                         push(row, d, format!("`{v}` is not YYYY-MM-DDTHH:mm:ssZ (UTC)"));
@@ -512,13 +576,26 @@ fn validate(t: &Table) -> Vec<Violation> {
 /// `YYYY-MM-DDTHH:mm:ssZ` with valid field ranges.
 fn is_focus_datetime(v: &str) -> bool {
     let b = v.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return false;
     }
     let n = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
     matches!(
         (n(5..7), n(8..10), n(11..13), n(14..16), n(17..19)),
-        (Some(1..=12), Some(1..=31), Some(0..=23), Some(0..=59), Some(0..=59))
+        (
+            Some(1..=12),
+            Some(1..=31),
+            Some(0..=23),
+            Some(0..=59),
+            Some(0..=59)
+        )
     )
 }
 
@@ -602,20 +679,39 @@ mod tests {
             (&[("ChargeCategory", "")], "ChargeCategory"),
             (&[("ChargeClass", "Refund")], "ChargeClass"),
             (&[("ChargeFrequency", "Monthly")], "ChargeFrequency"),
-            (&[("ChargeCategory", "Purchase"), ("ConsumedQuantity", "")], "ChargeFrequency"),
+            (
+                &[("ChargeCategory", "Purchase"), ("ConsumedQuantity", "")],
+                "ChargeFrequency",
+            ),
             (&[("PricingCategory", "OnDemand")], "PricingCategory"),
             (&[("ServiceCategory", "Cloud")], "ServiceCategory"),
             (&[("ListUnitPrice", "")], "ListUnitPrice"),
             (&[("PricingQuantity", "")], "PricingQuantity"),
-            (&[("ListUnitPrice", "-1.5"), ("ListCost", "-3.00")], "ListUnitPrice"),
-            (&[("ChargeCategory", "Credit")], "ConsumedQuantity"),
-            (&[("CommitmentDiscountStatus", "Used")], "CommitmentDiscountStatus"),
-            (&[("CommitmentDiscountId", "sp-1")], "CommitmentDiscountStatus"),
             (
-                &[("CommitmentDiscountId", "sp-1"), ("CommitmentDiscountStatus", "Used"), ("CommitmentDiscountCategory", "Time")],
+                &[("ListUnitPrice", "-1.5"), ("ListCost", "-3.00")],
+                "ListUnitPrice",
+            ),
+            (&[("ChargeCategory", "Credit")], "ConsumedQuantity"),
+            (
+                &[("CommitmentDiscountStatus", "Used")],
+                "CommitmentDiscountStatus",
+            ),
+            (
+                &[("CommitmentDiscountId", "sp-1")],
+                "CommitmentDiscountStatus",
+            ),
+            (
+                &[
+                    ("CommitmentDiscountId", "sp-1"),
+                    ("CommitmentDiscountStatus", "Used"),
+                    ("CommitmentDiscountCategory", "Time"),
+                ],
                 "CommitmentDiscountCategory",
             ),
-            (&[("ChargePeriodStart", "2026-10-01 00:00:00")], "ChargePeriodStart"),
+            (
+                &[("ChargePeriodStart", "2026-10-01 00:00:00")],
+                "ChargePeriodStart",
+            ),
             (&[("BillingCurrency", "usd")], "BillingCurrency"),
         ];
         for (over, column) in cases {
@@ -626,17 +722,35 @@ mod tests {
             );
         }
         // Tax rows: prices and quantity must be null.
-        let tax = with(&[("ChargeCategory", "Tax"), ("ChargeFrequency", "Recurring"), ("ConsumedQuantity", "")]);
+        let tax = with(&[
+            ("ChargeCategory", "Tax"),
+            ("ChargeFrequency", "Recurring"),
+            ("ConsumedQuantity", ""),
+        ]);
         let v = validate(&table(&[&tax]));
-        for c in ["ListUnitPrice", "ContractedUnitPrice", "PricingQuantity", "PricingCategory"] {
-            assert!(v.iter().any(|x| x.column == c && x.rule.contains("Tax")), "{c}: {v:?}");
+        for c in [
+            "ListUnitPrice",
+            "ContractedUnitPrice",
+            "PricingQuantity",
+            "PricingCategory",
+        ] {
+            assert!(
+                v.iter().any(|x| x.column == c && x.rule.contains("Tax")),
+                "{c}: {v:?}"
+            );
         }
         // A missing mandatory column.
         let mut t = table(&[GOOD]);
-        let i = t.names.iter().position(|n| n == "InvoiceIssuerName").unwrap();
+        let i = t
+            .names
+            .iter()
+            .position(|n| n == "InvoiceIssuerName")
+            .unwrap();
         t.names.remove(i);
         t.columns.remove(i);
-        assert!(validate(&t).iter().any(|x| x.column == "InvoiceIssuerName" && x.row == 0));
+        assert!(validate(&t)
+            .iter()
+            .any(|x| x.column == "InvoiceIssuerName" && x.row == 0));
     }
 
     #[test]

@@ -417,7 +417,10 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             actual_exact: format_fixed_exact(actual_exact),
             actual_invoice_total: cents(a.total),
             proforma_exact: proforma_exact.map(format_fixed_exact),
-            proforma_invoice_exact: r.customer.as_ref().map(|c| format_fixed_exact(c.exact_total)),
+            proforma_invoice_exact: r
+                .customer
+                .as_ref()
+                .map(|c| format_fixed_exact(c.exact_total)),
             proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
             rows_without_public_price: r.ledger.rows_without_public_price,
             warnings: r.ledger.warnings.clone(),

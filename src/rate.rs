@@ -257,8 +257,12 @@ impl Ledger {
             let shares = allocate_proportionally(charge, &weights);
             for ((key, qty), share) in parts.into_iter().zip(shares) {
                 let d = self.deferred.entry((track, key.clone())).or_default();
-                d.0 = d.0.checked_add(share).ok_or_else(|| overflow("adding tiered charges"))?;
-                d.1 = d.1.checked_add(qty).ok_or_else(|| overflow("adding tiered usage"))?;
+                d.0 =
+                    d.0.checked_add(share)
+                        .ok_or_else(|| overflow("adding tiered charges"))?;
+                d.1 =
+                    d.1.checked_add(qty)
+                        .ok_or_else(|| overflow("adding tiered usage"))?;
                 let sums = self.lines.entry(key).or_default();
                 let slot = if track == Track::Actual {
                     &mut sums.actual
@@ -268,12 +272,12 @@ impl Ledger {
                 *slot = slot
                     .checked_add(share)
                     .ok_or_else(|| overflow("adding tiered charges"))?;
-            if track == Track::Actual {
-                sums.effective = sums
-                    .effective
-                    .checked_add(share)
-                    .ok_or_else(|| overflow("adding tiered charges"))?;
-            }
+                if track == Track::Actual {
+                    sums.effective = sums
+                        .effective
+                        .checked_add(share)
+                        .ok_or_else(|| overflow("adding tiered charges"))?;
+                }
             }
         }
         // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
@@ -288,7 +292,9 @@ impl Ledger {
                 continue;
             };
             let d = self.deferred.entry((track, key.clone())).or_default();
-            d.1 = d.1.checked_add(qty).ok_or_else(|| overflow("adding free-tier usage"))?;
+            d.1 =
+                d.1.checked_add(qty)
+                    .ok_or_else(|| overflow("adding free-tier usage"))?;
             let Some(&rate) = self.max_paid_rate.get(&sku) else {
                 self.warnings.push(format!(
                     "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
@@ -303,7 +309,9 @@ impl Ledger {
                 .and_then(|a| apply_modifier(a, res.action.as_ref()))
                 .ok_or_else(|| overflow("pricing usage beyond the free tier"))?;
             let d = self.deferred.entry((track, key.clone())).or_default();
-            d.0 = d.0.checked_add(amount).ok_or_else(|| overflow("adding free-tier charges"))?;
+            d.0 =
+                d.0.checked_add(amount)
+                    .ok_or_else(|| overflow("adding free-tier charges"))?;
             let sums = self.lines.entry(key).or_default();
             let slot = if track == Track::Actual {
                 &mut sums.actual

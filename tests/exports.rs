@@ -74,7 +74,11 @@ fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 const CUSTOMERS: [(&str, &str, &str); 3] = [
     ("acme", "111100000001", "\"111100000002\""),
-    ("globex", "222200000001", "\"222200000002\", \"222200000003\""),
+    (
+        "globex",
+        "222200000001",
+        "\"222200000002\", \"222200000003\"",
+    ),
     ("initech", "333300000001", "\"333300000002\""),
 ];
 
@@ -120,7 +124,12 @@ fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, tmp: &Path) -> Va
 /// The customer's exact (unrounded) pro forma total, from the manifest.
 fn proforma_exact(dir: &Path, org: &str) -> Decimal {
     let m = json(&dir.join("manifest.json"));
-    let o = m["orgs"].as_array().unwrap().iter().find(|o| o["org_id"] == org).unwrap();
+    let o = m["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["org_id"] == org)
+        .unwrap();
     dec(&o["proforma_invoice_exact"])
 }
 
@@ -143,7 +152,11 @@ fn pro_forma_exports_fed_back_reproduce_the_invoices() {
                 let re_exact = dec(&again["exact_total"]);
                 assert_eq!(re_exact, exact, "{org} {kind} {format}: exact total");
                 assert_eq!(cents(re_exact), cents(exact), "{org} {kind} {format}");
-                assert_eq!(dec(&again["total"]), total, "{org} {kind} {format}: invoice total to the cent");
+                assert_eq!(
+                    dec(&again["total"]),
+                    total,
+                    "{org} {kind} {format}: invoice total to the cent"
+                );
             }
         }
     }
@@ -195,7 +208,12 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
         };
         assert_eq!(totals(&l), totals(&listing), "{granularity} {format}");
         // Roll-ups have fewer or as many rows as lines.
-        for (f, g) in listing["files"].as_array().unwrap().iter().zip(l["files"].as_array().unwrap()) {
+        for (f, g) in listing["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(l["files"].as_array().unwrap())
+        {
             assert!(g["rows"].as_u64() <= f["rows"].as_u64(), "{g}");
         }
     }
@@ -238,7 +256,11 @@ fn exports_sum_to_the_invoices() {
         let partner = json(&dir.join(format!("partner/invoices/{org}.json")));
         assert_eq!(dec(&r["proforma"]), customer, "{org}");
         assert_eq!(dec(&r["actual"]), dec(&partner["exact_total"]), "{org}");
-        assert_eq!(dec(&r["margin"]), customer - dec(&partner["exact_total"]), "{org}");
+        assert_eq!(
+            dec(&r["margin"]),
+            customer - dec(&partner["exact_total"]),
+            "{org}"
+        );
     }
     // Largest pro forma first.
     let p: Vec<Decimal> = rows.iter().map(|r| dec(&r["proforma"])).collect();
@@ -252,7 +274,19 @@ fn report_views_and_their_limits() {
     let out = tmp.path().to_str().unwrap();
     // The customer view shows pro forma only, for one org.
     let csv = ok(&bin()
-        .args(["report", "--out", out, "--period", "2026-10", "--org", "acme", "--by", "account,service", "--customer-view", "--csv"])
+        .args([
+            "report",
+            "--out",
+            out,
+            "--period",
+            "2026-10",
+            "--org",
+            "acme",
+            "--by",
+            "account,service",
+            "--customer-view",
+            "--csv",
+        ])
         .output()
         .unwrap());
     let header = csv.lines().next().unwrap();
@@ -266,24 +300,45 @@ fn report_views_and_their_limits() {
     assert_eq!(sum, proforma_exact(&dir, "acme"));
     // --top keeps the N largest.
     let top = ok(&bin()
-        .args(["report", "--out", out, "--period", "2026-10", "--by", "org,service", "--top", "2", "--json"])
+        .args([
+            "report",
+            "--out",
+            out,
+            "--period",
+            "2026-10",
+            "--by",
+            "org,service",
+            "--top",
+            "2",
+            "--json",
+        ])
         .output()
         .unwrap());
     let top: Value = serde_json::from_str(&top).unwrap();
     assert_eq!(top["rows"].as_array().unwrap().len(), 2);
     // The actual track covers the partner's own org as well.
     let actual = ok(&bin()
-        .args(["report", "--out", out, "--period", "2026-10", "--track", "actual", "--json"])
+        .args([
+            "report", "--out", out, "--period", "2026-10", "--track", "actual", "--json",
+        ])
         .output()
         .unwrap());
     let actual: Value = serde_json::from_str(&actual).unwrap();
-    let orgs: Vec<&str> = actual["rows"].as_array().unwrap().iter().map(|r| r["org"].as_str().unwrap()).collect();
+    let orgs: Vec<&str> = actual["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["org"].as_str().unwrap())
+        .collect();
     assert!(orgs.contains(&"northwind"), "{orgs:?}");
     assert!(actual["rows"][0].get("proforma").is_none());
     // Refusals.
     for (args, expect) in [
         (vec!["--customer-view"], "--org"),
-        (vec!["--customer-view", "--org", "acme", "--track", "actual"], "confidential"),
+        (
+            vec!["--customer-view", "--org", "acme", "--track", "actual"],
+            "confidential",
+        ),
         (vec!["--by", "colour"], "unknown --by"),
     ] {
         let mut a = vec!["report", "--out", out, "--period", "2026-10"];
@@ -297,7 +352,13 @@ fn report_views_and_their_limits() {
     let none = tmp.path().join("none");
     run_sample(&none, &["--exports", "none"]);
     let o = bin()
-        .args(["report", "--out", none.to_str().unwrap(), "--period", "2026-10"])
+        .args([
+            "report",
+            "--out",
+            none.to_str().unwrap(),
+            "--period",
+            "2026-10",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -319,7 +380,10 @@ fn validate_focus_rejects_a_broken_file_naming_row_and_column() {
     lines[1] = cells.join(",");
     let bad = tmp.path().join("bad.csv");
     fs::write(&bad, lines.join("\n") + "\n").unwrap();
-    let o = bin().args(["validate-focus", bad.to_str().unwrap()]).output().unwrap();
+    let o = bin()
+        .args(["validate-focus", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("row 1, column ChargeCategory"), "{out}");
@@ -332,19 +396,40 @@ fn csv_exports_neutralize_formulas() {
     let sample = repo().join("sample_data");
     let config = fs::read_to_string(sample.join("billxfer.toml"))
         .unwrap()
-        .replace("name = \"Acme Corporation\"", "name = \"=HYPERLINK(\\\"http://x\\\")\"")
+        .replace(
+            "name = \"Acme Corporation\"",
+            "name = \"=HYPERLINK(\\\"http://x\\\")\"",
+        )
         .replace("files = [\"", &format!("files = [\"{}/", sample.display()))
         .replace(", \"acme/", &format!(", \"{}/acme/", sample.display()))
-        .replace("logo = \"logo.svg\"", &format!("logo = \"{}/logo.svg\"", sample.display()));
+        .replace(
+            "logo = \"logo.svg\"",
+            &format!("logo = \"{}/logo.svg\"", sample.display()),
+        );
     let path = tmp.path().join("f.toml");
     fs::write(&path, config).unwrap();
     let out = tmp.path().join("out");
     ok(&bin()
-        .args(["run", "--config", path.to_str().unwrap(), "--period", "2026-10", "--out", out.to_str().unwrap(), "--quiet", "--format", "csv"])
+        .args([
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "csv",
+        ])
         .output()
         .unwrap());
     let cur = fs::read_to_string(out.join("2026-10/customers/acme/cur/acme-2026-10.csv")).unwrap();
-    assert!(cur.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{}", cur.lines().nth(1).unwrap());
+    assert!(
+        cur.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
+        "{}",
+        cur.lines().nth(1).unwrap()
+    );
     for line in cur.lines() {
         for cell in line.split(',') {
             assert!(!cell.starts_with('='), "{line}");

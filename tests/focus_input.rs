@@ -93,7 +93,8 @@ fn run_focus_file(file: &Path, tmp: &Path) -> Value {
         .unwrap()
         .clone();
     assert_eq!(
-        org["rows_quarantined"], 0,
+        org["rows_quarantined"],
+        0,
         "{}: rows were quarantined: {}",
         file.display(),
         fs::read_to_string(out.join("2023-01/quarantine/focus-org.csv")).unwrap_or_default()
@@ -108,14 +109,21 @@ fn focus_examples_rate_to_their_billed_and_effective_sums() {
     let Some(dir) = spec_data() else {
         return;
     };
-    let mut files: Vec<PathBuf> = ["commitment_discount_scenarios", "commitment_discount_flexibility"]
-        .iter()
-        .flat_map(|sub| fs::read_dir(dir.join(sub)).unwrap().flatten())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-        .collect();
+    let mut files: Vec<PathBuf> = [
+        "commitment_discount_scenarios",
+        "commitment_discount_flexibility",
+    ]
+    .iter()
+    .flat_map(|sub| fs::read_dir(dir.join(sub)).unwrap().flatten())
+    .map(|e| e.path())
+    .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+    .collect();
     files.sort();
-    assert_eq!(files.len(), 11, "expected the 11 commitment discount examples");
+    assert_eq!(
+        files.len(),
+        11,
+        "expected the 11 commitment discount examples"
+    );
     for file in &files {
         let tmp = tempfile::tempdir().unwrap();
         let inv = run_focus_file(file, tmp.path());
@@ -125,7 +133,12 @@ fn focus_examples_rate_to_their_billed_and_effective_sums() {
         let got_effective =
             Decimal::from_str(inv["effective_exact_total"].as_str().unwrap()).unwrap();
         assert_eq!(got_billed, billed, "{}: BilledCost", file.display());
-        assert_eq!(got_effective, effective, "{}: EffectiveCost", file.display());
+        assert_eq!(
+            got_effective,
+            effective,
+            "{}: EffectiveCost",
+            file.display()
+        );
     }
 }
 
@@ -133,7 +146,10 @@ fn focus_examples_rate_to_their_billed_and_effective_sums() {
 fn focus_line_types_follow_charge_category_and_commitment() {
     use billxfer::ingest::{focus_line_type, LineType};
     let lt = |c, f, id, cat| focus_line_type(c, f, id, cat).unwrap();
-    assert_eq!(lt("Usage", Some("Usage-Based"), None, None), LineType::Usage);
+    assert_eq!(
+        lt("Usage", Some("Usage-Based"), None, None),
+        LineType::Usage
+    );
     assert_eq!(
         lt("usage", None, Some("arn:sp"), Some("Spend")),
         LineType::SavingsPlanCoveredUsage

@@ -107,7 +107,8 @@ impl ChunkSource for CsvSource {
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         let mut lines = Vec::with_capacity(BATCH_ROWS);
         // Text and period cells are interned as they are read: CUR text repeats a lot.
-        let mut text: [Option<StringDictionaryBuilder<Int32Type>>; super::FIELDS] = Default::default();
+        let mut text: [Option<StringDictionaryBuilder<Int32Type>>; super::FIELDS] =
+            Default::default();
         let mut num: [Option<NumColumn>; super::FIELDS] = Default::default();
         for (k, field) in Field::ALL.iter().enumerate() {
             if self.map.index[k].is_some() {
@@ -211,14 +212,16 @@ impl ChunkSource for CsvSource {
                     }
                 } else if let Some(v) = num[k].as_mut() {
                     let t = cell.trim_ascii();
-                    v.push(if t.is_empty() || (focus && t.eq_ignore_ascii_case(b"null")) {
-                        None
-                    } else {
-                        Some(
-                            parse_fixed_bytes(t)
-                                .map_err(|e| (String::from_utf8_lossy(t).into_owned(), e)),
-                        )
-                    });
+                    v.push(
+                        if t.is_empty() || (focus && t.eq_ignore_ascii_case(b"null")) {
+                            None
+                        } else {
+                            Some(
+                                parse_fixed_bytes(t)
+                                    .map_err(|e| (String::from_utf8_lossy(t).into_owned(), e)),
+                            )
+                        },
+                    );
                 }
             }
         }

@@ -715,7 +715,7 @@ pub struct OrgCheck {
     /// rates come from public prices (inputs without billed cost).
     pub require_billed_cost: bool,
     /// The org's management account: FOCUS files without SubAccountId or
-    /// BillingAccountId are attributed to it (docs/DOMAIN.md, decision 14).
+    /// BillingAccountId are attributed to it (docs/DOMAIN.md, decision 18).
     pub management_account: String,
 }
 
@@ -1287,7 +1287,7 @@ pub fn normalize(
 }
 
 /// Maps a FOCUS row's classification onto a CUR line item type (docs/DOMAIN.md,
-/// decision 14). `None` values are FOCUS nulls. An unknown ChargeCategory gives `Err`.
+/// decision 18). `None` values are FOCUS nulls. An unknown ChargeCategory gives `Err`.
 pub fn focus_line_type(
     category: &str,
     frequency: Option<&str>,
