@@ -438,3 +438,184 @@ fn csv_exports_neutralize_formulas() {
     // Negative numbers are numbers, not text: they keep their sign.
     assert!(cur.contains(",-25.0,") || cur.contains(",-25,"), "{cur}");
 }
+
+/// Every value of a Parquet file as text (timestamps left out), or a text file as is.
+fn readable_text(path: &Path) -> String {
+    use arrow::array::Array;
+    let bytes = fs::read(path).unwrap();
+    if path.extension().is_none_or(|x| x != "parquet") {
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .and_then(|b| b.build())
+    .unwrap();
+    let mut out = String::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+            out.push_str(f.name());
+            out.push('\n');
+            if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) {
+                continue;
+            }
+            match arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) {
+                Ok(s) => {
+                    let s = s
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .unwrap();
+                    for v in s.iter().flatten() {
+                        out.push_str(v);
+                        out.push('\n');
+                    }
+                }
+                Err(_) => out.push_str(&format!("{c:?}\n")),
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
+    use arrow::array::{Array, AsArray};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ok(&bin()
+        .args([
+            "generate",
+            "--orgs",
+            "4",
+            "--lines",
+            "20000",
+            "--period",
+            "2026-10",
+            "--seed",
+            "7",
+            "--out",
+            base.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    let out = tmp.path().join("out");
+    ok(&bin()
+        .args([
+            "run",
+            "--config",
+            base.join("billxfer.toml").to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap());
+    let dir = out.join("2026-10");
+    // Secrets from the inputs: payer and invoice ids, and every non-public discount amount.
+    let mut secrets: std::collections::BTreeSet<String> = Default::default();
+    // Customer orgs' inputs only (the partner's own org has discounts of its own).
+    for f in files_under(&base, "parquet")
+        .into_iter()
+        .filter(|f| !f.starts_with(base.join("partner")))
+    {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(&f).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let text = |n: &str| {
+                arrow::compute::cast(
+                    b.column_by_name(n).unwrap(),
+                    &arrow::datatypes::DataType::Utf8,
+                )
+                .unwrap()
+            };
+            let (payer, invoice, types) = (
+                text("bill_payer_account_id"),
+                text("bill_invoice_id"),
+                text("line_item_line_item_type"),
+            );
+            let cost = b
+                .column_by_name("line_item_unblended_cost")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            for i in 0..b.num_rows() {
+                for a in [&payer, &invoice] {
+                    let s = a.as_string::<i32>();
+                    if s.is_valid(i) && !s.value(i).is_empty() {
+                        secrets.insert(s.value(i).to_string());
+                    }
+                }
+                let t = types.as_string::<i32>().value(i);
+                if t.ends_with("Discount") && t != "BundledDiscount" {
+                    let c = cost.value(i);
+                    if c.abs() >= 0.1 {
+                        secrets.insert(format!("{c}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    let customers: Vec<PathBuf> = files_under(&dir.join("customers"), "parquet")
+        .into_iter()
+        .chain(files_under(&dir.join("customers"), "json"))
+        .chain(files_under(&dir.join("customers"), "csv"))
+        .chain(files_under(&dir.join("customers"), "html"))
+        .collect();
+    assert!(customers.len() >= 4 * 5, "{customers:?}");
+    let mut partner_totals = Vec::new();
+    for inv in files_under(&dir.join("partner/invoices"), "json") {
+        let v = json(&inv);
+        partner_totals.push((inv.clone(), v["exact_total"].as_str().unwrap().to_string()));
+    }
+    // Amounts are compared as whole numbers (so -0.43 does not match -0.4312), ids as text.
+    let secret_numbers: Vec<Decimal> = secrets
+        .iter()
+        .filter_map(|s| Decimal::from_str(s).ok())
+        .collect();
+    for path in &customers {
+        let text = readable_text(path);
+        for s in secrets.iter().filter(|s| Decimal::from_str(s).is_err()) {
+            assert!(
+                !text.contains(s.as_str()),
+                "{} contains the partner secret {s}",
+                path.display()
+            );
+        }
+        for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
+            if let Ok(v) = Decimal::from_str(token) {
+                assert!(
+                    !secret_numbers.contains(&v),
+                    "{} contains the partner's discount amount {token}",
+                    path.display()
+                );
+            }
+        }
+        for t in [
+            "EdpDiscount",
+            "SppDiscount",
+            "PrivateRateDiscount",
+            "net_unblended",
+        ] {
+            assert!(!text.contains(t), "{} contains {t}", path.display());
+        }
+        for (inv, total) in &partner_totals {
+            if total.len() > 5 {
+                assert!(
+                    !text.contains(total.as_str()),
+                    "{} contains the actual total {total} of {}",
+                    path.display(),
+                    inv.display()
+                );
+            }
+        }
+    }
+}
