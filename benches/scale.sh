@@ -8,6 +8,8 @@
 #   1. decode floor   billxfer decode-floor: read exactly the columns a run needs, nothing else
 #   2. run            billxfer run --quiet (with --exports none when `run` has an --exports flag)
 #   3. run + CUR      billxfer run --exports cur (only when `run` has an --exports flag)
+#   3b. run + all     billxfer run --exports all (pro forma CUR and FOCUS per customer, partner FOCUS)
+#   3c. run + daily   billxfer run --exports all --granularity daily (polars roll-ups)
 #   4. duckdb         python3 benches/duckdb_rating.py, which compares its per-org totals with the
 #                     output of step 2; its SQL-only time is reported as a row of its own
 #   also              billxfer run --threads 1, once per rep, for the 1 -> N threads speed-up
@@ -131,6 +133,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "rep $rep/$REPS: run + CUR export"
     rm -rf "$OUT/cur/$PERIOD"
     measure "$WORK/cur" "$BIN" "${RUN_ARGS[@]}" --exports cur --out "$OUT/cur"
+    log "rep $rep/$REPS: run + all exports"
+    rm -rf "$OUT/all/$PERIOD"
+    measure "$WORK/all" "$BIN" "${RUN_ARGS[@]}" --exports all --out "$OUT/all"
+    log "rep $rep/$REPS: run + all exports, daily"
+    rm -rf "$OUT/daily/$PERIOD"
+    measure "$WORK/daily" "$BIN" "${RUN_ARGS[@]}" --exports all --granularity daily --out "$OUT/daily"
   fi
 
   log "rep $rep/$REPS: run --threads 1"
@@ -166,6 +174,8 @@ steps = [
     ("1. decode floor", "floor"),
     ("2. billxfer run", "run"),
     ("3. billxfer run + CUR export", "cur" if exports == "1" else None),
+    ("3b. billxfer run + all exports (CUR, FOCUS, partner FOCUS)", "all" if exports == "1" else None),
+    ("3c. billxfer run + all exports, daily roll-up (polars)", "daily" if exports == "1" else None),
     ("4. duckdb (SQL only)", "duck_sql"),
     ("4. duckdb (process)", "duck"),
     ("billxfer run --threads 1", "t1"),

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Builder, MapArray, RecordBatch, StringArray, StringBuilder,
-    TimestampMillisecondArray, TimestampMillisecondBuilder, UInt64Array, UInt8Array,
+    Array, ArrayRef, AsArray, Decimal128Array, Decimal128Builder, MapArray, RecordBatch,
+    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow::compute::{cast, interleave};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -326,7 +327,8 @@ fn wide_columns(dialect: Dialect, schema: &Schema) -> Vec<Option<(String, DataTy
                 DataType::Float64
             } else if is_cur_timestamp(&name) {
                 ts_type()
-            } else if matches!(f.data_type(), DataType::Map(_, _)) {
+            } else if f.data_type().is_nested() {
+                // Maps (tags, product attributes), lists and structs are carried as they are.
                 f.data_type().clone()
             } else {
                 DataType::Utf8
@@ -342,7 +344,7 @@ enum Full {
         reader: csv::Reader<Box<dyn Read + Send>>,
         width: usize,
         row: u64,
-        record: csv::StringRecord,
+        record: csv::ByteRecord,
     },
 }
 
@@ -415,7 +417,7 @@ impl FullReader {
                 reader,
                 width: headers.len(),
                 row: 0,
-                record: csv::StringRecord::new(),
+                record: csv::ByteRecord::new(),
             },
             next_row: 1,
         })
@@ -446,7 +448,9 @@ impl FullReader {
                     (0..width).map(|_| StringBuilder::new()).collect();
                 let mut rows = Vec::new();
                 while rows.len() < BATCH_ROWS {
-                    match reader.read_record(record) {
+                    // Bytes, as the run's reader reads them: a row with invalid UTF-8 in a
+                    // column the run ignores was rated and must be found again.
+                    match reader.read_byte_record(record) {
                         Ok(false) => break,
                         Ok(true) => {}
                         // Rows a reader cannot parse were quarantined by the run: stop here,
@@ -463,6 +467,7 @@ impl FullReader {
                     }
                     rows.push(*row);
                     for (b, cell) in builders.iter_mut().zip(record.iter()) {
+                        let cell = String::from_utf8_lossy(cell);
                         let t = cell.trim();
                         if t.is_empty() || t.eq_ignore_ascii_case("null") {
                             b.append_null();
@@ -721,47 +726,82 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
                 .map(|v| v.map(iso_from_millis).unwrap_or_default())
                 .collect()
         }
-        DataType::Map(_, _) => {
-            let m = a.as_map();
-            (0..n)
-                .map(|i| {
-                    if m.is_null(i) {
-                        return String::new();
-                    }
-                    crate::output::csv_field(&map_json(m, i))
-                })
-                .collect()
-        }
+        DataType::Map(_, _) => map_pairs(a.as_map())
+            .into_iter()
+            .map(|p| {
+                p.map(|p| crate::output::csv_field(&pairs_json(&p)))
+                    .unwrap_or_default()
+            })
+            .collect(),
         _ => match cast(a, &DataType::Utf8) {
             Ok(s) => s
                 .as_string::<i32>()
                 .iter()
                 .map(|v| v.map(crate::output::csv_field).unwrap_or_default())
                 .collect(),
-            Err(_) => vec![String::new(); n],
+            // Lists and structs: arrow's display form.
+            Err(_) => {
+                match arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &Default::default())
+                {
+                    Ok(f) => (0..n)
+                        .map(|i| {
+                            if a.is_null(i) {
+                                String::new()
+                            } else {
+                                crate::output::csv_field(&f.value(i).to_string())
+                            }
+                        })
+                        .collect(),
+                    Err(_) => vec![String::new(); n],
+                }
+            }
         },
     }
 }
 
-/// A map cell as a JSON object (text values; FOCUS KeyValueFormat).
-fn map_json(m: &MapArray, i: usize) -> String {
-    let entries = m.value(i);
-    let keys = cast(entries.column(0), &DataType::Utf8).ok();
-    let values = cast(entries.column(1), &DataType::Utf8).ok();
-    let mut obj = serde_json::Map::new();
-    if let (Some(k), Some(v)) = (keys, values) {
-        let (k, v) = (k.as_string::<i32>().clone(), v.as_string::<i32>().clone());
-        for j in 0..k.len() {
-            if k.is_valid(j) {
-                let val = if v.is_valid(j) {
-                    serde_json::Value::String(v.value(j).to_string())
-                } else {
-                    serde_json::Value::Null
-                };
-                obj.insert(k.value(j).to_string(), val);
+/// Each map cell as its (key, value) text pairs; keys and values are cast to text once per column.
+fn map_pairs(m: &MapArray) -> Vec<Option<Vec<(String, Option<String>)>>> {
+    let keys = cast(m.keys(), &DataType::Utf8).ok();
+    let values = cast(m.values(), &DataType::Utf8).ok();
+    let offsets = m.value_offsets();
+    (0..m.len())
+        .map(|i| {
+            if m.is_null(i) {
+                return None;
             }
-        }
-    }
+            let (Some(k), Some(v)) = (keys.as_ref(), values.as_ref()) else {
+                return Some(Vec::new());
+            };
+            let (k, v) = (k.as_string::<i32>(), v.as_string::<i32>());
+            let range = offsets[i] as usize..offsets[i + 1] as usize;
+            Some(
+                range
+                    .filter(|&j| k.is_valid(j))
+                    .map(|j| {
+                        (
+                            k.value(j).to_string(),
+                            v.is_valid(j).then(|| v.value(j).to_string()),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A map's pairs as a JSON object (FOCUS KeyValueFormat: unique keys, text or null values).
+fn pairs_json(pairs: &[(String, Option<String>)]) -> String {
+    let obj: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.clone()
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
     serde_json::Value::Object(obj).to_string()
 }
 
@@ -781,20 +821,66 @@ struct Selected<'a> {
     effective: Vec<i128>,
     /// Whether the track rated the row (vs. took it as delivered).
     rated: Vec<bool>,
+    /// Line item type, usage amount, public rate and public cost of each selected row.
+    lt: Vec<LineType>,
+    usage: Vec<i128>,
+    public_rate: Vec<Option<i128>>,
+    public_cost: Vec<Option<i128>>,
 }
 
-impl Selected<'_> {
-    fn text(&self, name: &str, i: usize) -> Option<String> {
+impl<'a> Selected<'a> {
+    fn new(
+        wide: BTreeMap<String, ArrayRef>,
+        idx: Vec<usize>,
+        norm: &'a RecordBatch,
+        amount: Vec<i128>,
+        effective: Vec<i128>,
+        rated: Vec<bool>,
+    ) -> Result<Selected<'a>> {
+        let missing = |c: &str| Error::Overflow(format!("internal: normalized column {c} missing"));
+        let dec = |c: &str| {
+            norm.column_by_name(c)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| missing(c))
+        };
+        let types = norm
+            .column_by_name(col::LINE_TYPE)
+            .and_then(|a| a.as_primitive_opt::<arrow::datatypes::UInt8Type>())
+            .ok_or_else(|| missing(col::LINE_TYPE))?;
+        let (usage, rate, cost) = (
+            dec(col::USAGE)?,
+            dec(col::PUBLIC_RATE)?,
+            dec(col::PUBLIC_COST)?,
+        );
+        let opt = |a: &Decimal128Array, r: usize| a.is_valid(r).then(|| a.value(r));
+        Ok(Selected {
+            lt: idx
+                .iter()
+                .map(|&r| LineType::from_code(types.value(r)).unwrap_or(LineType::Usage))
+                .collect(),
+            usage: idx.iter().map(|&r| usage.value(r)).collect(),
+            public_rate: idx.iter().map(|&r| opt(rate, r)).collect(),
+            public_cost: idx.iter().map(|&r| opt(cost, r)).collect(),
+            wide,
+            idx,
+            norm,
+            amount,
+            effective,
+            rated,
+        })
+    }
+
+    /// A carried text cell, `None` when null or empty.
+    fn text(&self, name: &str, i: usize) -> Option<&str> {
         let a = self.wide.get(name)?;
         if a.is_null(i) {
             return None;
         }
-        match a.data_type() {
-            DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_string()),
-            _ => None,
-        }
-        .filter(|s| !s.is_empty())
+        a.as_string_opt::<i32>()
+            .map(|s| s.value(i))
+            .filter(|s| !s.is_empty())
     }
+
     fn millis(&self, name: &str, i: usize) -> Option<i64> {
         let a = self.wide.get(name)?;
         if a.is_null(i) {
@@ -803,31 +889,59 @@ impl Selected<'_> {
         a.as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>()
             .map(|p| p.value(i))
     }
-    fn norm_text(&self, name: &str, i: usize) -> String {
-        let row = self.idx[i];
-        self.norm
-            .column_by_name(name)
-            .and_then(|a| a.as_dictionary_opt::<Int32Type>())
-            .map(|d| {
-                let k = d.keys().value(row) as usize;
-                d.values().as_string::<i32>().value(k).to_string()
-            })
-            .unwrap_or_default()
+
+    /// A carried text column (empty strings as nulls, as FOCUS asks), or nulls when not carried.
+    fn wide_strings(&self, name: &str) -> ArrayRef {
+        let n = self.idx.len();
+        match self.wide.get(name).and_then(|a| a.as_string_opt::<i32>()) {
+            Some(s) if s.iter().any(|v| v == Some("")) => Arc::new(
+                s.iter()
+                    .map(|v| v.filter(|v| !v.is_empty()))
+                    .collect::<StringArray>(),
+            ),
+            Some(s) => Arc::new(s.clone()),
+            None => arrow::array::new_null_array(&DataType::Utf8, n),
+        }
     }
-    fn norm_dec(&self, name: &str, i: usize) -> Option<i128> {
-        let row = self.idx[i];
-        let a = self.norm.column_by_name(name)?;
-        let d = a.as_primitive_opt::<arrow::datatypes::Decimal128Type>()?;
-        d.is_valid(row).then(|| d.value(row))
+
+    /// A normalized text column at the selected rows, as plain strings.
+    fn norm_strings(&self, name: &str, empty_as_null: bool) -> Result<ArrayRef> {
+        let err = |e: arrow::error::ArrowError| Error::Overflow(format!("selecting {name}: {e}"));
+        let a = self.norm.column_by_name(name).ok_or_else(|| {
+            Error::Overflow(format!("internal: normalized column {name} missing"))
+        })?;
+        let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));
+        let picked = arrow::compute::take(a, &idx, None).map_err(err)?;
+        let s = cast(&picked, &DataType::Utf8).map_err(err)?;
+        if empty_as_null {
+            let strings = s.as_string::<i32>();
+            if strings.iter().any(|v| v == Some("")) {
+                return Ok(Arc::new(
+                    strings
+                        .iter()
+                        .map(|v| v.filter(|v| !v.is_empty()))
+                        .collect::<StringArray>(),
+                ));
+            }
+        }
+        Ok(s)
     }
-    fn line_type(&self, i: usize) -> LineType {
-        let row = self.idx[i];
-        self.norm
-            .column_by_name(col::LINE_TYPE)
-            .and_then(|a| a.as_primitive_opt::<arrow::datatypes::UInt8Type>())
-            .and_then(|a| LineType::from_code(a.value(row)))
-            .unwrap_or(LineType::Usage)
-    }
+}
+
+/// Text computed per row.
+fn strings<'x>(n: usize, f: impl Fn(usize) -> Option<&'x str>) -> ArrayRef {
+    Arc::new((0..n).map(f).collect::<StringArray>())
+}
+
+/// The same text on every row.
+fn constant(v: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v, n)))
+}
+
+/// Text computed per row from a text column.
+fn mapped(a: &ArrayRef, f: impl Fn(&str) -> Option<String>) -> ArrayRef {
+    let s = a.as_string::<i32>();
+    Arc::new(s.iter().map(|v| v.and_then(&f)).collect::<StringArray>())
 }
 
 /// Typed wide columns of the selected rows: each carried column cast to its export type.
@@ -997,7 +1111,11 @@ fn is_confidential_column(name: &str) -> bool {
         || name.starts_with("line_item_net_")
         || name == "discount"
         || name.starts_with("discount_")
-        || name.starts_with("x_commitment_")
+}
+
+/// FOCUS input columns carried for the FOCUS export only (not CUR columns).
+fn is_focus_only_column(name: &str) -> bool {
+    name.starts_with("x_commitment_")
 }
 
 /// Core CUR 2.0 columns every pro forma CUR export has, whatever the input carried.
@@ -1049,7 +1167,10 @@ fn cur_schema(files_kinds: &[Vec<Option<(String, DataType)>>], exact: bool) -> S
     }
     for kinds in files_kinds {
         for (name, t) in kinds.iter().flatten() {
-            if is_confidential_column(name) || !seen.insert(name.clone()) {
+            if is_confidential_column(name)
+                || is_focus_only_column(name)
+                || !seen.insert(name.clone())
+            {
                 continue;
             }
             let t = if t == &DataType::Float64 {
@@ -1167,64 +1288,42 @@ fn cur_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, schema: &SchemaRef) -> Result<R
         let c: ArrayRef = match f.name().as_str() {
             "bill_billing_period_start_date" => times(vec![Some(start); n]),
             "bill_billing_period_end_date" => times(vec![Some(end); n]),
-            "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
-            "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
-            "bill_invoice_id" => texts(vec![None; n]),
-            "line_item_usage_account_id" => {
-                texts((0..n).map(|i| Some(s.norm_text(col::ACCOUNT, i))).collect())
-            }
-            "line_item_line_item_type" => texts(
-                (0..n)
-                    .map(|i| Some(s.line_type(i).as_str().to_string()))
-                    .collect(),
-            ),
-            "line_item_product_code" => {
-                texts((0..n).map(|i| Some(s.norm_text(col::PRODUCT, i))).collect())
-            }
-            "line_item_usage_type" => texts(
-                (0..n)
-                    .map(|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty()))
-                    .collect(),
-            ),
-            "line_item_operation" => texts(
-                (0..n)
-                    .map(|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty()))
-                    .collect(),
-            ),
-            "product_region_code" => texts(
-                (0..n)
-                    .map(|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty()))
-                    .collect(),
-            ),
-            "line_item_usage_amount" => {
-                ctx.amounts((0..n).map(|i| s.norm_dec(col::USAGE, i)).collect())?
-            }
-            "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
+            "bill_payer_account_id" => constant(mgmt, n),
+            "bill_payer_account_name" => constant(name, n),
+            "bill_invoice_id" => arrow::array::new_null_array(&DataType::Utf8, n),
+            "line_item_usage_account_id" => s.norm_strings(col::ACCOUNT, false)?,
+            "line_item_line_item_type" => Arc::new(StringArray::from_iter_values(
+                s.lt.iter().map(|t| t.as_str()),
+            )),
+            "line_item_product_code" => s.norm_strings(col::PRODUCT, false)?,
+            "line_item_usage_type" => s.norm_strings(col::USAGE_TYPE, true)?,
+            "line_item_operation" => s.norm_strings(col::OPERATION, true)?,
+            "product_region_code" => s.norm_strings(col::REGION, true)?,
+            "line_item_usage_amount" => ctx.amounts(s.usage.iter().map(|u| Some(*u)).collect())?,
+            "line_item_currency_code" => constant(ctx.currency, n),
             "line_item_unblended_cost" | "line_item_blended_cost" => {
                 ctx.amounts(s.amount.iter().map(|a| Some(*a)).collect())?
             }
-            "line_item_unblended_rate" | "line_item_blended_rate" => texts(
+            "line_item_unblended_rate" | "line_item_blended_rate" => Arc::new(
                 (0..n)
                     .map(|i| {
                         if s.rated[i] {
-                            s.norm_dec(col::USAGE, i)
-                                .and_then(|q| div_fixed(s.amount[i], q))
-                                .map(format_fixed_exact)
+                            div_fixed(s.amount[i], s.usage[i]).map(format_fixed_exact)
                         } else {
                             s.text(f.name(), i)
                                 .or_else(|| s.text("line_item_unblended_rate", i))
+                                .map(str::to_string)
                         }
                     })
-                    .collect(),
+                    .collect::<StringArray>(),
             ),
-            "pricing_public_on_demand_rate" => texts(
-                (0..n)
-                    .map(|i| s.norm_dec(col::PUBLIC_RATE, i).map(format_fixed_exact))
-                    .collect(),
+            "pricing_public_on_demand_rate" => Arc::new(
+                s.public_rate
+                    .iter()
+                    .map(|r| r.map(format_fixed_exact))
+                    .collect::<StringArray>(),
             ),
-            "pricing_public_on_demand_cost" => {
-                ctx.amounts((0..n).map(|i| s.norm_dec(col::PUBLIC_COST, i)).collect())?
-            }
+            "pricing_public_on_demand_cost" => ctx.amounts(s.public_cost.clone())?,
             other => match s.wide.get(other) {
                 Some(a) if a.data_type() == f.data_type() => a.clone(),
                 Some(a) => cast(a, f.data_type()).map_err(|e| Error::Overflow(e.to_string()))?,
@@ -1273,18 +1372,17 @@ fn priced(category: &str, amount: i128, qty: i128, public_rate: Option<i128>) ->
     })
 }
 
-/// Tags of a row as a FOCUS KeyValueFormat JSON object: user tags unprefixed, AWS tags `aws:`.
-fn tags_json(s: &Selected<'_>, i: usize) -> Option<String> {
-    let mut obj = serde_json::Map::new();
+/// Tags of each row as a FOCUS KeyValueFormat JSON object: from the CUR 2.0
+/// `resource_tags` map (`user_` prefix dropped) or legacy `resource_tags_user_*` /
+/// `resource_tags_aws_*` columns; user tags unprefixed, AWS tags `aws:`.
+fn tags_column(s: &Selected<'_>) -> ArrayRef {
+    let n = s.idx.len();
+    let mut rows: Vec<Vec<(String, Option<String>)>> = vec![Vec::new(); n];
     if let Some(m) = s.wide.get("resource_tags").and_then(|a| a.as_map_opt()) {
-        if m.is_valid(i) {
-            if let Ok(serde_json::Value::Object(o)) =
-                serde_json::from_str::<serde_json::Value>(&map_json(m, i))
-            {
-                for (k, v) in o {
-                    let k = k.strip_prefix("user_").map(str::to_string).unwrap_or(k);
-                    obj.insert(k, v);
-                }
+        for (row, pairs) in rows.iter_mut().zip(map_pairs(m)) {
+            for (k, v) in pairs.unwrap_or_default() {
+                let k = k.strip_prefix("user_").map(str::to_string).unwrap_or(k);
+                row.push((k, v));
             }
         }
     }
@@ -1296,14 +1394,20 @@ fn tags_json(s: &Selected<'_>, i: usize) -> Option<String> {
         } else {
             continue;
         };
-        if a.data_type() == &DataType::Utf8 && a.is_valid(i) {
-            let v = a.as_string::<i32>().value(i);
-            if !v.is_empty() {
-                obj.insert(key, serde_json::Value::String(v.to_string()));
+        let Some(a) = a.as_string_opt::<i32>() else {
+            continue;
+        };
+        for (i, row) in rows.iter_mut().enumerate() {
+            if a.is_valid(i) && !a.value(i).is_empty() {
+                row.push((key.clone(), Some(a.value(i).to_string())));
             }
         }
     }
-    (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string())
+    Arc::new(
+        rows.into_iter()
+            .map(|r| (!r.is_empty()).then(|| pairs_json(&r)))
+            .collect::<StringArray>(),
+    )
 }
 
 /// The FOCUS batch for selected rows: pro forma for a customer, actual for the partner.
@@ -1321,25 +1425,23 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     let mut category = Vec::with_capacity(n);
     let mut prices = Vec::with_capacity(n);
     for i in 0..n {
-        let lt = s.line_type(i);
-        let cat = charge_category(lt);
+        let cat = charge_category(s.lt[i]);
         category.push(cat);
-        let qty = s.norm_dec(col::USAGE, i).unwrap_or(0);
-        prices.push(priced(
-            cat,
-            s.amount[i],
-            qty,
-            s.norm_dec(col::PUBLIC_RATE, i),
-        )?);
+        prices.push(priced(cat, s.amount[i], s.usage[i], s.public_rate[i])?);
     }
+    let product = s.norm_strings(col::PRODUCT, false)?;
+    let account = s.norm_strings(col::ACCOUNT, false)?;
     let commitment: Vec<Option<(String, &str, &str)>> = (0..n)
         .map(|i| {
             use LineType::*;
-            let lt = s.line_type(i);
-            let sp = s.text("savings_plan_savings_plan_a_r_n", i);
-            let ri = s.text("reservation_reservation_a_r_n", i);
-            let x = s.text("x_commitment_discount_id", i);
-            match lt {
+            let sp = s
+                .text("savings_plan_savings_plan_a_r_n", i)
+                .map(str::to_string);
+            let ri = s
+                .text("reservation_reservation_a_r_n", i)
+                .map(str::to_string);
+            let x = s.text("x_commitment_discount_id", i).map(str::to_string);
+            match s.lt[i] {
                 SavingsPlanCoveredUsage
                 | SavingsPlanNegation
                 | SavingsPlanRecurringFee
@@ -1351,44 +1453,30 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
             }
         })
         .collect();
-    let t = |f: &dyn Fn(usize) -> Option<String>| texts((0..n).map(f).collect());
+    let region = s.norm_strings(col::REGION, true)?;
+    let services = mapped(&product, |p| Some(focus::service_category(p).to_string()));
     cols.insert(
         "AvailabilityZone",
-        t(&|i| s.text("line_item_availability_zone", i)),
+        s.wide_strings("line_item_availability_zone"),
     );
     cols.insert(
         "BilledCost",
         decs(s.amount.iter().map(|a| Some(*a)).collect())?,
     );
-    cols.insert(
-        "BillingAccountId",
-        texts(vec![Some(ctx.mgmt.to_string()); n]),
-    );
-    cols.insert(
-        "BillingAccountName",
-        texts(vec![Some(org_name.to_string()); n]),
-    );
-    cols.insert(
-        "BillingAccountType",
-        texts(vec![Some("Management account".to_string()); n]),
-    );
-    cols.insert(
-        "BillingCurrency",
-        texts(vec![Some(ctx.currency.to_string()); n]),
-    );
+    cols.insert("BillingAccountId", constant(ctx.mgmt, n));
+    cols.insert("BillingAccountName", constant(org_name, n));
+    cols.insert("BillingAccountType", constant("Management account", n));
+    cols.insert("BillingCurrency", constant(ctx.currency, n));
     cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
     cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
-    cols.insert(
-        "ChargeCategory",
-        texts(category.iter().map(|c| Some(c.to_string())).collect()),
-    );
+    cols.insert("ChargeCategory", strings(n, |i| Some(category[i])));
     cols.insert(
         "ChargeDescription",
-        t(&|i| s.text("line_item_line_item_description", i)),
+        s.wide_strings("line_item_line_item_description"),
     );
     cols.insert(
         "ChargeFrequency",
-        t(&|i| Some(charge_frequency(s.line_type(i)).to_string())),
+        strings(n, |i| Some(charge_frequency(s.lt[i]))),
     );
     cols.insert(
         "ChargePeriodEnd",
@@ -1408,39 +1496,38 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     );
     cols.insert(
         "CommitmentDiscountCategory",
-        t(&|i| commitment[i].as_ref().map(|c| c.1.to_string())),
+        strings(n, |i| commitment[i].as_ref().map(|c| c.1)),
     );
     cols.insert(
         "CommitmentDiscountId",
-        t(&|i| commitment[i].as_ref().map(|c| c.0.clone())),
+        strings(n, |i| commitment[i].as_ref().map(|c| c.0.as_str())),
     );
     cols.insert(
         "CommitmentDiscountStatus",
-        t(&|i| {
+        strings(n, |i| {
             commitment[i]
                 .as_ref()
                 .filter(|_| category[i] == "Usage")
-                .map(|_| {
-                    s.text("x_commitment_discount_status", i)
-                        .unwrap_or_else(|| "Used".to_string())
-                })
+                .map(|_| s.text("x_commitment_discount_status", i).unwrap_or("Used"))
         }),
     );
     cols.insert(
         "CommitmentDiscountType",
-        t(&|i| commitment[i].as_ref().map(|c| c.2.to_string())),
+        strings(n, |i| commitment[i].as_ref().map(|c| c.2)),
     );
     cols.insert(
         "ConsumedQuantity",
         decs(
             (0..n)
-                .map(|i| (category[i] == "Usage").then(|| s.norm_dec(col::USAGE, i).unwrap_or(0)))
+                .map(|i| (category[i] == "Usage").then_some(s.usage[i]))
                 .collect(),
         )?,
     );
     cols.insert(
         "ConsumedUnit",
-        t(&|i| s.text("pricing_unit", i).filter(|_| category[i] == "Usage")),
+        strings(n, |i| {
+            s.text("pricing_unit", i).filter(|_| category[i] == "Usage")
+        }),
     );
     cols.insert(
         "ContractedCost",
@@ -1457,21 +1544,21 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     cols.insert(
         "InvoiceId",
         match &ctx.customer {
-            Some((_, _, number)) if !partner => texts(vec![Some(number.clone()); n]),
-            _ => t(&|i| s.text("bill_invoice_id", i)),
+            Some((_, _, number)) if !partner => constant(number, n),
+            _ => s.wide_strings("bill_invoice_id"),
         },
     );
     cols.insert(
         "InvoiceIssuerName",
         if partner {
-            t(&|i| {
+            strings(n, |i| {
                 Some(
                     s.text("bill_invoicing_entity", i)
-                        .unwrap_or_else(|| "Amazon Web Services, Inc.".into()),
+                        .unwrap_or("Amazon Web Services, Inc."),
                 )
             })
         } else {
-            texts(vec![Some(ctx.config.partner.name.clone()); n])
+            constant(&ctx.config.partner.name, n)
         },
     );
     cols.insert(
@@ -1484,75 +1571,61 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
     );
     cols.insert(
         "PricingCategory",
-        t(&|i| match category[i] {
-            "Usage" if commitment[i].is_some() => Some("Committed".into()),
-            "Usage" | "Purchase" => Some("Standard".into()),
+        strings(n, |i| match category[i] {
+            "Usage" if commitment[i].is_some() => Some("Committed"),
+            "Usage" | "Purchase" => Some("Standard"),
             "Tax" => None,
-            _ => Some("Other".into()),
+            _ => Some("Other"),
         }),
     );
-    cols.insert(
-        "PricingCurrency",
-        texts(vec![Some(ctx.currency.to_string()); n]),
-    );
+    cols.insert("PricingCurrency", constant(ctx.currency, n));
     cols.insert(
         "PricingQuantity",
         decs(prices.iter().map(|p| p.quantity).collect())?,
     );
     cols.insert(
         "PricingUnit",
-        t(&|i| {
+        strings(n, |i| {
             s.text("pricing_unit", i)
                 .filter(|_| matches!(category[i], "Usage" | "Purchase"))
         }),
     );
-    cols.insert("ProviderName", texts(vec![Some("AWS".to_string()); n]));
+    cols.insert("ProviderName", constant("AWS", n));
     cols.insert(
         "PublisherName",
-        t(&|i| {
+        strings(n, |i| {
             Some(
                 s.text("line_item_legal_entity", i)
-                    .unwrap_or_else(|| "Amazon Web Services, Inc.".into()),
+                    .unwrap_or("Amazon Web Services, Inc."),
             )
         }),
     );
-    cols.insert(
-        "RegionId",
-        t(&|i| Some(s.norm_text(col::REGION, i)).filter(|x| !x.is_empty())),
-    );
-    cols.insert("ResourceId", t(&|i| s.text("line_item_resource_id", i)));
-    cols.insert(
-        "ServiceCategory",
-        t(&|i| Some(focus::service_category(&s.norm_text(col::PRODUCT, i)).to_string())),
-    );
-    cols.insert("ServiceName", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
+    cols.insert("RegionId", region);
+    cols.insert("ResourceId", s.wide_strings("line_item_resource_id"));
     cols.insert(
         "ServiceSubcategory",
-        t(&|i| {
-            Some(format!(
-                "Other ({})",
-                focus::service_category(&s.norm_text(col::PRODUCT, i))
-            ))
-        }),
+        mapped(&services, |c| Some(format!("Other ({c})"))),
     );
-    cols.insert("SkuId", t(&|i| s.text("product_sku", i)));
+    cols.insert("ServiceCategory", services);
+    cols.insert("ServiceName", product.clone());
+    cols.insert("SkuId", s.wide_strings("product_sku"));
     cols.insert(
         "SkuPriceId",
-        t(&|i| {
+        strings(n, |i| {
             s.text("pricing_rate_code", i)
                 .or_else(|| s.text("pricing_rate_id", i))
         }),
     );
-    cols.insert("SubAccountId", t(&|i| Some(s.norm_text(col::ACCOUNT, i))));
+    cols.insert("SubAccountId", account.clone());
     cols.insert(
         "SubAccountName",
-        t(&|i| s.text("line_item_usage_account_name", i)),
+        s.wide_strings("line_item_usage_account_name"),
     );
     cols.insert(
         "SubAccountType",
-        t(&|i| {
+        mapped(&account, |a| {
             Some(
-                if s.norm_text(col::ACCOUNT, i) == ctx.mgmt {
+                if a == ctx.mgmt {
                     "Management account"
                 } else {
                     "Member account"
@@ -1561,24 +1634,15 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
             )
         }),
     );
-    cols.insert("Tags", t(&|i| tags_json(s, i)));
-    cols.insert("x_ServiceCode", t(&|i| Some(s.norm_text(col::PRODUCT, i))));
-    cols.insert(
-        "x_UsageType",
-        t(&|i| Some(s.norm_text(col::USAGE_TYPE, i)).filter(|x| !x.is_empty())),
-    );
-    cols.insert(
-        "x_Operation",
-        t(&|i| Some(s.norm_text(col::OPERATION, i)).filter(|x| !x.is_empty())),
-    );
-    cols.insert(
-        "x_LineItemType",
-        t(&|i| Some(s.line_type(i).as_str().to_string())),
-    );
+    cols.insert("Tags", tags_column(s));
+    cols.insert("x_ServiceCode", product);
+    cols.insert("x_UsageType", s.norm_strings(col::USAGE_TYPE, true)?);
+    cols.insert("x_Operation", s.norm_strings(col::OPERATION, true)?);
+    cols.insert("x_LineItemType", strings(n, |i| Some(s.lt[i].as_str())));
     if partner {
         cols.insert(
             focus::CUSTOMER_ORG_COLUMN,
-            texts(vec![Some(ctx.result.id.to_string()); n]),
+            constant(ctx.result.id.as_str(), n),
         );
     }
     let columns: Vec<ArrayRef> = schema
@@ -2060,14 +2124,7 @@ fn export_org(
                 let at = aligner.locate(&wanted_rows)?;
                 let wide = wide_selection(&aligner, kinds, &at)?;
                 let cost = sum(&amount)?;
-                let sel = Selected {
-                    wide,
-                    idx,
-                    norm: batch,
-                    amount,
-                    effective,
-                    rated: rated_flags,
-                };
+                let sel = Selected::new(wide, idx, batch, amount, effective, rated_flags)?;
                 if wanted_customer {
                     if let Some(ds) = sets.cur.as_mut() {
                         ds.write(&cur_batch(ctx, &sel, &cur_schema)?, cost)?;

@@ -207,6 +207,20 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
             t
         };
         assert_eq!(totals(&l), totals(&listing), "{granularity} {format}");
+        // A re-run gives the same bytes.
+        let again = run_sample(
+            &tmp.path().join(format!("{granularity}-{format}-again")),
+            &["--granularity", granularity, "--format", format],
+        );
+        for f in files_under(&dir, format) {
+            let rel = f.strip_prefix(&dir).unwrap();
+            assert_eq!(
+                fs::read(&f).unwrap(),
+                fs::read(again.join(rel)).unwrap(),
+                "{granularity} {format}: {} differs on a re-run",
+                rel.display()
+            );
+        }
         // Roll-ups have fewer or as many rows as lines.
         for (f, g) in listing["files"]
             .as_array()
