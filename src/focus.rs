@@ -198,6 +198,31 @@ pub fn service_category(product_code: &str) -> &'static str {
     }
 }
 
+/// The catch-all FOCUS 1.2 subcategory of a service category (`Other (<category>)`).
+pub fn other_subcategory(category: &str) -> &'static str {
+    match category {
+        "AI and Machine Learning" => "Other (AI and Machine Learning)",
+        "Analytics" => "Other (Analytics)",
+        "Business Applications" => "Other (Business Applications)",
+        "Compute" => "Other (Compute)",
+        "Databases" => "Other (Databases)",
+        "Developer Tools" => "Other (Developer Tools)",
+        "Identity" => "Other (Identity)",
+        "Integration" => "Other (Integration)",
+        "Internet of Things" => "Other (Internet of Things)",
+        "Management and Governance" => "Other (Management and Governance)",
+        "Media" => "Other (Media)",
+        "Migration" => "Other (Migration)",
+        "Mobile" => "Other (Mobile)",
+        "Multicloud" => "Other (Multicloud)",
+        "Networking" => "Other (Networking)",
+        "Security" => "Other (Security)",
+        "Storage" => "Other (Storage)",
+        "Web" => "Other (Web)",
+        _ => "Other (Other)",
+    }
+}
+
 /// Allowed FOCUS 1.2 ServiceCategory values.
 pub const SERVICE_CATEGORIES: &[&str] = &[
     "AI and Machine Learning",
@@ -756,6 +781,13 @@ mod tests {
     #[test]
     fn corrections_skip_the_product_rule() {
         assert!(broken(&[("ChargeClass", "Correction"), ("ListCost", "9.99")]).is_empty());
+    }
+
+    #[test]
+    fn every_category_has_its_other_subcategory() {
+        for c in SERVICE_CATEGORIES {
+            assert_eq!(other_subcategory(c), format!("Other ({c})"));
+        }
     }
 
     #[test]
