@@ -122,8 +122,31 @@ pub fn roll_up(
     listing: &[ExportFile],
     opts: ExportOptions,
 ) -> Result<Vec<ExportFile>> {
-    let mut out = Vec::with_capacity(listing.len());
-    for f in listing {
+    use rayon::prelude::*;
+    // Files in parallel (polars also parallelizes inside each): many small orgs
+    // otherwise leave cores idle between short group-bys.
+    // polars plans recurse deeply over ~60 columns: its callers need more than
+    // rayon's default 2 MiB of stack (measured: a stack overflow without this).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .stack_size(64 << 20)
+        .build()
+        .map_err(|e| Error::Overflow(format!("starting the roll-up threads: {e}")))?;
+    pool.install(|| {
+        listing
+            .par_iter()
+            .map(|f| roll_up_file(root, staging, f, opts))
+            .collect()
+    })
+}
+
+fn roll_up_file(
+    root: &Path,
+    staging: &str,
+    f: &ExportFile,
+    opts: ExportOptions,
+) -> Result<ExportFile> {
+    {
         let staged = root.join(staging).join(&f.path);
         let df = read_parquet(&staged)?;
         let focus = f.kind != "cur";
@@ -141,6 +164,7 @@ pub fn roll_up(
         let mut key_names: Vec<PlSmallStr> = Vec::new();
         let mut aggs: Vec<Expr> = Vec::new();
         let mut metrics: Vec<String> = Vec::new();
+        let mut constants: Vec<String> = Vec::new();
         for (name, dtype) in schema.iter() {
             let n = name.as_str();
             if LINE_ONLY.contains(&n) || n == end_col {
@@ -167,6 +191,15 @@ pub fn roll_up(
             } else if matches!(dtype, DataType::List(_) | DataType::Struct(_)) {
                 // Map columns (tags, product attributes) do not roll up.
                 continue;
+            } else if df
+                .column(n)
+                .and_then(|c| c.n_unique())
+                .is_ok_and(|u| u <= 1)
+            {
+                // The same value (or null) on every row: carried, not grouped on,
+                // which halves the keys of a FOCUS file.
+                aggs.push(col(n).first().alias(n));
+                constants.push(n.to_string());
             } else {
                 keys.push(col(n));
                 key_names.push(n.into());
@@ -223,6 +256,7 @@ pub fn roll_up(
             .filter(|n| {
                 key_names.iter().any(|k| k.as_str() == *n)
                     || metrics.iter().any(|m| m == n)
+                    || constants.iter().any(|c| c == n)
                     || (*n == end_col && has_dates)
             })
             .map(col)
@@ -265,15 +299,14 @@ pub fn roll_up(
             ExportFormat::Csv => f.path.trim_end_matches(".parquet").to_string() + ".csv",
         };
         write_frame(&mut rolled, &root.join(&rel), opts.format)?;
-        out.push(ExportFile {
+        Ok(ExportFile {
             path: rel,
             org: f.org.clone(),
             kind: f.kind,
             rows: rolled.height() as u64,
             cost_total: f.cost_total.clone(),
-        });
+        })
     }
-    Ok(out)
 }
 
 /// Exact Σ of a Decimal column (as text, then fixed point).
