@@ -995,7 +995,7 @@ fn wide_selection(
         let typed = if picked.data_type() == t {
             picked
         } else if matches!(t, DataType::Utf8)
-            && is_integer(picked.data_type())
+            && crate::ingest::parquet::is_integer(picked.data_type())
             && name.ends_with("_account_id")
         {
             // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
@@ -1095,20 +1095,6 @@ pub(crate) fn to_utc_millis(
         })
         .collect();
     Ok(Arc::new(ms.with_timezone("UTC")))
-}
-
-fn is_integer(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-    )
 }
 
 /// `YYYY-MM-DD[THH:mm:ss[.fff]][Z]` as milliseconds since 1970 (UTC).
@@ -1518,34 +1504,15 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
         "ChargeFrequency",
         strings(n, |i| Some(charge_frequency(s.lt[i]))),
     );
-    cols.insert(
-        "ChargePeriodEnd",
+    let or_period = |a: Option<&TimestampMillisecondArray>, default: i64| {
         times(
             (0..n)
-                .map(|i| {
-                    Some(
-                        usage_end
-                            .filter(|a| a.is_valid(i))
-                            .map_or(end, |a| a.value(i)),
-                    )
-                })
+                .map(|i| Some(a.filter(|a| a.is_valid(i)).map_or(default, |a| a.value(i))))
                 .collect(),
-        ),
-    );
-    cols.insert(
-        "ChargePeriodStart",
-        times(
-            (0..n)
-                .map(|i| {
-                    Some(
-                        usage_start
-                            .filter(|a| a.is_valid(i))
-                            .map_or(start, |a| a.value(i)),
-                    )
-                })
-                .collect(),
-        ),
-    );
+        )
+    };
+    cols.insert("ChargePeriodEnd", or_period(usage_end, end));
+    cols.insert("ChargePeriodStart", or_period(usage_start, start));
     cols.insert(
         "CommitmentDiscountCategory",
         strings(n, |i| commitment[i].as_ref().map(|c| c.1)),

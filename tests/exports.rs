@@ -10,6 +10,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_billxfer"))
 }
@@ -453,45 +455,6 @@ fn csv_exports_neutralize_formulas() {
     assert!(cur.contains(",-25.0,") || cur.contains(",-25,"), "{cur}");
 }
 
-/// Every value of a Parquet file as text (timestamps left out), or a text file as is.
-fn readable_text(path: &Path) -> String {
-    use arrow::array::Array;
-    let bytes = fs::read(path).unwrap();
-    if path.extension().is_none_or(|x| x != "parquet") {
-        return String::from_utf8_lossy(&bytes).into_owned();
-    }
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        bytes::Bytes::from(bytes),
-    )
-    .and_then(|b| b.build())
-    .unwrap();
-    let mut out = String::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-            out.push_str(f.name());
-            out.push('\n');
-            if matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(_, _)) {
-                continue;
-            }
-            match arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) {
-                Ok(s) => {
-                    let s = s
-                        .as_any()
-                        .downcast_ref::<arrow::array::StringArray>()
-                        .unwrap();
-                    for v in s.iter().flatten() {
-                        out.push_str(v);
-                        out.push('\n');
-                    }
-                }
-                Err(_) => out.push_str(&format!("{c:?}\n")),
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
     use arrow::array::{Array, AsArray};
@@ -596,7 +559,7 @@ fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
         .filter_map(|s| Decimal::from_str(s).ok())
         .collect();
     for path in &customers {
-        let text = readable_text(path);
+        let text = common::readable_text(&path.to_string_lossy(), &fs::read(path).unwrap());
         for s in secrets.iter().filter(|s| Decimal::from_str(s).is_err()) {
             assert!(
                 !text.contains(s.as_str()),

@@ -296,6 +296,32 @@ pub enum Dialect {
     Focus,
 }
 
+/// Each field's column: the first of its candidate names (`names_of`) found among
+/// the normalized headers, with the header as written in the file.
+fn find_fields(
+    headers: &[String],
+    normalized: &[String],
+    names_of: fn(Field) -> &'static [&'static str],
+) -> ([Option<usize>; FIELDS], [Option<String>; FIELDS]) {
+    let mut index = [None; FIELDS];
+    let mut names: [Option<String>; FIELDS] = Default::default();
+    for (k, field) in Field::ALL.iter().enumerate() {
+        if let Some(pos) = names_of(*field)
+            .iter()
+            .find_map(|cand| normalized.iter().position(|h| h == cand))
+        {
+            index[k] = Some(pos);
+            names[k] = Some(
+                headers[pos]
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string(),
+            );
+        }
+    }
+    (index, names)
+}
+
 /// Maps a file's column names onto [`Field`]s, or explains what is missing.
 #[derive(Debug, Clone)]
 pub struct ColumnMap {
@@ -327,22 +353,7 @@ impl ColumnMap {
         } else {
             Dialect::LegacySnake
         };
-        let mut index = [None; FIELDS];
-        let mut names: [Option<String>; FIELDS] = Default::default();
-        for (k, field) in Field::ALL.iter().enumerate() {
-            for cand in field.column_names() {
-                if let Some(pos) = snake.iter().position(|h| h == cand) {
-                    index[k] = Some(pos);
-                    names[k] = Some(
-                        headers[pos]
-                            .trim()
-                            .trim_start_matches('\u{feff}')
-                            .to_string(),
-                    );
-                    break;
-                }
-            }
-        }
+        let (index, names) = find_fields(headers, &snake, Field::column_names);
         let mut missing: Vec<&str> = Field::ALL
             .iter()
             .enumerate()
@@ -380,22 +391,7 @@ impl ColumnMap {
 
     /// Maps a FOCUS 1.0-1.2 header (matched case-insensitively: real files spell `SkuPriceid`).
     fn focus(path: &Path, headers: &[String], lower: &[String]) -> Result<ColumnMap> {
-        let mut index = [None; FIELDS];
-        let mut names: [Option<String>; FIELDS] = Default::default();
-        for (k, field) in Field::ALL.iter().enumerate() {
-            for cand in field.focus_names() {
-                if let Some(pos) = lower.iter().position(|h| h == cand) {
-                    index[k] = Some(pos);
-                    names[k] = Some(
-                        headers[pos]
-                            .trim()
-                            .trim_start_matches('\u{feff}')
-                            .to_string(),
-                    );
-                    break;
-                }
-            }
-        }
+        let (index, mut names) = find_fields(headers, lower, Field::focus_names);
         let mut missing: Vec<&str> = Vec::new();
         if index[Field::UnblendedCost as usize].is_none() {
             missing.push("BilledCost");

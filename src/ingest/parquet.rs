@@ -295,7 +295,8 @@ fn is_text(dt: &DataType) -> bool {
     }
 }
 
-fn is_integer(dt: &DataType) -> bool {
+/// Whether a type is an integer (account ids some readers typed as numbers).
+pub(crate) fn is_integer(dt: &DataType) -> bool {
     matches!(
         dt,
         DataType::Int8
