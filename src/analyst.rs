@@ -453,7 +453,7 @@ fn focus_files(dir: &Path, partner: bool, org: Option<&str>) -> Result<Vec<(Stri
     Ok(out)
 }
 
-fn load_focus(org: &str, path: &Path, dims: &[Expr]) -> Result<LazyFrame> {
+fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Result<LazyFrame> {
     let df = if path.extension().is_some_and(|x| x == "csv") {
         let opts = CsvReadOptions::default()
             .with_has_header(true)
@@ -478,7 +478,22 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr]) -> Result<LazyFrame> {
             .collect()
             .map_err(pe(path))?
     } else {
-        read_parquet(path)?
+        // Only the report's columns: a FOCUS file has 62.
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let present: Vec<String> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| REPORT_COLUMNS.contains(&n.as_str()))
+                .collect();
+        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        ParquetReader::new(f)
+            .with_columns(Some(present))
+            .finish()
+            .map_err(pe(path))?
     };
     let mut select = vec![lit(org.to_string()).alias("__org")];
     if df.schema().contains("x_CustomerOrg") {
@@ -501,15 +516,37 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr]) -> Result<LazyFrame> {
         }
     }
     let lf = df.lazy().with_column(select.remove(0));
-    Ok(lf.select(
-        dims.iter()
-            .cloned()
-            .chain([col("BilledCost")
-                .cast(DataType::Decimal(38, 10))
-                .alias("__amount")])
-            .collect::<Vec<_>>(),
-    ))
+    // Grouped per file at once, so memory holds groups, not rows.
+    let names: Vec<Expr> = dim_names.iter().map(|n| col(*n)).collect();
+    let grouped = lf
+        .select(
+            dims.iter()
+                .cloned()
+                .chain([col("BilledCost")
+                    .cast(DataType::Decimal(38, 10))
+                    .alias("__amount")])
+                .collect::<Vec<_>>(),
+        )
+        .group_by(names)
+        .agg([col("__amount").sum()])
+        .collect()
+        .map_err(pe(path))?;
+    Ok(grouped.lazy())
 }
+
+/// The columns `billxfer report` reads from a FOCUS export.
+const REPORT_COLUMNS: &[&str] = &[
+    "SubAccountId",
+    "ServiceName",
+    "RegionId",
+    "x_UsageType",
+    "x_LineItemType",
+    "ChargeCategory",
+    "Tags",
+    "ChargePeriodStart",
+    "BilledCost",
+    "x_CustomerOrg",
+];
 
 /// Builds a report from a finished run's FOCUS exports.
 pub fn report(spec: &ReportSpec) -> Result<Report> {
@@ -535,6 +572,7 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
             });
         }
     }
+    let dim_names: Vec<&str> = by.iter().map(|b| b.trim()).collect();
     let want_proforma = spec.track == ReportTrack::Proforma;
     let want_actual = spec.track == ReportTrack::Actual || !spec.customer_view;
     let mut frames: Vec<LazyFrame> = Vec::new();
@@ -550,7 +588,7 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
         ));
     }
     for (org, p) in &customers {
-        frames.push(load_focus(org, p, &dims)?.with_columns([
+        frames.push(load_focus(org, p, &dims, &dim_names)?.with_columns([
             col("__amount").alias("__proforma"),
             lit(0i64).cast(DataType::Decimal(38, 10)).alias("__actual"),
         ]));
@@ -570,7 +608,7 @@ pub fn report(spec: &ReportSpec) -> Result<Report> {
                 continue;
             }
             frames.push(
-                load_focus(org, p, &dims)?.with_columns([
+                load_focus(org, p, &dims, &dim_names)?.with_columns([
                     lit(0i64)
                         .cast(DataType::Decimal(38, 10))
                         .alias("__proforma"),

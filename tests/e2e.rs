@@ -235,7 +235,6 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
     assert_eq!(files.len(), 15, "{:?}", files.keys());
 }
 
-
 #[test]
 fn real_legacy_cur_file_rates_to_its_unblended_sum() {
     let data = repo().join("../shared/data/focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv");

@@ -23,7 +23,10 @@ pub fn readable_text(path: &str, bytes: &[u8]) -> String {
             }
             match arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) {
                 Ok(s) => {
-                    let s = s.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                    let s = s
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .unwrap();
                     for v in s.iter().flatten() {
                         out.push_str(v);
                         out.push('\n');
