@@ -499,15 +499,7 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Resu
     if df.schema().contains("x_CustomerOrg") {
         select[0] = col("x_CustomerOrg").alias("__org");
     }
-    for needed in [
-        "SubAccountId",
-        "ServiceName",
-        "RegionId",
-        "x_UsageType",
-        "x_LineItemType",
-        "ChargeCategory",
-        "Tags",
-    ] {
+    for needed in REPORT_COLUMNS.iter().filter(|c| **c != "x_CustomerOrg") {
         if !df.schema().contains(needed) {
             return Err(Error::input(
                 path,

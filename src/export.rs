@@ -1683,24 +1683,55 @@ fn shown_on_its_own(c: &crate::invoice::CliLine) -> bool {
     c.service.is_empty() || c.service == CUSTOM_ITEM_SERVICE
 }
 
+/// What custom line item rows need: the customer's invoice, names, the period and the items' sum.
+struct CustomRows<'a> {
+    inv: &'a crate::invoice::CustomerInvoice,
+    name: &'a str,
+    mgmt: &'a str,
+    number: &'a str,
+    start: i64,
+    end: i64,
+    total: i128,
+}
+
+/// The custom line items of a customer org (`None` for the partner).
+fn custom_rows<'a>(ctx: &'a OrgCtx<'_>) -> Result<Option<CustomRows<'a>>> {
+    let (Some(inv), Some((name, mgmt, number))) =
+        (ctx.result.customer.as_ref(), ctx.customer.as_ref())
+    else {
+        return Ok(None);
+    };
+    let total = inv
+        .custom
+        .iter()
+        .try_fold(0i128, |a, c| a.checked_add(c.exact))
+        .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+    Ok(Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number,
+        start: ctx.period.start_micros() / 1000,
+        end: ctx.period.next().start_micros() / 1000,
+        total,
+    }))
+}
+
 /// Custom line items as CUR rows.
 fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch, i128)> {
-    let Some(inv) = ctx.result.customer.as_ref() else {
+    let Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number: _,
+        start,
+        end,
+        total,
+    }) = custom_rows(ctx)?
+    else {
         return Ok((RecordBatch::new_empty(schema.clone()), 0));
     };
-    let (name, mgmt, _) = ctx
-        .customer
-        .as_ref()
-        .ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
     let n = inv.custom.len();
-    let start = ctx.period.start_micros() / 1000;
-    let end = ctx.period.next().start_micros() / 1000;
-    let mut total = 0i128;
-    for c in &inv.custom {
-        total = total
-            .checked_add(c.exact)
-            .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
-    }
     let line_type = |c: &crate::invoice::CliLine| {
         let base = match c.kind {
             CliKind::Fee => "Fee",
@@ -1723,8 +1754,8 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
                 "bill_billing_period_end_date" | "line_item_usage_end_date" => {
                     times(vec![Some(end); n])
                 }
-                "bill_payer_account_id" => texts(vec![Some(mgmt.to_string()); n]),
-                "bill_payer_account_name" => texts(vec![Some(name.to_string()); n]),
+                "bill_payer_account_id" => constant(mgmt, n),
+                "bill_payer_account_name" => constant(name, n),
                 "line_item_usage_account_id" => {
                     texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect())
                 }
@@ -1749,7 +1780,7 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
                         .map(|c| Some(format!("CustomLineItem:{}", c.id)))
                         .collect(),
                 ),
-                "line_item_currency_code" => texts(vec![Some(ctx.currency.to_string()); n]),
+                "line_item_currency_code" => constant(ctx.currency, n),
                 "line_item_unblended_cost" | "line_item_blended_cost" => {
                     ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?
                 }
@@ -1768,22 +1799,19 @@ fn custom_cur_batch(ctx: &OrgCtx<'_>, schema: &SchemaRef) -> Result<(RecordBatch
 /// Custom line items as FOCUS rows (customer view).
 fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
     let schema = focus::schema(false);
-    let Some(inv) = ctx.result.customer.as_ref() else {
+    let Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number,
+        start,
+        end,
+        total,
+    }) = custom_rows(ctx)?
+    else {
         return Ok((RecordBatch::new_empty(schema), 0));
     };
-    let (name, mgmt, number) = ctx
-        .customer
-        .as_ref()
-        .ok_or_else(|| Error::Overflow("internal: custom items without a customer".into()))?;
     let n = inv.custom.len();
-    let start = ctx.period.start_micros() / 1000;
-    let end = ctx.period.next().start_micros() / 1000;
-    let mut total = 0i128;
-    for c in &inv.custom {
-        total = total
-            .checked_add(c.exact)
-            .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
-    }
     let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact >= 0;
     let category: Vec<&str> = inv
         .custom
@@ -1832,20 +1860,11 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
                 .collect(),
         ),
     );
-    cols.insert("BillingAccountId", texts(vec![Some(mgmt.to_string()); n]));
-    cols.insert("BillingAccountName", texts(vec![Some(name.to_string()); n]));
-    cols.insert(
-        "BillingAccountType",
-        texts(vec![Some("Management account".to_string()); n]),
-    );
-    cols.insert(
-        "BillingCurrency",
-        texts(vec![Some(ctx.currency.to_string()); n]),
-    );
-    cols.insert(
-        "PricingCurrency",
-        texts(vec![Some(ctx.currency.to_string()); n]),
-    );
+    cols.insert("BillingAccountId", constant(mgmt, n));
+    cols.insert("BillingAccountName", constant(name, n));
+    cols.insert("BillingAccountType", constant("Management account", n));
+    cols.insert("BillingCurrency", constant(ctx.currency, n));
+    cols.insert("PricingCurrency", constant(ctx.currency, n));
     cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
     cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
     cols.insert("ChargePeriodStart", times(vec![Some(start); n]));
@@ -1854,10 +1873,7 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
         "ChargeCategory",
         texts(category.iter().map(|c| Some(c.to_string())).collect()),
     );
-    cols.insert(
-        "ChargeFrequency",
-        texts(vec![Some("Recurring".to_string()); n]),
-    );
+    cols.insert("ChargeFrequency", constant("Recurring", n));
     cols.insert(
         "ChargeDescription",
         texts(
@@ -1867,19 +1883,10 @@ fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
                 .collect(),
         ),
     );
-    cols.insert("InvoiceId", texts(vec![Some(number.clone()); n]));
-    cols.insert(
-        "InvoiceIssuerName",
-        texts(vec![Some(ctx.config.partner.name.clone()); n]),
-    );
-    cols.insert(
-        "ProviderName",
-        texts(vec![Some(ctx.config.partner.name.clone()); n]),
-    );
-    cols.insert(
-        "PublisherName",
-        texts(vec![Some(ctx.config.partner.name.clone()); n]),
-    );
+    cols.insert("InvoiceId", constant(number, n));
+    cols.insert("InvoiceIssuerName", constant(&ctx.config.partner.name, n));
+    cols.insert("ProviderName", constant(&ctx.config.partner.name, n));
+    cols.insert("PublisherName", constant(&ctx.config.partner.name, n));
     cols.insert(
         "ServiceCategory",
         texts(
