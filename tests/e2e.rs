@@ -4,39 +4,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use serde_json::Value;
+use std::process::Output;
 
 mod common;
-use common::readable_text;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_billxfer"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{bin, json, ok, readable_text, repo};
 
 fn run(args: &[&str]) -> Output {
     let out = bin().args(args).output().expect("run billxfer");
     out
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "billxfer failed: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .expect("json")
 }
 
 fn run_sample(out: &Path) -> PathBuf {

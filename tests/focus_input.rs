@@ -12,9 +12,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::repo;
 
 fn spec_data() -> Option<PathBuf> {
     let dir = repo().join("../shared/data/FOCUS_Spec/specification/data");

@@ -1,5 +1,43 @@
 //! Helpers shared by the integration tests.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The billxfer binary under test.
+#[allow(dead_code)]
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_billxfer"))
+}
+
+/// The repository root.
+#[allow(dead_code)]
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Asserts success (showing stdout and stderr otherwise) and returns stdout.
+#[allow(dead_code)]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "billxfer failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A JSON file, parsed.
+#[allow(dead_code)]
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[allow(dead_code)]
 /// A file's values as text: Parquet decoded (every non-timestamp column as
 /// text, so doubles and decimals are seen as numbers), anything else as is.
 pub fn readable_text(path: &str, bytes: &[u8]) -> String {
