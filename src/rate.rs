@@ -256,28 +256,8 @@ impl Ledger {
             let weights: Vec<i128> = parts.iter().map(|(_, q)| *q).collect();
             let shares = allocate_proportionally(charge, &weights);
             for ((key, qty), share) in parts.into_iter().zip(shares) {
-                let d = self.deferred.entry((track, key.clone())).or_default();
-                d.0 =
-                    d.0.checked_add(share)
-                        .ok_or_else(|| overflow("adding tiered charges"))?;
-                d.1 =
-                    d.1.checked_add(qty)
-                        .ok_or_else(|| overflow("adding tiered usage"))?;
-                let sums = self.lines.entry(key).or_default();
-                let slot = if track == Track::Actual {
-                    &mut sums.actual
-                } else {
-                    &mut sums.proforma
-                };
-                *slot = slot
-                    .checked_add(share)
+                self.add_month_end(track, key, share, qty)
                     .ok_or_else(|| overflow("adding tiered charges"))?;
-                if track == Track::Actual {
-                    sums.effective = sums
-                        .effective
-                        .checked_add(share)
-                        .ok_or_else(|| overflow("adding tiered charges"))?;
-                }
             }
         }
         // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
@@ -291,11 +271,10 @@ impl Ledger {
             let Pricing::Rules(set) = pricing else {
                 continue;
             };
-            let d = self.deferred.entry((track, key.clone())).or_default();
-            d.1 =
-                d.1.checked_add(qty)
-                    .ok_or_else(|| overflow("adding free-tier usage"))?;
             let Some(&rate) = self.max_paid_rate.get(&sku) else {
+                // The quantity still counts for splitting the line's charge (of 0) onto rows.
+                self.add_month_end(track, key, 0, qty)
+                    .ok_or_else(|| overflow("adding free-tier usage"))?;
                 self.warnings.push(format!(
                     "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
                     sku.service,
@@ -308,27 +287,26 @@ impl Ledger {
             let amount = mul_fixed(qty, rate)
                 .and_then(|a| apply_modifier(a, res.action.as_ref()))
                 .ok_or_else(|| overflow("pricing usage beyond the free tier"))?;
-            let d = self.deferred.entry((track, key.clone())).or_default();
-            d.0 =
-                d.0.checked_add(amount)
-                    .ok_or_else(|| overflow("adding free-tier charges"))?;
-            let sums = self.lines.entry(key).or_default();
-            let slot = if track == Track::Actual {
-                &mut sums.actual
-            } else {
-                &mut sums.proforma
-            };
-            *slot = slot
-                .checked_add(amount)
+            self.add_month_end(track, key, amount, qty)
                 .ok_or_else(|| overflow("adding free-tier charges"))?;
-            if track == Track::Actual {
-                sums.effective = sums
-                    .effective
-                    .checked_add(amount)
-                    .ok_or_else(|| overflow("adding free-tier charges"))?;
-            }
         }
         Ok(())
+    }
+
+    /// Adds a charge priced at month end to its line (and, on the actual track, to
+    /// the amortized cost), and records it with its quantity for the exports' split.
+    fn add_month_end(&mut self, track: Track, key: LineKey, amount: i128, qty: i128) -> Option<()> {
+        let d = self.deferred.entry((track, key.clone())).or_default();
+        d.0 = d.0.checked_add(amount)?;
+        d.1 = d.1.checked_add(qty)?;
+        let sums = self.lines.entry(key).or_default();
+        if track == Track::Actual {
+            sums.actual = sums.actual.checked_add(amount)?;
+            sums.effective = sums.effective.checked_add(amount)?;
+        } else {
+            sums.proforma = sums.proforma.checked_add(amount)?;
+        }
+        Some(())
     }
 
     /// Σ of a track over all lines.
