@@ -560,7 +560,7 @@ impl Aligner {
 
 /// A dataset file being written (Parquet, or CSV with formula-safe text).
 enum Sink {
-    Parquet(ArrowWriter<BufWriter<File>>),
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
     Csv(BufWriter<File>, bool),
 }
 
@@ -605,10 +605,10 @@ impl Dataset {
                     .set_max_row_group_row_count(Some(131_072))
                     .set_created_by(format!("billxfer {}", env!("CARGO_PKG_VERSION")))
                     .build();
-                Sink::Parquet(
+                Sink::Parquet(Box::new(
                     ArrowWriter::try_new(w, schema.clone(), Some(props))
                         .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?,
-                )
+                ))
             }
             ExportFormat::Csv => Sink::Csv(w, false),
         };
@@ -688,7 +688,7 @@ impl Dataset {
 /// CSV cells: text formula-neutralized and quoted as needed, decimals exact,
 /// timestamps ISO 8601 UTC, doubles in their shortest round-trip form, maps as JSON.
 fn write_csv_rows(w: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
-    let cols: Vec<Vec<String>> = batch.columns().iter().map(|a| csv_cells(a)).collect();
+    let cols: Vec<Vec<String>> = batch.columns().iter().map(csv_cells).collect();
     let mut line = String::new();
     for i in 0..batch.num_rows() {
         line.clear();
@@ -771,8 +771,11 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
     }
 }
 
+/// A map cell's (key, value) text pairs.
+type Pairs = Vec<(String, Option<String>)>;
+
 /// Each map cell as its (key, value) text pairs; keys and values are cast to text once per column.
-fn map_pairs(m: &MapArray) -> Vec<Option<Vec<(String, Option<String>)>>> {
+fn map_pairs(m: &MapArray) -> Vec<Option<Pairs>> {
     let keys = cast(m.keys(), &DataType::Utf8).ok();
     let values = cast(m.values(), &DataType::Utf8).ok();
     let offsets = m.value_offsets();
@@ -1399,7 +1402,7 @@ fn priced(category: &str, amount: i128, qty: i128, public_rate: Option<i128>) ->
 /// `resource_tags_aws_*` columns; user tags unprefixed, AWS tags `aws:`.
 fn tags_column(s: &Selected<'_>) -> ArrayRef {
     let n = s.idx.len();
-    let mut rows: Vec<Vec<(String, Option<String>)>> = vec![Vec::new(); n];
+    let mut rows: Vec<Pairs> = vec![Vec::new(); n];
     if let Some(m) = s.wide.get("resource_tags").and_then(|a| a.as_map_opt()) {
         for (row, pairs) in rows.iter_mut().zip(map_pairs(m)) {
             for (k, v) in pairs.unwrap_or_default() {
@@ -1983,6 +1986,9 @@ fn ext(format: ExportFormat) -> &'static str {
     }
 }
 
+/// A track's selected rows of a chunk: row indexes, final amounts, effective amounts, rated flags.
+type TrackRows = (Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>);
+
 /// Writes one org's exports under `root` (line granularity; roll-ups are applied after).
 fn export_org(
     ctx: &OrgCtx<'_>,
@@ -2095,8 +2101,7 @@ fn export_org(
             let avals = accounts.values().as_string::<i32>();
             let n = batch.num_rows();
             // Per track: selected rows, final amounts, effective amounts, rated flags.
-            let mut per_track: [(Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>); 2] =
-                Default::default();
+            let mut per_track: [TrackRows; 2] = Default::default();
             for i in 0..n {
                 let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
                 let product = pvals.value(products.keys().value(i) as usize);

@@ -1283,18 +1283,18 @@ pub fn normalize(
 }
 
 /// Maps a FOCUS row's classification onto a CUR line item type (docs/DOMAIN.md,
-/// decision 18). `None` values are FOCUS nulls. An unknown ChargeCategory gives `Err`.
+/// decision 18). `None` arguments are FOCUS nulls. An unknown ChargeCategory gives `None`.
 pub fn focus_line_type(
     category: &str,
     frequency: Option<&str>,
     commitment_id: Option<&str>,
     commitment_category: Option<&str>,
-) -> std::result::Result<LineType, ()> {
+) -> Option<LineType> {
     let is = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b);
     let spend = commitment_category.is_some_and(|c| is(c, "Spend"));
     let one_time = frequency.is_some_and(|f| is(f, "One-Time"));
     let committed = commitment_id.is_some();
-    Ok(if is(category, "Usage") {
+    Some(if is(category, "Usage") {
         match (committed, spend) {
             (false, _) => LineType::Usage,
             (true, true) => LineType::SavingsPlanCoveredUsage,
@@ -1315,7 +1315,7 @@ pub fn focus_line_type(
     } else if is(category, "Adjustment") {
         LineType::Refund
     } else {
-        return Err(());
+        return None;
     })
 }
 
@@ -1358,7 +1358,6 @@ fn focus_columns(
                 focus_text(t(Field::CommitmentId), i),
                 focus_text(t(Field::CommitmentCategory), i),
             )
-            .ok()
         });
         match lt {
             Some(lt) => types.append_value(lt.as_str()),
