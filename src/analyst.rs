@@ -19,8 +19,6 @@ fn pe(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
     move |e| Error::input(path, format!("polars: {e}"))
 }
 
-const DAY_MS: i64 = 86_400_000;
-
 /// FOCUS metric columns summed by a roll-up.
 const FOCUS_METRICS: &[&str] = &[
     "BilledCost",
@@ -48,9 +46,23 @@ const LINE_ONLY: &[&str] = &[
     "ResourceType",
 ];
 
-fn read_parquet(path: &Path) -> Result<DataFrame> {
+/// Reads the columns of a Parquet file that `keep(name, is_nested)` accepts.
+fn read_parquet_columns(path: &Path, keep: impl Fn(&str, bool) -> bool) -> Result<DataFrame> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let columns: Vec<String> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| keep(f.name(), f.data_type().is_nested()))
+            .map(|f| f.name().clone())
+            .collect();
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetReader::new(f).finish().map_err(pe(path))
+    ParquetReader::new(f)
+        .with_columns(Some(columns))
+        .finish()
+        .map_err(pe(path))
 }
 
 fn write_frame(df: &mut DataFrame, path: &Path, format: ExportFormat) -> Result<()> {
@@ -148,7 +160,11 @@ fn roll_up_file(
 ) -> Result<ExportFile> {
     {
         let staged = root.join(staging).join(&f.path);
-        let df = read_parquet(&staged)?;
+        // Line-only columns (unique ids, rates) and maps are dropped by the roll-up:
+        // not reading them saves most of the memory of a large org's file.
+        let df = read_parquet_columns(&staged, |name, nested| {
+            !nested && !LINE_ONLY.contains(&name)
+        })?;
         let focus = f.kind != "cur";
         let (start_col, end_col, cost_col) = if focus {
             ("ChargePeriodStart", "ChargePeriodEnd", "BilledCost")
@@ -165,6 +181,16 @@ fn roll_up_file(
         let mut aggs: Vec<Expr> = Vec::new();
         let mut metrics: Vec<String> = Vec::new();
         let mut constants: Vec<String> = Vec::new();
+        let period_start = if focus {
+            "BillingPeriodStart"
+        } else {
+            "bill_billing_period_start_date"
+        };
+        let period_end = if focus {
+            "BillingPeriodEnd"
+        } else {
+            "bill_billing_period_end_date"
+        };
         for (name, dtype) in schema.iter() {
             let n = name.as_str();
             if LINE_ONLY.contains(&n) || n == end_col {
@@ -180,14 +206,21 @@ fn roll_up_file(
                 aggs.push(col(n).count().alias(format!("__nonnull_{n}").as_str()));
                 metrics.push(n.to_string());
             } else if n == start_col {
-                let day = col(n).cast(DataType::Int64);
+                // Computed in the column's own type, so it stays a UTC timestamp.
                 let truncated = match opts.granularity {
-                    Granularity::Monthly => col("__period_start"),
-                    // UTC instants after 1970: x - x mod day is the day's start.
-                    _ => day.clone() - day % lit(DAY_MS),
+                    Granularity::Monthly => col(period_start),
+                    _ => col(n).dt().truncate(lit("1d")),
                 };
                 keys.push(truncated.alias(n));
                 key_names.push(n.into());
+                // The end of a group: the last end of its lines (daily), the period end (monthly).
+                aggs.push(
+                    match opts.granularity {
+                        Granularity::Monthly => col(period_end).first(),
+                        _ => col(end_col).max(),
+                    }
+                    .alias(end_col),
+                );
             } else if matches!(dtype, DataType::List(_) | DataType::Struct(_)) {
                 // Map columns (tags, product attributes) do not roll up.
                 continue;
@@ -205,17 +238,6 @@ fn roll_up_file(
                 key_names.push(n.into());
             }
         }
-        let period_start = if focus {
-            "BillingPeriodStart"
-        } else {
-            "bill_billing_period_start_date"
-        };
-        let period_end = if focus {
-            "BillingPeriodEnd"
-        } else {
-            "bill_billing_period_end_date"
-        };
-        let tz = DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
         let restore: Vec<Expr> = metrics
             .iter()
             .map(|m| {
@@ -227,27 +249,8 @@ fn roll_up_file(
                     .alias(m.as_str())
             })
             .collect();
-        let end_expr = match opts.granularity {
-            Granularity::Monthly => col(period_end).cast(DataType::Int64),
-            _ => col(start_col).cast(DataType::Int64) + lit(DAY_MS),
-        };
-        let has_dates = schema.contains(start_col);
-        let mut lf = df
-            .lazy()
-            .with_column(
-                col(period_start)
-                    .cast(DataType::Int64)
-                    .alias("__period_start"),
-            )
-            .group_by(keys)
-            .agg(aggs)
-            .with_columns(restore);
-        if has_dates {
-            lf = lf.with_columns([
-                col(start_col).cast(tz.clone()).alias(start_col),
-                end_expr.cast(tz.clone()).alias(end_col),
-            ]);
-        }
+        let has_dates = schema.contains(start_col) && schema.contains(end_col);
+        let lf = df.lazy().group_by(keys).agg(aggs).with_columns(restore);
         // Original column order, sorted by every key for byte-identical re-runs.
         let order: Vec<Expr> = schema
             .iter()
@@ -479,21 +482,7 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Resu
             .map_err(pe(path))?
     } else {
         // Only the report's columns: a FOCUS file has 62.
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let present: Vec<String> =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .filter(|n| REPORT_COLUMNS.contains(&n.as_str()))
-                .collect();
-        let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        ParquetReader::new(f)
-            .with_columns(Some(present))
-            .finish()
-            .map_err(pe(path))?
+        read_parquet_columns(path, |name, _| REPORT_COLUMNS.contains(&name))?
     };
     let mut select = vec![lit(org.to_string()).alias("__org")];
     if df.schema().contains("x_CustomerOrg") {
