@@ -175,3 +175,79 @@ fn focus_line_types_follow_charge_category_and_commitment() {
     assert_eq!(lt("Adjustment", None, None, None), LineType::Refund);
     assert!(focus_line_type("Refund", None, None, None).is_none());
 }
+
+fn focus_config(tmp: &Path, file: &Path) -> PathBuf {
+    let config = tmp.join("billxfer.toml");
+    fs::write(
+        &config,
+        format!(
+            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"f\"\nname = \"F\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn bad_focus_input_is_quarantined_or_refused_with_its_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An unknown ChargeCategory: the row is quarantined, naming the column and value; the other is rated.
+    let file = tmp.path().join("focus.csv");
+    fs::write(
+        &file,
+        "BillingPeriodStart,ChargeCategory,SubAccountId,ServiceName,BilledCost,EffectiveCost,ListCost\n\
+         2026-10-01T00:00:00Z,Usage,123456789012,AmazonEC2,1.25,1.25,1.50\n\
+         2026-10-01T00:00:00Z,Rebate,123456789012,AmazonEC2,-0.50,-0.50,null\n",
+    )
+    .unwrap();
+    let config = focus_config(tmp.path(), &file);
+    let out = tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let q = fs::read_to_string(out.join("2026-10/quarantine/f.csv")).unwrap();
+    assert!(q.contains("ChargeCategory") && q.contains("Rebate"), "{q}");
+    let inv: Value =
+        serde_json::from_slice(&fs::read(out.join("2026-10/partner/invoices/f.json")).unwrap())
+            .unwrap();
+    assert_eq!(inv["exact_total"], "1.25");
+    // No BilledCost: the file is refused, naming it and the column.
+    let bad = tmp.path().join("nobilled.csv");
+    fs::write(
+        &bad,
+        "BillingPeriodStart,ChargeCategory,SubAccountId\n2026-10-01T00:00:00Z,Usage,123456789012\n",
+    )
+    .unwrap();
+    let config = focus_config(tmp.path(), &bad);
+    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nobilled.csv") && err.contains("BilledCost"),
+        "{err}"
+    );
+}
