@@ -166,24 +166,17 @@ fn div_fixed(a: i128, b: i128) -> Option<i128> {
     if b == 0 {
         return None;
     }
-    let n =
-        arrow::datatypes::i256::from_i128(a).checked_mul(arrow::datatypes::i256::from_i128(ONE))?;
-    let d = arrow::datatypes::i256::from_i128(b);
-    let q = n.checked_div(d)?;
-    let r = n.checked_rem(d)?;
-    let two_r = r
-        .checked_mul(arrow::datatypes::i256::from_i128(2))?
-        .wrapping_abs();
-    let q = if two_r >= d.wrapping_abs() {
-        if (a < 0) != (b < 0) {
-            q.checked_sub(arrow::datatypes::i256::ONE)?
-        } else {
-            q.checked_add(arrow::datatypes::i256::ONE)?
-        }
+    // money::div_round wants a positive divisor; amounts up to 10^28 keep a × 10^10 in i128.
+    let (a, b) = if b < 0 {
+        (a.checked_neg()?, -b)
     } else {
-        q
+        (a, b)
     };
-    q.to_i128()
+    Some(crate::money::div_round(
+        a.checked_mul(ONE)?,
+        b,
+        crate::money::Rounding::HalfAwayFromZero,
+    ))
 }
 
 /// Exact `a × b / c` floored, in 256 bits (cumulative allocation).
@@ -910,12 +903,7 @@ impl<'a> Selected<'a> {
     fn wide_strings(&self, name: &str) -> ArrayRef {
         let n = self.idx.len();
         match self.wide.get(name).and_then(|a| a.as_string_opt::<i32>()) {
-            Some(s) if s.iter().any(|v| v == Some("")) => Arc::new(
-                s.iter()
-                    .map(|v| v.filter(|v| !v.is_empty()))
-                    .collect::<StringArray>(),
-            ),
-            Some(s) => Arc::new(s.clone()),
+            Some(s) => blank_as_null(s),
             None => arrow::array::new_null_array(&DataType::Utf8, n),
         }
     }
@@ -929,18 +917,24 @@ impl<'a> Selected<'a> {
         let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));
         let picked = arrow::compute::take(a, &idx, None).map_err(err)?;
         let s = cast(&picked, &DataType::Utf8).map_err(err)?;
-        if empty_as_null {
-            let strings = s.as_string::<i32>();
-            if strings.iter().any(|v| v == Some("")) {
-                return Ok(Arc::new(
-                    strings
-                        .iter()
-                        .map(|v| v.filter(|v| !v.is_empty()))
-                        .collect::<StringArray>(),
-                ));
-            }
-        }
-        Ok(s)
+        Ok(if empty_as_null {
+            blank_as_null(s.as_string::<i32>())
+        } else {
+            s
+        })
+    }
+}
+
+/// Text with empty strings as nulls (FOCUS NullHandling: no empty placeholders).
+fn blank_as_null(s: &StringArray) -> ArrayRef {
+    if s.iter().any(|v| v == Some("")) {
+        Arc::new(
+            s.iter()
+                .map(|v| v.filter(|v| !v.is_empty()))
+                .collect::<StringArray>(),
+        )
+    } else {
+        Arc::new(s.clone())
     }
 }
 
@@ -2098,14 +2092,19 @@ fn export_org(
                 .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
                 .ok_or_else(|| Error::Overflow("internal: effective missing".into()))?;
             let pvals = products.values().as_string::<i32>();
+            // Once per distinct product, not per row.
+            let support_of: Vec<bool> = (0..pvals.len())
+                .map(|k| is_support(pvals.value(k)))
+                .collect();
             let avals = accounts.values().as_string::<i32>();
             let n = batch.num_rows();
             // Per track: selected rows, final amounts, effective amounts, rated flags.
             let mut per_track: [TrackRows; 2] = Default::default();
             for i in 0..n {
                 let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
-                let product = pvals.value(products.keys().value(i) as usize);
-                let treat = rater.treatments_for(lt, is_support(product));
+                let product_key = products.keys().value(i) as usize;
+                let product = pvals.value(product_key);
+                let treat = rater.treatments_for(lt, support_of[product_key]);
                 for t in [Track::Actual, Track::Proforma] {
                     let ti = t as usize;
                     if treat[ti] == Treatment::Excluded {

@@ -306,14 +306,7 @@ fn cells(a: &ArrayRef) -> Result<Vec<Option<String>>> {
 }
 
 fn load(path: &Path) -> Result<Table> {
-    let mut magic = [0u8; 4];
-    let is_parquet = {
-        use std::io::Read;
-        let n = File::open(path)
-            .and_then(|mut f| f.read(&mut magic))
-            .map_err(|e| Error::io(path, e))?;
-        n == 4 && &magic == b"PAR1"
-    };
+    let is_parquet = crate::ingest::is_parquet(path)?;
     if is_parquet {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

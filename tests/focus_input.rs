@@ -6,14 +6,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Output;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 mod common;
-use common::repo;
+use common::{bin, repo};
 
 fn spec_data() -> Option<PathBuf> {
     let dir = repo().join("../shared/data/FOCUS_Spec/specification/data");
@@ -53,29 +53,9 @@ fn column_sum(path: &Path, column: &str) -> Decimal {
 }
 
 fn run_focus_file(file: &Path, tmp: &Path) -> Value {
-    let config = tmp.join("billxfer.toml");
-    fs::write(
-        &config,
-        format!(
-            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"focus-org\"\nname = \"FOCUS example\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-01\" }}\n",
-            file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let config = focus_config(tmp, "focus-org", file, "2023-01");
     let out = tmp.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2023-01",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let o = run(&config, "2023-01", &out);
     assert!(
         o.status.success(),
         "{}: {}",
@@ -176,17 +156,35 @@ fn focus_line_types_follow_charge_category_and_commitment() {
     assert!(focus_line_type("Refund", None, None, None).is_none());
 }
 
-fn focus_config(tmp: &Path, file: &Path) -> PathBuf {
+/// A config with one org reading `file`, billed actual rates, the basic plan.
+fn focus_config(tmp: &Path, org: &str, file: &Path, start: &str) -> PathBuf {
     let config = tmp.join("billxfer.toml");
     fs::write(
         &config,
         format!(
-            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"f\"\nname = \"F\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\n",
+            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"FOCUS example\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"{start}\" }}\n",
             file.to_str().unwrap()
         ),
     )
     .unwrap();
     config
+}
+
+/// `billxfer run --quiet` of a config and period into `out`.
+fn run(config: &Path, period: &str, out: &Path) -> Output {
+    bin()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--period",
+            period,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -201,21 +199,9 @@ fn bad_focus_input_is_quarantined_or_refused_with_its_column() {
          2026-10-01T00:00:00Z,Rebate,123456789012,AmazonEC2,-0.50,-0.50,null\n",
     )
     .unwrap();
-    let config = focus_config(tmp.path(), &file);
+    let config = focus_config(tmp.path(), "f", &file, "2026-01");
     let out = tmp.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let o = run(&config, "2026-10", &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let q = fs::read_to_string(out.join("2026-10/quarantine/f.csv")).unwrap();
     assert!(q.contains("ChargeCategory") && q.contains("Rebate"), "{q}");
@@ -230,20 +216,8 @@ fn bad_focus_input_is_quarantined_or_refused_with_its_column() {
         "BillingPeriodStart,ChargeCategory,SubAccountId\n2026-10-01T00:00:00Z,Usage,123456789012\n",
     )
     .unwrap();
-    let config = focus_config(tmp.path(), &bad);
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let config = focus_config(tmp.path(), "f", &bad, "2026-01");
+    let o = run(&config, "2026-10", &out);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
