@@ -381,7 +381,7 @@ fn dimension(name: &str) -> std::result::Result<Expr, String> {
     Ok(match name {
         "org" => col("__org"),
         "account" => col("SubAccountId"),
-        "service" => col("ServiceName"),
+        "service" => col("x_ServiceCode").fill_null(col("ServiceName")),
         "region" => col("RegionId"),
         "usage_type" => col("x_UsageType"),
         "line_type" => col("x_LineItemType"),
@@ -519,6 +519,7 @@ fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Resu
 const REPORT_COLUMNS: &[&str] = &[
     "SubAccountId",
     "ServiceName",
+    "x_ServiceCode",
     "RegionId",
     "x_UsageType",
     "x_LineItemType",

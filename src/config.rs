@@ -64,6 +64,23 @@ struct RawConfig {
 struct RawRun {
     #[serde(default)]
     rounding: Rounding,
+    #[serde(default)]
+    duplicates: DuplicatePolicy,
+    #[serde(default)]
+    allow_empty_period: bool,
+    #[serde(default)]
+    show_zero_lines: bool,
+}
+
+/// What to do when two deliveries of an org's month share line items (docs/INPUTS.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuplicatePolicy {
+    /// Stop the run, naming the files and the count of shared rows.
+    #[default]
+    Error,
+    /// Bill the latest delivery; quarantine the older one's shared rows as duplicates.
+    KeepLatest,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,8 +214,16 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// SHA-256 of the config file's bytes, recorded in the manifest.
     pub digest: String,
+    /// Things a person should know about the config (e.g. account ids padded to 12 digits).
+    pub warnings: Vec<String>,
     /// Rounding of invoice lines to cents.
     pub rounding: Rounding,
+    /// Overlapping deliveries: stop (default) or keep the latest (`[run] duplicates`).
+    pub duplicates: DuplicatePolicy,
+    /// Whether an org whose files hold no row of the period may be invoiced 0.00 (`[run] allow_empty_period`).
+    pub allow_empty_period: bool,
+    /// Whether invoices list lines of 0.00 (`[run] show_zero_lines`; default: left out).
+    pub show_zero_lines: bool,
     /// The partner (bill-transfer account) and its own organization.
     pub partner: Partner,
     /// How actual costs are found.
@@ -357,11 +382,16 @@ impl CustomLineItem {
 }
 
 /// Collects problems with their key paths.
-struct Problems(Vec<String>);
+/// Problems (refusals) and warnings found while validating, each prefixed by its key.
+struct Problems(Vec<String>, Vec<String>);
 
 impl Problems {
     fn push(&mut self, key: &str, msg: impl std::fmt::Display) {
         self.0.push(format!("{key}: {msg}"));
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.1.push(msg);
     }
 }
 
@@ -384,10 +414,13 @@ impl Config {
             path: path.into(),
             problems: vec![e.to_string().trim_end().to_string()],
         })?;
-        let mut p = Problems(Vec::new());
+        let mut p = Problems(Vec::new(), Vec::new());
         let config = build(raw, &mut p, path, base_dir, digest);
         match config {
-            Some(c) if p.0.is_empty() => Ok(c),
+            Some(mut c) if p.0.is_empty() => {
+                c.warnings = p.1;
+                Ok(c)
+            }
             _ => Err(Error::Config {
                 path: path.into(),
                 problems: p.0,
@@ -407,7 +440,21 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn account(p: &mut Problems, key: &str, text: &str) -> Option<AccountId> {
-    AccountId::parse(text).map_err(|e| p.push(key, e)).ok()
+    match AccountId::parse_padded(text) {
+        Ok((id, padded)) => {
+            if padded {
+                p.warn(format!(
+                    "{key}: account id `{}` has fewer than 12 digits; read as {id} (AWS account ids are 12 digits)",
+                    text.trim()
+                ));
+            }
+            Some(id)
+        }
+        Err(e) => {
+            p.push(key, e);
+            None
+        }
+    }
 }
 
 fn build(
@@ -656,7 +703,11 @@ fn build(
         path: path.into(),
         base_dir,
         digest,
+        warnings: Vec::new(),
         rounding: raw.run.rounding,
+        duplicates: raw.run.duplicates,
+        allow_empty_period: raw.run.allow_empty_period,
+        show_zero_lines: raw.run.show_zero_lines,
         partner: Partner {
             id: partner_id?,
             name: raw.partner.name,
@@ -816,9 +867,7 @@ fn custom_line_item(
     };
     let account = match &c.account {
         Some(a) => {
-            let a = AccountId::parse(a)
-                .map_err(|e| p.push(&format!("{key}.account"), e))
-                .ok()?;
+            let a = account(p, &format!("{key}.account"), a)?;
             if !accounts.contains(&a) {
                 p.push(
                     &format!("{key}.account"),
@@ -1119,7 +1168,7 @@ transfer = { start = "2026-01" }
             .replace("plan = \"std\"", "plan = \"nope\"")
             .replace(
                 "accounts = [\"111111111112\"]",
-                "accounts = [\"999999999999\", \"12\"]",
+                "accounts = [\"999999999999\", \"1234567890123\"]",
             )
             .replace("percent = \"7.126\"", "percent = \"-3\"");
         let p = problems(&text);
@@ -1129,7 +1178,7 @@ transfer = { start = "2026-01" }
             all.contains("claimed by both partner `partner` and org `acme`"),
             "{all}"
         );
-        assert!(all.contains("`12` is not an AWS account id"), "{all}");
+        assert!(all.contains("`1234567890123` is not an AWS account id"), "{all}");
         assert!(all.contains("out of range"), "{all}");
         assert!(p.len() >= 4, "{all}");
     }

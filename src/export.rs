@@ -312,6 +312,33 @@ fn cur_name_of_focus(name: &str) -> Option<&'static str> {
 
 /// The CUR-shaped name and export type of each column of a file; `None` for
 /// columns not carried (FOCUS metrics, which are recomputed).
+/// Whether a (snake_case) column name is a CUR column: one of the CUR 2.0 / legacy CUR
+/// column families. Columns that loaders add (dlt's `_dlt_id`, Glue/Athena partitions
+/// such as `billing_period`, `year`, `month`) are not, and never travel to an export.
+pub fn is_cur_column(name: &str) -> bool {
+    const FAMILIES: [&str; 16] = [
+        "bill_",
+        "identity_",
+        "line_item_",
+        "pricing_",
+        "product_",
+        "reservation_",
+        "savings_plan_",
+        "resource_tags_",
+        "cost_category_",
+        "discount_",
+        "split_line_item_",
+        "capacity_reservation_",
+        "product",
+        "resource_tags",
+        "cost_category",
+        "discount",
+    ];
+    FAMILIES[..12].iter().any(|f| name.starts_with(f)) || FAMILIES[12..].contains(&name)
+}
+
+/// Each input column's export name and type; `None` for columns that do not travel
+/// (not a CUR column, or a FOCUS column without a CUR counterpart).
 fn wide_columns(dialect: Dialect, schema: &Schema) -> Vec<Option<(String, DataType)>> {
     schema
         .fields()
@@ -320,7 +347,11 @@ fn wide_columns(dialect: Dialect, schema: &Schema) -> Vec<Option<(String, DataTy
             let name = if dialect == Dialect::Focus {
                 cur_name_of_focus(f.name())?.to_string()
             } else {
-                snake_name(f.name())
+                let n = snake_name(f.name());
+                if !is_cur_column(&n) {
+                    return None;
+                }
+                n
             };
             let t = if is_cur_double(&name) {
                 DataType::Float64
@@ -1629,7 +1660,18 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
         mapped(&services, focus::other_subcategory),
     );
     cols.insert("ServiceCategory", services);
-    cols.insert("ServiceName", product.clone());
+    // ServiceName is the service's display name (AWS's own FOCUS export writes it so);
+    // x_ServiceCode keeps the product code that rules and invoices use.
+    cols.insert(
+        "ServiceName",
+        Arc::new(
+            product
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|code| ingest::service_name_of_product_code(code).unwrap_or(code)))
+                .collect::<StringArray>(),
+        ) as ArrayRef,
+    );
     cols.insert("SkuId", s.wide_strings("product_sku"));
     cols.insert(
         "SkuPriceId",
@@ -1989,7 +2031,7 @@ fn export_org(
     files: &[&InputFile],
     root: &Path,
     staging: &str,
-) -> Result<Vec<ExportFile>> {
+) -> Result<(Vec<ExportFile>, BTreeSet<String>)> {
     let config = ctx.config;
     let r = ctx.result;
     let org = if r.org_index == 0 {
@@ -1998,17 +2040,28 @@ fn export_org(
         Some(&config.orgs[r.org_index - 1])
     };
     let (actual_p, proforma_p) = run::pricing_for(config, org);
-    let check = run::org_check(config, r.org_index, ctx.period);
+    let mut check = run::org_check(config, r.org_index, ctx.period);
+    check.excluded = r.excluded.clone();
     let org_id = r.id.to_string();
     let is_customer = ctx.customer.is_some();
     let e = ext(ctx.format());
 
     // Every file's columns first: one CUR schema for the org.
     let mut kinds_per_file = Vec::new();
+    let mut dropped = BTreeSet::new();
     for f in files {
         let reader = FullReader::open(&f.path)?;
         let source = ingest::open(&f.path)?;
-        kinds_per_file.push(wide_columns(source.column_map().dialect, &reader.schema));
+        let dialect = source.column_map().dialect;
+        let kinds = wide_columns(dialect, &reader.schema);
+        if dialect != Dialect::Focus {
+            for (field, kind) in reader.schema.fields().iter().zip(&kinds) {
+                if kind.is_none() {
+                    dropped.insert(field.name().clone());
+                }
+            }
+        }
+        kinds_per_file.push(kinds);
     }
     let cur_schema = cur_schema(&kinds_per_file, ctx.staged);
     let mut sets = OrgDatasets {
@@ -2210,7 +2263,7 @@ fn export_org(
             cost_total: format_fixed_exact(total),
         });
     }
-    Ok(written)
+    Ok((written, dropped))
 }
 
 /// Writes every export of a run under `dir` (the run's output folder being
@@ -2224,13 +2277,13 @@ pub fn write_exports(
     if opts.set == ExportSet::None {
         return Ok(Vec::new());
     }
-    let (files, _) = run::plan_inputs(config, Some(result.period))?;
+    let files = run::plan_inputs(config, Some(result.period))?.files;
     let staging = if opts.granularity == Granularity::Line {
         ""
     } else {
         ".line/"
     };
-    let per_org: Result<Vec<Vec<ExportFile>>> = result
+    let per_org: Result<Vec<(Vec<ExportFile>, BTreeSet<String>)>> = result
         .orgs
         .par_iter()
         .map(|r| {
@@ -2266,7 +2319,12 @@ pub fn write_exports(
             })
         })
         .collect();
-    let mut listing: Vec<ExportFile> = per_org?.into_iter().flatten().collect();
+    let mut listing = Vec::new();
+    let mut dropped = BTreeSet::new();
+    for (files, d) in per_org? {
+        listing.extend(files);
+        dropped.extend(d);
+    }
     if opts.granularity != Granularity::Line {
         listing = crate::analyst::roll_up(dir, staging, &listing, opts)?;
         let _ = std::fs::remove_dir_all(dir.join(staging));
@@ -2275,6 +2333,7 @@ pub fn write_exports(
         "granularity": opts.granularity,
         "format": opts.format,
         "files": listing,
+        "dropped_input_columns": dropped,
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     bytes.push(b'\n');

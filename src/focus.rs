@@ -350,7 +350,7 @@ fn load(path: &Path) -> Result<Table> {
             rows += 1;
             for (i, col) in columns.iter_mut().enumerate() {
                 let v = rec.get(i).unwrap_or("");
-                col.push((!v.is_empty()).then(|| v.to_string()));
+                col.push((!is_null_text(v)).then(|| v.to_string()));
             }
         }
         Ok(Table {
@@ -360,6 +360,13 @@ fn load(path: &Path) -> Result<Table> {
             from_csv: true,
         })
     }
+}
+
+/// Whether a CSV cell means null: empty, or the literal `null`/`NULL` that FOCUS samples
+/// and many exporters write (billxfer's readers take it as null too).
+fn is_null_text(v: &str) -> bool {
+    let t = v.trim();
+    t.is_empty() || t.eq_ignore_ascii_case("null")
 }
 
 /// Checks a FOCUS file (Parquet or CSV) against the rules listed in the module doc.
@@ -620,6 +627,15 @@ fn is_focus_datetime(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_literals_are_nulls_in_csv() {
+        assert!(is_null_text("NULL"));
+        assert!(is_null_text(" null "));
+        assert!(is_null_text(""));
+        assert!(!is_null_text("Nullable"));
+        assert!(!is_null_text("0"));
+    }
 
     fn table(rows: &[&[(&str, &str)]]) -> Table {
         let mut names: Vec<String> = COLUMNS.iter().map(|(n, _, _)| n.to_string()).collect();

@@ -217,6 +217,7 @@ pub fn customer_invoice(
     org: &Org,
     period: BillingPeriod,
     rounding: Rounding,
+    show_zero_lines: bool,
 ) -> Result<CustomerInvoice> {
     let mut by_key: BTreeMap<(String, String), i128> = BTreeMap::new();
     for (k, s) in &ledger.lines {
@@ -235,6 +236,11 @@ pub fn customer_invoice(
         let amount = round(exact);
         subtotal = add(subtotal, amount)?;
         exact_total = add(exact_total, exact)?;
+        // A line of 0.00 adds nothing to the total; it is listed only on request
+        // (`[run] show_zero_lines`), so lines still sum exactly to the total.
+        if amount == 0 && !show_zero_lines {
+            continue;
+        }
         lines.push(UsageLine {
             account,
             service,
@@ -477,7 +483,7 @@ mod tests {
         assert_eq!(actual.total, 0);
         let org_items = vec![item("c", CliKind::Credit, CliCharge::Flat(d("0.004")))];
         let org = test_org(org_items);
-        let inv = customer_invoice(&l, &org, period(), Rounding::HalfAwayFromZero).unwrap();
+        let inv = customer_invoice(&l, &org, period(), Rounding::HalfAwayFromZero, true).unwrap();
         assert_eq!(inv.subtotal, d("0.03"));
         assert_eq!(inv.credits, 0);
         assert_eq!(
@@ -538,6 +544,7 @@ mod tests {
             &test_org(vec![item("f", CliKind::Fee, CliCharge::Flat(d("2")))]),
             period(),
             Rounding::HalfAwayFromZero,
+            true,
         )
         .unwrap();
         let rows = margin_rows("acme", &a, &c).unwrap();

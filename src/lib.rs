@@ -7,6 +7,7 @@
 pub mod analyst;
 pub mod cli;
 pub mod config;
+pub mod deliveries;
 pub mod error;
 pub mod export;
 pub mod focus;

@@ -121,6 +121,8 @@ struct OrgManifest {
     rows_read: u64,
     rows_rated: u64,
     rows_quarantined: u64,
+    /// Rows of an older delivery that a later one repeats (`duplicates = "keep-latest"`).
+    rows_duplicate: u64,
     input_unblended: String,
     rated_unblended: String,
     quarantined_unblended: String,
@@ -132,6 +134,20 @@ struct OrgManifest {
     proforma_invoice_total: Option<String>,
     rows_without_public_price: u64,
     warnings: Vec<String>,
+    /// Zero-rated SKUs with the free tier off and no paid rate this month (they stay at 0).
+    free_tier_off_unpriced_skus: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    org: &'a str,
+    #[serde(flatten)]
+    choice: &'a crate::deliveries::DeliveryChoice,
+}
+
+/// Whether a quarantine reason marks a row repeated by a later delivery.
+pub fn is_duplicate_reason(reason: &str) -> bool {
+    reason.starts_with("duplicate of ") || reason.starts_with("superseded by the later delivery")
 }
 
 #[derive(Serialize)]
@@ -154,6 +170,8 @@ struct Manifest<'a> {
     config: ConfigRef,
     rounding: crate::money::Rounding,
     inputs: Vec<&'a FileReport>,
+    /// Deliveries chosen in export roots (docs/INPUTS.md).
+    deliveries: Vec<DeliveryJson<'a>>,
     orgs: Vec<OrgManifest>,
     not_billed_to_partner: &'a [NotBilled],
     totals_customers: Totals,
@@ -373,11 +391,19 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         let rows_read: u64 = r.files.iter().map(|f| f.rows_read).sum();
         let rows_rated: u64 = r.files.iter().map(|f| f.rows_rated).sum();
         let rows_q = r.quarantined.len() as u64;
+        let rows_dup = r
+            .quarantined
+            .iter()
+            .filter(|q| is_duplicate_reason(&q.reason))
+            .count() as u64;
         checks.push(Check {
-            name: "rows read = rows rated + rows quarantined",
+            name: "rows read = rows rated + rows quarantined + duplicate rows",
             org: org_id.into(),
             passed: rows_read == rows_rated + rows_q,
-            detail: format!("{rows_read} = {rows_rated} + {rows_q}"),
+            detail: format!(
+                "{rows_read} = {rows_rated} + {} + {rows_dup}",
+                rows_q - rows_dup
+            ),
         });
         let ledger_rows: u64 = r.ledger.lines.values().map(|s| s.rows).sum();
         checks.push(Check {
@@ -409,7 +435,8 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             plan: org_cfg.map(|o| o.plan.id.clone()),
             rows_read,
             rows_rated,
-            rows_quarantined: rows_q,
+            rows_quarantined: rows_q - rows_dup,
+            rows_duplicate: rows_dup,
             input_unblended: format_fixed_exact(r.rated_unblended + q_money),
             rated_unblended: format_fixed_exact(r.rated_unblended),
             quarantined_unblended: format_fixed_exact(q_money),
@@ -424,6 +451,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
             rows_without_public_price: r.ledger.rows_without_public_price,
             warnings: r.ledger.warnings.clone(),
+            free_tier_off_unpriced_skus: r.ledger.unpriced_free_skus.iter().cloned().collect(),
         });
     }
     files.push((PathBuf::from("partner/margin.csv"), margin.into_bytes()));
@@ -446,6 +474,11 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         },
         rounding: config.rounding,
         inputs: result.orgs.iter().flat_map(|r| r.files.iter()).collect(),
+        deliveries: result
+            .deliveries
+            .iter()
+            .map(|(org, choice)| DeliveryJson { org, choice })
+            .collect(),
         orgs: org_manifests,
         not_billed_to_partner: &result.not_billed,
         totals_customers: Totals {

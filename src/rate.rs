@@ -188,6 +188,9 @@ pub struct Ledger {
     pub rows_without_public_price: u64,
     /// Things a person should know about the month.
     pub warnings: Vec<String>,
+    /// SKUs with zero-rated usage, the free tier off, and no paid rate seen this month:
+    /// they stay at 0 (docs/DOMAIN.md); listed once each in the manifest, not as warnings.
+    pub unpriced_free_skus: std::collections::BTreeSet<String>,
     /// Charges priced at month end (custom tiers, free tier off) per track and
     /// line: (amount, quantity), so exports can split them back onto rows.
     pub deferred: BTreeMap<(Track, LineKey), (i128, i128)>,
@@ -218,6 +221,7 @@ impl Ledger {
         }
         self.rows_without_public_price += other.rows_without_public_price;
         self.warnings.extend(other.warnings);
+        self.unpriced_free_skus.extend(other.unpriced_free_skus);
         Ok(())
     }
 
@@ -275,12 +279,11 @@ impl Ledger {
                 // The quantity still counts for splitting the line's charge (of 0) onto rows.
                 self.add_month_end(track, key, 0, qty)
                     .ok_or_else(|| overflow("adding free-tier usage"))?;
-                self.warnings.push(format!(
-                    "free tier is off for {} {} but no paid rate for it was seen this month: {} units stay at 0",
-                    sku.service,
-                    sku.usage_type,
-                    format_fixed_exact(qty)
-                ));
+                // Not a warning: zero-rated usage without any paid rate this month is
+                // mostly always-free (inbound data transfer); the manifest lists the SKUs.
+                self.unpriced_free_skus
+                    .insert(format!("{} {}", sku.service, sku.usage_type));
+                let _ = format_fixed_exact;
                 continue;
             };
             let res = set.resolve(&sku.borrow());

@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::config::{hex, ActualCard, Config, Org, PlanKind};
+use crate::deliveries::{self, DeliveryChoice};
 use crate::error::{Error, Result};
 use crate::ingest::{self, normalize, OrgCheck, Quarantined};
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
@@ -39,6 +41,9 @@ pub struct InputFile {
     pub path: PathBuf,
     /// Path as recorded in outputs (relative to the config's folder when possible).
     pub display: String,
+    /// The delivery the file belongs to: its manifest in an export root, else its folder
+    /// (docs/INPUTS.md). Rows repeated across files of one delivery are legitimate.
+    pub delivery: String,
 }
 
 /// What reading one file produced.
@@ -60,6 +65,8 @@ pub struct FileReport {
     pub rows_rated: u64,
     /// Rows quarantined.
     pub rows_quarantined: u64,
+    /// The delivery the file belongs to (docs/INPUTS.md).
+    pub delivery: String,
 }
 
 /// One organization's finished month.
@@ -83,6 +90,8 @@ pub struct OrgResult {
     pub actual: ActualInvoice,
     /// The customer's pro forma invoice (customers only).
     pub customer: Option<CustomerInvoice>,
+    /// Rows not billed because a later delivery repeats them (the exports skip them too).
+    pub excluded: Arc<BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>>,
 }
 
 /// An org whose month is not billed to the partner.
@@ -103,6 +112,8 @@ pub struct RunResult {
     pub orgs: Vec<OrgResult>,
     /// Orgs outside their transfer this month.
     pub not_billed: Vec<NotBilled>,
+    /// Deliveries chosen in export roots: (org id, choice).
+    pub deliveries: Vec<(String, DeliveryChoice)>,
 }
 
 /// Progress callbacks (rows read so far), for the CLI's progress bar.
@@ -120,19 +131,32 @@ pub trait Progress: Sync {
 pub struct Silent;
 impl Progress for Silent {}
 
-/// Expands an org's file patterns (relative to the config folder) into files, sorted.
+/// Expands an org's inputs (files, glob patterns or export roots, relative to the
+/// config folder) into files, sorted, each with the delivery it belongs to.
 pub fn resolve_files(
     config: &Config,
     org_index: usize,
     patterns: &[String],
+    period: Option<BillingPeriod>,
     problems: &mut Vec<String>,
+    choices: &mut Vec<(String, DeliveryChoice)>,
 ) -> Vec<InputFile> {
     let org_label = if org_index == 0 {
         format!("partner `{}`", config.partner.id)
     } else {
         format!("org `{}`", config.orgs[org_index - 1].id)
     };
-    let mut out = BTreeSet::new();
+    let org_id = if org_index == 0 {
+        config.partner.id.to_string()
+    } else {
+        config.orgs[org_index - 1].id.to_string()
+    };
+    let mut out: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let parent_of = |p: &Path| {
+        p.parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    };
     for pattern in patterns {
         let full = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)
@@ -142,8 +166,21 @@ pub fn resolve_files(
         let text = full.to_string_lossy().to_string();
         let has_glob = pattern.contains(['*', '?', '[']);
         if !has_glob {
-            if full.is_file() {
-                out.insert(full);
+            if full.is_dir() {
+                let mut found_choices = Vec::new();
+                let found =
+                    deliveries::resolve_root(&full, pattern, period, problems, &mut found_choices);
+                if found.is_empty() && found_choices.is_empty() {
+                    problems.push(format!("{org_label}: the export folder {} holds no data file{}", full.display(),
+                        period.map(|p| format!(" of {p}")).unwrap_or_default()));
+                }
+                choices.extend(found_choices.into_iter().map(|c| (org_id.clone(), c)));
+                for f in found {
+                    out.insert(f.path, f.delivery);
+                }
+            } else if full.is_file() {
+                let d = parent_of(&full);
+                out.insert(full, d);
             } else {
                 problems.push(format!("{org_label}: input file {} does not exist (paths are relative to the config's folder {})", full.display(), display_dir(&config.base_dir)));
             }
@@ -155,7 +192,8 @@ pub fn resolve_files(
                 let mut any = false;
                 for p in paths.flatten() {
                     if p.is_file() && !is_sidecar(&p) {
-                        out.insert(p);
+                        let d = parent_of(&p);
+                        out.insert(p, d);
                         any = true;
                     }
                 }
@@ -168,17 +206,21 @@ pub fn resolve_files(
             }
         }
     }
+    let rel = |p: &Path| {
+        p.strip_prefix(&config.base_dir)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
     out.into_iter()
-        .map(|path| {
-            let display = path
-                .strip_prefix(&config.base_dir)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
+        .map(|(path, delivery)| {
+            let display = rel(&path);
+            let delivery = rel(Path::new(&delivery));
             InputFile {
                 org_index,
                 path,
                 display,
+                delivery,
             }
         })
         .collect()
@@ -194,20 +236,32 @@ fn display_dir(p: &Path) -> String {
 
 /// Manifests and status objects that sit beside CUR data files and are not data.
 fn is_sidecar(p: &Path) -> bool {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    name.ends_with(".json") || name.ends_with(".metadata") || name.starts_with('.')
+    deliveries::is_sidecar(p)
+}
+
+/// The planned inputs of a run: files, orgs not billed, and the deliveries chosen in export roots.
+#[derive(Debug, Default)]
+pub struct InputPlan {
+    /// Every input file, partner's first.
+    pub files: Vec<InputFile>,
+    /// Orgs outside their transfer this month.
+    pub not_billed: Vec<NotBilled>,
+    /// (org id, choice) per export root and period.
+    pub deliveries: Vec<(String, DeliveryChoice)>,
 }
 
 /// Every input file of every org that the period concerns, or all problems at once.
-pub fn plan_inputs(
-    config: &Config,
-    period: Option<BillingPeriod>,
-) -> Result<(Vec<InputFile>, Vec<NotBilled>)> {
+pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<InputPlan> {
     let mut problems = Vec::new();
-    let mut files = resolve_files(config, 0, &config.partner.files, &mut problems);
+    let mut choices = Vec::new();
+    let mut files = resolve_files(
+        config,
+        0,
+        &config.partner.files,
+        period,
+        &mut problems,
+        &mut choices,
+    );
     let mut not_billed = Vec::new();
     for (i, org) in config.orgs.iter().enumerate() {
         if let Some(p) = period {
@@ -224,7 +278,14 @@ pub fn plan_inputs(
                 continue;
             }
         }
-        files.extend(resolve_files(config, i + 1, &org.files, &mut problems));
+        files.extend(resolve_files(
+            config,
+            i + 1,
+            &org.files,
+            period,
+            &mut problems,
+            &mut choices,
+        ));
     }
     // One file must not feed two orgs: that would bill the same usage twice.
     let mut seen: BTreeMap<&Path, usize> = BTreeMap::new();
@@ -241,12 +302,16 @@ pub fn plan_inputs(
     if !problems.is_empty() {
         return Err(Error::Invalid { problems });
     }
-    Ok((files, not_billed))
+    Ok(InputPlan {
+        files,
+        not_billed,
+        deliveries: choices,
+    })
 }
 
 /// Finds the billing periods present in the inputs (reads only the period columns).
 pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
-    let (files, _) = plan_inputs(config, None)?;
+    let files = plan_inputs(config, None)?.files;
     let periods: Result<Vec<BTreeSet<BillingPeriod>>> = files
         .par_iter()
         .map(|f| {
@@ -319,6 +384,8 @@ struct FileOutcome {
     ledger: Ledger,
     quarantined: Vec<Quarantined>,
     rated_unblended: i128,
+    /// (identity hash, row) of rated rows, kept only for orgs with several deliveries.
+    identity: Vec<(u64, u64)>,
 }
 
 pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
@@ -348,6 +415,7 @@ pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod
         currency,
         require_billed_cost: matches!(config.actual, ActualCard::Billed),
         management_account: management.to_string(),
+        excluded: Default::default(),
     }
 }
 
@@ -360,6 +428,8 @@ pub struct Task {
     pub part: Option<ingest::Part>,
     /// Whether this task also hashes the file for the manifest (one task per file does).
     pub hash: bool,
+    /// Whether rows' identities are read (the org has several deliveries to compare).
+    pub identity: bool,
 }
 
 /// Rows per task when large Parquet files are split by row group, so one huge
@@ -404,6 +474,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
                 file: i,
                 part: None,
                 hash: true,
+                identity: false,
             }),
             Some(parts) => {
                 for (k, part) in parts.into_iter().enumerate() {
@@ -411,6 +482,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
                         file: i,
                         part: Some(part),
                         hash: k == 0,
+                        identity: false,
                     });
                 }
             }
@@ -425,7 +497,7 @@ fn rate_task(
     config: &Config,
     file: &InputFile,
     task: &Task,
-    period: BillingPeriod,
+    check: &OrgCheck,
     progress: &dyn Progress,
 ) -> Result<FileOutcome> {
     let org = if file.org_index == 0 {
@@ -437,24 +509,19 @@ fn rate_task(
         .map(|o| o.id.to_string())
         .unwrap_or_else(|| config.partner.id.to_string());
     let (actual, proforma) = pricing_for(config, org);
-    let check = org_check(config, file.org_index, period);
     let (bytes, sha256) = if task.hash {
         sha256_file(&file.path)?
     } else {
         (0, String::new())
     };
-    let mut source = ingest::open_part(&file.path, task.part.as_ref())?;
+    let mut source = ingest::open_with(&file.path, task.part.as_ref(), task.identity)?;
     let format = source.describe();
     let mut rater = Rater::new(actual, proforma);
     rater.list_base = source.column_map().dialect == ingest::Dialect::Focus;
     let display = PathBuf::from(&file.display);
-    let streamed = rate_source(source.as_mut(), &display, &check, &mut rater, progress)?;
-    let (rows_read, rows_rated, rated_unblended, quarantined) = (
-        streamed.rows_read,
-        streamed.rows_rated,
-        streamed.rated_unblended,
-        streamed.quarantined,
-    );
+    let streamed = rate_source(source.as_mut(), &display, check, &mut rater, progress)?;
+    let mut ledger = rater.finish();
+    ledger.warnings.extend(streamed.warnings);
     Ok(FileOutcome {
         report: FileReport {
             org: org_id,
@@ -462,13 +529,15 @@ fn rate_task(
             format,
             bytes,
             sha256,
-            rows_read,
-            rows_rated,
-            rows_quarantined: quarantined.len() as u64,
+            rows_read: streamed.rows_read,
+            rows_rated: streamed.rows_rated,
+            rows_quarantined: streamed.quarantined.len() as u64,
+            delivery: file.delivery.clone(),
         },
-        ledger: rater.finish(),
-        quarantined,
-        rated_unblended,
+        ledger,
+        quarantined: streamed.quarantined,
+        rated_unblended: streamed.rated_unblended,
+        identity: streamed.identity,
     })
 }
 
@@ -483,6 +552,10 @@ pub struct Streamed {
     pub rated_unblended: i128,
     /// Quarantined rows.
     pub quarantined: Vec<Quarantined>,
+    /// (identity hash, row) of rated rows, when identities were read.
+    pub identity: Vec<(u64, u64)>,
+    /// Warnings of normalization (one per distinct value and chunk; deduplicated per org).
+    pub warnings: Vec<String>,
 }
 
 /// Streams every chunk of a source through the org's checks and the rater.
@@ -506,6 +579,8 @@ pub fn rate_source(
             .ok_or_else(|| Error::Overflow(format!("summing {}", display.display())))?;
         rater.rate(&norm.batch)?;
         out.quarantined.extend(norm.quarantined);
+        out.identity.extend(norm.identity);
+        out.warnings.extend(norm.warnings);
         progress.rows(n);
     }
     Ok(out)
@@ -515,6 +590,7 @@ pub fn rate_source(
 fn merge_outcome(into: &mut FileOutcome, o: FileOutcome) -> Result<()> {
     into.ledger.merge(o.ledger)?;
     into.quarantined.extend(o.quarantined);
+    into.identity.extend(o.identity);
     into.rated_unblended = into
         .rated_unblended
         .checked_add(o.rated_unblended)
@@ -536,71 +612,57 @@ pub fn rate_all(
     period: BillingPeriod,
     progress: &dyn Progress,
 ) -> Result<RunResult> {
-    let (files, not_billed) = plan_inputs(config, Some(period))?;
-    let (tasks, known_rows, all_known) = plan_tasks(&files)?;
-    // Tasks left per org, to tell the progress display when an org is done.
-    let mut left: BTreeMap<usize, std::sync::atomic::AtomicUsize> = BTreeMap::new();
-    for t in &tasks {
-        left.entry(files[t.file].org_index)
-            .or_insert_with(|| std::sync::atomic::AtomicUsize::new(0))
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let InputPlan {
+        files,
+        not_billed,
+        deliveries,
+    } = plan_inputs(config, Some(period))?;
+    let (mut tasks, known_rows, all_known) = plan_tasks(&files)?;
+    // Identities are read only where an org has several deliveries to compare.
+    let compared = orgs_with_several_deliveries(&files);
+    for t in &mut tasks {
+        t.identity = compared.contains(&files[t.file].org_index);
     }
-    progress.start(known_rows, all_known, left.len());
-    // Each task's ledger is merged into its file's slot as soon as it is done, so
-    // memory holds one ledger per file, not one per task.
-    use std::sync::Mutex;
-    let per_file: Vec<Mutex<Option<FileOutcome>>> =
-        (0..files.len()).map(|_| Mutex::new(None)).collect();
-    // Every file that cannot be read is reported, not just the first: (task index, error).
-    let failures: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
-    tasks.par_iter().enumerate().for_each(|(i, t)| {
-        let file = &files[t.file];
-        let merged =
-            guarded(&file.path, || rate_task(config, file, t, period, progress)).and_then(|o| {
-                let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
-                match slot.as_mut() {
-                    None => {
-                        *slot = Some(o);
-                        Ok(())
-                    }
-                    Some(acc) => merge_outcome(acc, o),
-                }
-            });
-        if let Err(e) = merged {
-            failures
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((i, e));
-        }
-        if left[&file.org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-            progress.org_done();
-        }
-    });
-    let per_file: Vec<Option<FileOutcome>> = per_file
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+    let checks: Vec<OrgCheck> = (0..=config.orgs.len())
+        .map(|i| org_check(config, i, period))
         .collect();
-    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
-    failures.sort_by_key(|(i, _)| *i);
-    let mut errors: Vec<Error> = Vec::new();
-    for (_, e) in failures {
-        if !errors.iter().any(|x| x.to_string() == e.to_string()) {
-            errors.push(e);
+    let orgs_with_tasks: BTreeSet<usize> = tasks.iter().map(|t| files[t.file].org_index).collect();
+    progress.start(known_rows, all_known, orgs_with_tasks.len());
+    let mut per_file = run_tasks(config, &files, &tasks, &checks, progress)?;
+    same_content_twice(&files, &per_file)?;
+    let excluded = overlapping_deliveries(config, &files, &per_file, &compared)?;
+    if !excluded.is_empty() {
+        // Re-read only the files of older deliveries, now without the repeated rows.
+        let mut checks = checks.clone();
+        for (org, map) in &excluded {
+            checks[*org].excluded = Arc::new(map.clone());
         }
-    }
-    match errors.len() {
-        0 => {}
-        1 => return Err(errors.remove(0)),
-        _ => {
-            return Err(Error::Invalid {
-                problems: errors.iter().map(|e| e.to_string()).collect(),
+        let again: Vec<Task> = tasks
+            .iter()
+            .filter(|t| {
+                let f = &files[t.file];
+                excluded
+                    .get(&f.org_index)
+                    .is_some_and(|m| m.contains_key(Path::new(&f.display)))
             })
+            .cloned()
+            .collect();
+        let redone = run_tasks(config, &files, &again, &checks, &Silent)?;
+        for (i, o) in redone.into_iter().enumerate() {
+            if let Some(mut o) = o {
+                if let Some(Some(old)) = per_file.get(i) {
+                    o.report.sha256 = old.report.sha256.clone();
+                    o.report.bytes = old.report.bytes;
+                }
+                per_file[i] = Some(o);
+            }
         }
     }
     let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
     for (f, o) in files.iter().zip(per_file) {
         if let Some(mut o) = o {
             o.quarantined.sort_by_key(|q| q.row);
+            o.identity = Vec::new();
             by_org
                 .entry(f.org_index)
                 .or_default()
@@ -627,14 +689,342 @@ pub fn rate_all(
                 .get(&idx)
                 .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
                 .unwrap_or_default();
-            finish_org(config, idx, period, outcomes)
+            let mut r = finish_org(config, idx, period, outcomes)?;
+            if let Some(m) = excluded.get(&idx) {
+                r.excluded = Arc::new(m.clone());
+            }
+            Ok(r)
         })
         .collect();
+    let orgs = results?;
+    if !config.allow_empty_period {
+        empty_period(&orgs, period)?;
+    }
     Ok(RunResult {
         period,
-        orgs: results?,
+        orgs,
         not_billed,
+        deliveries,
     })
+}
+
+/// Runs tasks on rayon; each task's outcome is merged into its file's slot as soon as it
+/// is done, so memory holds one ledger per file. Every failure is reported, not just the first.
+fn run_tasks(
+    config: &Config,
+    files: &[InputFile],
+    tasks: &[Task],
+    checks: &[OrgCheck],
+    progress: &dyn Progress,
+) -> Result<Vec<Option<FileOutcome>>> {
+    // Tasks left per org, to tell the progress display when an org is done.
+    let mut left: BTreeMap<usize, std::sync::atomic::AtomicUsize> = BTreeMap::new();
+    for t in tasks {
+        left.entry(files[t.file].org_index)
+            .or_insert_with(|| std::sync::atomic::AtomicUsize::new(0))
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    use std::sync::Mutex;
+    let per_file: Vec<Mutex<Option<FileOutcome>>> =
+        (0..files.len()).map(|_| Mutex::new(None)).collect();
+    let failures: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    tasks.par_iter().enumerate().for_each(|(i, t)| {
+        let file = &files[t.file];
+        let check = &checks[file.org_index];
+        let merged = guarded(&file.path, || rate_task(config, file, t, check, progress))
+            .and_then(|o| {
+                let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
+                match slot.as_mut() {
+                    None => {
+                        *slot = Some(o);
+                        Ok(())
+                    }
+                    Some(acc) => merge_outcome(acc, o),
+                }
+            });
+        if let Err(e) = merged {
+            failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, e));
+        }
+        if left[&file.org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            progress.org_done();
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failures.sort_by_key(|(i, _)| *i);
+    let mut errors: Vec<Error> = Vec::new();
+    for (_, e) in failures {
+        if !errors.iter().any(|x| x.to_string() == e.to_string()) {
+            errors.push(e);
+        }
+    }
+    match errors.len() {
+        0 => Ok(per_file
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Invalid {
+            problems: errors.iter().map(|e| e.to_string()).collect(),
+        }),
+    }
+}
+
+/// Orgs whose files come from more than one delivery.
+fn orgs_with_several_deliveries(files: &[InputFile]) -> BTreeSet<usize> {
+    let mut seen: BTreeMap<usize, BTreeSet<&str>> = BTreeMap::new();
+    for f in files {
+        seen.entry(f.org_index).or_default().insert(&f.delivery);
+    }
+    seen.into_iter()
+        .filter(|(_, d)| d.len() > 1)
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// The same bytes given twice (two paths, links, copies) would bill the same usage twice.
+fn same_content_twice(files: &[InputFile], outcomes: &[Option<FileOutcome>]) -> Result<()> {
+    let mut by_hash: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Some(o) = o {
+            if o.report.rows_read > 0 && !o.report.sha256.is_empty() {
+                by_hash.entry(&o.report.sha256).or_default().push(i);
+            }
+        }
+    }
+    let org_of = |i: usize| files[i].org_index;
+    let problems: Vec<String> = by_hash
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(h, v)| {
+            let where_: Vec<String> = v
+                .iter()
+                .map(|&i| {
+                    let org = outcomes[i].as_ref().map(|o| o.report.org.as_str()).unwrap_or("");
+                    format!("{} (org `{org}`)", files[i].display)
+                })
+                .collect();
+            let across = v.iter().any(|&i| org_of(i) != org_of(v[0]));
+            format!(
+                "{} have the same content (sha256 {}): billing both would bill the same usage twice{}; give the file once",
+                where_.join(" and "),
+                &h[..16.min(h.len())],
+                if across { ", to two organizations" } else { "" }
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid { problems })
+    }
+}
+
+/// Rows not to bill per org: file (as displayed) -> row -> reason.
+type Exclusions = BTreeMap<usize, BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>>;
+
+/// One delivery of an org, for the overlap check.
+struct DeliverySet<'a> {
+    label: &'a str,
+    files: Vec<usize>,
+    /// Sorted (hash, file, row) of every rated row.
+    rows: Vec<(u64, usize, u64)>,
+    /// Newest modification time of its files, then its label: the order of "latest".
+    newest: (std::time::SystemTime, &'a str),
+}
+
+/// Finds deliveries of one org that overlap (shared line item identities, or sibling
+/// folders holding files of the same names: versions of one export). By default that
+/// stops the run; with `keep-latest`, the older delivery's repeated rows are returned
+/// to be quarantined (docs/INPUTS.md).
+fn overlapping_deliveries(
+    config: &Config,
+    files: &[InputFile],
+    outcomes: &[Option<FileOutcome>],
+    compared: &BTreeSet<usize>,
+) -> Result<Exclusions> {
+    let mut problems = Vec::new();
+    let mut exclusions: Exclusions = BTreeMap::new();
+    for &org in compared {
+        let mut sets: BTreeMap<&str, DeliverySet> = BTreeMap::new();
+        for (i, f) in files.iter().enumerate().filter(|(_, f)| f.org_index == org) {
+            let mtime = std::fs::metadata(&f.path)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let set = sets.entry(&f.delivery).or_insert_with(|| DeliverySet {
+                label: &f.delivery,
+                files: Vec::new(),
+                rows: Vec::new(),
+                newest: (std::time::UNIX_EPOCH, &f.delivery),
+            });
+            set.files.push(i);
+            set.newest.0 = set.newest.0.max(mtime);
+            if let Some(o) = &outcomes[i] {
+                set.rows.extend(o.identity.iter().map(|&(h, r)| (h, i, r)));
+            }
+        }
+        let mut sets: Vec<DeliverySet> = sets.into_values().collect();
+        for s in &mut sets {
+            s.rows.sort_unstable();
+        }
+        // Oldest first, so each pair is (older, newer).
+        sets.sort_by(|a, b| a.newest.cmp(&b.newest));
+        for a in 0..sets.len() {
+            for b in a + 1..sets.len() {
+                let (older, newer) = (&sets[a], &sets[b]);
+                let shared = shared_rows(&older.rows, &newer.rows);
+                let versions = sibling_versions(files, older, newer);
+                if shared.is_empty() && !versions {
+                    continue;
+                }
+                let org_id = &outcomes[older.files[0]]
+                    .as_ref()
+                    .map(|o| o.report.org.clone())
+                    .unwrap_or_default();
+                match config.duplicates {
+                    crate::config::DuplicatePolicy::Error => problems.push(overlap_message(
+                        files, org_id, older, newer, &shared, versions,
+                    )),
+                    crate::config::DuplicatePolicy::KeepLatest => {
+                        let map = exclusions.entry(org).or_default();
+                        exclude_older(files, map, older, newer, &shared, versions);
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(exclusions)
+    } else {
+        Err(Error::Invalid { problems })
+    }
+}
+
+/// Pairs (older row, newer row) that share an identity: (older file, row, newer file, row).
+fn shared_rows(older: &[(u64, usize, u64)], newer: &[(u64, usize, u64)]) -> Vec<(usize, u64, usize, u64)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < older.len() && j < newer.len() {
+        match older[i].0.cmp(&newer[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push((older[i].1, older[i].2, newer[j].1, newer[j].2));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Two folder deliveries side by side holding files of the same names: two versions of
+/// one export (month-to-date snapshots), even when AWS changed the line item ids.
+fn sibling_versions(files: &[InputFile], a: &DeliverySet, b: &DeliverySet) -> bool {
+    let parent = |s: &DeliverySet| Path::new(s.label).parent().map(Path::to_path_buf);
+    if parent(a).is_none() || parent(a) != parent(b) {
+        return false;
+    }
+    let names = |s: &DeliverySet| -> BTreeSet<std::ffi::OsString> {
+        s.files
+            .iter()
+            .filter_map(|&i| files[i].path.file_name().map(|n| n.to_os_string()))
+            .collect()
+    };
+    !names(a).is_disjoint(&names(b))
+}
+
+fn overlap_message(
+    files: &[InputFile],
+    org: &str,
+    older: &DeliverySet,
+    newer: &DeliverySet,
+    shared: &[(usize, u64, usize, u64)],
+    versions: bool,
+) -> String {
+    let list = |s: &DeliverySet| {
+        let names: Vec<&str> = s.files.iter().take(3).map(|&i| files[i].display.as_str()).collect();
+        let more = s.files.len().saturating_sub(3);
+        format!(
+            "{}{}",
+            names.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )
+    };
+    let why = match shared.first() {
+        Some(&(fa, ra, fb, rb)) => format!(
+            "they share {} line item(s) (same identity_line_item_id and time interval, e.g. {}:{ra} and {}:{rb})",
+            shared.len(),
+            files[fa].display,
+            files[fb].display
+        ),
+        None => "they are sibling folders holding files of the same names (two versions of one export)".into(),
+    };
+    let _ = versions;
+    format!(
+        "org `{org}`: two deliveries of the month overlap and would be billed twice: [{}] and [{}]; {why}. Give one delivery (an export root lets billxfer pick the latest from its manifests), or set `duplicates = \"keep-latest\"` under [run] to bill the later one ({}) and quarantine the other's repeated rows",
+        list(older),
+        list(newer),
+        newer.label
+    )
+}
+
+/// Marks the older delivery's repeated rows (all of it, for versions of one export) as duplicates.
+fn exclude_older(
+    files: &[InputFile],
+    map: &mut BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>,
+    older: &DeliverySet,
+    newer: &DeliverySet,
+    shared: &[(usize, u64, usize, u64)],
+    versions: bool,
+) {
+    for &(fa, ra, fb, rb) in shared {
+        map.entry(PathBuf::from(&files[fa].display))
+            .or_default()
+            .entry(ra)
+            .or_insert_with(|| format!("duplicate of {}:{rb} (a later delivery of the same line is billed)", files[fb].display));
+    }
+    if versions {
+        for &(_, fa, ra) in &older.rows {
+            map.entry(PathBuf::from(&files[fa].display))
+                .or_default()
+                .entry(ra)
+                .or_insert_with(|| format!("superseded by the later delivery {} (another version of the same export)", newer.label));
+        }
+    }
+}
+
+/// An org with input files that rates no row of the period is almost always a wrong
+/// `--period` or the wrong files: refuse, listing the periods the rows are for.
+fn empty_period(orgs: &[OrgResult], period: BillingPeriod) -> Result<()> {
+    let mut problems = Vec::new();
+    for r in orgs {
+        let read: u64 = r.files.iter().map(|f| f.rows_read).sum();
+        let rated: u64 = r.files.iter().map(|f| f.rows_rated).sum();
+        let found: BTreeSet<&str> = r
+            .quarantined
+            .iter()
+            .filter(|q| q.reason.starts_with("the line is for "))
+            .map(|q| q.value.as_str())
+            .collect();
+        // Rows exist, and some are for other months, but none for this one. (Rows all
+        // quarantined for other reasons are reported with those reasons instead.)
+        if read == 0 || rated > 0 || found.is_empty() {
+            continue;
+        }
+        let found = found.into_iter().collect::<Vec<_>>().join(", ");
+        problems.push(format!(
+            "org `{}`: its {} file(s) hold {read} row(s) but none for {period} (periods found: {found}); check --period, or set `allow_empty_period = true` under [run] to invoice 0.00",
+            r.id,
+            r.files.len()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Period(problems.join("\n")))
+    }
 }
 
 fn finish_org(
@@ -662,9 +1052,16 @@ fn finish_org(
             .ok_or_else(|| Error::Overflow("summing an org".into()))?;
     }
     ledger.finalize(&actual, &proforma)?;
+    ledger.warnings = counted(std::mem::take(&mut ledger.warnings));
     let actual_inv = actual_invoice(&ledger, config.rounding)?;
     let customer = match org {
-        Some(o) => Some(customer_invoice(&ledger, o, period, config.rounding)?),
+        Some(o) => Some(customer_invoice(
+            &ledger,
+            o,
+            period,
+            config.rounding,
+            config.show_zero_lines,
+        )?),
         None => None,
     };
     Ok(OrgResult {
@@ -683,7 +1080,20 @@ fn finish_org(
         rated_unblended,
         actual: actual_inv,
         customer,
+        excluded: Default::default(),
     })
+}
+
+/// Each distinct warning once, sorted, with how often it came (tasks finish in any order).
+fn counted(warnings: Vec<String>) -> Vec<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for w in warnings {
+        *counts.entry(w).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(w, n)| if n > 1 { format!("{w} ({n} times)") } else { w })
+        .collect()
 }
 
 /// Sets the size of rayon's global pool (`--threads`); call before any work.
@@ -699,7 +1109,7 @@ pub fn configure_threads(threads: Option<usize>) {
 /// the same readers and the same parallel plan, and does nothing else: the
 /// floor that `billxfer run` is benchmarked against.
 pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u64> {
-    let (files, _) = plan_inputs(config, period)?;
+    let files = plan_inputs(config, period)?.files;
     let (tasks, _, _) = plan_tasks(&files)?;
     let counts: Result<Vec<u64>> = tasks
         .par_iter()

@@ -12,12 +12,27 @@ pub struct AccountId(String);
 impl AccountId {
     /// Parses a 12-digit account id.
     pub fn parse(text: &str) -> Result<AccountId, String> {
+        AccountId::parse_padded(text).map(|(id, _)| id)
+    }
+
+    /// Parses an account id, left-padding 1 to 11 digits with zeros to 12: AWS ids are
+    /// 12 digits, and spreadsheets and some exports drop the leading zeros. The flag says
+    /// whether padding happened (callers warn once per distinct id).
+    pub fn parse_padded(text: &str) -> Result<(AccountId, bool), String> {
         let t = text.trim();
-        if t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(AccountId(t.to_string()))
-        } else {
-            Err(format!("`{text}` is not an AWS account id (12 digits)"))
+        if t.is_empty() || t.len() > 12 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "`{text}` is not an AWS account id (12 digits; shorter digit strings are zero-padded)"
+            ));
         }
+        Ok((AccountId(format!("{t:0>12}")), t.len() < 12))
+    }
+
+    /// The 12-digit form of an input cell, if it is a digit string that lost leading zeros.
+    pub fn padded_text(text: &str) -> Option<String> {
+        let t = text.trim();
+        (!t.is_empty() && t.len() < 12 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("{t:0>12}"))
     }
 
     /// The id as text.
@@ -217,8 +232,14 @@ mod tests {
             AccountId::parse("012345678901").unwrap().as_str(),
             "012345678901"
         );
-        assert!(AccountId::parse("12345678901").is_err());
+        // Ids that lost their leading zeros are padded back to 12 digits, and say so.
+        let (id, padded) = AccountId::parse_padded("12345678901").unwrap();
+        assert_eq!((id.as_str(), padded), ("012345678901", true));
+        assert!(!AccountId::parse_padded("012345678901").unwrap().1);
+        assert!(AccountId::parse("1234567890123").is_err());
         assert!(AccountId::parse("01234567890a").is_err());
+        assert!(AccountId::parse("").is_err());
+        assert!(AccountId::parse("-1234").is_err());
     }
 
     #[test]

@@ -148,12 +148,14 @@ fn org_result(
     quarantined: usize,
 ) -> OrgResult {
     OrgResult {
+        excluded: Default::default(),
         id: OrgId::parse(id).unwrap(),
         role,
         org_index: index,
         ledger: Ledger::default(),
         quarantined: (0..quarantined)
             .map(|i| Quarantined {
+                account: String::new(),
                 file: PathBuf::from(format!("{id}.csv")),
                 row: i as u64 + 1,
                 line: None,
@@ -198,6 +200,7 @@ fn names_descriptions_and_services_are_escaped_on_both_pages() {
     assert!(page.contains("src=\"data:image/svg+xml;base64,"));
 
     let result = RunResult {
+        deliveries: Vec::new(),
         period: period(),
         orgs: vec![
             org_result("partner", Role::Partner, 0, d("5"), None, 0),
@@ -227,6 +230,7 @@ fn pages_are_self_contained() {
     let invoice = nasty_invoice();
     let page = customer_invoice_page(&config, &config.orgs[0], &invoice, period());
     let result = RunResult {
+        deliveries: Vec::new(),
         period: period(),
         orgs: vec![org_result(
             "acme",
@@ -497,6 +501,7 @@ fn big_run() -> (Config, RunResult) {
     (
         config,
         RunResult {
+            deliveries: Vec::new(),
             period: period(),
             orgs,
             not_billed: Vec::new(),

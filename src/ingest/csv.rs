@@ -97,6 +97,11 @@ impl CsvSource {
     pub fn map(&self) -> &ColumnMap {
         &self.map
     }
+
+    /// Does not hash identity columns (the run does not compare deliveries).
+    pub fn skip_identity(&mut self) {
+        self.map.identity.clear();
+    }
 }
 
 impl ChunkSource for CsvSource {
@@ -123,6 +128,7 @@ impl ChunkSource for CsvSource {
             }
         }
         let mut broken = Vec::new();
+        let mut identity = Vec::new();
         // FOCUS examples spell null as the literal `null`.
         let focus = self.map.dialect == super::Dialect::Focus;
         while rows.len() < BATCH_ROWS {
@@ -198,6 +204,13 @@ impl ChunkSource for CsvSource {
             }
             rows.push(self.row);
             lines.push(line);
+            if !self.map.identity.is_empty() {
+                let mut h = std::hash::DefaultHasher::new();
+                for &idx in &self.map.identity {
+                    super::hash_cell(&mut h, self.record[idx].trim_ascii());
+                }
+                identity.push(std::hash::Hasher::finish(&h));
+            }
             for k in 0..super::FIELDS {
                 let Some(idx) = self.map.index[k] else {
                     continue;
@@ -242,6 +255,7 @@ impl ChunkSource for CsvSource {
             num,
             period,
             broken,
+            identity,
         }))
     }
 

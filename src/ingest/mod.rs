@@ -11,7 +11,7 @@
 pub mod csv;
 pub mod parquet;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::money::{format_fixed_exact, DecimalError};
-use crate::types::BillingPeriod;
+use crate::types::{AccountId, BillingPeriod};
 
 /// Rows per batch handed to the rating kernel.
 pub const BATCH_ROWS: usize = 32_768;
@@ -94,10 +94,12 @@ pub enum Field {
     RiUnusedRecurring,
     /// CUR `reservation_reservation_a_r_n`.
     ReservationArn,
+    /// FOCUS provider (HostProviderName in 1.3, else ProviderName): rows of other clouds are not billed.
+    Provider,
 }
 
 /// Number of [`Field`]s.
-pub const FIELDS: usize = 28;
+pub const FIELDS: usize = 29;
 
 /// How a field's values are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +143,7 @@ impl Field {
         Field::RiUnusedUpfront,
         Field::RiUnusedRecurring,
         Field::ReservationArn,
+        Field::Provider,
     ];
 
     /// Column names (CUR snake_case, lower case) that carry the field, preferred first.
@@ -176,6 +179,7 @@ impl Field {
             }
             Field::RiUnusedRecurring => &["reservation_unused_recurring_fee"],
             Field::ReservationArn => &["reservation_reservation_a_r_n"],
+            Field::Provider => &[],
         }
     }
 
@@ -203,6 +207,7 @@ impl Field {
             Field::CommitmentCategory => &["commitmentdiscountcategory"],
             Field::CommitmentStatus => &["commitmentdiscountstatus"],
             Field::EffectiveCost => &["effectivecost"],
+            Field::Provider => &["hostprovidername", "providername"],
             Field::LineType
             | Field::NetUnblendedCost
             | Field::SpEffectiveCost
@@ -331,6 +336,46 @@ pub struct ColumnMap {
     pub names: [Option<String>; FIELDS],
     /// The dialect.
     pub dialect: Dialect,
+    /// Columns whose values together identify a line across deliveries (docs/INPUTS.md):
+    /// CUR `identity_line_item_id` + `identity_time_interval`, a documented FOCUS set.
+    /// Empty when the file has none, or when the run does not need them.
+    pub identity: Vec<usize>,
+}
+
+/// CUR columns (snake_case) that identify a line item.
+pub const CUR_IDENTITY: [&str; 2] = ["identity_line_item_id", "identity_time_interval"];
+
+/// FOCUS columns (lower case) that identify a charge when a file has no line item id:
+/// the charge period, account, resource, SKU price and charge description.
+pub const FOCUS_IDENTITY: [&str; 11] = [
+    "chargeperiodstart",
+    "chargeperiodend",
+    "subaccountid",
+    "resourceid",
+    "skupriceid",
+    "chargecategory",
+    "chargedescription",
+    "x_usagetype",
+    "x_operation",
+    "commitmentdiscountid",
+    "regionid",
+];
+
+/// Positions of the identity columns among normalized headers; empty unless the first is present.
+fn identity_columns(normalized: &[String], names: &[&str]) -> Vec<usize> {
+    let pos = |n: &str| normalized.iter().position(|h| h == n);
+    if pos(names[0]).is_none() {
+        return Vec::new();
+    }
+    names.iter().filter_map(|n| pos(n)).collect()
+}
+
+/// Folds one cell into a row's identity hash (a separator keeps `ab|c` apart from `a|bc`).
+#[inline]
+pub fn hash_cell(h: &mut std::hash::DefaultHasher, cell: &[u8]) {
+    use std::hash::Hasher;
+    h.write(cell);
+    h.write_u8(0xff);
 }
 
 impl ColumnMap {
@@ -386,6 +431,7 @@ impl ColumnMap {
             index,
             names,
             dialect,
+            identity: identity_columns(&snake, &CUR_IDENTITY),
         })
     }
 
@@ -418,6 +464,7 @@ impl ColumnMap {
             index,
             names,
             dialect: Dialect::Focus,
+            identity: identity_columns(lower, &FOCUS_IDENTITY),
         })
     }
 
@@ -571,6 +618,8 @@ pub struct RawChunk {
     pub period: [Option<PeriodColumn>; FIELDS],
     /// Rows that could not even be split into columns (ragged CSV, bad UTF-8): row, line, column, reason.
     pub broken: Vec<(u64, u64, String, String)>,
+    /// Identity hash of each row (`ColumnMap::identity`), empty when not read.
+    pub identity: Vec<u64>,
 }
 
 impl RawChunk {
@@ -654,14 +703,24 @@ pub fn plan_parts(path: &Path, min_rows: u64) -> Result<FilePlan> {
 
 /// Opens a part of a file (or the whole file with `None`).
 pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource>> {
+    open_with(path, part, false)
+}
+
+/// Opens a part of a file, also hashing each row's identity columns when `identity`
+/// (only runs that must compare deliveries pay for reading them).
+pub fn open_with(path: &Path, part: Option<&Part>, identity: bool) -> Result<Box<dyn ChunkSource>> {
     match part {
-        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(path, Some(p))?)),
-        None => open(path),
+        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(path, Some(p), identity)?)),
+        None => open_whole(path, identity),
     }
 }
 
 /// Opens an input file, detecting Parquet (magic `PAR1`), gzip CSV and plain CSV.
 pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
+    open_whole(path, false)
+}
+
+fn open_whole(path: &Path, identity: bool) -> Result<Box<dyn ChunkSource>> {
     let mut magic = [0u8; 4];
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut magic))
@@ -673,12 +732,13 @@ pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
         ));
     }
     if n == 4 && &magic == b"PAR1" {
-        Ok(Box::new(parquet::ParquetSource::open(path)?))
+        Ok(Box::new(parquet::ParquetSource::open_part(path, None, identity)?))
     } else {
-        Ok(Box::new(csv::CsvSource::open(
-            path,
-            n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b,
-        )?))
+        let mut source = csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?;
+        if !identity {
+            source.skip_identity();
+        }
+        Ok(Box::new(source))
     }
 }
 
@@ -690,7 +750,7 @@ pub fn decode_only(path: &Path, part: Option<&Part>) -> Result<u64> {
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io(path, e))?;
     if n == 4 && &magic == b"PAR1" {
-        parquet::ParquetSource::open_part(path, part)?.decode_only()
+        parquet::ParquetSource::open_part(path, part, false)?.decode_only()
     } else {
         csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?.decode_only()
     }
@@ -713,6 +773,9 @@ pub struct OrgCheck {
     /// The org's management account: FOCUS files without SubAccountId or
     /// BillingAccountId are attributed to it (docs/DOMAIN.md, decision 18).
     pub management_account: String,
+    /// Rows not to bill, per input file (as displayed) and row number, with the reason:
+    /// rows of an older delivery that a later one repeats (`--duplicates keep-latest`).
+    pub excluded: Arc<BTreeMap<PathBuf, FxHashMap<u64, String>>>,
 }
 
 impl OrgCheck {
@@ -742,6 +805,8 @@ pub struct Quarantined {
     pub reason: String,
     /// The row's unblended cost, when it could be read (for reconciliation).
     pub unblended: Option<i128>,
+    /// The row's usage account as read (empty when unknown), for summaries by account.
+    pub account: String,
 }
 
 /// Line item types billxfer knows; anything else is quarantined.
@@ -909,6 +974,10 @@ pub struct NormalizedBatch {
     pub rated_unblended: i128,
     /// Rows that failed a check.
     pub quarantined: Vec<Quarantined>,
+    /// (identity hash, row number) of each rated row, when identities were read.
+    pub identity: Vec<(u64, u64)>,
+    /// Things a person should know (e.g. account ids padded to 12 digits), once per distinct value.
+    pub warnings: Vec<String>,
 }
 
 /// Per distinct value of a dictionary: a verdict computed once, looked up per row.
@@ -991,12 +1060,31 @@ pub fn normalize(
 ) -> Result<NormalizedBatch> {
     let n = chunk.len();
     let f = |x: Field| x as usize;
+    let mut warnings = Vec::new();
     if map.dialect == Dialect::Focus {
-        focus_columns(&mut chunk, check).map_err(|e| Error::input(path, e.to_string()))?;
+        focus_columns(&mut chunk, map, check, &mut warnings)
+            .map_err(|e| Error::input(path, e.to_string()))?;
+    }
+    if let Some(d) = chunk.text[f(Field::UsageAccount)].as_ref() {
+        let column = map.name(Field::UsageAccount);
+        let padded = rewrite_values(d, |v| {
+            let p = AccountId::padded_text(v)?;
+            warnings.push(format!("account id `{}` in column `{column}` has fewer than 12 digits; read as {p} (AWS account ids are 12 digits)", v.trim()));
+            Some(p)
+        })
+        .map_err(|e| Error::input(path, e.to_string()))?;
+        if let Some(d) = padded {
+            chunk.text[f(Field::UsageAccount)] = Some(d);
+        }
     }
     let mut keep = vec![true; n];
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut rated_unblended: i128 = 0;
+    let excluded = check.excluded.get(path);
+    let providers = chunk.text[f(Field::Provider)].as_ref();
+    let provider_ok: Vec<bool> = providers
+        .map(|d| per_value(d, is_aws_provider))
+        .unwrap_or_default();
 
     let accounts = chunk.text[f(Field::UsageAccount)].as_ref();
     let account_ok: Vec<bool> = accounts
@@ -1025,6 +1113,7 @@ pub fn normalize(
     let any_bad_numbers = num.iter().flatten().any(|c| !c.bad.is_empty());
 
     let mut line_types = vec![0u8; n];
+    let account_text = &chunk.text[f(Field::UsageAccount)];
     let mut quarantine =
         |i: usize, column: String, value: String, reason: String, keep: &mut Vec<bool>| {
             keep[i] = false;
@@ -1036,13 +1125,32 @@ pub fn normalize(
                 value,
                 reason,
                 unblended: unblended.and_then(|c| c.get(i)),
+                account: text_value(account_text, i).to_string(),
             });
         };
 
     for i in 0..n {
+        // A row that a later delivery repeats.
+        if let Some(reason) = excluded.and_then(|m| m.get(&chunk.rows[i])) {
+            quarantine(i, String::new(), String::new(), reason.clone(), &mut keep);
+            continue;
+        }
         // Account.
         let account_key = accounts.and_then(|d| key_at(d, i));
         let account_valid = account_key.is_some_and(|k| account_ok[k]);
+        // Provider (FOCUS files of several clouds): a row of another cloud is not on an
+        // account of the org. One that is (a reseller's own charge on the org's account,
+        // e.g. billxfer's custom line items fed back) is billed (docs/INPUTS.md).
+        if !account_valid {
+            if let Some(k) = providers.and_then(|d| key_at(d, i)) {
+                if !provider_ok[k] {
+                    let p = text_value(&chunk.text[f(Field::Provider)], i).to_string();
+                    let reason = format!("provider {p} is not AWS: billxfer bills AWS charges only");
+                    quarantine(i, map.name(Field::Provider), p, reason, &mut keep);
+                    continue;
+                }
+            }
+        }
         if !account_valid {
             let account = text_value(&chunk.text[f(Field::UsageAccount)], i);
             let reason = if account.is_empty() {
@@ -1216,9 +1324,18 @@ pub fn normalize(
             value: String::new(),
             reason,
             unblended: None,
+            account: String::new(),
         });
     }
 
+    let identity: Vec<(u64, u64)> = if chunk.identity.len() == n {
+        (0..n)
+            .filter(|&i| keep[i])
+            .map(|i| (chunk.identity[i], chunk.rows[i]))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let all_kept = quarantined.is_empty();
     let mask = (!all_kept).then(|| BooleanArray::from(keep));
     let m = mask.as_ref();
@@ -1279,7 +1396,83 @@ pub fn normalize(
         batch,
         rated_unblended,
         quarantined,
+        identity,
+        warnings,
     })
+}
+
+/// Whether a FOCUS provider cell names AWS (empty: a file of AWS's own export).
+fn is_aws_provider(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    v.is_empty() || v == "null" || v == "aws" || v.starts_with("amazon web services")
+}
+
+/// A copy of a dictionary column with some values replaced (`f` returns the new value),
+/// keys unchanged; `None` when no value changes.
+fn rewrite_values(
+    d: &TextColumn,
+    mut f: impl FnMut(&str) -> Option<String>,
+) -> std::result::Result<Option<TextColumn>, arrow::error::ArrowError> {
+    let values = dict_values(d);
+    let mut changed = false;
+    let new: Vec<Option<String>> = (0..values.len())
+        .map(|k| {
+            if !values.is_valid(k) {
+                return None;
+            }
+            let v = values.value(k);
+            match f(v) {
+                Some(nv) => {
+                    changed = true;
+                    Some(nv)
+                }
+                None => Some(v.to_string()),
+            }
+        })
+        .collect();
+    if !changed {
+        return Ok(None);
+    }
+    let array = StringArray::from(new);
+    DictionaryArray::try_new(d.keys().clone(), Arc::new(array) as ArrayRef).map(Some)
+}
+
+/// AWS service names (FOCUS `ServiceName`, CUR `product_product_name`) and their product
+/// codes, from `aws_services.csv` beside this file (docs/INPUTS.md).
+pub fn product_code_of_service_name(name: &str) -> Option<&'static str> {
+    static TABLE: std::sync::OnceLock<FxHashMap<String, &'static str>> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            include_str!("aws_services.csv")
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let (name, code) = l.rsplit_once(',')?;
+                    let name = name.trim().trim_matches('"');
+                    Some((name.to_ascii_lowercase(), code.trim()))
+                })
+                .collect()
+        })
+        .get(&name.trim().to_ascii_lowercase())
+        .copied()
+}
+
+/// The service name AWS uses for a product code (the first in the table), for FOCUS exports.
+pub fn service_name_of_product_code(code: &str) -> Option<&'static str> {
+    static TABLE: std::sync::OnceLock<FxHashMap<&'static str, &'static str>> =
+        std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let mut m = FxHashMap::default();
+            for l in include_str!("aws_services.csv").lines().skip(1) {
+                if let Some((name, code)) = l.rsplit_once(',') {
+                    m.entry(code.trim()).or_insert(name.trim().trim_matches('"'));
+                }
+            }
+            m
+        })
+        .get(code)
+        .copied()
 }
 
 /// Maps a FOCUS row's classification onto a CUR line item type (docs/DOMAIN.md,
@@ -1336,9 +1529,27 @@ fn focus_text(d: Option<&TextColumn>, i: usize) -> Option<&str> {
 /// account where the file names no account.
 fn focus_columns(
     chunk: &mut RawChunk,
+    map: &ColumnMap,
     check: &OrgCheck,
+    warnings: &mut Vec<String>,
 ) -> std::result::Result<(), arrow::error::ArrowError> {
     let n = chunk.len();
+    // Rules speak AWS product codes: without x_ServiceCode, map ServiceName to its code.
+    let product = Field::ProductCode as usize;
+    let from_name = map.names[product]
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("servicename"));
+    if let (true, Some(d)) = (from_name, chunk.text[product].as_ref()) {
+        if let Some(mapped) = rewrite_values(d, |v| {
+            let code = product_code_of_service_name(v);
+            if code.is_none() && !v.trim().is_empty() {
+                warnings.push(format!("FOCUS ServiceName `{}` has no AWS product code in billxfer's table (src/ingest/aws_services.csv): rules by service do not match it; add x_ServiceCode to the export", v.trim()));
+            }
+            code.map(str::to_string)
+        })? {
+            chunk.text[product] = Some(mapped);
+        }
+    }
     let t = |x: Field| chunk.text[x as usize].as_ref();
     let mut types = arrow::array::StringDictionaryBuilder::<Int32Type>::new();
     let mut memo: FxHashMap<[Option<i32>; 4], Option<LineType>> = FxHashMap::default();

@@ -91,30 +91,38 @@ pub struct ParquetSource {
     projected: [Option<usize>; super::FIELDS],
     map: ColumnMap,
     row: u64,
+    /// Positions of the identity columns in the projected batches.
+    identity: Vec<usize>,
 }
 
 impl ParquetSource {
     /// Opens a Parquet file and plans the projection of needed columns.
     pub fn open(path: &Path) -> Result<ParquetSource> {
-        ParquetSource::open_part(path, None)
+        ParquetSource::open_part(path, None, false)
     }
 
     /// Opens some row groups of a Parquet file; `first_row` is the file row number
     /// (0-based) of the first row of the first group, so row numbers stay file-wide.
-    pub fn open_part(path: &Path, part: Option<&super::Part>) -> Result<ParquetSource> {
+    /// With `identity`, also hashes each row's identity columns.
+    pub fn open_part(
+        path: &Path,
+        part: Option<&super::Part>,
+        identity: bool,
+    ) -> Result<ParquetSource> {
         let file = PreadFile::open(path).map_err(|e| Error::io(path, e))?;
-        ParquetSource::from_reader(file, path, part)
+        ParquetSource::from_reader(file, path, part, identity)
     }
 
     /// Reads Parquet held in memory (fuzzing, tests); `path` only labels messages.
     pub fn from_bytes(bytes: bytes::Bytes, path: &Path) -> Result<ParquetSource> {
-        ParquetSource::from_reader(bytes, path, None)
+        ParquetSource::from_reader(bytes, path, None, false)
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
         file: R,
         path: &Path,
         part: Option<&super::Part>,
+        identity: bool,
     ) -> Result<ParquetSource> {
         // The embedded arrow schema (ARROW:schema) is ignored: billxfer reads the Parquet
         // types itself, and a corrupt one made the arrow-ipc decoder panic (fuzzing finding).
@@ -125,7 +133,10 @@ impl ParquetSource {
         .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let map = ColumnMap::from_headers(path, &names)?;
+        let mut map = ColumnMap::from_headers(path, &names)?;
+        if !identity {
+            map.identity.clear();
+        }
         // Check types up front so a wrong-typed file fails before any row is rated.
         for (k, field) in Field::ALL.iter().enumerate() {
             if let Some(idx) = map.index[k] {
@@ -198,8 +209,14 @@ impl ParquetSource {
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
         let mut roots: Vec<usize> = map.index.iter().flatten().copied().collect();
+        roots.extend(map.identity.iter().copied());
         roots.sort_unstable();
         roots.dedup();
+        let identity_projected: Vec<usize> = map
+            .identity
+            .iter()
+            .filter_map(|idx| roots.iter().position(|r| r == idx))
+            .collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
         let mut projected = [None; super::FIELDS];
         for (k, idx) in map.index.iter().enumerate() {
@@ -220,6 +237,7 @@ impl ParquetSource {
             projected,
             map,
             row: part.map_or(0, |p| p.first_row),
+            identity: identity_projected,
         })
     }
 
@@ -276,6 +294,7 @@ impl ParquetSource {
                 Kind::Period => period[k] = Some(periods(array.as_ref()).map_err(fail)?),
             }
         }
+        let identity = self.identities(&batch)?;
         Ok(RawChunk {
             rows,
             lines: Vec::new(),
@@ -283,7 +302,32 @@ impl ParquetSource {
             num,
             period,
             broken: Vec::new(),
+            identity,
         })
+    }
+
+    /// Each row's identity hash over the identity columns as text (empty when not read).
+    fn identities(&self, batch: &RecordBatch) -> Result<Vec<u64>> {
+        if self.identity.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<arrow::array::ArrayRef> = self
+            .identity
+            .iter()
+            .map(|&pi| cast(batch.column(pi), &DataType::Utf8))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::input(&self.path, format!("identity columns: {e}")))?;
+        let texts: Vec<&StringArray> = columns.iter().map(|c| c.as_string::<i32>()).collect();
+        Ok((0..batch.num_rows())
+            .map(|i| {
+                let mut h = std::hash::DefaultHasher::new();
+                for t in &texts {
+                    let cell = if t.is_valid(i) { t.value(i).trim() } else { "" };
+                    super::hash_cell(&mut h, cell.as_bytes());
+                }
+                std::hash::Hasher::finish(&h)
+            })
+            .collect())
     }
 }
 
