@@ -243,7 +243,8 @@ fn bench_aggregate(c: &mut Criterion) {
                         .unwrap();
                     black_box(actual_invoice(&l, Rounding::HalfAwayFromZero).unwrap());
                     black_box(
-                        customer_invoice(&l, &org, period, Rounding::HalfAwayFromZero, false).unwrap(),
+                        customer_invoice(&l, &org, period, Rounding::HalfAwayFromZero, false)
+                            .unwrap(),
                     );
                 },
                 BatchSize::LargeInput,

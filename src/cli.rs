@@ -553,7 +553,8 @@ fn cmd_validate(a: ValidateArgs) -> Result<i32> {
     let result = run::rate_all(&config, period, &run::Silent)?;
     let mut out = String::new();
     notes(&config, &result, &mut out);
-    let quarantined = quarantine_summary(&result, Some(if a.all { usize::MAX } else { 3 }), &mut out);
+    let quarantined =
+        quarantine_summary(&result, Some(if a.all { usize::MAX } else { 3 }), &mut out);
     print!("{out}");
     let rows: u64 = result
         .orgs
@@ -633,7 +634,11 @@ fn reason_kind(reason: &str) -> String {
 
 /// Quarantined rows by reason and by account (counts, top 10), then the first
 /// `per_reason` rows of each reason (none: the summary only); returns the number of rows.
-fn quarantine_summary(result: &run::RunResult, per_reason: Option<usize>, out: &mut String) -> usize {
+fn quarantine_summary(
+    result: &run::RunResult,
+    per_reason: Option<usize>,
+    out: &mut String,
+) -> usize {
     use std::collections::BTreeMap;
     use std::fmt::Write;
     let all: Vec<(&str, &crate::ingest::Quarantined)> = result
@@ -647,8 +652,15 @@ fn quarantine_summary(result: &run::RunResult, per_reason: Option<usize>, out: &
     let mut by_reason: BTreeMap<String, Vec<(&str, &crate::ingest::Quarantined)>> = BTreeMap::new();
     let mut by_account: BTreeMap<(String, &str), usize> = BTreeMap::new();
     for &(org, q) in &all {
-        by_reason.entry(reason_kind(&q.reason)).or_default().push((org, q));
-        let account = if q.account.is_empty() { "(none)".to_string() } else { q.account.clone() };
+        by_reason
+            .entry(reason_kind(&q.reason))
+            .or_default()
+            .push((org, q));
+        let account = if q.account.is_empty() {
+            "(none)".to_string()
+        } else {
+            q.account.clone()
+        };
         *by_account.entry((account, org)).or_default() += 1;
     }
     let mut reasons: Vec<_> = by_reason.into_iter().collect();
@@ -676,9 +688,23 @@ fn quarantine_summary(result: &run::RunResult, per_reason: Option<usize>, out: &
         let _ = writeln!(out, "{kind}:");
         for (_, q) in rows.iter().take(per_reason) {
             let at = q.line.map(|l| format!(" line {l}")).unwrap_or_default();
-            let col = if q.column.is_empty() { String::new() } else { format!(", column `{}`", q.column) };
-            let val = if q.value.is_empty() { String::new() } else { format!(", value `{}`", q.value) };
-            let _ = writeln!(out, "  {}: row {}{at}{col}{val}: {}", q.file.display(), q.row, q.reason);
+            let col = if q.column.is_empty() {
+                String::new()
+            } else {
+                format!(", column `{}`", q.column)
+            };
+            let val = if q.value.is_empty() {
+                String::new()
+            } else {
+                format!(", value `{}`", q.value)
+            };
+            let _ = writeln!(
+                out,
+                "  {}: row {}{at}{col}{val}: {}",
+                q.file.display(),
+                q.row,
+                q.reason
+            );
         }
         if rows.len() > per_reason {
             let _ = writeln!(out, "  ... and {} more", rows.len() - per_reason);

@@ -73,7 +73,9 @@ struct RawRun {
 }
 
 /// What to do when two deliveries of an org's month share line items (docs/INPUTS.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DuplicatePolicy {
     /// Stop the run, naming the files and the count of shared rows.
@@ -1178,7 +1180,10 @@ transfer = { start = "2026-01" }
             all.contains("claimed by both partner `partner` and org `acme`"),
             "{all}"
         );
-        assert!(all.contains("`1234567890123` is not an AWS account id"), "{all}");
+        assert!(
+            all.contains("`1234567890123` is not an AWS account id"),
+            "{all}"
+        );
         assert!(all.contains("out of range"), "{all}");
         assert!(p.len() >= 4, "{all}");
     }

@@ -77,7 +77,12 @@ fn period_of_component(c: &str) -> Option<BillingPeriod> {
         return BillingPeriod::parse(p).ok();
     }
     let b = c.as_bytes();
-    if b.len() == 17 && b[8] == b'-' && b.iter().enumerate().all(|(i, x)| i == 8 || x.is_ascii_digit()) {
+    if b.len() == 17
+        && b[8] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, x)| i == 8 || x.is_ascii_digit())
+    {
         return BillingPeriod::parse(&format!("{}-{}", &c[..4], &c[4..6])).ok();
     }
     None
@@ -122,7 +127,10 @@ fn read_manifest(path: &Path, problems: &mut Vec<String>) -> Option<Manifest> {
         let keys = files
             .into_iter()
             .map(|u| match u.strip_prefix("s3://") {
-                Some(rest) => rest.split_once('/').map(|(_, k)| k.to_string()).unwrap_or_default(),
+                Some(rest) => rest
+                    .split_once('/')
+                    .map(|(_, k)| k.to_string())
+                    .unwrap_or_default(),
                 None => u,
             })
             .collect();
@@ -142,14 +150,16 @@ fn read_manifest(path: &Path, problems: &mut Vec<String>) -> Option<Manifest> {
             .and_then(|s| {
                 let digits: String = s.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
                 (digits.len() == 6)
-                    .then(|| BillingPeriod::parse(&format!("{}-{}", &digits[..4], &digits[4..])).ok())
+                    .then(|| {
+                        BillingPeriod::parse(&format!("{}-{}", &digits[..4], &digits[4..])).ok()
+                    })
                     .flatten()
             });
     }
     if period.is_none() {
-        period = keys.iter().find_map(|k| {
-            k.split('/').find_map(period_of_component)
-        });
+        period = keys
+            .iter()
+            .find_map(|k| k.split('/').find_map(period_of_component));
     }
     // Period level: the manifest's folder is the period folder itself.
     let parent_name = dir_comps.last().cloned().unwrap_or_default();
@@ -279,8 +289,8 @@ fn choose(
             .then_with(|| a.path.cmp(&b.path))
     });
     let has_period_level = ms.first().is_some_and(|m| m.period_level);
-    let legacy_unordered = !has_period_level
-        && ms.iter().filter(|m| m.execution_folder.is_none()).count() > 1;
+    let legacy_unordered =
+        !has_period_level && ms.iter().filter(|m| m.execution_folder.is_none()).count() > 1;
     if legacy_unordered {
         problems.push(format!(
             "{display_root}: {} deliveries of {period} ({}) and no period-level manifest to say which is the latest; keep the manifest AWS writes in the period folder, or give the files of one delivery",
@@ -312,11 +322,15 @@ fn choose(
             continue;
         }
         let rule = if m.period_level && i == 0 {
-            "period-level manifest (AWS rewrites it at every refresh: the latest delivery)".to_string()
+            "period-level manifest (AWS rewrites it at every refresh: the latest delivery)"
+                .to_string()
         } else if skipped.is_empty() {
             "newest execution folder".to_string()
         } else {
-            format!("latest complete delivery; newer ones skipped: {}", skipped.join("; "))
+            format!(
+                "latest complete delivery; newer ones skipped: {}",
+                skipped.join("; ")
+            )
         };
         let ignored = ms
             .iter()
@@ -369,7 +383,9 @@ mod tests {
     #[test]
     fn s3_keys_map_onto_the_longest_existing_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("data/BILLING_PERIOD=2026-10/x-00001.snappy.parquet");
+        let f = dir
+            .path()
+            .join("data/BILLING_PERIOD=2026-10/x-00001.snappy.parquet");
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(&f, b"PAR1").unwrap();
         let key = "prefix/x/data/BILLING_PERIOD=2026-10/x-00001.snappy.parquet";

@@ -171,8 +171,11 @@ pub fn resolve_files(
                 let found =
                     deliveries::resolve_root(&full, pattern, period, problems, &mut found_choices);
                 if found.is_empty() && found_choices.is_empty() {
-                    problems.push(format!("{org_label}: the export folder {} holds no data file{}", full.display(),
-                        period.map(|p| format!(" of {p}")).unwrap_or_default()));
+                    problems.push(format!(
+                        "{org_label}: the export folder {} holds no data file{}",
+                        full.display(),
+                        period.map(|p| format!(" of {p}")).unwrap_or_default()
+                    ));
                 }
                 choices.extend(found_choices.into_iter().map(|c| (org_id.clone(), c)));
                 for f in found {
@@ -731,8 +734,8 @@ fn run_tasks(
     tasks.par_iter().enumerate().for_each(|(i, t)| {
         let file = &files[t.file];
         let check = &checks[file.org_index];
-        let merged = guarded(&file.path, || rate_task(config, file, t, check, progress))
-            .and_then(|o| {
+        let merged =
+            guarded(&file.path, || rate_task(config, file, t, check, progress)).and_then(|o| {
                 let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
                 match slot.as_mut() {
                     None => {
@@ -903,7 +906,10 @@ fn overlapping_deliveries(
 }
 
 /// Pairs (older row, newer row) that share an identity: (older file, row, newer file, row).
-fn shared_rows(older: &[(u64, usize, u64)], newer: &[(u64, usize, u64)]) -> Vec<(usize, u64, usize, u64)> {
+fn shared_rows(
+    older: &[(u64, usize, u64)],
+    newer: &[(u64, usize, u64)],
+) -> Vec<(usize, u64, usize, u64)> {
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < older.len() && j < newer.len() {
@@ -944,12 +950,21 @@ fn overlap_message(
     versions: bool,
 ) -> String {
     let list = |s: &DeliverySet| {
-        let names: Vec<&str> = s.files.iter().take(3).map(|&i| files[i].display.as_str()).collect();
+        let names: Vec<&str> = s
+            .files
+            .iter()
+            .take(3)
+            .map(|&i| files[i].display.as_str())
+            .collect();
         let more = s.files.len().saturating_sub(3);
         format!(
             "{}{}",
             names.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         )
     };
     let why = match shared.first() {
@@ -983,14 +998,24 @@ fn exclude_older(
         map.entry(PathBuf::from(&files[fa].display))
             .or_default()
             .entry(ra)
-            .or_insert_with(|| format!("duplicate of {}:{rb} (a later delivery of the same line is billed)", files[fb].display));
+            .or_insert_with(|| {
+                format!(
+                    "duplicate of {}:{rb} (a later delivery of the same line is billed)",
+                    files[fb].display
+                )
+            });
     }
     if versions {
         for &(_, fa, ra) in &older.rows {
             map.entry(PathBuf::from(&files[fa].display))
                 .or_default()
                 .entry(ra)
-                .or_insert_with(|| format!("superseded by the later delivery {} (another version of the same export)", newer.label));
+                .or_insert_with(|| {
+                    format!(
+                        "superseded by the later delivery {} (another version of the same export)",
+                        newer.label
+                    )
+                });
         }
     }
 }

@@ -127,7 +127,12 @@ fn set_mtime(p: &Path, secs_after_epoch: u64) {
 
 #[test]
 fn byte_identical_copies_are_refused_naming_both_paths() {
-    let m = Month::new(&config(r#""a/*.csv", "b/*.csv""#, "", r#""111111111112""#, ""));
+    let m = Month::new(&config(
+        r#""a/*.csv", "b/*.csv""#,
+        "",
+        r#""111111111112""#,
+        "",
+    ));
     let text = csv(&[row("L1", "BoxUsage", "10")]);
     m.file("a/cur.csv", &text);
     m.file("b/cur-copy.csv", &text);
@@ -139,14 +144,36 @@ fn byte_identical_copies_are_refused_naming_both_paths() {
 #[test]
 fn overlapping_snapshots_stop_the_run_by_default() {
     // Two month-to-date snapshots of one export, globbed together: 15.00 and 22.00.
-    let m = Month::new(&config(r#""export/*/x-*.csv""#, "", r#""111111111112""#, ""));
-    m.file("export/snap1/x-00001.csv", &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]));
+    let m = Month::new(&config(
+        r#""export/*/x-*.csv""#,
+        "",
+        r#""111111111112""#,
+        "",
+    ));
+    m.file(
+        "export/snap1/x-00001.csv",
+        &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
+    );
     m.file(
         "export/snap2/x-00001.csv",
-        &csv(&[row("L1", "A", "10"), row("L2", "B", "5"), row("L3", "C", "7")]),
+        &csv(&[
+            row("L1", "A", "10"),
+            row("L2", "B", "5"),
+            row("L3", "C", "7"),
+        ]),
     );
     let o = m.run();
-    fails(&o, 1, &["overlap", "snap1/x-00001.csv", "snap2/x-00001.csv", "share 2 line item(s)", "keep-latest"]);
+    fails(
+        &o,
+        1,
+        &[
+            "overlap",
+            "snap1/x-00001.csv",
+            "snap2/x-00001.csv",
+            "share 2 line item(s)",
+            "keep-latest",
+        ],
+    );
 }
 
 #[test]
@@ -157,10 +184,17 @@ fn keep_latest_bills_the_newer_snapshot_once_and_counts_duplicates() {
         r#""111111111112""#,
         "",
     ));
-    let old = m.file("export/snap1/x-00001.csv", &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]));
+    let old = m.file(
+        "export/snap1/x-00001.csv",
+        &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
+    );
     let new = m.file(
         "export/snap2/x-00001.csv",
-        &csv(&[row("L1", "A", "10"), row("L2", "B", "5"), row("L3", "C", "7")]),
+        &csv(&[
+            row("L1", "A", "10"),
+            row("L2", "B", "5"),
+            row("L3", "C", "7"),
+        ]),
     );
     set_mtime(&old, 1_700_000_000);
     set_mtime(&new, 1_700_100_000);
@@ -192,7 +226,10 @@ fn keep_latest_bills_the_newer_snapshot_once_and_counts_duplicates() {
 fn a_line_split_across_two_files_of_one_delivery_is_billed_once_in_full() {
     // AWS repeats identity_line_item_id across the files of one delivery for a split line.
     let m = Month::new(&config(r#""export/x-*.csv""#, "", r#""111111111112""#, ""));
-    m.file("export/x-00001.csv", &csv(&[row("L9", "A", "3"), row("L1", "B", "1")]));
+    m.file(
+        "export/x-00001.csv",
+        &csv(&[row("L9", "A", "3"), row("L1", "B", "1")]),
+    );
     m.file("export/x-00002.csv", &csv(&[row("L9", "A", "4")]));
     ok(&m.run());
     // 3 + 1 + 4 = 8.00: both parts of L9 are billed.
@@ -224,10 +261,19 @@ fn data_exports_root(m: &Month, period_level: bool) {
             r#"{{"executionId":"{e}","exportArn":"arn:aws:bcm-data-exports:us-east-1:111111111111:export/x","columns":[],"dataFiles":["s3://bucket/prefix/x/data/BILLING_PERIOD=2026-03/{e}/x-00001.csv"],"additionalOutputFiles":[]}}"#
         )
     };
-    m.file(&format!("{base}/metadata/BILLING_PERIOD=2026-03/{e1}/x-Manifest.json"), &manifest(e1));
-    m.file(&format!("{base}/metadata/BILLING_PERIOD=2026-03/{e2}/x-Manifest.json"), &manifest(e2));
+    m.file(
+        &format!("{base}/metadata/BILLING_PERIOD=2026-03/{e1}/x-Manifest.json"),
+        &manifest(e1),
+    );
+    m.file(
+        &format!("{base}/metadata/BILLING_PERIOD=2026-03/{e2}/x-Manifest.json"),
+        &manifest(e2),
+    );
     if period_level {
-        m.file(&format!("{base}/metadata/BILLING_PERIOD=2026-03/x-Manifest.json"), &manifest(e2));
+        m.file(
+            &format!("{base}/metadata/BILLING_PERIOD=2026-03/x-Manifest.json"),
+            &manifest(e2),
+        );
     }
 }
 
@@ -238,14 +284,21 @@ fn a_data_exports_root_bills_the_latest_delivery_from_its_manifests() {
         data_exports_root(&m, period_level);
         ok(&m.run());
         // The second execution only: 10 + 2.5 = 12.50 (not 10 more, not the stale 1000).
-        assert_eq!(m.acme()["actual_invoice_total"], "12.50", "period_level={period_level}");
+        assert_eq!(
+            m.acme()["actual_invoice_total"],
+            "12.50",
+            "period_level={period_level}"
+        );
         let d = &m.manifest()["deliveries"][0];
         assert_eq!(d["org"], "acme");
         assert_eq!(d["period"], "2026-03");
         assert_eq!(d["files"], 1);
         let chosen = d["manifest"].as_str().unwrap();
         if period_level {
-            assert_eq!(chosen, "acme-export/x/metadata/BILLING_PERIOD=2026-03/x-Manifest.json");
+            assert_eq!(
+                chosen,
+                "acme-export/x/metadata/BILLING_PERIOD=2026-03/x-Manifest.json"
+            );
             assert_eq!(d["ignored"].as_array().unwrap().len(), 2);
         } else {
             assert!(chosen.contains("2026-03-20T01:02:03.000Z-bbbb"), "{chosen}");
@@ -257,15 +310,16 @@ fn a_data_exports_root_bills_the_latest_delivery_from_its_manifests() {
 fn an_incomplete_latest_delivery_falls_back_to_the_latest_complete_one() {
     let m = Month::new(&config(r#""acme-export/x""#, "", r#""111111111112""#, ""));
     data_exports_root(&m, false);
-    fs::remove_file(
-        m.dir
-            .path()
-            .join("acme-export/x/data/BILLING_PERIOD=2026-03/2026-03-20T01:02:03.000Z-bbbb/x-00001.csv"),
-    )
+    fs::remove_file(m.dir.path().join(
+        "acme-export/x/data/BILLING_PERIOD=2026-03/2026-03-20T01:02:03.000Z-bbbb/x-00001.csv",
+    ))
     .unwrap();
     ok(&m.run());
     assert_eq!(m.acme()["actual_invoice_total"], "10.00");
-    let rule = m.manifest()["deliveries"][0]["rule"].as_str().unwrap().to_string();
+    let rule = m.manifest()["deliveries"][0]["rule"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(rule.contains("incomplete"), "{rule}");
 }
 
@@ -273,16 +327,33 @@ fn an_incomplete_latest_delivery_falls_back_to_the_latest_complete_one() {
 fn a_legacy_cur_root_needs_its_period_level_manifest_to_choose() {
     let m = Month::new(&config(r#""acme-cur/report""#, "", r#""111111111112""#, ""));
     let base = "acme-cur/report/20260301-20260401";
-    m.file(&format!("{base}/aaaa-1111/report-1.csv"), &csv(&[row("L1", "A", "4")]));
-    m.file(&format!("{base}/bbbb-2222/report-1.csv"), &csv(&[row("L1", "A", "4"), row("L2", "B", "6")]));
+    m.file(
+        &format!("{base}/aaaa-1111/report-1.csv"),
+        &csv(&[row("L1", "A", "4")]),
+    );
+    m.file(
+        &format!("{base}/bbbb-2222/report-1.csv"),
+        &csv(&[row("L1", "A", "4"), row("L2", "B", "6")]),
+    );
     let manifest = |a: &str| {
-        format!(r#"{{"assemblyId":"{a}","reportKeys":["prefix/report/20260301-20260401/{a}/report-1.csv"],"billingPeriod":{{"start":"20260301T000000.000Z","end":"20260401T000000.000Z"}}}}"#)
+        format!(
+            r#"{{"assemblyId":"{a}","reportKeys":["prefix/report/20260301-20260401/{a}/report-1.csv"],"billingPeriod":{{"start":"20260301T000000.000Z","end":"20260401T000000.000Z"}}}}"#
+        )
     };
-    m.file(&format!("{base}/aaaa-1111/report-Manifest.json"), &manifest("aaaa-1111"));
-    m.file(&format!("{base}/bbbb-2222/report-Manifest.json"), &manifest("bbbb-2222"));
+    m.file(
+        &format!("{base}/aaaa-1111/report-Manifest.json"),
+        &manifest("aaaa-1111"),
+    );
+    m.file(
+        &format!("{base}/bbbb-2222/report-Manifest.json"),
+        &manifest("bbbb-2222"),
+    );
     // Without the period-level manifest nothing says which assembly is the latest.
     fails(&m.run(), 1, &["no period-level manifest", "2026-03"]);
-    m.file(&format!("{base}/report-Manifest.json"), &manifest("bbbb-2222"));
+    m.file(
+        &format!("{base}/report-Manifest.json"),
+        &manifest("bbbb-2222"),
+    );
     ok(&m.run());
     assert_eq!(m.acme()["actual_invoice_total"], "10.00");
 }
@@ -292,9 +363,22 @@ fn a_period_with_no_rows_fails_listing_the_periods_found() {
     let m = Month::new(&config(r#""in/*.csv""#, "", r#""111111111112""#, ""));
     m.file("in/cur.csv", &csv(&[row("L1", "A", "4")]));
     let o = m.run_args("run", "2026-04", &[]);
-    fails(&o, 2, &["none for 2026-04", "periods found: 2026-03", "allow_empty_period"]);
+    fails(
+        &o,
+        2,
+        &[
+            "none for 2026-04",
+            "periods found: 2026-03",
+            "allow_empty_period",
+        ],
+    );
     assert!(!m.dir.path().join("out/2026-04").exists());
-    let m = Month::new(&config(r#""in/*.csv""#, "allow_empty_period = true", r#""111111111112""#, ""));
+    let m = Month::new(&config(
+        r#""in/*.csv""#,
+        "allow_empty_period = true",
+        r#""111111111112""#,
+        "",
+    ));
     m.file("in/cur.csv", &csv(&[row("L1", "A", "4")]));
     ok(&m.run_args("run", "2026-04", &[]));
 }
@@ -314,7 +398,10 @@ fn account_ids_without_leading_zeros_are_padded_in_config_and_rows() {
     assert_eq!(inv["lines"][0]["account_id"], "011111111112");
     let v = m.run_args("validate", "2026-03", &[]);
     let out = String::from_utf8_lossy(&v.stdout);
-    assert!(out.contains("`11111111112`") && out.contains("read as 011111111112"), "{out}");
+    assert!(
+        out.contains("`11111111112`") && out.contains("read as 011111111112"),
+        "{out}"
+    );
     // A 13-digit id is still an error.
     let m = Month::new(&config(r#""in/*.csv""#, "", r#""1111111111123""#, ""));
     m.file("in/cur.csv", &text);
@@ -325,14 +412,20 @@ fn account_ids_without_leading_zeros_are_padded_in_config_and_rows() {
 fn validate_summarizes_by_reason_and_account() {
     let m = Month::new(&config(r#""in/*.csv""#, "", r#""111111111112""#, ""));
     let rows: Vec<String> = (0..50)
-        .map(|i| row(&format!("L{i}"), "A", "1").replace(",111111111112,", &format!(",2222222222{:02},", i % 5)))
+        .map(|i| {
+            row(&format!("L{i}"), "A", "1")
+                .replace(",111111111112,", &format!(",2222222222{:02},", i % 5))
+        })
         .collect();
     m.file("in/cur.csv", &csv(&rows));
     let o = m.run_args("validate", "2026-03", &[]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("50 row(s) quarantined, by reason:"), "{out}");
-    assert!(out.contains("      50  usage account N is not an account of org `…`"), "{out}");
+    assert!(
+        out.contains("      50  usage account N is not an account of org `…`"),
+        "{out}"
+    );
     assert!(out.contains("by usage account:"), "{out}");
     assert!(out.contains("      10  222222222200 (org `acme`)"), "{out}");
     assert!(out.contains("... and 47 more"), "{out}");
@@ -345,8 +438,15 @@ fn validate_summarizes_by_reason_and_account() {
 fn loader_columns_never_travel_to_the_customer_cur_export() {
     let m = Month::new(&config(r#""in/*.csv""#, "", r#""111111111112""#, ""));
     let text = csv(&[row("L1", "A", "4")])
-        .replacen(HEADER, &format!("{HEADER},_dlt_id,_dlt_load_id,billing_period,year,month"), 1)
-        .replace("RunInstances,1,USD,4,4,4", "RunInstances,1,USD,4,4,4,abc,123,2026-03,2026,3");
+        .replacen(
+            HEADER,
+            &format!("{HEADER},_dlt_id,_dlt_load_id,billing_period,year,month"),
+            1,
+        )
+        .replace(
+            "RunInstances,1,USD,4,4,4",
+            "RunInstances,1,USD,4,4,4,abc,123,2026-03,2026,3",
+        );
     m.file("in/cur.csv", &text);
     ok(&m.run());
     let listing = json(&m.dir.path().join("out/2026-03/exports.json"));
@@ -356,12 +456,21 @@ fn loader_columns_never_travel_to_the_customer_cur_export() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(dropped, ["_dlt_id", "_dlt_load_id", "billing_period", "month", "year"]);
+    assert_eq!(
+        dropped,
+        ["_dlt_id", "_dlt_load_id", "billing_period", "month", "year"]
+    );
     let cur_dir = m.dir.path().join("out/2026-03/customers/acme/cur");
     for e in fs::read_dir(cur_dir).unwrap() {
         let p = e.unwrap().path();
         let text = common::readable_text(p.to_str().unwrap(), &fs::read(&p).unwrap());
-        for c in ["_dlt_id", "_dlt_load_id", "billing_period\n", "year\n", "month\n"] {
+        for c in [
+            "_dlt_id",
+            "_dlt_load_id",
+            "billing_period\n",
+            "year\n",
+            "month\n",
+        ] {
             assert!(!text.contains(c), "{} carries {c}", p.display());
         }
         assert!(text.contains("identity_line_item_id"));
@@ -374,7 +483,8 @@ fn zero_priced_lines_give_no_free_tier_warning_and_no_zero_invoice_lines() {
 id = "p"
 rules = [{ id = "no-free-tier", scope = "global", type = "tiering", free_tier = false }]"#;
     let m = Month::new(&config(r#""in/*.csv""#, "", r#""111111111112""#, plan));
-    let inbound = row("L2", "DataTransfer-In-Bytes", "0").replace(",AmazonEC2,", ",AWSDataTransfer,");
+    let inbound =
+        row("L2", "DataTransfer-In-Bytes", "0").replace(",AmazonEC2,", ",AWSDataTransfer,");
     m.file("in/cur.csv", &csv(&[row("L1", "A", "4"), inbound]));
     let o = m.run_args("run", "2026-03", &[]);
     ok(&o);
@@ -385,7 +495,10 @@ rules = [{ id = "no-free-tier", scope = "global", type = "tiering", free_tier = 
     assert_eq!(lines.len(), 1, "{inv}");
     assert_eq!(lines[0]["service"], "AmazonEC2");
     assert_eq!(inv["total"], "4.00");
-    assert_eq!(m.acme()["free_tier_off_unpriced_skus"][0], "AWSDataTransfer DataTransfer-In-Bytes");
+    assert_eq!(
+        m.acme()["free_tier_off_unpriced_skus"][0],
+        "AWSDataTransfer DataTransfer-In-Bytes"
+    );
 }
 
 const FOCUS_HEADER: &str = "BillingPeriodStart,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ProviderName,SubAccountId,ServiceName,SkuPriceId,ListCost,BilledCost,EffectiveCost,PricingQuantity,ListUnitPrice,BillingCurrency";
@@ -431,9 +544,12 @@ fn rows_of_other_clouds_are_quarantined_as_not_aws() {
         &format!(
             "{FOCUS_HEADER}\n{}\n{}\n{}\n{}\n",
             focus_row("AWS", "Amazon Elastic Compute Cloud", "100"),
-            focus_row("Microsoft", "Virtual Machines", "30").replace("111111111112", "9f1c2d3e-0000-4a5b-8c7d-123456789abc"),
-            focus_row("Google Cloud", "Compute Engine", "40").replace("111111111112", "my-gcp-project"),
-            focus_row("Microsoft", "Storage", "5").replace("111111111112", "9f1c2d3e-0000-4a5b-8c7d-123456789abc")
+            focus_row("Microsoft", "Virtual Machines", "30")
+                .replace("111111111112", "9f1c2d3e-0000-4a5b-8c7d-123456789abc"),
+            focus_row("Google Cloud", "Compute Engine", "40")
+                .replace("111111111112", "my-gcp-project"),
+            focus_row("Microsoft", "Storage", "5")
+                .replace("111111111112", "9f1c2d3e-0000-4a5b-8c7d-123456789abc")
         ),
     );
     let o = m.run_args("run", "2026-03", &[]);

@@ -710,7 +710,11 @@ pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource
 /// (only runs that must compare deliveries pay for reading them).
 pub fn open_with(path: &Path, part: Option<&Part>, identity: bool) -> Result<Box<dyn ChunkSource>> {
     match part {
-        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(path, Some(p), identity)?)),
+        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(
+            path,
+            Some(p),
+            identity,
+        )?)),
         None => open_whole(path, identity),
     }
 }
@@ -732,9 +736,12 @@ fn open_whole(path: &Path, identity: bool) -> Result<Box<dyn ChunkSource>> {
         ));
     }
     if n == 4 && &magic == b"PAR1" {
-        Ok(Box::new(parquet::ParquetSource::open_part(path, None, identity)?))
+        Ok(Box::new(parquet::ParquetSource::open_part(
+            path, None, identity,
+        )?))
     } else {
-        let mut source = csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?;
+        let mut source =
+            csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?;
         if !identity {
             source.skip_identity();
         }
@@ -1145,7 +1152,8 @@ pub fn normalize(
             if let Some(k) = providers.and_then(|d| key_at(d, i)) {
                 if !provider_ok[k] {
                     let p = text_value(&chunk.text[f(Field::Provider)], i).to_string();
-                    let reason = format!("provider {p} is not AWS: billxfer bills AWS charges only");
+                    let reason =
+                        format!("provider {p} is not AWS: billxfer bills AWS charges only");
                     quarantine(i, map.name(Field::Provider), p, reason, &mut keep);
                     continue;
                 }
@@ -1466,7 +1474,8 @@ pub fn service_name_of_product_code(code: &str) -> Option<&'static str> {
             let mut m = FxHashMap::default();
             for l in include_str!("aws_services.csv").lines().skip(1) {
                 if let Some((name, code)) = l.rsplit_once(',') {
-                    m.entry(code.trim()).or_insert(name.trim().trim_matches('"'));
+                    m.entry(code.trim())
+                        .or_insert(name.trim().trim_matches('"'));
                 }
             }
             m
