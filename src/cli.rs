@@ -335,12 +335,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     })?;
     let writing = writing.elapsed().as_secs_f64();
     if !a.quiet {
-        let rows: u64 = result
-            .orgs
-            .iter()
-            .flat_map(|r| r.files.iter())
-            .map(|f| f.rows_read)
-            .sum();
+        let rows = result.rows_read();
         let q: u64 = result.orgs.iter().map(|r| r.quarantined.len() as u64).sum();
         let (mut act, mut pf) = (0i128, 0i128);
         for r in &result.orgs {
@@ -556,12 +551,7 @@ fn cmd_validate(a: ValidateArgs) -> Result<i32> {
     let quarantined =
         quarantine_summary(&result, Some(if a.all { usize::MAX } else { 3 }), &mut out);
     print!("{out}");
-    let rows: u64 = result
-        .orgs
-        .iter()
-        .flat_map(|r| r.files.iter())
-        .map(|f| f.rows_read)
-        .sum();
+    let rows = result.rows_read();
     println!(
         "{}: config ok; {} file(s), {rows} row(s) for {period}; {quarantined} row(s) would be quarantined{}",
         a.config.display(),

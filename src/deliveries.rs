@@ -175,7 +175,7 @@ fn read_manifest(path: &Path, problems: &mut Vec<String>) -> Option<Manifest> {
 }
 
 /// Every file below `dir`, sorted, not following symlinked folders.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, skip_dirs: bool) {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -185,10 +185,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, skip_dirs: bool) {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(skip_dirs && is_skipped_dir(&name)) {
-                walk(&p, out, skip_dirs);
-            }
+            walk(&p, out);
         } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
             out.push(p);
         }
@@ -217,7 +214,7 @@ pub fn resolve_root(
     choices: &mut Vec<DeliveryChoice>,
 ) -> Vec<Found> {
     let mut all = Vec::new();
-    walk(root, &mut all, false);
+    walk(root, &mut all);
     let mut manifests: Vec<Manifest> = all
         .iter()
         .filter(|p| {
@@ -227,11 +224,15 @@ pub fn resolve_root(
         .filter_map(|p| read_manifest(p, problems))
         .collect();
     if manifests.is_empty() {
-        let mut data = Vec::new();
-        walk(root, &mut data, true);
-        return data
+        let in_skipped_dir = |p: &Path| {
+            p.strip_prefix(root)
+                .ok()
+                .and_then(Path::parent)
+                .is_some_and(|d| components(d).iter().any(|c| is_skipped_dir(c)))
+        };
+        return all
             .into_iter()
-            .filter(|p| !is_sidecar(p))
+            .filter(|p| !is_sidecar(p) && !in_skipped_dir(p))
             .map(|p| Found {
                 delivery: p
                     .parent()

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ingest::{col, LineType};
-use crate::money::{format_fixed_exact, mul_fixed};
+use crate::money::mul_fixed;
 use crate::rules::{
     allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey,
 };
@@ -283,7 +283,6 @@ impl Ledger {
                 // mostly always-free (inbound data transfer); the manifest lists the SKUs.
                 self.unpriced_free_skus
                     .insert(format!("{} {}", sku.service, sku.usage_type));
-                let _ = format_fixed_exact;
                 continue;
             };
             let res = set.resolve(&sku.borrow());

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{hex, ActualCard, Config, Org, PlanKind};
 use crate::deliveries::{self, DeliveryChoice};
 use crate::error::{Error, Result};
-use crate::ingest::{self, normalize, OrgCheck, Quarantined};
+use crate::ingest::{self, normalize, ExcludedRows, OrgCheck, Quarantined};
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
@@ -91,7 +91,7 @@ pub struct OrgResult {
     /// The customer's pro forma invoice (customers only).
     pub customer: Option<CustomerInvoice>,
     /// Rows not billed because a later delivery repeats them (the exports skip them too).
-    pub excluded: Arc<BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>>,
+    pub excluded: Arc<ExcludedRows>,
 }
 
 /// An org whose month is not billed to the partner.
@@ -114,6 +114,17 @@ pub struct RunResult {
     pub not_billed: Vec<NotBilled>,
     /// Deliveries chosen in export roots: (org id, choice).
     pub deliveries: Vec<(String, DeliveryChoice)>,
+}
+
+impl RunResult {
+    /// Data rows read from every input.
+    pub fn rows_read(&self) -> u64 {
+        self.orgs
+            .iter()
+            .flat_map(|r| r.files.iter())
+            .map(|f| f.rows_read)
+            .sum()
+    }
 }
 
 /// Progress callbacks (rows read so far), for the CLI's progress bar.
@@ -194,7 +205,7 @@ pub fn resolve_files(
             Ok(paths) => {
                 let mut any = false;
                 for p in paths.flatten() {
-                    if p.is_file() && !is_sidecar(&p) {
+                    if p.is_file() && !deliveries::is_sidecar(&p) {
                         let d = parent_of(&p);
                         out.insert(p, d);
                         any = true;
@@ -235,11 +246,6 @@ fn display_dir(p: &Path) -> String {
     } else {
         p.display().to_string()
     }
-}
-
-/// Manifests and status objects that sit beside CUR data files and are not data.
-fn is_sidecar(p: &Path) -> bool {
-    deliveries::is_sidecar(p)
 }
 
 /// The planned inputs of a run: files, orgs not billed, and the deliveries chosen in export roots.
@@ -826,7 +832,7 @@ fn same_content_twice(files: &[InputFile], outcomes: &[Option<FileOutcome>]) -> 
 }
 
 /// Rows not to bill per org: file (as displayed) -> row -> reason.
-type Exclusions = BTreeMap<usize, BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>>;
+type Exclusions = BTreeMap<usize, ExcludedRows>;
 
 /// One delivery of an org, for the overlap check.
 struct DeliverySet<'a> {
@@ -887,9 +893,9 @@ fn overlapping_deliveries(
                     .map(|o| o.report.org.clone())
                     .unwrap_or_default();
                 match config.duplicates {
-                    crate::config::DuplicatePolicy::Error => problems.push(overlap_message(
-                        files, org_id, older, newer, &shared, versions,
-                    )),
+                    crate::config::DuplicatePolicy::Error => {
+                        problems.push(overlap_message(files, org_id, older, newer, &shared))
+                    }
                     crate::config::DuplicatePolicy::KeepLatest => {
                         let map = exclusions.entry(org).or_default();
                         exclude_older(files, map, older, newer, &shared, versions);
@@ -947,7 +953,6 @@ fn overlap_message(
     older: &DeliverySet,
     newer: &DeliverySet,
     shared: &[(usize, u64, usize, u64)],
-    versions: bool,
 ) -> String {
     let list = |s: &DeliverySet| {
         let names: Vec<&str> = s
@@ -976,7 +981,6 @@ fn overlap_message(
         ),
         None => "they are sibling folders holding files of the same names (two versions of one export)".into(),
     };
-    let _ = versions;
     format!(
         "org `{org}`: two deliveries of the month overlap and would be billed twice: [{}] and [{}]; {why}. Give one delivery (an export root lets billxfer pick the latest from its manifests), or set `duplicates = \"keep-latest\"` under [run] to bill the later one ({}) and quarantine the other's repeated rows",
         list(older),
@@ -988,7 +992,7 @@ fn overlap_message(
 /// Marks the older delivery's repeated rows (all of it, for versions of one export) as duplicates.
 fn exclude_older(
     files: &[InputFile],
-    map: &mut BTreeMap<PathBuf, rustc_hash::FxHashMap<u64, String>>,
+    map: &mut ExcludedRows,
     older: &DeliverySet,
     newer: &DeliverySet,
     shared: &[(usize, u64, usize, u64)],

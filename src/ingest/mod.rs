@@ -782,8 +782,11 @@ pub struct OrgCheck {
     pub management_account: String,
     /// Rows not to bill, per input file (as displayed) and row number, with the reason:
     /// rows of an older delivery that a later one repeats (`--duplicates keep-latest`).
-    pub excluded: Arc<BTreeMap<PathBuf, FxHashMap<u64, String>>>,
+    pub excluded: Arc<ExcludedRows>,
 }
+
+/// Rows not to bill: input file (as displayed) -> row number -> reason.
+pub type ExcludedRows = BTreeMap<PathBuf, FxHashMap<u64, String>>;
 
 impl OrgCheck {
     /// The period as [start, end) in microseconds since 1970.
@@ -1445,43 +1448,44 @@ fn rewrite_values(
     DictionaryArray::try_new(d.keys().clone(), Arc::new(array) as ArrayRef).map(Some)
 }
 
-/// AWS service names (FOCUS `ServiceName`, CUR `product_product_name`) and their product
-/// codes, from `aws_services.csv` beside this file (docs/INPUTS.md).
+/// AWS service names (FOCUS `ServiceName`, CUR `product_product_name`) and product codes,
+/// from `aws_services.csv` beside this file (docs/INPUTS.md), parsed once for both directions.
+struct ServiceTable {
+    /// Lower-cased name -> code.
+    code_of: FxHashMap<String, &'static str>,
+    /// Code -> the first name the table gives it.
+    name_of: FxHashMap<&'static str, &'static str>,
+}
+
+fn service_table() -> &'static ServiceTable {
+    static TABLE: std::sync::OnceLock<ServiceTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = ServiceTable {
+            code_of: FxHashMap::default(),
+            name_of: FxHashMap::default(),
+        };
+        for line in include_str!("aws_services.csv").lines().skip(1) {
+            if let Some((name, code)) = line.rsplit_once(',') {
+                let (name, code) = (name.trim().trim_matches('"'), code.trim());
+                t.code_of.insert(name.to_ascii_lowercase(), code);
+                t.name_of.entry(code).or_insert(name);
+            }
+        }
+        t
+    })
+}
+
+/// The product code of an AWS service name (case-insensitive).
 pub fn product_code_of_service_name(name: &str) -> Option<&'static str> {
-    static TABLE: std::sync::OnceLock<FxHashMap<String, &'static str>> = std::sync::OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            include_str!("aws_services.csv")
-                .lines()
-                .skip(1)
-                .filter_map(|l| {
-                    let (name, code) = l.rsplit_once(',')?;
-                    let name = name.trim().trim_matches('"');
-                    Some((name.to_ascii_lowercase(), code.trim()))
-                })
-                .collect()
-        })
+    service_table()
+        .code_of
         .get(&name.trim().to_ascii_lowercase())
         .copied()
 }
 
-/// The service name AWS uses for a product code (the first in the table), for FOCUS exports.
+/// The service name AWS uses for a product code, for FOCUS exports.
 pub fn service_name_of_product_code(code: &str) -> Option<&'static str> {
-    static TABLE: std::sync::OnceLock<FxHashMap<&'static str, &'static str>> =
-        std::sync::OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            let mut m = FxHashMap::default();
-            for l in include_str!("aws_services.csv").lines().skip(1) {
-                if let Some((name, code)) = l.rsplit_once(',') {
-                    m.entry(code.trim())
-                        .or_insert(name.trim().trim_matches('"'));
-                }
-            }
-            m
-        })
-        .get(code)
-        .copied()
+    service_table().name_of.get(code).copied()
 }
 
 /// Maps a FOCUS row's classification onto a CUR line item type (docs/DOMAIN.md,
