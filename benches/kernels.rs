@@ -213,6 +213,7 @@ fn bench_aggregate(c: &mut Criterion) {
         transfer: Transfer {
             start: period,
             end: None,
+            source_payer: false,
         },
         custom_line_items: vec![CustomLineItem {
             id: "pct".into(),

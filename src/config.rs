@@ -185,6 +185,8 @@ struct RawOrg {
 struct RawTransfer {
     start: String,
     end: Option<String>,
+    #[serde(default)]
+    source_payer: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +297,9 @@ pub struct Transfer {
     pub start: BillingPeriod,
     /// Last transferred month, if the transfer was withdrawn.
     pub end: Option<BillingPeriod>,
+    /// Whether rows may name the org's own management account as payer (files
+    /// exported from the customer's organization) besides the partner's.
+    pub source_payer: bool,
 }
 
 impl Transfer {
@@ -791,7 +796,11 @@ fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
             return None;
         }
     }
-    Some(Transfer { start, end })
+    Some(Transfer {
+        start,
+        end,
+        source_payer: t.source_payer,
+    })
 }
 
 fn decimal(p: &mut Problems, key: &str, t: &DecimalText, max_places: u32) -> Option<i128> {
@@ -1263,6 +1272,7 @@ transfer = { start = "2026-01" }
         let t = Transfer {
             start: BillingPeriod::new(2026, 3).unwrap(),
             end: BillingPeriod::new(2026, 6),
+            source_payer: false,
         };
         let m = |x| BillingPeriod::new(2026, x).unwrap();
         assert!(!t.covers(m(2)));

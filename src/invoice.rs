@@ -511,6 +511,7 @@ mod tests {
             transfer: Transfer {
                 start: period(),
                 end: None,
+                source_payer: false,
             },
             custom_line_items: items,
         }
