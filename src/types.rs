@@ -132,6 +132,11 @@ impl BillingPeriod {
         BillingPeriod::parse(&t[..7]).ok()
     }
 
+    /// Number of days in the month.
+    pub fn days(self) -> u8 {
+        ((self.next().start_micros() - self.start_micros()) / 86_400_000_000) as u8
+    }
+
     /// The period containing a UNIX timestamp in microseconds (UTC).
     pub fn from_unix_micros(micros: i64) -> Option<BillingPeriod> {
         let days = micros.div_euclid(86_400_000_000);

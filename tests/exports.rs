@@ -67,7 +67,7 @@ fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, tmp: &Path) -> Va
     fs::write(
         &config,
         format!(
-            "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"again\"\nmanagement_account = \"{mgmt}\"\naccounts = [{accounts}]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\" }}\n",
+            "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"again\"\nmanagement_account = \"{mgmt}\"\naccounts = [{accounts}]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\", source_payer = true }}\n",
             export.to_str().unwrap()
         ),
     )

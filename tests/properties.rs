@@ -24,6 +24,8 @@ enum Bad {
     OtherOrgAccount,
     UnknownType,
     BadAmount,
+    /// A Usage line with a negative cost (docs/DOMAIN.md, decision 26).
+    WrongSign,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +78,7 @@ fn line() -> impl Strategy<Value = GenLine> {
         0i64..5_000_000,
         0i64..2_000_000,
         -50_000i64..500_000,
-        prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 1, 2, 3]),
+        prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
     )
         .prop_map(
             |(
@@ -100,6 +102,7 @@ fn line() -> impl Strategy<Value = GenLine> {
                     1 => Bad::OtherOrgAccount,
                     2 => Bad::UnknownType,
                     3 => Bad::BadAmount,
+                    4 => Bad::WrongSign,
                     _ => Bad::None,
                 },
             },
@@ -172,7 +175,15 @@ fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
         for l in lines.iter() {
             let mut account = accounts[l.account % accounts.len()].clone();
             let mut lt = l.line_type.to_string();
-            let mut cost = cents(l.cost_cents);
+            // Charges are never negative, discounts and credits never positive; Tax and Fee either.
+            let signed = match l.line_type {
+                "Usage" | "RIFee" => l.cost_cents.abs(),
+                "Credit" | "EdpDiscount" | "SppDiscount" | "SavingsPlanNegation" => {
+                    -l.cost_cents.abs()
+                }
+                _ => l.cost_cents,
+            };
+            let mut cost = cents(signed);
             let mut product = l.product.to_string();
             if lt == "EdpDiscount" {
                 // A canary: a non-public discount on its own service.
@@ -185,6 +196,10 @@ fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
                 Bad::OtherOrgAccount => account = format!("99{:010}", 5 + l.account),
                 Bad::UnknownType => lt = "Bogus".into(),
                 Bad::BadAmount => cost = "x1".into(),
+                Bad::WrongSign => {
+                    lt = "Usage".into();
+                    cost = cents(-l.cost_cents.abs() - 1);
+                }
             }
             if matches!(l.bad, Bad::None) {
                 good += 1;

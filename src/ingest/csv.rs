@@ -104,6 +104,18 @@ impl CsvSource {
     }
 }
 
+/// Whether a field holds, after a line break, a line with as many separators as a
+/// row of the file: the mark of a quote left open that swallowed the rows after it.
+fn swallowed_rows(record: &csv::ByteRecord, width: usize) -> bool {
+    let separators = width.saturating_sub(1).max(1);
+    record.iter().any(|field| {
+        field
+            .split(|b| *b == b'\n')
+            .skip(1)
+            .any(|line| line.iter().filter(|b| **b == b',').count() >= separators)
+    })
+}
+
 impl ChunkSource for CsvSource {
     fn next_chunk(&mut self) -> Option<Result<RawChunk>> {
         if self.done {
@@ -172,9 +184,10 @@ impl ChunkSource for CsvSource {
                 ));
                 continue;
             }
-            // A line break inside a field means a quote was left open and swallowed
-            // the rows after it (CUR fields never hold line breaks): not rated.
-            if self.record.as_slice().contains(&b'\n') {
+            // A quoted line break is valid CSV (descriptions, tags). A field holding
+            // a whole row's worth of separators after a line break is an unterminated
+            // quote that swallowed the rows after it: not rated (docs/INPUTS.md).
+            if swallowed_rows(&self.record, self.width) {
                 broken.push((
                     self.row,
                     line,

@@ -96,10 +96,12 @@ pub enum Field {
     ReservationArn,
     /// FOCUS provider (HostProviderName in 1.3, else ProviderName): rows of other clouds are not billed.
     Provider,
+    /// CUR `bill_payer_account_id`: the account that pays the bill (the partner's, for a transferred month).
+    Payer,
 }
 
 /// Number of [`Field`]s.
-pub const FIELDS: usize = 29;
+pub const FIELDS: usize = 30;
 
 /// How a field's values are typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,7 @@ impl Field {
         Field::RiUnusedRecurring,
         Field::ReservationArn,
         Field::Provider,
+        Field::Payer,
     ];
 
     /// Column names (CUR snake_case, lower case) that carry the field, preferred first.
@@ -180,6 +183,7 @@ impl Field {
             Field::RiUnusedRecurring => &["reservation_unused_recurring_fee"],
             Field::ReservationArn => &["reservation_reservation_a_r_n"],
             Field::Provider => &[],
+            Field::Payer => &["bill_payer_account_id"],
         }
     }
 
@@ -216,7 +220,8 @@ impl Field {
             | Field::RiEffectiveCost
             | Field::RiUnusedUpfront
             | Field::RiUnusedRecurring
-            | Field::ReservationArn => &[],
+            | Field::ReservationArn
+            | Field::Payer => &[],
         }
     }
 
@@ -238,23 +243,6 @@ impl Field {
             Field::BillingPeriodStart | Field::UsageStart => Kind::Period,
             _ => Kind::Text,
         }
-    }
-
-    /// Fields without which a FOCUS file cannot be rated.
-    pub fn required_in_focus(self) -> bool {
-        matches!(self, Field::UnblendedCost | Field::ChargeCategory)
-    }
-
-    /// Fields without which a CUR file cannot be rated.
-    pub fn required(self) -> bool {
-        matches!(
-            self,
-            Field::UsageAccount
-                | Field::LineType
-                | Field::ProductCode
-                | Field::UsageAmount
-                | Field::UnblendedCost
-        )
     }
 }
 
@@ -302,12 +290,14 @@ pub enum Dialect {
 }
 
 /// Each field's column: the first of its candidate names (`names_of`) found among
-/// the normalized headers, with the header as written in the file.
+/// the normalized headers, with the header as written in the file. A name that two
+/// headers both spell (`lineItem/UnblendedCost` next to `line_item_unblended_cost`)
+/// is an error naming both positions: billxfer does not choose between them.
 fn find_fields(
     headers: &[String],
     normalized: &[String],
     names_of: fn(Field) -> &'static [&'static str],
-) -> ([Option<usize>; FIELDS], [Option<String>; FIELDS]) {
+) -> std::result::Result<([Option<usize>; FIELDS], [Option<String>; FIELDS]), String> {
     let mut index = [None; FIELDS];
     let mut names: [Option<String>; FIELDS] = Default::default();
     for (k, field) in Field::ALL.iter().enumerate() {
@@ -315,16 +305,76 @@ fn find_fields(
             .iter()
             .find_map(|cand| normalized.iter().position(|h| h == cand))
         {
+            unique_column(headers, normalized, pos)?;
             index[k] = Some(pos);
-            names[k] = Some(
-                headers[pos]
-                    .trim()
-                    .trim_start_matches('\u{feff}')
-                    .to_string(),
-            );
+            names[k] = Some(as_written(&headers[pos]));
         }
     }
-    (index, names)
+    Ok((index, names))
+}
+
+/// A header as written, without padding or byte-order mark.
+fn as_written(header: &str) -> String {
+    header.trim().trim_start_matches('\u{feff}').to_string()
+}
+
+/// Refuses a column whose normalized name another header also has.
+fn unique_column(
+    headers: &[String],
+    normalized: &[String],
+    pos: usize,
+) -> std::result::Result<(), String> {
+    match normalized
+        .iter()
+        .enumerate()
+        .find(|(j, h)| *j != pos && **h == normalized[pos])
+    {
+        None => Ok(()),
+        Some((j, _)) => Err(format!(
+            "column {} `{}` and column {} `{}` are the same column ({}) twice: billxfer does not choose between them; remove one",
+            pos + 1,
+            as_written(&headers[pos]),
+            j + 1,
+            as_written(&headers[j]),
+            normalized[pos]
+        )),
+    }
+}
+
+/// Columns (snake_case) a CUR file (2.0 or legacy, any spelling) must have to be
+/// read as CUR, plus one of [`CUR_PERIOD`] (docs/INPUTS.md, "Which format").
+pub const CUR_REQUIRED: [&str; 5] = [
+    "line_item_usage_account_id",
+    "line_item_line_item_type",
+    "line_item_product_code",
+    "line_item_usage_amount",
+    "line_item_unblended_cost",
+];
+
+/// A CUR file's period columns, one of which must be present.
+pub const CUR_PERIOD: [&str; 2] = [
+    "bill_billing_period_start_date",
+    "line_item_usage_start_date",
+];
+
+/// Columns (lower case) a FOCUS file must have, plus one of [`FOCUS_PERIOD`].
+pub const FOCUS_REQUIRED: [&str; 2] = ["BilledCost", "ChargeCategory"];
+
+/// A FOCUS file's period columns, one of which must be present.
+pub const FOCUS_PERIOD: [&str; 2] = ["BillingPeriodStart", "ChargePeriodStart"];
+
+/// The required columns of a format that a header lacks (the period pair counts as one).
+fn lacking(normalized: &[String], required: &[&str], period: &[&str; 2]) -> Vec<String> {
+    let has = |n: &str| normalized.iter().any(|h| h.eq_ignore_ascii_case(n));
+    let mut out: Vec<String> = required
+        .iter()
+        .filter(|n| !has(n))
+        .map(|n| n.to_string())
+        .collect();
+    if !has(period[0]) && !has(period[1]) {
+        out.push(format!("{} (or {})", period[0], period[1]));
+    }
+    out
 }
 
 /// Maps a file's column names onto [`Field`]s, or explains what is missing.
@@ -362,12 +412,20 @@ pub const FOCUS_IDENTITY: [&str; 11] = [
 ];
 
 /// Positions of the identity columns among normalized headers; empty unless the first is present.
-fn identity_columns(normalized: &[String], names: &[&str]) -> Vec<usize> {
+fn identity_columns(
+    headers: &[String],
+    normalized: &[String],
+    names: &[&str],
+) -> std::result::Result<Vec<usize>, String> {
     let pos = |n: &str| normalized.iter().position(|h| h == n);
     if pos(names[0]).is_none() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    names.iter().filter_map(|n| pos(n)).collect()
+    let found: Vec<usize> = names.iter().filter_map(|n| pos(n)).collect();
+    for &p in &found {
+        unique_column(headers, normalized, p)?;
+    }
+    Ok(found)
 }
 
 /// Folds one cell into a row's identity hash (a separator keeps `ab|c` apart from `a|bc`).
@@ -379,15 +437,59 @@ pub fn hash_cell(h: &mut std::hash::DefaultHasher, cell: &[u8]) {
 }
 
 impl ColumnMap {
-    /// Finds the needed columns in `headers` (case-insensitive).
+    /// Finds the needed columns in `headers` (case-insensitive). The format is the
+    /// one whose required columns are all present ([`CUR_REQUIRED`], [`FOCUS_REQUIRED`]);
+    /// a header complete for both, or for neither, is an error saying what it has.
     pub fn from_headers(path: &Path, headers: &[String]) -> Result<ColumnMap> {
         let snake: Vec<String> = headers.iter().map(|h| snake_name(h)).collect();
         let lower: Vec<String> = headers
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
             .collect();
-        if lower.iter().any(|h| h == "billedcost") || lower.iter().any(|h| h == "chargecategory") {
+        let cur_lacks = lacking(&snake, &CUR_REQUIRED, &CUR_PERIOD);
+        let focus_lacks = lacking(&lower, &FOCUS_REQUIRED, &FOCUS_PERIOD);
+        let (cur_n, focus_n) = (CUR_REQUIRED.len() + 1, FOCUS_REQUIRED.len() + 1);
+        let tally = format!(
+            "it has {} of the {cur_n} columns CUR requires and {} of the {focus_n} FOCUS requires (docs/INPUTS.md, \"Which format\")",
+            cur_n - cur_lacks.len(),
+            focus_n - focus_lacks.len()
+        );
+        let as_focus = match (cur_lacks.is_empty(), focus_lacks.is_empty()) {
+            (true, true) => {
+                return Err(Error::input(
+                    path,
+                    "the file has every column CUR requires and every column FOCUS requires, so its format is ambiguous: remove the columns of the format it is not",
+                ))
+            }
+            (true, false) => false,
+            (false, true) => true,
+            // Neither complete: report against the format it resembles more.
+            (false, false) => {
+                (focus_n - focus_lacks.len()) * cur_n > (cur_n - cur_lacks.len()) * focus_n
+            }
+        };
+        if as_focus {
+            if !focus_lacks.is_empty() {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "read as FOCUS because {tally}; this FOCUS file lacks required column(s): {} (FOCUS column ids are matched case-insensitively)",
+                        focus_lacks.join(", ")
+                    ),
+                ));
+            }
             return ColumnMap::focus(path, headers, &lower);
+        }
+        if !cur_lacks.is_empty() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "read as CUR because {tally}; missing required column(s): {} (legacy CUR spelling such as lineItem/UsageAccountId is accepted too); the file has {} columns, starting {}",
+                    cur_lacks.join(", "),
+                    headers.len(),
+                    headers.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         let dialect = if headers.iter().any(|h| h.contains('/')) {
             Dialect::LegacySlash
@@ -398,73 +500,29 @@ impl ColumnMap {
         } else {
             Dialect::LegacySnake
         };
-        let (index, names) = find_fields(headers, &snake, Field::column_names);
-        let mut missing: Vec<&str> = Field::ALL
-            .iter()
-            .enumerate()
-            .filter(|(k, f)| f.required() && index[*k].is_none())
-            .map(|(_, f)| f.column_names()[0])
-            .collect();
-        let period_k = Field::ALL
-            .iter()
-            .position(|f| *f == Field::BillingPeriodStart)
-            .unwrap_or(0);
-        let usage_k = Field::ALL
-            .iter()
-            .position(|f| *f == Field::UsageStart)
-            .unwrap_or(0);
-        if index[period_k].is_none() && index[usage_k].is_none() {
-            missing.push("bill_billing_period_start_date (or line_item_usage_start_date)");
-        }
-        if !missing.is_empty() {
-            return Err(Error::input(
-                path,
-                format!(
-                    "missing required column(s): {} (legacy CUR spelling such as lineItem/UsageAccountId is accepted too); the file has {} columns, starting {}",
-                    missing.join(", "),
-                    headers.len(),
-                    headers.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
+        let (index, names) =
+            find_fields(headers, &snake, Field::column_names).map_err(|e| Error::input(path, e))?;
+        let identity =
+            identity_columns(headers, &snake, &CUR_IDENTITY).map_err(|e| Error::input(path, e))?;
         Ok(ColumnMap {
             index,
             names,
             dialect,
-            identity: identity_columns(&snake, &CUR_IDENTITY),
+            identity,
         })
     }
 
     /// Maps a FOCUS 1.0-1.2 header (matched case-insensitively: real files spell `SkuPriceid`).
     fn focus(path: &Path, headers: &[String], lower: &[String]) -> Result<ColumnMap> {
-        let (index, mut names) = find_fields(headers, lower, Field::focus_names);
-        let mut missing: Vec<&str> = Vec::new();
-        if index[Field::UnblendedCost as usize].is_none() {
-            missing.push("BilledCost");
-        }
-        if index[Field::ChargeCategory as usize].is_none() {
-            missing.push("ChargeCategory");
-        }
-        if index[Field::BillingPeriodStart as usize].is_none()
-            && index[Field::UsageStart as usize].is_none()
-        {
-            missing.push("BillingPeriodStart (or ChargePeriodStart)");
-        }
-        if !missing.is_empty() {
-            return Err(Error::input(
-                path,
-                format!(
-                    "this FOCUS file lacks required column(s): {} (FOCUS column ids are matched case-insensitively)",
-                    missing.join(", ")
-                ),
-            ));
-        }
+        let (index, mut names) =
+            find_fields(headers, lower, Field::focus_names).map_err(|e| Error::input(path, e))?;
         names[Field::LineType as usize] = names[Field::ChargeCategory as usize].clone();
         Ok(ColumnMap {
             index,
             names,
             dialect: Dialect::Focus,
-            identity: identity_columns(lower, &FOCUS_IDENTITY),
+            identity: identity_columns(headers, lower, &FOCUS_IDENTITY)
+                .map_err(|e| Error::input(path, e))?,
         })
     }
 
@@ -582,20 +640,87 @@ impl PeriodColumn {
     }
 }
 
-/// Parses the billing period of an ISO 8601 date or timestamp text.
+/// Parses the billing period of an ISO 8601 date or timestamp text, read whole
+/// (docs/INPUTS.md, "Dates"): `2026-10-45T99:99:99Z` is not a date.
 pub fn period_from_text(t: &str) -> Option<BillingPeriod> {
-    let t = t.trim();
-    let b = t.as_bytes();
-    let ok = b.len() >= 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[8].is_ascii_digit()
-        && b[9].is_ascii_digit();
-    if ok {
-        BillingPeriod::from_iso_prefix(t)
-    } else {
-        None
+    timestamp_micros(t).and_then(BillingPeriod::from_unix_micros)
+}
+
+/// An ISO 8601 date or timestamp as microseconds since 1970 (UTC):
+/// `YYYY-MM-DD`, optionally followed by `T` or a space, `HH:MM[:SS[.fraction]]`
+/// and `Z`, `±HH:MM`, `±HHMM`, `±HH` or ` UTC`; every part range-checked.
+pub fn timestamp_micros(text: &str) -> Option<i64> {
+    let t = text.trim().as_bytes();
+    let digits = |b: &[u8]| -> Option<i64> {
+        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
+            .then(|| b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    if t.len() < 10 || t[4] != b'-' || t[7] != b'-' {
+        return None;
     }
+    let year = u16::try_from(digits(&t[..4])?).ok()?;
+    let month = u8::try_from(digits(&t[5..7])?).ok()?;
+    let period = BillingPeriod::new(year, month)?;
+    let day = digits(&t[8..10])?;
+    if day < 1 || day > i64::from(period.days()) {
+        return None;
+    }
+    let mut micros = period.start_micros() + (day - 1) * 86_400_000_000;
+    let rest = &t[10..];
+    if rest.is_empty() {
+        return Some(micros);
+    }
+    if !matches!(rest[0], b'T' | b't' | b' ') || rest.len() < 6 || rest[3] != b':' {
+        return None;
+    }
+    let (hour, minute) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+    let mut rest = &rest[6..];
+    let mut second = 0;
+    let mut fraction_micros = 0;
+    if rest.first() == Some(&b':') {
+        second = digits(rest.get(1..3)?)?;
+        rest = &rest[3..];
+        if rest.first() == Some(&b'.') {
+            let n = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if n == 0 || n > 9 {
+                return None;
+            }
+            let f = &rest[1..1 + n];
+            let padded: Vec<u8> = f
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(b'0'))
+                .take(6)
+                .collect();
+            fraction_micros = digits(&padded)?;
+            rest = &rest[1 + n..];
+        }
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    micros += ((hour * 60 + minute) * 60 + second) * 1_000_000 + fraction_micros;
+    let offset_minutes = match rest {
+        b"" | b"Z" | b"z" | b" UTC" | b"+00:00" => 0,
+        [sign @ (b'+' | b'-'), zone @ ..] => {
+            let (h, m) = match zone {
+                [h1, h2] => (digits(&[*h1, *h2])?, 0),
+                [h1, h2, m1, m2] => (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?),
+                [h1, h2, b':', m1, m2] => (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?),
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
+        }
+        _ => return None,
+    };
+    Some(micros - offset_minutes * 60_000_000)
 }
 
 /// The string values of a text column's dictionary.
@@ -783,6 +908,9 @@ pub struct OrgCheck {
     /// Rows not to bill, per input file (as displayed) and row number, with the reason:
     /// rows of an older delivery that a later one repeats (`--duplicates keep-latest`).
     pub excluded: Arc<ExcludedRows>,
+    /// Payer accounts a row may name (`bill_payer_account_id`), with a phrase saying
+    /// why, for the quarantine reason (docs/DOMAIN.md, decision 25).
+    pub payers: (HashSet<String>, String),
 }
 
 /// Rows not to bill: input file (as displayed) -> row number -> reason.
@@ -919,6 +1047,40 @@ impl LineType {
     pub fn from_code(code: u8) -> Option<LineType> {
         LineType::ALL.get(code as usize).copied()
     }
+
+    /// The signs a billed cost of this type may have (docs/DOMAIN.md, decision 26):
+    /// charges are never negative, discounts and credits never positive, and
+    /// Fee, Tax and Refund lines may be either (reversals, tax on credits, adjustments).
+    pub fn cost_sign(self) -> CostSign {
+        match self {
+            LineType::Usage
+            | LineType::DiscountedUsage
+            | LineType::SavingsPlanCoveredUsage
+            | LineType::SavingsPlanUpfrontFee
+            | LineType::SavingsPlanRecurringFee
+            | LineType::RIFee => CostSign::NotNegative,
+            LineType::SavingsPlanNegation
+            | LineType::Credit
+            | LineType::EdpDiscount
+            | LineType::PrivateRateDiscount
+            | LineType::SppDiscount
+            | LineType::BundledDiscount
+            | LineType::Discount
+            | LineType::RiVolumeDiscount => CostSign::NotPositive,
+            LineType::Fee | LineType::Tax | LineType::Refund => CostSign::Either,
+        }
+    }
+}
+
+/// The signs a line item type's billed cost may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostSign {
+    /// Zero or more: a charge.
+    NotNegative,
+    /// Zero or less: a discount, credit or negation.
+    NotPositive,
+    /// Either sign.
+    Either,
 }
 
 /// Column names of the normalized batch.
@@ -1100,6 +1262,15 @@ pub fn normalize(
     let account_ok: Vec<bool> = accounts
         .map(|d| per_value(d, |v| check.accounts.contains(v)))
         .unwrap_or_default();
+    let payer_col = chunk.text[f(Field::Payer)].as_ref();
+    let payer_ok: Vec<bool> = payer_col
+        .map(|d| {
+            per_value(d, |v| {
+                let v = AccountId::padded_text(v).unwrap_or_else(|| v.trim().to_string());
+                check.payers.0.contains(&v)
+            })
+        })
+        .unwrap_or_default();
     let types = chunk.text[f(Field::LineType)].as_ref();
     let type_of: Vec<Option<LineType>> = types
         .map(|d| per_value(d, LineType::parse))
@@ -1180,6 +1351,19 @@ pub fn normalize(
                 &mut keep,
             );
             continue;
+        }
+        // Payer: a row paid by another account is not part of this transfer.
+        if let Some(d) = payer_col {
+            if !key_at(d, i).is_some_and(|k| payer_ok[k]) {
+                let payer = text_value(&chunk.text[f(Field::Payer)], i).to_string();
+                let reason = if payer.is_empty() {
+                    "missing payer account id".to_string()
+                } else {
+                    format!("payer {payer} is {}", check.payers.1)
+                };
+                quarantine(i, map.name(Field::Payer), payer, reason, &mut keep);
+                continue;
+            }
         }
         // Line item type.
         let Some(lt) = types.and_then(|d| key_at(d, i)).and_then(|k| type_of[k]) else {
@@ -1288,6 +1472,27 @@ pub fn normalize(
                 &mut keep,
             );
             continue;
+        }
+        if let Some(c) = cost {
+            let wrong = match lt.cost_sign() {
+                CostSign::NotNegative => (c < 0).then_some("negative"),
+                CostSign::NotPositive => (c > 0).then_some("positive"),
+                CostSign::Either => None,
+            };
+            if let Some(sign) = wrong {
+                let reason = format!(
+                    "a {} line cannot have a {sign} cost (docs/DOMAIN.md, decision 26): corrections come as Credit, Refund or Fee lines",
+                    lt.as_str()
+                );
+                quarantine(
+                    i,
+                    map.name(Field::UnblendedCost),
+                    format_fixed_exact(c),
+                    reason,
+                    &mut keep,
+                );
+                continue;
+            }
         }
         if let Some(r) = rate_col.and_then(|c| c.get(i)).filter(|r| *r < 0) {
             quarantine(
@@ -1583,6 +1788,18 @@ fn focus_columns(
                 focus_text(t(Field::CommitmentCategory), i),
             )
         });
+        // FOCUS has no negation category: a Savings Plan negation arrives as a Usage
+        // row with a negative BilledCost (billxfer's own FOCUS export writes it so).
+        let negative = chunk.num[Field::UnblendedCost as usize]
+            .as_ref()
+            .and_then(|c| c.get(i))
+            .is_some_and(|c| c < 0);
+        let lt = match lt {
+            Some(LineType::Usage | LineType::SavingsPlanCoveredUsage) if negative => {
+                Some(LineType::SavingsPlanNegation)
+            }
+            other => other,
+        };
         match lt {
             Some(lt) => types.append_value(lt.as_str()),
             None => types.append_value(

@@ -93,6 +93,9 @@ pub struct ParquetSource {
     row: u64,
     /// Positions of the identity columns in the projected batches.
     identity: Vec<usize>,
+    /// Per period field stored as a bare Parquet integer, the arrow type the writer
+    /// recorded for it (arrow `Date64`, second timestamps): how to read its unit.
+    period_types: [Option<DataType>; super::FIELDS],
 }
 
 impl ParquetSource {
@@ -137,6 +140,7 @@ impl ParquetSource {
         if !identity {
             map.identity.clear();
         }
+        let period_types = period_types(&file, &schema, &map);
         // Check types up front so a wrong-typed file fails before any row is rated.
         for (k, field) in Field::ALL.iter().enumerate() {
             if let Some(idx) = map.index[k] {
@@ -153,6 +157,7 @@ impl ParquetSource {
                     }
                     Kind::Period => {
                         is_text(dt)
+                            || period_types[k].is_some()
                             || matches!(
                                 dt,
                                 DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
@@ -168,6 +173,7 @@ impl ParquetSource {
                             match field.kind() {
                                 Kind::Text => "text",
                                 Kind::Number => "a number (double, decimal or decimal text)",
+                                Kind::Period if is_integer(dt) => "a timestamp or ISO 8601 text (a bare Parquet integer has no unit: write the column as a Parquet DATE or TIMESTAMP)",
                                 Kind::Period => "a timestamp or ISO 8601 text",
                             }
                         ),
@@ -238,6 +244,7 @@ impl ParquetSource {
             map,
             row: part.map_or(0, |p| p.first_row),
             identity: identity_projected,
+            period_types,
         })
     }
 
@@ -275,7 +282,9 @@ impl ParquetSource {
             match field.kind() {
                 Kind::Text => {
                     text[k] = Some(
-                        if is_integer(array.data_type()) && *field == Field::UsageAccount {
+                        if is_integer(array.data_type())
+                            && matches!(*field, Field::UsageAccount | Field::Payer)
+                        {
                             // Readers that typed account ids as integers dropped leading zeros: restore 12 digits.
                             let a =
                                 cast(array, &DataType::Int64).map_err(|e| fail(e.to_string()))?;
@@ -291,7 +300,13 @@ impl ParquetSource {
                     );
                 }
                 Kind::Number => num[k] = Some(numbers(array.as_ref())),
-                Kind::Period => period[k] = Some(periods(array.as_ref()).map_err(fail)?),
+                Kind::Period => {
+                    let array = match &self.period_types[k] {
+                        Some(dt) => cast(array, dt).map_err(|e| fail(e.to_string()))?,
+                        None => array.clone(),
+                    };
+                    period[k] = Some(periods(array.as_ref()).map_err(fail)?)
+                }
             }
         }
         let identity = self.identities(&batch)?;
@@ -329,6 +344,57 @@ impl ParquetSource {
             })
             .collect())
     }
+}
+
+/// For each period field stored as a bare integer, the date or timestamp type
+/// of the writer's embedded arrow schema (`ARROW:schema`). Arrow writes `Date64`
+/// and second timestamps as plain Parquet INT64, so only that schema gives their
+/// unit. It is decoded only then, and a decoder panic on a corrupt one (a fuzzing
+/// finding) counts as no schema.
+fn period_types<R: parquet::file::reader::ChunkReader + Clone + 'static>(
+    file: &R,
+    schema: &Schema,
+    map: &ColumnMap,
+) -> [Option<DataType>; super::FIELDS] {
+    let mut out: [Option<DataType>; super::FIELDS] = Default::default();
+    let bare: Vec<(usize, usize)> = Field::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind() == Kind::Period)
+        .filter_map(|(k, _)| map.index[k].map(|idx| (k, idx)))
+        .filter(|(_, idx)| is_integer(schema.field(*idx).data_type()))
+        .collect();
+    if bare.is_empty() {
+        return out;
+    }
+    let embedded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file.clone(),
+            ArrowReaderOptions::new(),
+        )
+        .ok()
+        .map(|b| b.schema().clone())
+    }))
+    .ok()
+    .flatten();
+    let Some(embedded) = embedded else {
+        return out;
+    };
+    for (k, idx) in bare {
+        if let Some(f) = embedded
+            .fields()
+            .get(idx)
+            .filter(|f| f.name() == schema.field(idx).name())
+        {
+            if matches!(
+                f.data_type(),
+                DataType::Date64 | DataType::Date32 | DataType::Timestamp(_, _)
+            ) {
+                out[k] = Some(f.data_type().clone());
+            }
+        }
+    }
+    out
 }
 
 fn is_text(dt: &DataType) -> bool {
@@ -484,13 +550,16 @@ fn periods(array: &dyn Array) -> std::result::Result<PeriodColumn, String> {
                     .collect(),
             )
         }
-        DataType::Date32 => PeriodColumn::Micros(
-            array
-                .as_primitive::<Int32Type>()
-                .iter()
-                .map(|v| v.map(|d| d as i64 * 86_400_000_000))
-                .collect(),
-        ),
+        DataType::Date32 => {
+            // A Date32 array is not an Int32 array: cast before reading the days.
+            let a = cast(array, &DataType::Int32).map_err(|e| e.to_string())?;
+            PeriodColumn::Micros(
+                a.as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|v| v.map(|d| i64::from(d) * 86_400_000_000))
+                    .collect(),
+            )
+        }
         DataType::Date64 => {
             let a = cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
             PeriodColumn::Micros(

@@ -34,6 +34,9 @@ pub fn exercise(mut source: Box<dyn ChunkSource>) {
         period: BillingPeriod::new(2026, 3).unwrap(),
         currency: "USD".into(),
         require_billed_cost: true,
+        management_account: "111111111111".into(),
+        excluded: Default::default(),
+        payers: (["900000000001".to_string()].into_iter().collect(), "the partner".into()),
     };
     let tiers = TierTable::new(vec![Tier { from: 0, rate: 1_000_000 }, Tier { from: 10_000_000_000, rate: 500_000 }]).unwrap();
     let rules = RuleSet::new(vec![
