@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::money::{parse_fixed_strict, Percent, Rounding, ONE};
+use crate::money::{Percent, Rounding, MAX_ABS, ONE, SCALE};
 use crate::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
 use crate::types::{AccountId, BillingPeriod, OrgId};
 
@@ -564,6 +564,13 @@ fn build(
     let mut orgs = Vec::new();
     let mut org_ids: BTreeSet<String> = BTreeSet::new();
     org_ids.insert(raw.partner.id.clone());
+    // Ids name files and folders: ids equal but for case would overwrite each other
+    // on a case-insensitive filesystem (macOS, Windows). Lower-cased id -> (key, id).
+    let mut folded: BTreeMap<String, (String, String)> = BTreeMap::new();
+    folded.insert(
+        raw.partner.id.to_ascii_lowercase(),
+        ("partner.id".into(), raw.partner.id.clone()),
+    );
     for (i, o) in raw.orgs.iter().enumerate() {
         let key = format!("orgs[{i}] (id `{}`)", o.id);
         let id = OrgId::parse(&o.id)
@@ -576,6 +583,19 @@ fn build(
                     "org id `{}` is used twice (the partner's id counts too)",
                     o.id
                 ),
+            );
+        } else if let Some((other_key, other_id)) = folded.get(&o.id.to_ascii_lowercase()) {
+            p.push(
+                &format!("{key}.id"),
+                format!(
+                    "org id `{}` differs from `{other_id}` ({other_key}) only by case; ids name output files, which would overwrite each other on a case-insensitive filesystem (macOS, Windows): make them differ by more than case",
+                    o.id
+                ),
+            );
+        } else {
+            folded.insert(
+                o.id.to_ascii_lowercase(),
+                (format!("{key}.id"), o.id.clone()),
             );
         }
         let mgmt = account(
@@ -803,8 +823,229 @@ fn transfer(p: &mut Problems, key: &str, t: &RawTransfer) -> Option<Transfer> {
     })
 }
 
+/// Why a decimal of the config was refused (docs/CONFIG.md, "Numbers").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigDecimalError {
+    /// Nothing but spaces.
+    #[error("empty value")]
+    Empty,
+    /// Not plain decimal text nor scientific notation.
+    #[error("not a decimal number: write a plain decimal (`0.08`, `-3`, `.5`) or scientific notation (`1e6`, `2.5E-3`)")]
+    Invalid,
+    /// Beyond ±10^18.
+    #[error("out of range: billxfer accepts values up to ±10^18")]
+    Overflow,
+    /// More significant decimal places than the key keeps.
+    #[error(
+        "needs {needed} decimal places, but this key takes at most {max} (it is never rounded)"
+    )]
+    TooPrecise {
+        /// Places the value needs (trailing zeros do not count).
+        needed: u64,
+        /// Places the key allows.
+        max: u32,
+    },
+}
+
+/// A decimal read exactly from config text: `±digits × 10^exp`, where `digits`
+/// holds the significant digits (no leading or trailing zeros; empty for zero).
+///
+/// The one syntax of every decimal in the config: optional sign, digits with at
+/// most one `.` (at least one digit), then optionally `e`/`E`, an optional sign
+/// and digits. No float is involved; the value is converted exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactDecimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exp: i64,
+}
+
+/// Exponents beyond this are clamped: the value is then far out of range or far
+/// below any key's places either way, and the arithmetic stays small.
+const EXP_CLAMP: i64 = 1_000_000_000;
+
+impl ExactDecimal {
+    /// Parses decimal text (surrounding spaces allowed).
+    pub fn parse(text: &str) -> std::result::Result<ExactDecimal, ConfigDecimalError> {
+        let s = text.trim().as_bytes();
+        if s.is_empty() {
+            return Err(ConfigDecimalError::Empty);
+        }
+        let mut i = 0;
+        let negative = match s[0] {
+            b'-' => {
+                i = 1;
+                true
+            }
+            b'+' => {
+                i = 1;
+                false
+            }
+            _ => false,
+        };
+        let mut all = Vec::new();
+        let mut frac_len: i64 = 0;
+        let mut seen_dot = false;
+        while i < s.len() {
+            match s[i] {
+                c @ b'0'..=b'9' => {
+                    all.push(c - b'0');
+                    if seen_dot {
+                        frac_len += 1;
+                    }
+                }
+                b'.' if !seen_dot => seen_dot = true,
+                b'e' | b'E' => break,
+                _ => return Err(ConfigDecimalError::Invalid),
+            }
+            i += 1;
+        }
+        if all.is_empty() {
+            return Err(ConfigDecimalError::Invalid);
+        }
+        let mut exp: i64 = 0;
+        if i < s.len() {
+            i += 1; // the `e`
+            let exp_negative = match s.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            if i >= s.len() {
+                return Err(ConfigDecimalError::Invalid);
+            }
+            for &c in &s[i..] {
+                if !c.is_ascii_digit() {
+                    return Err(ConfigDecimalError::Invalid);
+                }
+                exp = (exp * 10 + i64::from(c - b'0')).min(EXP_CLAMP);
+            }
+            if exp_negative {
+                exp = -exp;
+            }
+        }
+        // value = all × 10^(exp - frac_len); keep only the significant digits.
+        let start = all.iter().position(|&d| d != 0).unwrap_or(all.len());
+        let end = all.iter().rposition(|&d| d != 0).map_or(start, |e| e + 1);
+        let trailing = (all.len() - end) as i64;
+        let digits = all[start..end].to_vec();
+        let exp = if digits.is_empty() {
+            0
+        } else {
+            exp - frac_len + trailing
+        };
+        Ok(ExactDecimal {
+            negative: negative && !digits.is_empty(),
+            digits,
+            exp,
+        })
+    }
+
+    /// Decimal places the value needs (0 for integers).
+    pub fn places(&self) -> u64 {
+        if self.exp < 0 {
+            self.exp.unsigned_abs()
+        } else {
+            0
+        }
+    }
+
+    /// `±digits × 10^shift` as an integer (`shift >= 0`), if it stays within
+    /// `limit` in magnitude.
+    fn scaled(&self, shift: i64, limit: i128) -> std::result::Result<i128, ConfigDecimalError> {
+        // A number of more than 39 digits cannot fit in an i128.
+        if self.digits.len() as i64 + shift > 39 {
+            return Err(ConfigDecimalError::Overflow);
+        }
+        let mut v: i128 = 0;
+        for &d in &self.digits {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(i128::from(d)))
+                .ok_or(ConfigDecimalError::Overflow)?;
+        }
+        let v = 10i128
+            .checked_pow(shift as u32)
+            .and_then(|f| v.checked_mul(f))
+            .filter(|v| *v <= limit)
+            .ok_or(ConfigDecimalError::Overflow)?;
+        Ok(if self.negative { -v } else { v })
+    }
+
+    /// The value in internal units (10^-10), refusing more than `max_places`
+    /// decimal places (never rounding) and magnitudes above 10^18.
+    pub fn to_fixed(&self, max_places: u32) -> std::result::Result<i128, ConfigDecimalError> {
+        let max_places = max_places.min(SCALE);
+        if self.digits.is_empty() {
+            return Ok(0);
+        }
+        if self.places() > u64::from(max_places) {
+            return Err(ConfigDecimalError::TooPrecise {
+                needed: self.places(),
+                max: max_places,
+            });
+        }
+        self.scaled(self.exp + i64::from(SCALE), MAX_ABS)
+    }
+
+    /// The value in hundredths, rounded half away from zero at the 2nd decimal
+    /// (how Billing Conductor treats `ModifierPercentage`), in one exact step.
+    pub fn to_hundredths_rounded(&self) -> std::result::Result<i64, ConfigDecimalError> {
+        let shift = self.exp + 2;
+        if shift >= 0 {
+            let v = self.scaled(shift, MAX_ABS)?;
+            return i64::try_from(v).map_err(|_| ConfigDecimalError::Overflow);
+        }
+        // Drop the last `k` significant digits; the first dropped one decides.
+        let k = shift.unsigned_abs();
+        let n = self.digits.len() as u64;
+        let (kept, first_dropped) = if k > n {
+            (ExactDecimal::zero(), 0)
+        } else {
+            let cut = (n - k) as usize;
+            let kept = ExactDecimal {
+                negative: false,
+                digits: self.digits[..cut].to_vec(),
+                exp: 0,
+            };
+            (kept, self.digits[cut])
+        };
+        let mut v = kept.scaled(0, MAX_ABS)?;
+        if first_dropped >= 5 {
+            v += 1;
+        }
+        let v = i64::try_from(v).map_err(|_| ConfigDecimalError::Overflow)?;
+        Ok(if self.negative { -v } else { v })
+    }
+
+    fn zero() -> ExactDecimal {
+        ExactDecimal {
+            negative: false,
+            digits: Vec::new(),
+            exp: 0,
+        }
+    }
+}
+
+/// A decimal key: exact, at most `max_places` decimals (docs/CONFIG.md, "Numbers").
 fn decimal(p: &mut Problems, key: &str, t: &DecimalText, max_places: u32) -> Option<i128> {
-    parse_fixed_strict(&t.0, max_places)
+    ExactDecimal::parse(&t.0)
+        .and_then(|d| d.to_fixed(max_places))
+        .map_err(|e| p.push(key, format!("`{}`: {e}", t.0)))
+        .ok()
+}
+
+/// A percentage key: exact, then rounded to 2 decimals (docs/CONFIG.md, "Numbers").
+fn percent_value(p: &mut Problems, key: &str, t: &DecimalText) -> Option<Percent> {
+    ExactDecimal::parse(&t.0)
+        .and_then(|d| d.to_hundredths_rounded())
+        .map(Percent)
         .map_err(|e| p.push(key, format!("`{}`: {e}", t.0)))
         .ok()
 }
@@ -850,9 +1091,7 @@ fn custom_line_item(
             Some(CliCharge::Flat(v))
         }
         (None, Some(pc)) => {
-            let percent = Percent::parse_rounded(&pc.0)
-                .map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", pc.0)))
-                .ok()?;
+            let percent = percent_value(p, &format!("{key}.percent"), pc)?;
             if !(0..=1_000_000).contains(&percent.0) {
                 p.push(
                     &format!("{key}.percent"),
@@ -1029,10 +1268,7 @@ fn rule(p: &mut Problems, key: &str, r: &RawRule) -> Option<Rule> {
             );
             return None;
         };
-        let v = Percent::parse_rounded(&t.0)
-            .map_err(|e| p.push(&format!("{key}.percent"), format!("`{}`: {e}", t.0)))
-            .ok()?;
-        Some(v)
+        percent_value(p, &format!("{key}.percent"), t)
     };
     let mut free_tier = None;
     let action = match kind.as_str() {
@@ -1294,5 +1530,137 @@ transfer = { start = "2026-01" }
             panic!()
         };
         assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(712))));
+    }
+
+    #[test]
+    fn one_rule_for_every_decimal() {
+        let fixed = |t: &str, places| ExactDecimal::parse(t).and_then(|d| d.to_fixed(places));
+        let hundredths = |t: &str| ExactDecimal::parse(t).and_then(|d| d.to_hundredths_rounded());
+        // Plain and scientific notation give the same exact value.
+        assert_eq!(fixed("1E6", 10), Ok(1_000_000 * ONE));
+        assert_eq!(fixed("1e6", 10), fixed("1000000", 10));
+        assert_eq!(fixed("1e2", 10), fixed("100", 10));
+        assert_eq!(fixed("2.5E-3", 10), Ok(25 * ONE / 10_000));
+        assert_eq!(fixed("+.5e+1", 10), Ok(5 * ONE));
+        assert_eq!(fixed(" -12.50 ", 10), Ok(-125 * ONE / 10));
+        assert_eq!(fixed("1e-10", 10), Ok(1));
+        assert_eq!(fixed("0e999999999999", 10), Ok(0));
+        // Trailing zeros are not places the value needs.
+        assert_eq!(fixed("0.100000000000", 10), Ok(ONE / 10));
+        assert_eq!(fixed("1500e-3", 1), Ok(15 * ONE / 10));
+        assert_eq!(
+            fixed("1500e-3", 0),
+            Err(ConfigDecimalError::TooPrecise { needed: 1, max: 0 })
+        );
+        assert_eq!(fixed("1500e-3", 3), fixed("1.5", 3));
+        // Too many places is refused, never rounded, with what is needed and allowed.
+        let e = fixed("1e-12", 10).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigDecimalError::TooPrecise {
+                needed: 12,
+                max: 10
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "needs 12 decimal places, but this key takes at most 10 (it is never rounded)"
+        );
+        assert!(matches!(
+            fixed("0.00000000001", 10),
+            Err(ConfigDecimalError::TooPrecise { needed: 11, .. })
+        ));
+        assert!(matches!(
+            fixed("1e-999999999999", 10),
+            Err(ConfigDecimalError::TooPrecise { .. })
+        ));
+        assert_eq!(fixed("1e18", 10), Ok(MAX_ABS));
+        assert_eq!(
+            fixed("1.0000000001e18", 10),
+            Err(ConfigDecimalError::Overflow)
+        );
+        assert_eq!(
+            fixed("1e999999999999", 10),
+            Err(ConfigDecimalError::Overflow)
+        );
+        for bad in [
+            "", " ", "e5", "1e", "1e+", "1.2.3", "--1", "0x10", "1,5", "1e2.5", ".",
+        ] {
+            assert!(fixed(bad, 10).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(fixed("1e2.5", 10), Err(ConfigDecimalError::Invalid));
+        // Percentages: the same syntax, rounded once, exactly, to 2 decimals.
+        assert_eq!(hundredths("1e2"), Ok(10_000));
+        assert_eq!(hundredths("7.126"), Ok(713));
+        assert_eq!(hundredths("7.125"), Ok(713));
+        assert_eq!(hundredths("-7.125"), Ok(-713));
+        assert_eq!(hundredths("7.124999999999999"), Ok(712));
+        assert_eq!(hundredths("5e-3"), Ok(1));
+        assert_eq!(hundredths("4.9e-3"), Ok(0));
+        assert_eq!(hundredths("1e-999999"), Ok(0));
+        assert_eq!(hundredths("1e30"), Err(ConfigDecimalError::Overflow));
+    }
+
+    #[test]
+    fn decimal_keys_share_the_rule() {
+        let with_flat = |flat: &str| {
+            format!("{MINIMAL}\n  [[orgs.custom_line_items]]\n  id = \"f\"\n  description = \"Fee\"\n  kind = \"fee\"\n  flat = {flat}\n  start = \"2026-01\"\n")
+        };
+        let c = load(&with_flat("\"1E6\"")).unwrap();
+        assert_eq!(
+            c.orgs[0].custom_line_items[0].charge,
+            CliCharge::Flat(1_000_000 * ONE)
+        );
+        // A TOML float written with an exponent takes the same path.
+        let c = load(&with_flat("1e-7")).unwrap();
+        assert_eq!(c.orgs[0].custom_line_items[0].charge, CliCharge::Flat(1000));
+        let all = problems(&with_flat("\"1e-12\"")).join("\n");
+        assert!(
+            all.contains("custom_line_items[0] (id `f`).flat: `1e-12`: needs 12 decimal places, but this key takes at most 10"),
+            "{all}"
+        );
+        let pct = MINIMAL.replace("percent = \"7.126\"", "percent = \"1e2\"");
+        let PlanKind::Rated(rs) = &load(&pct).unwrap().orgs[0].plan.kind else {
+            panic!()
+        };
+        assert_eq!(rs.rules()[0].action, Some(Action::Markup(Percent(10_000))));
+        let tiers = |from: &str| {
+            MINIMAL.replace(
+                "{ id = \"g\", scope = \"global\", type = \"markup\", percent = \"7.126\" }",
+                &format!("{{ id = \"t\", scope = \"sku\", service = \"AmazonS3\", usage_type = \"X\", type = \"custom\", tiers = [{{ from = \"0\", rate = \"2e-2\" }}, {{ from = {from}, rate = \"0.015\" }}] }}"),
+            )
+        };
+        let action = |text: &str| {
+            let c = load(text).unwrap();
+            let PlanKind::Rated(rs) = &c.orgs[0].plan.kind else {
+                panic!()
+            };
+            format!("{:?}", rs.rules()[0].action)
+        };
+        assert_eq!(action(&tiers("\"1e2\"")), action(&tiers("\"100\"")));
+        assert_ne!(action(&tiers("\"1e3\"")), action(&tiers("\"100\"")));
+        let all = problems(&tiers("\"x1\"")).join("\n");
+        assert!(
+            all.contains(".tiers[1].from: `x1`: not a decimal number"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn org_ids_differing_only_by_case_are_refused() {
+        let twin = |id: &str| {
+            format!("{MINIMAL}\n[[orgs]]\nid = \"{id}\"\nname = \"x\"\nmanagement_account = \"222222222222\"\nfiles = [\"x\"]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\n")
+        };
+        let all = problems(&twin("Acme")).join("\n");
+        assert!(
+            all.contains("orgs[1] (id `Acme`).id: org id `Acme` differs from `acme` (orgs[0] (id `acme`).id) only by case"),
+            "{all}"
+        );
+        let all = problems(&twin("PARTNER")).join("\n");
+        assert!(
+            all.contains("org id `PARTNER` differs from `partner` (partner.id) only by case"),
+            "{all}"
+        );
+        assert!(load(&twin("acme2")).is_ok());
     }
 }

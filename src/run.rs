@@ -176,8 +176,31 @@ pub fn resolve_files(
         };
         let text = full.to_string_lossy().to_string();
         let has_glob = pattern.contains(['*', '?', '[']);
-        if !has_glob {
-            if full.is_dir() {
+        // A path that exists is taken literally, even if it holds `*`, `?` or `[`
+        // (`report[1].csv`). `metadata` follows symlinks and never opens the file,
+        // so a FIFO is not blocked on.
+        let literal = match std::fs::metadata(&full) {
+            Ok(m) => Some(m),
+            Err(_) if has_glob => None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                problems.push(format!("{org_label}: input file {} does not exist (paths are relative to the config's folder {})", full.display(), display_dir(&config.base_dir)));
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{org_label}: input file {} cannot be read: {e}",
+                    full.display()
+                ));
+                continue;
+            }
+        };
+        if let Some(meta) = literal {
+            if meta.is_dir() {
                 let mut found_choices = Vec::new();
                 let found =
                     deliveries::resolve_root(&full, pattern, period, problems, &mut found_choices);
@@ -192,11 +215,11 @@ pub fn resolve_files(
                 for f in found {
                     out.insert(f.path, f.delivery);
                 }
-            } else if full.is_file() {
+            } else if let Some(what) = not_a_regular_file(&meta.file_type()) {
+                problems.push(not_regular_problem(&org_label, &full, what));
+            } else {
                 let d = parent_of(&full);
                 out.insert(full, d);
-            } else {
-                problems.push(format!("{org_label}: input file {} does not exist (paths are relative to the config's folder {})", full.display(), display_dir(&config.base_dir)));
             }
             continue;
         }
@@ -205,15 +228,32 @@ pub fn resolve_files(
             Ok(paths) => {
                 let mut any = false;
                 for p in paths.flatten() {
-                    if p.is_file() && !deliveries::is_sidecar(&p) {
+                    if deliveries::is_sidecar(&p) {
+                        continue;
+                    }
+                    let Ok(meta) = std::fs::metadata(&p) else {
+                        continue;
+                    };
+                    if meta.is_file() {
                         let d = parent_of(&p);
                         out.insert(p, d);
+                        any = true;
+                    } else if let Some(what) = not_a_regular_file(&meta.file_type()) {
+                        problems.push(not_regular_problem(&org_label, &p, what));
                         any = true;
                     }
                 }
                 if !any {
+                    let literal_hint = if pattern.contains('[') {
+                        format!(
+                            "; `[` starts a character class in a pattern: for a literal `[` write `[[]`, e.g. `{}`",
+                            pattern.replace('[', "[[]")
+                        )
+                    } else {
+                        String::new()
+                    };
                     problems.push(format!(
-                        "{org_label}: the pattern `{pattern}` matches no file (relative to {})",
+                        "{org_label}: the pattern `{pattern}` matches no file (relative to {}){literal_hint}",
                         display_dir(&config.base_dir)
                     ));
                 }
@@ -238,6 +278,39 @@ pub fn resolve_files(
             }
         })
         .collect()
+}
+
+/// What a file system entry is when it is neither a regular file nor a folder
+/// (FIFO, device, socket), from its type alone: the entry is never opened.
+fn not_a_regular_file(ft: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if ft.is_char_device() {
+            return Some("a character device");
+        }
+        if ft.is_block_device() {
+            return Some("a block device");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+    }
+    if ft.is_file() || ft.is_dir() {
+        None
+    } else {
+        Some("a special file")
+    }
+}
+
+fn not_regular_problem(org_label: &str, path: &Path, what: &str) -> String {
+    format!(
+        "{org_label}: input {} is {what}, not a regular file: billxfer reads each input more than once (checksum, then rows), which only a regular file allows; copy it to a file",
+        path.display()
+    )
 }
 
 fn display_dir(p: &Path) -> String {
@@ -398,12 +471,13 @@ struct FileOutcome {
 }
 
 pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
+    let partner = &config.partner.management_account;
     let (label, accounts, currency, management) = if org_index == 0 {
         (
             format!("partner `{}`", config.partner.id),
             &config.partner.accounts,
             config.partner.currency.clone(),
-            &config.partner.management_account,
+            partner,
         )
     } else {
         let o = &config.orgs[org_index - 1];
@@ -413,6 +487,16 @@ pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod
             config.partner.currency.clone(),
             &o.management_account,
         )
+    };
+    // A transferred month is paid by the partner's bill-transfer account; files
+    // exported from the customer's own organization may name its management account.
+    let source_payer = org_index > 0 && config.orgs[org_index - 1].transfer.source_payer;
+    let mut payers: HashSet<String> = HashSet::from([partner.to_string()]);
+    let why = if source_payer {
+        payers.insert(management.to_string());
+        format!("neither the partner's bill-transfer account {partner} nor {label}'s management account {management}")
+    } else {
+        format!("not the partner's bill-transfer account {partner} (set `transfer.source_payer = true` if the files come from the customer's own organization)")
     };
     OrgCheck {
         label,
@@ -425,6 +509,7 @@ pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod
         require_billed_cost: matches!(config.actual, ActualCard::Billed),
         management_account: management.to_string(),
         excluded: Default::default(),
+        payers: (payers, why),
     }
 }
 
@@ -1125,11 +1210,60 @@ fn counted(warnings: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// The most worker threads `--threads` accepts; more is refused when the
+/// arguments are parsed ([`parse_threads`]).
+pub const MAX_THREADS: usize = 65_536;
+
+/// Worker threads per CPU above which `--threads` is lowered (with a warning):
+/// more threads than that only add start-up time and memory.
+pub const THREADS_PER_CPU: usize = 4;
+
+/// Parses the value of `--threads`: a whole number from 1 to [`MAX_THREADS`].
+pub fn parse_threads(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` is not a number of threads (a whole number from 1 to {MAX_THREADS})"
+        ));
+    }
+    match t.parse::<usize>() {
+        Ok(0) => Err(format!(
+            "--threads 0: give 1 to {MAX_THREADS}, or leave --threads out for one thread per core"
+        )),
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        // Digits only: a parse failure is a number beyond usize.
+        _ => Err(format!("--threads {t} is too many: at most {MAX_THREADS}")),
+    }
+}
+
+/// The thread count a run uses for `--threads n`: `n`, lowered to
+/// [`THREADS_PER_CPU`] × CPUs (and to [`MAX_THREADS`]); the warning says so.
+pub fn effective_threads(n: usize, cpus: usize) -> (usize, Option<String>) {
+    let cap = cpus.max(1).saturating_mul(THREADS_PER_CPU).min(MAX_THREADS);
+    let n = n.max(1);
+    if n > cap {
+        (
+            cap,
+            Some(format!(
+                "warning: --threads {n} is more than {THREADS_PER_CPU} per CPU ({cpus} CPUs available); using {cap} threads"
+            )),
+        )
+    } else {
+        (n, None)
+    }
+}
+
 /// Sets the size of rayon's global pool (`--threads`); call before any work.
+/// Counts above [`THREADS_PER_CPU`] per CPU are lowered, with a warning on stderr.
 pub fn configure_threads(threads: Option<usize>) {
     if let Some(n) = threads {
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let (n, warning) = effective_threads(n, cpus);
+        if let Some(w) = warning {
+            eprintln!("billxfer: {w}");
+        }
         let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n)
             .build_global();
     }
 }
