@@ -9,9 +9,12 @@
 #   2. run            billxfer run --quiet (with --exports none when `run` has an --exports flag)
 #   3. run + CUR      billxfer run --exports cur (only when `run` has an --exports flag)
 #   3b. run + all     billxfer run --exports all (pro forma CUR and FOCUS per customer, partner FOCUS)
-#   3c. run + daily   billxfer run --exports all --granularity daily (polars roll-ups)
+#   3c. run + daily   billxfer run --exports all --granularity daily (streaming roll-ups)
 #   4. duckdb         python3 benches/duckdb_rating.py, which compares its per-org totals with the
 #                     output of step 2; its SQL-only time is reported as a row of its own
+#   5. duckdb GROUP BY  python3 benches/duckdb_groupby.py: sum of cost and usage per usage account,
+#                     product code, usage type and line item type, warm, $(nproc) threads; the
+#                     report gives step 2's time against it
 #   also              billxfer run --threads 1, once per rep, for the 1 -> N threads speed-up
 #
 # Environment:
@@ -155,6 +158,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
     grep -E '^ELAPSED_SQL ' "$WORK/last.out" | awk '{print $2, 0}' >>"$WORK/duck_sql" || true
     grep -E '^compared |^  ' "$WORK/last.out" >&2 || true
   fi
+
+  log "rep $rep/$REPS: duckdb GROUP BY"
+  if measure "$WORK/group_proc" "$PYTHON" "$ROOT/benches/duckdb_groupby.py" --config "$CONFIG" --threads "$(nproc)"; then
+    grep -E '^ELAPSED_SQL ' "$WORK/last.out" | awk '{print $2, 0}' >>"$WORK/group"
+  else
+    STATUS=1
+  fi
 done
 
 # --- report -----------------------------------------------------------------------------------
@@ -175,9 +185,10 @@ steps = [
     ("2. billxfer run", "run"),
     ("3. billxfer run + CUR export", "cur" if exports == "1" else None),
     ("3b. billxfer run + all exports (CUR, FOCUS, partner FOCUS)", "all" if exports == "1" else None),
-    ("3c. billxfer run + all exports, daily roll-up (polars)", "daily" if exports == "1" else None),
+    ("3c. billxfer run + all exports, daily roll-up", "daily" if exports == "1" else None),
     ("4. duckdb (SQL only)", "duck_sql"),
     ("4. duckdb (process)", "duck"),
+    ("5. duckdb GROUP BY (SQL only, warm)", "group"),
     ("billxfer run --threads 1", "t1"),
 ]
 data = {key: load(key) for _, key in steps if key}
@@ -197,6 +208,9 @@ for label, key in steps:
     rss = max(data[key][1]) / 1024 if any(data[key][1]) else None
     print(f"| {label} | {m:.2f} | {rows / m:,.0f} | {m / floor:.2f}x | {m / duck:.2f}x | "
           f"{'' if rss is None else f'{rss:,.0f}'} |" if floor and duck else f"| {label} | {m:.2f} | {rows / m:,.0f} | | | |")
+if "group" in med and "run" in med:
+    print(f"\nbillxfer run (both tracks, invoices only) vs DuckDB GROUP BY: {med['run'] / med['group']:.2f}x "
+          f"({med['run']:.2f} s vs {med['group']:.2f} s)")
 if "t1" in med and "run" in med:
     print(f"\nbillxfer run speed-up 1 -> {ncpu} threads: {med['t1'] / med['run']:.2f}x "
           f"({med['t1']:.2f} s -> {med['run']:.2f} s)")
