@@ -119,8 +119,9 @@ pub struct GenerateArgs {
     /// Lines per file before AWS-style splitting starts a new file.
     #[arg(long, default_value_t = 2_000_000)]
     pub lines_per_file: u64,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    /// Worker threads, 1 to 65536 (default: one per core). More than 4 per CPU is
+    /// lowered to 4 per CPU, with a warning; above 65536 is an error.
+    #[arg(long, value_name = "N", value_parser = run::parse_threads)]
     pub threads: Option<usize>,
 }
 
@@ -136,8 +137,9 @@ pub struct RunArgs {
     /// Output folder; the run writes <out>/<period>/.
     #[arg(long, short, default_value = "out")]
     pub out: PathBuf,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    /// Worker threads, 1 to 65536 (default: one per core). More than 4 per CPU is
+    /// lowered to 4 per CPU, with a warning; above 65536 is an error.
+    #[arg(long, value_name = "N", value_parser = run::parse_threads)]
     pub threads: Option<usize>,
     /// No progress or summary on stderr.
     #[arg(long, short)]
@@ -322,17 +324,19 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         }
     }
     let files_out = output::render(&config, &result)?;
-    let _lock = output::lock_output(&a.out)?;
-    output::recover(&a.out, &period.to_string())?;
+    // Locked, recovered and written inside the resolved folder (see `lock_output`).
+    let lock = output::lock_output(&a.out)?;
+    output::recover(lock.dir(), &period.to_string())?;
     let exports = crate::export::ExportOptions {
         set: a.exports,
         format: a.format,
         granularity: a.granularity,
     };
     let writing = Instant::now();
-    let dir = output::write_atomically_with(&a.out, &period.to_string(), &files_out, &|tmp| {
+    output::write_atomically_with(lock.dir(), &period.to_string(), &files_out, &|tmp| {
         crate::export::write_exports(&config, &result, exports, tmp)
     })?;
+    let dir = a.out.join(period.to_string());
     let writing = writing.elapsed().as_secs_f64();
     if !a.quiet {
         let rows = result.rows_read();

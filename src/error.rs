@@ -47,6 +47,11 @@ pub enum Error {
     /// Another run holds the output folder.
     #[error("{0}")]
     Locked(String),
+
+    /// The output path holds something billxfer must not replace (a symbolic
+    /// link, a file, a folder it did not write); nothing was written.
+    #[error("{path} {reason}")]
+    UnsafeOutput { path: PathBuf, reason: String },
 }
 
 impl Error {
