@@ -37,6 +37,10 @@ pub enum Error {
     #[error("amount overflow while {0}: the figures exceed the supported range of ±10^18")]
     Overflow(String),
 
+    /// A broken invariant inside billxfer (a bug, not bad input); nothing was written.
+    #[error("internal error: {0} (a bug in billxfer, not in the input; nothing was written: please report it with the command that produced it)")]
+    Internal(String),
+
     /// Writing an output failed; earlier outputs are left as they were.
     #[error("cannot write output {path}: {source}")]
     Output {

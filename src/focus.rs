@@ -288,18 +288,19 @@ impl Table {
     }
 }
 
-/// Text of each cell; timestamps as ISO 8601 UTC, decimals exact.
-fn cells(a: &ArrayRef) -> Result<Vec<Option<String>>> {
+/// Text of each cell; timestamps as ISO 8601 UTC, decimals exact. The error is
+/// the column's (its caller names the file).
+fn cells(a: &ArrayRef) -> std::result::Result<Vec<Option<String>>, arrow::error::ArrowError> {
     let a = match a.data_type() {
         DataType::Timestamp(_, _) => {
-            let ms = crate::export::to_utc_millis(a).map_err(|e| Error::Overflow(e.to_string()))?;
+            let ms = crate::export::to_utc_millis(a)?;
             let p = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
             return Ok(p
                 .iter()
                 .map(|v| v.map(crate::export::iso_from_millis))
                 .collect());
         }
-        _ => cast(a, &DataType::Utf8).map_err(|e| Error::Overflow(e.to_string()))?,
+        _ => cast(a, &DataType::Utf8)?,
     };
     let s = a.as_string::<i32>();
     Ok(s.iter().map(|v| v.map(str::to_string)).collect())

@@ -467,17 +467,13 @@ impl Rater {
             batch
                 .column_by_name(name)
                 .and_then(|a| a.as_dictionary_opt::<Int32Type>())
-                .ok_or_else(|| {
-                    Error::Overflow(format!("internal: normalized column {name} missing"))
-                })
+                .ok_or_else(|| Error::Internal(format!("normalized column {name} missing")))
         };
         let dec = |name: &str| -> Result<&Decimal128Array> {
             batch
                 .column_by_name(name)
                 .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
-                .ok_or_else(|| {
-                    Error::Overflow(format!("internal: normalized column {name} missing"))
-                })
+                .ok_or_else(|| Error::Internal(format!("normalized column {name} missing")))
         };
         let account = text(col::ACCOUNT)?;
         let product = text(col::PRODUCT)?;
@@ -494,7 +490,7 @@ impl Rater {
         let line_type: &UInt8Array = batch
             .column_by_name(col::LINE_TYPE)
             .and_then(|a| a.as_primitive_opt())
-            .ok_or_else(|| Error::Overflow("internal: line_type column missing".into()))?;
+            .ok_or_else(|| Error::Internal("line_type column missing".into()))?;
         // Raw slices and validity, read without per-access bounds or type checks.
         struct Col<'a> {
             values: &'a [i128],
@@ -563,7 +559,7 @@ impl Rater {
         };
         for i in 0..n {
             let lt = LineType::from_code(line_type_v[i])
-                .ok_or_else(|| Error::Overflow("internal: bad line type code".into()))?;
+                .ok_or_else(|| Error::Internal("bad line type code".into()))?;
             let pk = k_product[i] as usize;
             let support = support_of[pk];
             let qty = usage_v[i];
