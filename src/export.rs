@@ -10,6 +10,10 @@
 //! usage share, so each line's rows sum exactly to the invoice line.
 //! Exported rows sum exactly (at 10 decimals) to the invoices' exact totals:
 //! the pass checks it and fails the run otherwise.
+//!
+//! With `--granularity daily|monthly` the same pass rolls each dataset up
+//! (`crate::rollup`): its rows are aggregated instead of written, and the
+//! groups, sorted by key, are written when the dataset is finished.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -37,6 +41,7 @@ use crate::focus;
 use crate::ingest::{self, col, snake_name, Dialect, LineType, BATCH_ROWS};
 use crate::money::{format_fixed_exact, mul_fixed, ONE};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
+use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
 use crate::run::{self, InputFile, OrgResult, RunResult};
 use crate::types::BillingPeriod;
 
@@ -582,28 +587,91 @@ impl Aligner {
 // ---------------------------------------------------------------------------
 // Writers
 
-/// A dataset file being written (Parquet, or CSV with formula-safe text).
+/// A dataset file being written (Parquet, or CSV with formula-safe text), or
+/// rolled up in memory and written at `finish` (`--granularity daily|monthly`).
 enum Sink {
     Parquet(Box<ArrowWriter<BufWriter<File>>>),
     Csv(BufWriter<File>, bool),
+    RollUp(Box<RollUp>, BufWriter<File>),
 }
+
+/// Rows per batch of a rolled-up file as it is written.
+const ROLLED_BATCH_ROWS: usize = 65_536;
 
 struct Dataset {
     path: PathBuf,
     rel: String,
+    /// `cur`, `focus` or `partner_focus`.
+    kind: &'static str,
     schema: SchemaRef,
     sink: Option<Sink>,
     format: ExportFormat,
+    /// Rows written (line rows; the rolled-up rows once a roll-up is finished).
     rows: u64,
     cost_total: i128,
 }
 
+/// The Parquet writer settings of every export file.
+fn parquet_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        // Min/max statistics cost a comparison per text cell (a fifth of the
+        // writing time, measured); readers scan these files whole anyway.
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+        // A row group is buffered whole before it is written: 128K rows (not the
+        // default 1M) keeps an org's three open datasets small in memory.
+        .set_max_row_group_row_count(Some(131_072))
+        .set_created_by(format!("billxfer {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A CSV header row: the column names, formula-neutralized and quoted as needed.
+fn write_csv_header(w: &mut impl Write, schema: &Schema) -> std::io::Result<()> {
+    let names: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| crate::output::csv_field(f.name()))
+        .collect();
+    writeln!(w, "{}", names.join(","))
+}
+
+/// A rolled-up batch as written: for CUR, the exact decimal sums become the
+/// nearest doubles (CUR's cost and amount columns are doubles; docs/EXPORTS.md).
+fn rolled_for_output(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match (c.data_type(), f.data_type()) {
+            (DataType::Decimal128(_, 10), DataType::Float64) => Ok(Arc::new(
+                c.as_primitive::<arrow::datatypes::Decimal128Type>()
+                    .iter()
+                    .map(|v| v.map(f64_of))
+                    .collect::<arrow::array::Float64Array>(),
+            ) as ArrayRef),
+            (a, b) if a == b => Ok(c.clone()),
+            (a, b) => Err(Error::Overflow(format!(
+                "internal: a rolled-up {a} column written as {b}"
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::Overflow(format!("writing a roll-up: {e}")))
+}
+
 impl Dataset {
+    /// A dataset file at `root/rel`; with `roll_up`, its rows are rolled up
+    /// (they arrive with CUR doubles as exact Decimal128(38,10), see `OrgCtx::rolled`).
     fn create(
         root: &Path,
         rel: String,
+        kind: &'static str,
         schema: SchemaRef,
         format: ExportFormat,
+        roll_up: Option<RollUpSpec>,
     ) -> Result<Dataset> {
         let path = root.join(&rel);
         if let Some(d) = path.parent() {
@@ -617,28 +685,18 @@ impl Dataset {
             source: e,
         })?;
         let w = BufWriter::with_capacity(1 << 20, file);
-        let sink = match format {
-            ExportFormat::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-                    // Min/max statistics cost a comparison per text cell (a fifth of the
-                    // writing time, measured); readers scan these files whole anyway.
-                    .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-                    // A row group is buffered whole before it is written: 128K rows (not the
-                    // default 1M) keeps an org's three open datasets small in memory.
-                    .set_max_row_group_row_count(Some(131_072))
-                    .set_created_by(format!("billxfer {}", env!("CARGO_PKG_VERSION")))
-                    .build();
-                Sink::Parquet(Box::new(
-                    ArrowWriter::try_new(w, schema.clone(), Some(props))
-                        .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?,
-                ))
-            }
-            ExportFormat::Csv => Sink::Csv(w, false),
+        let sink = match (roll_up, format) {
+            (Some(spec), _) => Sink::RollUp(Box::new(RollUp::new(schema.clone(), spec)?), w),
+            (None, ExportFormat::Parquet) => Sink::Parquet(Box::new(
+                ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
+                    .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?,
+            )),
+            (None, ExportFormat::Csv) => Sink::Csv(w, false),
         };
         Ok(Dataset {
             path,
             rel,
+            kind,
             schema,
             sink: Some(sink),
             format,
@@ -664,20 +722,79 @@ impl Dataset {
             Some(Sink::Parquet(w)) => w.write(batch).map_err(|e| err(&self.path, e.to_string())),
             Some(Sink::Csv(w, header)) => {
                 if !*header {
-                    let names: Vec<String> = self
-                        .schema
-                        .fields()
-                        .iter()
-                        .map(|f| crate::output::csv_field(f.name()))
-                        .collect();
-                    writeln!(w, "{}", names.join(","))
+                    write_csv_header(w, &self.schema)
                         .map_err(|e| err(&self.path, e.to_string()))?;
                     *header = true;
                 }
                 write_csv_rows(w, batch).map_err(|e| err(&self.path, e.to_string()))
             }
+            Some(Sink::RollUp(agg, _)) => agg.push(batch),
             None => Ok(()),
         }
+    }
+
+    /// Writes the rolled-up rows: checks they still sum to the lines' total, then
+    /// writes them sorted by key, CUR metrics as doubles.
+    fn finish_roll_up(&mut self, agg: RollUp, w: BufWriter<File>) -> Result<()> {
+        let err = |path: &Path, e: String| Error::Output {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
+        // The rolled-up rows must still sum to the invoice.
+        let total = agg.metric_total(agg.spec().cost)?;
+        if total != self.cost_total {
+            return Err(Error::Overflow(format!(
+                "internal: the {} roll-up of {} sums to {} instead of {}",
+                self.kind,
+                self.rel,
+                format_fixed_exact(total),
+                format_fixed_exact(self.cost_total)
+            )));
+        }
+        let exact = agg.output_schema();
+        let schema: SchemaRef = if agg.spec().metrics == Metrics::Decimals {
+            // CUR's cost and amount columns are doubles.
+            Arc::new(Schema::new(
+                exact
+                    .fields()
+                    .iter()
+                    .map(|f| match f.data_type() {
+                        DataType::Decimal128(_, _) => {
+                            Field::new(f.name(), DataType::Float64, f.is_nullable())
+                        }
+                        _ => f.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        } else {
+            exact
+        };
+        let mut rows = 0u64;
+        let path = self.path.clone();
+        match self.format {
+            ExportFormat::Parquet => {
+                let mut pw = ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
+                    .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?;
+                agg.finish_with(ROLLED_BATCH_ROWS, |b| {
+                    let b = rolled_for_output(b, &schema)?;
+                    rows += b.num_rows() as u64;
+                    pw.write(&b).map_err(|e| err(&path, e.to_string()))
+                })?;
+                pw.close().map_err(|e| err(&path, e.to_string()))?;
+            }
+            ExportFormat::Csv => {
+                let mut w = w;
+                write_csv_header(&mut w, &schema).map_err(|e| err(&path, e.to_string()))?;
+                agg.finish_with(ROLLED_BATCH_ROWS, |b| {
+                    let b = rolled_for_output(b, &schema)?;
+                    rows += b.num_rows() as u64;
+                    write_csv_rows(&mut w, &b).map_err(|e| err(&path, e.to_string()))
+                })?;
+                w.flush().map_err(|e| err(&path, e.to_string()))?;
+            }
+        }
+        self.rows = rows;
+        Ok(())
     }
 
     fn finish(mut self) -> Result<(PathBuf, String, u64, i128)> {
@@ -691,20 +808,14 @@ impl Dataset {
             }
             Some(Sink::Csv(mut w, header)) => {
                 if !header {
-                    let names: Vec<String> = self
-                        .schema
-                        .fields()
-                        .iter()
-                        .map(|f| crate::output::csv_field(f.name()))
-                        .collect();
-                    writeln!(w, "{}", names.join(","))
+                    write_csv_header(&mut w, &self.schema)
                         .map_err(|e| err(&self.path, e.to_string()))?;
                 }
                 w.flush().map_err(|e| err(&self.path, e.to_string()))?;
             }
+            Some(Sink::RollUp(agg, w)) => self.finish_roll_up(*agg, w)?,
             None => {}
         }
-        let _ = self.format;
         Ok((self.path, self.rel, self.rows, self.cost_total))
     }
 }
@@ -1235,26 +1346,29 @@ struct OrgCtx<'a> {
     mgmt: &'a str,
     currency: &'a str,
     opts: ExportOptions,
-    /// Staging for a roll-up: CUR doubles kept as exact decimals, files in Parquet.
-    staged: bool,
+    /// Rolled up (`--granularity daily|monthly`): rows are built with CUR doubles
+    /// as exact decimals, summed, and only the sums become doubles.
+    rolled: bool,
 }
 
 impl OrgCtx<'_> {
-    /// A CUR money/amount column: doubles in final files, exact decimals when staged.
+    /// A CUR money/amount column: doubles in line-level files, exact decimals for a roll-up.
     fn amounts(&self, v: Vec<Option<i128>>) -> Result<ArrayRef> {
-        if self.staged {
+        if self.rolled {
             decs(v)
         } else {
             Ok(doubles(v))
         }
     }
 
-    fn format(&self) -> ExportFormat {
-        if self.staged {
-            ExportFormat::Parquet
+    /// How a dataset of `focus` or CUR rows rolls up, if it does.
+    fn roll_up(&self, focus: bool) -> Option<RollUpSpec> {
+        let per = Per::of(self.opts.granularity)?;
+        Some(if focus {
+            RollUpSpec::focus(per)
         } else {
-            self.opts.format
-        }
+            RollUpSpec::cur(per)
+        })
     }
 }
 
@@ -2025,12 +2139,12 @@ fn ext(format: ExportFormat) -> &'static str {
 /// A track's selected rows of a chunk: row indexes, final amounts, effective amounts, rated flags.
 type TrackRows = (Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>);
 
-/// Writes one org's exports under `root` (line granularity; roll-ups are applied after).
+/// Writes one org's exports under `root`, rolled up in the same pass when the
+/// granularity is daily or monthly.
 fn export_org(
     ctx: &OrgCtx<'_>,
     files: &[&InputFile],
     root: &Path,
-    staging: &str,
 ) -> Result<(Vec<ExportFile>, BTreeSet<String>)> {
     let config = ctx.config;
     let r = ctx.result;
@@ -2044,7 +2158,7 @@ fn export_org(
     check.excluded = r.excluded.clone();
     let org_id = r.id.to_string();
     let is_customer = ctx.customer.is_some();
-    let e = ext(ctx.format());
+    let e = ext(ctx.opts.format);
 
     // Every file's columns first: one CUR schema for the org.
     let mut kinds_per_file = Vec::new();
@@ -2063,18 +2177,17 @@ fn export_org(
         }
         kinds_per_file.push(kinds);
     }
-    let cur_schema = cur_schema(&kinds_per_file, ctx.staged);
+    let cur_schema = cur_schema(&kinds_per_file, ctx.rolled);
     let mut sets = OrgDatasets {
         cur: (is_customer && ctx.opts.set.cur())
             .then(|| {
                 Dataset::create(
                     root,
-                    format!(
-                        "{staging}customers/{org_id}/cur/{org_id}-{}.{e}",
-                        ctx.period
-                    ),
+                    format!("customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period),
+                    "cur",
                     cur_schema.clone(),
-                    ctx.format(),
+                    ctx.opts.format,
+                    ctx.roll_up(false),
                 )
             })
             .transpose()?,
@@ -2082,12 +2195,11 @@ fn export_org(
             .then(|| {
                 Dataset::create(
                     root,
-                    format!(
-                        "{staging}customers/{org_id}/focus/{org_id}-{}.{e}",
-                        ctx.period
-                    ),
+                    format!("customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period),
+                    "focus",
                     focus::schema(false),
-                    ctx.format(),
+                    ctx.opts.format,
+                    ctx.roll_up(true),
                 )
             })
             .transpose()?,
@@ -2098,9 +2210,11 @@ fn export_org(
             .then(|| {
                 Dataset::create(
                     root,
-                    format!("{staging}partner/focus/{org_id}-{}.{e}", ctx.period),
+                    format!("partner/focus/{org_id}-{}.{e}", ctx.period),
+                    "partner_focus",
                     focus::schema(true),
-                    ctx.format(),
+                    ctx.opts.format,
+                    ctx.roll_up(true),
                 )
             })
             .transpose()?,
@@ -2236,12 +2350,9 @@ fn export_org(
     }
     // The rows must add up to the invoices exactly.
     let mut written = Vec::new();
-    for (ds, kind) in [
-        (sets.cur, "cur"),
-        (sets.focus, "focus"),
-        (sets.partner_focus, "partner_focus"),
-    ] {
+    for ds in [sets.cur, sets.focus, sets.partner_focus] {
         let Some(ds) = ds else { continue };
+        let kind = ds.kind;
         let (_, rel, rows, total) = ds.finish()?;
         let expected = if kind == "partner_focus" {
             r.actual.exact_total
@@ -2256,7 +2367,7 @@ fn export_org(
             )));
         }
         written.push(ExportFile {
-            path: rel.strip_prefix(staging).unwrap_or(&rel).to_string(),
+            path: rel,
             org: org_id.clone(),
             kind,
             rows,
@@ -2278,11 +2389,6 @@ pub fn write_exports(
         return Ok(Vec::new());
     }
     let files = run::plan_inputs(config, Some(result.period))?.files;
-    let staging = if opts.granularity == Granularity::Line {
-        ""
-    } else {
-        ".line/"
-    };
     let per_org: Result<Vec<(Vec<ExportFile>, BTreeSet<String>)>> = result
         .orgs
         .par_iter()
@@ -2312,10 +2418,10 @@ pub fn write_exports(
                     .unwrap_or(config.partner.management_account.as_str()),
                 currency: config.partner.currency.as_str(),
                 opts,
-                staged: opts.granularity != Granularity::Line,
+                rolled: opts.granularity != Granularity::Line,
             };
             run::guarded(Path::new(&r.id.to_string()), || {
-                export_org(&ctx, &org_files, dir, staging)
+                export_org(&ctx, &org_files, dir)
             })
         })
         .collect();
@@ -2324,10 +2430,6 @@ pub fn write_exports(
     for (files, d) in per_org? {
         listing.extend(files);
         dropped.extend(d);
-    }
-    if opts.granularity != Granularity::Line {
-        listing = crate::analyst::roll_up(dir, staging, &listing, opts)?;
-        let _ = std::fs::remove_dir_all(dir.join(staging));
     }
     let doc = serde_json::json!({
         "granularity": opts.granularity,

@@ -18,6 +18,7 @@ pub mod invoice;
 pub mod money;
 pub mod output;
 pub mod rate;
+pub mod rollup;
 pub mod rules;
 pub mod run;
 pub mod types;

@@ -572,3 +572,465 @@ fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
         }
     }
 }
+
+/// A hand-made month for the roll-up tests: org `acme` (management account
+/// 111100000001, member 111100000002), passthrough, actual = billed, so every
+/// exported amount is the input's own cost.
+///
+/// | # | account | type  | product   | usage type           | start (UTC)   | end           | amount | cost   | resource |
+/// |---|---------|-------|-----------|----------------------|---------------|---------------|--------|--------|----------|
+/// | 1 | …0002   | Usage | AmazonEC2 | USE1-BoxUsage:t3.micro | 10-01 01:00 | 10-01 02:00   | 1      | 0.0104 | i-1 |
+/// | 2 | …0002   | Usage | AmazonEC2 | USE1-BoxUsage:t3.micro | 10-01 02:00 | 10-01 03:00   | 1      | 0.0104 | i-2 |
+/// | 3 | …0002   | Usage | AmazonEC2 | USE1-BoxUsage:t3.micro | 10-02 05:00 | 10-02 06:00   | 2      | 0.0208 | i-1 |
+/// | 4 | …0002   | Usage | AmazonS3  | TimedStorage-ByteHrs   | 10-01 00:00 | 10-02 00:00   | 10.5   | 0.2415 | b   |
+/// | 5 | …0002   | Usage | AmazonS3  | TimedStorage-ByteHrs   | 10-02 00:00 | 10-03 00:00   | 10.5   | 0.2415 | b   |
+/// | 6 | …0002   | Tax   | AmazonEC2 |                        | 10-01 00:00 | 11-01 00:00   | 1      | 0.01   |     |
+/// | 7 | …0001   | Usage | AmazonEC2 | USE1-BoxUsage:t3.micro | 10-01 20:00 | 10-01 21:00   | 1      | 0.0104 | i-7 |
+/// | 8 | …0002   | Usage | AmazonEC2 | USE1-BoxUsage:t3.micro | 10-02 07:00 | 10-02 08:00   | 1      | 0.0104 | i-3 |
+///
+/// Total 0.5554. Line-only columns (resource id, rates) differ between rows of
+/// a group and are dropped; every other column is a key.
+fn rollup_month(dir: &Path) -> PathBuf {
+    let rows = [
+        (
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:t3.micro",
+            "RunInstances",
+            "2026-10-01T01:00:00Z",
+            "2026-10-01T02:00:00Z",
+            "1",
+            "0.0104",
+            "i-1",
+            "t3.micro hour",
+        ),
+        (
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:t3.micro",
+            "RunInstances",
+            "2026-10-01T02:00:00Z",
+            "2026-10-01T03:00:00Z",
+            "1",
+            "0.0104",
+            "i-2",
+            "t3.micro hour",
+        ),
+        (
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:t3.micro",
+            "RunInstances",
+            "2026-10-02T05:00:00Z",
+            "2026-10-02T06:00:00Z",
+            "2",
+            "0.0208",
+            "i-1",
+            "t3.micro hour",
+        ),
+        (
+            "111100000002",
+            "Usage",
+            "AmazonS3",
+            "TimedStorage-ByteHrs",
+            "PutObject",
+            "2026-10-01T00:00:00Z",
+            "2026-10-02T00:00:00Z",
+            "10.5",
+            "0.2415",
+            "b",
+            "S3 storage",
+        ),
+        (
+            "111100000002",
+            "Usage",
+            "AmazonS3",
+            "TimedStorage-ByteHrs",
+            "PutObject",
+            "2026-10-02T00:00:00Z",
+            "2026-10-03T00:00:00Z",
+            "10.5",
+            "0.2415",
+            "b",
+            "S3 storage",
+        ),
+        (
+            "111100000002",
+            "Tax",
+            "AmazonEC2",
+            "",
+            "",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "1",
+            "0.01",
+            "",
+            "Tax for product code AmazonEC2",
+        ),
+        (
+            "111100000001",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:t3.micro",
+            "RunInstances",
+            "2026-10-01T20:00:00Z",
+            "2026-10-01T21:00:00Z",
+            "1",
+            "0.0104",
+            "i-7",
+            "t3.micro hour",
+        ),
+        (
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:t3.micro",
+            "RunInstances",
+            "2026-10-02T07:00:00Z",
+            "2026-10-02T08:00:00Z",
+            "1",
+            "0.0104",
+            "i-3",
+            "t3.micro hour",
+        ),
+    ];
+    let mut csv = String::from("bill_billing_period_start_date,bill_payer_account_id,line_item_usage_account_id,line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,line_item_usage_start_date,line_item_usage_end_date,line_item_usage_amount,line_item_unblended_cost,line_item_unblended_rate,line_item_resource_id,line_item_line_item_description\n");
+    for (account, lt, product, usage_type, op, start, end, amount, cost, resource, description) in
+        rows
+    {
+        // The rate differs per row (a line-only column): it must not split groups.
+        let rate = format!("0.0{}", resource.len() + cost.len());
+        csv.push_str(&format!(
+            "2026-10-01T00:00:00Z,900000000001,{account},{lt},{product},{usage_type},{op},{start},{end},{amount},{cost},{rate},{resource},{description}\n"
+        ));
+    }
+    fs::create_dir_all(dir).unwrap();
+    let input = dir.join("acme.csv");
+    fs::write(&input, csv).unwrap();
+    let config = dir.join("billxfer.toml");
+    fs::write(
+        &config,
+        format!(
+            "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"900000000001\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"acme\"\nname = \"Acme\"\nmanagement_account = \"111100000001\"\naccounts = [\"111100000002\"]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\" }}\n",
+            input.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn run_month(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    ok(&bin().args(&args).output().unwrap());
+    out.join("2026-10")
+}
+
+/// The named columns of a CSV export, row by row (numbers normalized, so
+/// `0.0208`, `0.02080` and `2.08E-2` compare equal), sorted.
+fn csv_columns(path: &Path, names: &[&str]) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().clone();
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            header
+                .iter()
+                .position(|h| h == *n)
+                .unwrap_or_else(|| panic!("{}: no column {n} in {header:?}", path.display()))
+        })
+        .collect();
+    let mut rows: Vec<Vec<String>> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            at.iter()
+                .map(|&i| {
+                    let c = &rec[i];
+                    match Decimal::from_str(c).or_else(|_| Decimal::from_scientific(c)) {
+                        Ok(d) if !c.contains('T') => d.normalize().to_string(),
+                        _ => c.to_string(),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    let mut v: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn daily_and_monthly_rollups_of_a_hand_made_month() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = rollup_month(&tmp.path().join("in"));
+    let cur_cols = [
+        "line_item_usage_account_id",
+        "line_item_line_item_type",
+        "line_item_product_code",
+        "line_item_usage_start_date",
+        "line_item_usage_end_date",
+        "line_item_usage_amount",
+        "line_item_unblended_cost",
+    ];
+    let focus_cols = [
+        "SubAccountId",
+        "ChargeCategory",
+        "x_ServiceCode",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+        "ConsumedQuantity",
+        "BilledCost",
+    ];
+    // By hand: rows 1+2 and 3+8 merge (same keys, same day); the tax keeps its month-long end.
+    let daily: &[&[&str]] = &[
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-10-01T03:00:00Z",
+            "2",
+            "0.0208",
+        ],
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "2026-10-02T00:00:00Z",
+            "2026-10-02T08:00:00Z",
+            "3",
+            "0.0312",
+        ],
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonS3",
+            "2026-10-01T00:00:00Z",
+            "2026-10-02T00:00:00Z",
+            "10.5",
+            "0.2415",
+        ],
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonS3",
+            "2026-10-02T00:00:00Z",
+            "2026-10-03T00:00:00Z",
+            "10.5",
+            "0.2415",
+        ],
+        &[
+            "111100000002",
+            "Tax",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "1",
+            "0.01",
+        ],
+        &[
+            "111100000001",
+            "Usage",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-10-01T21:00:00Z",
+            "1",
+            "0.0104",
+        ],
+    ];
+    // By hand: one row per key over the month, dated by the billing period.
+    let monthly: &[&[&str]] = &[
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "5",
+            "0.052",
+        ],
+        &[
+            "111100000002",
+            "Usage",
+            "AmazonS3",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "21",
+            "0.483",
+        ],
+        &[
+            "111100000002",
+            "Tax",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "1",
+            "0.01",
+        ],
+        &[
+            "111100000001",
+            "Usage",
+            "AmazonEC2",
+            "2026-10-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+            "1",
+            "0.0104",
+        ],
+    ];
+    // FOCUS: the same groups; ChargeCategory for the line type, a Tax row's quantity is null.
+    let focus_of = |rows: &[&[&str]]| -> Vec<Vec<String>> {
+        let mut v: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut r: Vec<String> = r.iter().map(|c| c.to_string()).collect();
+                if r[1] == "Tax" {
+                    r[5] = String::new();
+                }
+                r
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for (granularity, expected) in [("daily", daily), ("monthly", monthly)] {
+        let dir = run_month(
+            &config,
+            &tmp.path().join(format!("{granularity}-csv")),
+            &["--granularity", granularity, "--format", "csv"],
+        );
+        let cur = dir.join("customers/acme/cur/acme-2026-10.csv");
+        assert_eq!(
+            csv_columns(&cur, &cur_cols),
+            strings(expected),
+            "{granularity} CUR"
+        );
+        // Line-only columns are gone.
+        let header = fs::read_to_string(&cur).unwrap();
+        let header = header.lines().next().unwrap();
+        for gone in ["line_item_resource_id", "line_item_unblended_rate"] {
+            assert!(!header.contains(gone), "{granularity}: {header}");
+        }
+        for focus in [
+            dir.join("customers/acme/focus/acme-2026-10.csv"),
+            dir.join("partner/focus/acme-2026-10.csv"),
+        ] {
+            assert_eq!(
+                csv_columns(&focus, &focus_cols),
+                focus_of(expected),
+                "{granularity} {}",
+                focus.display()
+            );
+            let header = fs::read_to_string(&focus).unwrap();
+            assert!(!header.lines().next().unwrap().contains("ResourceId"));
+        }
+        // The listing counts rolled-up rows and keeps the exact totals.
+        let listing = json(&dir.join("exports.json"));
+        assert_eq!(listing["granularity"], granularity);
+        let files = listing["files"].as_array().unwrap();
+        // The partner's own org has no input: an empty partner file.
+        let (acme, own): (Vec<&Value>, Vec<&Value>) =
+            files.iter().partition(|f| f["org"] == "acme");
+        assert_eq!((acme.len(), own.len()), (3, 1), "{listing}");
+        assert_eq!(own[0]["rows"], 0, "{listing}");
+        for f in acme {
+            assert_eq!(f["rows"].as_u64(), Some(expected.len() as u64), "{f}");
+            assert_eq!(
+                dec(&f["cost_total"]),
+                Decimal::from_str("0.5554").unwrap(),
+                "{f}"
+            );
+            assert!(dir.join(f["path"].as_str().unwrap()).is_file(), "{f}");
+        }
+        // No staging folder is left (or made).
+        assert!(!dir.join(".line").exists());
+        // Parquet: the same rows; CUR sums as doubles, FOCUS sums as exact decimals.
+        let pq = run_month(
+            &config,
+            &tmp.path().join(format!("{granularity}-parquet")),
+            &["--granularity", granularity],
+        );
+        for (rel, cost, t) in [
+            (
+                "customers/acme/cur/acme-2026-10.parquet",
+                "line_item_unblended_cost",
+                "Float64",
+            ),
+            (
+                "customers/acme/focus/acme-2026-10.parquet",
+                "BilledCost",
+                "Decimal128(38, 10)",
+            ),
+            (
+                "partner/focus/acme-2026-10.parquet",
+                "BilledCost",
+                "Decimal128(38, 10)",
+            ),
+        ] {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                fs::File::open(pq.join(rel)).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            let mut rows = 0;
+            for b in reader {
+                let b = b.unwrap();
+                rows += b.num_rows();
+                let f = b.schema().field_with_name(cost).unwrap().clone();
+                assert_eq!(f.data_type().to_string(), t, "{granularity} {rel}");
+            }
+            assert_eq!(rows, expected.len(), "{granularity} {rel}");
+        }
+        // A re-run, with another thread count, gives the same bytes.
+        for (format, first) in [("csv", &dir), ("parquet", &pq)] {
+            let again = run_month(
+                &config,
+                &tmp.path().join(format!("{granularity}-{format}-again")),
+                &[
+                    "--granularity",
+                    granularity,
+                    "--format",
+                    format,
+                    "--threads",
+                    "1",
+                ],
+            );
+            let mut n = 0;
+            for f in files_under(first, format) {
+                let rel = f.strip_prefix(first).unwrap();
+                if rel.starts_with("customers/acme/invoice.csv") || rel.starts_with("quarantine") {
+                    continue;
+                }
+                n += 1;
+                assert_eq!(
+                    fs::read(&f).unwrap(),
+                    fs::read(again.join(rel)).unwrap(),
+                    "{granularity}: {} differs on a re-run",
+                    rel.display()
+                );
+            }
+            assert!(n >= 3, "{granularity} {format}: {n} files compared");
+        }
+    }
+}
