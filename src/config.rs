@@ -402,7 +402,68 @@ impl Problems {
     }
 }
 
+/// Whose inputs, ledger and invoices an org index stands for: index 0 is the
+/// partner's own organization, customer orgs follow from 1 in config order.
+#[derive(Debug, Clone, Copy)]
+pub enum Party<'a> {
+    /// The partner's own organization (actual cost only, never a customer invoice).
+    Partner(&'a Partner),
+    /// A customer organization.
+    Customer(&'a Org),
+}
+
+impl<'a> Party<'a> {
+    /// The customer org, `None` for the partner.
+    pub fn customer(self) -> Option<&'a Org> {
+        match self {
+            Party::Partner(_) => None,
+            Party::Customer(o) => Some(o),
+        }
+    }
+
+    /// The org id (the partner's id for the partner).
+    pub fn id(self) -> &'a OrgId {
+        match self {
+            Party::Partner(p) => &p.id,
+            Party::Customer(o) => &o.id,
+        }
+    }
+
+    /// `partner `x`` or `org `x``, for messages.
+    pub fn label(self) -> String {
+        match self {
+            Party::Partner(p) => format!("partner `{}`", p.id),
+            Party::Customer(o) => format!("org `{}`", o.id),
+        }
+    }
+
+    /// The management account (the bill-transfer account for the partner).
+    pub fn management_account(self) -> &'a AccountId {
+        match self {
+            Party::Partner(p) => &p.management_account,
+            Party::Customer(o) => &o.management_account,
+        }
+    }
+
+    /// Every account of the party.
+    pub fn accounts(self) -> &'a BTreeSet<AccountId> {
+        match self {
+            Party::Partner(p) => &p.accounts,
+            Party::Customer(o) => &o.accounts,
+        }
+    }
+}
+
 impl Config {
+    /// The party of an org index (0: the partner; an index past the last org, which
+    /// billxfer never builds, also reads as the partner, the side with no customer output).
+    pub fn party(&self, index: usize) -> Party<'_> {
+        match index.checked_sub(1).and_then(|i| self.orgs.get(i)) {
+            Some(o) => Party::Customer(o),
+            None => Party::Partner(&self.partner),
+        }
+    }
+
     /// Reads, parses and validates a config file, reporting every problem at once.
     pub fn load(path: &Path) -> Result<Config> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -2148,11 +2148,7 @@ fn export_org(
 ) -> Result<(Vec<ExportFile>, BTreeSet<String>)> {
     let config = ctx.config;
     let r = ctx.result;
-    let org = if r.org_index == 0 {
-        None
-    } else {
-        Some(&config.orgs[r.org_index - 1])
-    };
+    let org = config.party(r.org_index).customer();
     let (actual_p, proforma_p) = run::pricing_for(config, org);
     let mut check = run::org_check(config, r.org_index, ctx.period);
     check.excluded = r.excluded.clone();
@@ -2397,11 +2393,8 @@ pub fn write_exports(
                 .iter()
                 .filter(|f| f.org_index == r.org_index)
                 .collect();
-            let org = if r.org_index == 0 {
-                None
-            } else {
-                Some(&config.orgs[r.org_index - 1])
-            };
+            let party = config.party(r.org_index);
+            let org = party.customer();
             let ctx = OrgCtx {
                 config,
                 period: result.period,
@@ -2413,9 +2406,7 @@ pub fn write_exports(
                         format!("{}-{}", o.id, result.period),
                     )
                 }),
-                mgmt: org
-                    .map(|o| o.management_account.as_str())
-                    .unwrap_or(config.partner.management_account.as_str()),
+                mgmt: party.management_account().as_str(),
                 currency: config.partner.currency.as_str(),
                 opts,
                 rolled: opts.granularity != Granularity::Line,

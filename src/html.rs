@@ -685,11 +685,7 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
     let mut by_service: BTreeMap<&str, i128> = BTreeMap::new();
     let mut quarantine: Vec<(&str, usize)> = Vec::new();
     for r in &result.orgs {
-        let org_cfg = if r.org_index == 0 {
-            None
-        } else {
-            config.orgs.get(r.org_index - 1)
-        };
+        let org_cfg = config.party(r.org_index).customer();
         if !r.quarantined.is_empty() {
             quarantine.push((r.id.as_str(), r.quarantined.len()));
         }

@@ -204,14 +204,9 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
 
     for r in &result.orgs {
         let org_id = r.id.as_str();
-        let org_cfg = if r.org_index == 0 {
-            None
-        } else {
-            Some(&config.orgs[r.org_index - 1])
-        };
-        let mgmt = org_cfg
-            .map(|o| o.management_account.as_str())
-            .unwrap_or(config.partner.management_account.as_str());
+        let party = config.party(r.org_index);
+        let org_cfg = party.customer();
+        let mgmt = party.management_account().as_str();
 
         // Partner's actual invoice for the org.
         let a = &r.actual;

@@ -152,16 +152,9 @@ pub fn resolve_files(
     problems: &mut Vec<String>,
     choices: &mut Vec<(String, DeliveryChoice)>,
 ) -> Vec<InputFile> {
-    let org_label = if org_index == 0 {
-        format!("partner `{}`", config.partner.id)
-    } else {
-        format!("org `{}`", config.orgs[org_index - 1].id)
-    };
-    let org_id = if org_index == 0 {
-        config.partner.id.to_string()
-    } else {
-        config.orgs[org_index - 1].id.to_string()
-    };
+    let party = config.party(org_index);
+    let org_label = party.label();
+    let org_id = party.id().to_string();
     let mut out: BTreeMap<PathBuf, String> = BTreeMap::new();
     let parent_of = |p: &Path| {
         p.parent()
@@ -472,25 +465,13 @@ struct FileOutcome {
 
 pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
     let partner = &config.partner.management_account;
-    let (label, accounts, currency, management) = if org_index == 0 {
-        (
-            format!("partner `{}`", config.partner.id),
-            &config.partner.accounts,
-            config.partner.currency.clone(),
-            partner,
-        )
-    } else {
-        let o = &config.orgs[org_index - 1];
-        (
-            format!("org `{}`", o.id),
-            &o.accounts,
-            config.partner.currency.clone(),
-            &o.management_account,
-        )
-    };
+    let party = config.party(org_index);
+    let (label, accounts, management) =
+        (party.label(), party.accounts(), party.management_account());
+    let currency = config.partner.currency.clone();
     // A transferred month is paid by the partner's bill-transfer account; files
     // exported from the customer's own organization may name its management account.
-    let source_payer = org_index > 0 && config.orgs[org_index - 1].transfer.source_payer;
+    let source_payer = party.customer().is_some_and(|o| o.transfer.source_payer);
     let mut payers: HashSet<String> = HashSet::from([partner.to_string()]);
     let why = if source_payer {
         payers.insert(management.to_string());
@@ -594,14 +575,9 @@ fn rate_task(
     check: &OrgCheck,
     progress: &dyn Progress,
 ) -> Result<FileOutcome> {
-    let org = if file.org_index == 0 {
-        None
-    } else {
-        Some(&config.orgs[file.org_index - 1])
-    };
-    let org_id = org
-        .map(|o| o.id.to_string())
-        .unwrap_or_else(|| config.partner.id.to_string());
+    let party = config.party(file.org_index);
+    let org = party.customer();
+    let org_id = party.id().to_string();
     let (actual, proforma) = pricing_for(config, org);
     let (bytes, sha256) = if task.hash {
         sha256_file(&file.path)?
@@ -1147,11 +1123,7 @@ fn finish_org(
     period: BillingPeriod,
     outcomes: Vec<FileOutcome>,
 ) -> Result<OrgResult> {
-    let org = if idx == 0 {
-        None
-    } else {
-        Some(&config.orgs[idx - 1])
-    };
+    let org = config.party(idx).customer();
     let (actual, proforma) = pricing_for(config, org);
     let mut ledger = Ledger::default();
     let mut quarantined = Vec::new();
