@@ -43,6 +43,7 @@ use crate::money::{format_fixed_exact, mul_fixed, ONE};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
 use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
 use crate::run::{self, InputFile, OrgResult, RunResult};
+use crate::timestamp::{iso_from_millis, to_utc_millis};
 use crate::types::BillingPeriod;
 
 /// Which exports a run writes.
@@ -78,17 +79,7 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// Row granularity of the exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    /// One row per input row (plus custom line items).
-    Line,
-    /// Rolled up per day by the grouping keys.
-    Daily,
-    /// Rolled up per month by the grouping keys.
-    Monthly,
-}
+pub use crate::rollup::Granularity;
 
 /// What to export and how.
 #[derive(Debug, Clone, Copy)]
@@ -128,30 +119,6 @@ pub struct ExportFile {
 
 // ---------------------------------------------------------------------------
 // Small conversions
-
-/// Milliseconds since 1970 as `YYYY-MM-DDTHH:mm:ssZ`.
-pub fn iso_from_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
-}
 
 /// The nearest double to an exact amount, for CUR's double columns: the exact
 /// decimal text parsed by Rust's correctly rounded parser. This is the one
@@ -1203,40 +1170,6 @@ fn wide_selection(
         out.insert(name.clone(), typed);
     }
     Ok(out)
-}
-
-/// A timestamp column as milliseconds tagged UTC, by arithmetic on the raw
-/// values (no time zone database: CUR times are UTC instants).
-pub(crate) fn to_utc_millis(
-    a: &ArrayRef,
-) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
-    let DataType::Timestamp(unit, _) = a.data_type() else {
-        return Err(arrow::error::ArrowError::CastError(format!(
-            "{} is not a timestamp",
-            a.data_type()
-        )));
-    };
-    let raw = cast(a, &DataType::Int64)?;
-    let div: i64 = match unit {
-        TimeUnit::Second => -1000,
-        TimeUnit::Millisecond => 1,
-        TimeUnit::Microsecond => 1000,
-        TimeUnit::Nanosecond => 1_000_000,
-    };
-    let ms: TimestampMillisecondArray = raw
-        .as_primitive::<arrow::datatypes::Int64Type>()
-        .iter()
-        .map(|v| {
-            v.map(|x| {
-                if div < 0 {
-                    x.saturating_mul(-div)
-                } else {
-                    x.div_euclid(div)
-                }
-            })
-        })
-        .collect();
-    Ok(Arc::new(ms.with_timezone("UTC")))
 }
 
 /// `YYYY-MM-DD[THH:mm:ss[.fff]][Z]` as milliseconds since 1970 (UTC).

@@ -293,11 +293,11 @@ impl Table {
 fn cells(a: &ArrayRef) -> std::result::Result<Vec<Option<String>>, arrow::error::ArrowError> {
     let a = match a.data_type() {
         DataType::Timestamp(_, _) => {
-            let ms = crate::export::to_utc_millis(a)?;
+            let ms = crate::timestamp::to_utc_millis(a)?;
             let p = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
             return Ok(p
                 .iter()
-                .map(|v| v.map(crate::export::iso_from_millis))
+                .map(|v| v.map(crate::timestamp::iso_from_millis))
                 .collect());
         }
         _ => cast(a, &DataType::Utf8)?,

@@ -20,5 +20,6 @@ pub mod output;
 pub mod rate;
 pub mod rollup;
 pub mod rules;
+pub mod timestamp;
 pub mod run;
 pub mod types;

@@ -27,7 +27,18 @@ use arrow::row::{RowConverter, SortField};
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
-use crate::export::Granularity;
+
+/// Row granularity of the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One row per input row (plus custom line items).
+    Line,
+    /// Rolled up per day by the grouping keys.
+    Daily,
+    /// Rolled up per month by the grouping keys.
+    Monthly,
+}
 
 /// FOCUS metric columns summed by a roll-up.
 pub const FOCUS_METRICS: &[&str] = &[
@@ -874,7 +885,7 @@ mod tests {
                         let raw = cast(c, &DataType::Int64).unwrap();
                         raw.as_primitive::<Int64Type>()
                             .iter()
-                            .map(|v| v.map_or("-".into(), crate::export::iso_from_millis))
+                            .map(|v| v.map_or("-".into(), crate::timestamp::iso_from_millis))
                             .collect()
                     } else {
                         let s = cast(c, &DataType::Utf8).unwrap();
