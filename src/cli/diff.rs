@@ -1,0 +1,102 @@
+//! `billxfer diff`: what changed between two runs of a period.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Arguments of `billxfer diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The earlier run's period folder (or its manifest.json).
+    pub old: PathBuf,
+    /// The later run's period folder (or its manifest.json).
+    pub new: PathBuf,
+}
+
+fn read_manifest(p: &std::path::Path) -> Result<serde_json::Value> {
+    let path = if p.is_dir() {
+        p.join("manifest.json")
+    } else {
+        p.to_path_buf()
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(&path, format!("not a billxfer manifest: {e}")))
+}
+
+pub(super) fn cmd_diff(a: DiffArgs) -> Result<i32> {
+    let (old, new) = (read_manifest(&a.old)?, read_manifest(&a.new)?);
+    let orgs = |m: &serde_json::Value| -> std::collections::BTreeMap<String, serde_json::Value> {
+        m["orgs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| Some((o["org_id"].as_str()?.to_string(), o.clone())))
+            .collect()
+    };
+    let (o, n) = (orgs(&old), orgs(&new));
+    let money = |v: &serde_json::Value, k: &str| {
+        v[k].as_str()
+            .map(String::from)
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut changed = 0;
+    println!(
+        "{:<20} {:>16} {:>16} {:>16} {:>16}",
+        "org", "actual old", "actual new", "pro forma old", "pro forma new"
+    );
+    let ids: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    for id in ids {
+        let (a0, a1) = (o.get(id), n.get(id));
+        let get = |x: Option<&serde_json::Value>, k: &str| {
+            x.map(|v| money(v, k)).unwrap_or_else(|| "(absent)".into())
+        };
+        let row = (
+            get(a0, "actual_invoice_total"),
+            get(a1, "actual_invoice_total"),
+            get(a0, "proforma_invoice_total"),
+            get(a1, "proforma_invoice_total"),
+        );
+        if row.0 != row.1 || row.2 != row.3 {
+            changed += 1;
+            println!(
+                "{:<20} {:>16} {:>16} {:>16} {:>16}",
+                id, row.0, row.1, row.2, row.3
+            );
+        }
+    }
+    let inputs = |m: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
+        m["inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                Some((
+                    i["path"].as_str()?.to_string(),
+                    i["sha256"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let (i0, i1) = (inputs(&old), inputs(&new));
+    for (path, sha) in &i1 {
+        match i0.get(path) {
+            None => println!("input added: {path}"),
+            Some(s) if s != sha => println!("input changed: {path}"),
+            _ => {}
+        }
+    }
+    for path in i0.keys().filter(|p| !i1.contains_key(*p)) {
+        println!("input removed: {path}");
+    }
+    let inputs_changed = i0 != i1;
+    println!(
+        "{changed} org(s) with changed totals{}",
+        if inputs_changed {
+            "; inputs differ"
+        } else {
+            ""
+        }
+    );
+    Ok(if changed > 0 || inputs_changed { 1 } else { 0 })
+}

@@ -1,0 +1,177 @@
+//! `billxfer run`: the month-end batch, with progress on stderr.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::money::format_fixed;
+use crate::output;
+use crate::run::{self, Progress};
+use crate::types::BillingPeriod;
+
+use super::parse_period;
+use super::summary::{notes, quarantine_summary};
+
+/// Arguments of `billxfer run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "billxfer.toml")]
+    pub config: PathBuf,
+    /// Billing period to run (YYYY-MM); default: the single period found in the inputs.
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: Option<BillingPeriod>,
+    /// Output folder; the run writes <out>/<period>/.
+    #[arg(long, short, default_value = "out")]
+    pub out: PathBuf,
+    /// Worker threads, 1 to 65536 (default: one per core). More than 4 per CPU is
+    /// lowered to 4 per CPU, with a warning; above 65536 is an error.
+    #[arg(long, value_name = "N", value_parser = run::parse_threads)]
+    pub threads: Option<usize>,
+    /// No progress or summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Analyst exports to write: pro forma CUR 2.0 per customer (cur), FOCUS 1.2 per
+    /// customer and for the partner (focus), both (all) or none.
+    #[arg(long, value_enum, default_value = "all")]
+    pub exports: crate::export::ExportSet,
+    /// File format of the exports.
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub format: crate::export::ExportFormat,
+    /// Rows of the exports: one per input line, or rolled up per day or month by the grouping keys.
+    #[arg(long, value_enum, default_value = "line")]
+    pub granularity: crate::export::Granularity,
+}
+
+/// Progress on stderr: rows, rows/s, organizations done and an ETA when the
+/// row count is known from Parquet footers. Hidden when stderr is not a terminal or with --quiet.
+pub(super) struct Bar {
+    bar: indicatif::ProgressBar,
+    orgs_done: AtomicU64,
+    orgs: AtomicU64,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Bar {
+        let bar = if enabled {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Bar {
+            bar,
+            orgs_done: AtomicU64::new(0),
+            orgs: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, known_rows: u64, all_known: bool, orgs: usize) {
+        self.orgs.store(orgs as u64, Ordering::Relaxed);
+        let template = if all_known {
+            self.bar.set_length(known_rows);
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} rows, {rps}, ETA {eta}, {msg}"
+        } else {
+            "{elapsed_precise} {human_pos} rows, {rps}, {msg}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            let style = style.with_key(
+                "rps",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rows/s", s.per_sec());
+                },
+            );
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.set_message(format!("orgs 0/{orgs}"));
+    }
+
+    fn rows(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn org_done(&self) {
+        let done = self.orgs_done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar
+            .set_message(format!("orgs {done}/{}", self.orgs.load(Ordering::Relaxed)));
+    }
+}
+
+pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
+    run::configure_threads(a.threads);
+    let started = Instant::now();
+    let config = Config::load(&a.config)?;
+    let period = run::choose_period(&config, a.period)?;
+    let bar = Bar::new(!a.quiet && std::io::stderr().is_terminal());
+    let result = run::rate_all(&config, period, &bar)?;
+    bar.bar.finish_and_clear();
+    if !a.quiet {
+        let mut text = String::new();
+        notes(&config, &result, &mut text);
+        for line in text.lines() {
+            eprintln!("billxfer: {line}");
+        }
+        let mut text = String::new();
+        quarantine_summary(&result, None, &mut text);
+        for line in text.lines() {
+            eprintln!("billxfer: {line}");
+        }
+    }
+    let files_out = output::render(&config, &result)?;
+    // Locked, recovered and written inside the resolved folder (see `lock_output`).
+    let lock = output::lock_output(&a.out)?;
+    output::recover(lock.dir(), &period.to_string())?;
+    let exports = crate::export::ExportOptions {
+        set: a.exports,
+        format: a.format,
+        granularity: a.granularity,
+    };
+    let writing = Instant::now();
+    output::write_atomically_with(lock.dir(), &period.to_string(), &files_out, &|tmp| {
+        crate::export::write_exports(&config, &result, exports, tmp)
+    })?;
+    let dir = a.out.join(period.to_string());
+    let writing = writing.elapsed().as_secs_f64();
+    if !a.quiet {
+        let rows = result.rows_read();
+        let q: u64 = result.orgs.iter().map(|r| r.quarantined.len() as u64).sum();
+        let (mut act, mut pf) = (0i128, 0i128);
+        for r in &result.orgs {
+            if let Some(c) = &r.customer {
+                act += r.actual.total;
+                pf += c.total;
+            }
+        }
+        eprintln!(
+            "billxfer: {period}: {} customer org(s), {rows} rows read, {q} quarantined, in {:.2}s",
+            result.orgs.len().saturating_sub(1),
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!(
+            "billxfer: customers: actual {} USD, pro forma {} USD, margin {} USD",
+            format_fixed(act, 2),
+            format_fixed(pf, 2),
+            format_fixed(pf - act, 2)
+        );
+        if q > 0 {
+            eprintln!(
+                "billxfer: {q} row(s) quarantined: see {}/quarantine/",
+                dir.display()
+            );
+        }
+        if exports.set != crate::export::ExportSet::None {
+            eprintln!(
+                "billxfer: exports ({:?}, {:?}) and invoices written in {writing:.2}s: see {}/exports.json",
+                exports.format,
+                exports.granularity,
+                dir.display()
+            );
+        }
+        eprintln!("billxfer: wrote {}", dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `billxfer validate`, `validate-focus` and `decode-floor`: checks that write nothing.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::run;
+use crate::types::BillingPeriod;
+
+use super::parse_period;
+use super::summary::{notes, quarantine_summary};
+
+/// Arguments of `billxfer validate-focus`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateFocusArgs {
+    /// FOCUS files (Parquet or CSV).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `billxfer validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "billxfer.toml")]
+    pub config: PathBuf,
+    /// Billing period to check rows against (YYYY-MM); default: the single period found.
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: Option<BillingPeriod>,
+    /// List every row that would be quarantined (default: a summary by reason and
+    /// account, then the first 3 rows of each reason).
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
+    let mut bad = 0usize;
+    for f in &a.files {
+        let violations = crate::focus::validate_file(f)?;
+        if violations.is_empty() {
+            println!("{}: ok", f.display());
+        } else {
+            bad += 1;
+            for v in &violations {
+                println!("{}: {v}", f.display());
+            }
+            println!("{}: {} violation(s)", f.display(), violations.len());
+        }
+    }
+    Ok(if bad > 0 { 1 } else { 0 })
+}
+
+pub(super) fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
+    let started = Instant::now();
+    let config = Config::load(&a.config)?;
+    let rows = run::decode_floor(&config, a.period)?;
+    eprintln!(
+        "billxfer: decode floor: {rows} rows in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub(super) fn cmd_validate(a: ValidateArgs) -> Result<i32> {
+    let config = Config::load(&a.config)?;
+    let period = run::choose_period(&config, a.period)?;
+    let result = run::rate_all(&config, period, &run::Silent)?;
+    let mut out = String::new();
+    notes(&config, &result, &mut out);
+    let quarantined =
+        quarantine_summary(&result, Some(if a.all { usize::MAX } else { 3 }), &mut out);
+    print!("{out}");
+    let rows = result.rows_read();
+    println!(
+        "{}: config ok; {} file(s), {rows} row(s) for {period}; {quarantined} row(s) would be quarantined{}",
+        a.config.display(),
+        result.orgs.iter().map(|r| r.files.len()).sum::<usize>(),
+        if quarantined > 0 && !a.all { " (--all lists every row)" } else { "" }
+    );
+    Ok(if quarantined > 0 { 1 } else { 0 })
+}
