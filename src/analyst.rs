@@ -476,7 +476,7 @@ impl Report {
         let mut out = self
             .by
             .iter()
-            .map(|b| crate::output::csv_field(b))
+            .map(|b| crate::render::csv_field(b))
             .chain(cols.iter().map(|c| c.to_string()))
             .collect::<Vec<_>>()
             .join(",");
@@ -485,7 +485,7 @@ impl Report {
             let line: Vec<String> = r
                 .group
                 .iter()
-                .map(|(_, v)| crate::output::csv_field(v))
+                .map(|(_, v)| crate::render::csv_field(v))
                 .chain(Self::amounts(r, &cols, true))
                 .collect();
             out.push_str(&line.join(","));

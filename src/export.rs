@@ -597,7 +597,7 @@ fn write_csv_header(w: &mut impl Write, schema: &Schema) -> std::io::Result<()> 
     let names: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| crate::output::csv_field(f.name()))
+        .map(|f| crate::render::csv_field(f.name()))
         .collect();
     writeln!(w, "{}", names.join(","))
 }
@@ -812,7 +812,7 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
             s.iter()
-                .map(|v| v.map(crate::output::csv_field).unwrap_or_default())
+                .map(|v| v.map(crate::render::csv_field).unwrap_or_default())
                 .collect()
         }
         DataType::Decimal128(_, _) => {
@@ -843,7 +843,7 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
         DataType::Map(_, _) => map_pairs(a.as_map())
             .into_iter()
             .map(|p| {
-                p.map(|p| crate::output::csv_field(&pairs_json(&p)))
+                p.map(|p| crate::render::csv_field(&pairs_json(&p)))
                     .unwrap_or_default()
             })
             .collect(),
@@ -851,7 +851,7 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
             Ok(s) => s
                 .as_string::<i32>()
                 .iter()
-                .map(|v| v.map(crate::output::csv_field).unwrap_or_default())
+                .map(|v| v.map(crate::render::csv_field).unwrap_or_default())
                 .collect(),
             // Lists and structs: arrow's display form.
             Err(_) => {
@@ -862,7 +862,7 @@ fn csv_cells(a: &ArrayRef) -> Vec<String> {
                             if a.is_null(i) {
                                 String::new()
                             } else {
-                                crate::output::csv_field(&f.value(i).to_string())
+                                crate::render::csv_field(&f.value(i).to_string())
                             }
                         })
                         .collect(),

@@ -4,21 +4,19 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use billxfer::config::{CliKind, Config};
-use billxfer::html::{customer_invoice_page, partner_dashboard_page};
 use billxfer::ingest::Quarantined;
 use billxfer::invoice::{ActualInvoice, CliLine, CustomerInvoice, UsageLine};
 use billxfer::money::parse_fixed;
 use billxfer::rate::Ledger;
+use billxfer::render::html::{customer_invoice_page, partner_dashboard_page};
 use billxfer::run::{NotBilled, OrgResult, Role, RunResult};
 use billxfer::types::{BillingPeriod, OrgId};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{json, repo, run_sample, Workdir};
 
 fn d(s: &str) -> i128 {
     parse_fixed(s).unwrap()
@@ -267,32 +265,13 @@ fn pages_are_self_contained() {
 
 #[test]
 fn an_unreadable_logo_is_left_out() {
-    let tmp = tempfile::tempdir().unwrap();
-    let logo = tmp.path().join("logo.png");
-    fs::write(&logo, [0x89, b'P', b'N', b'G']).unwrap();
+    let w = Workdir::new();
+    let logo = w.write("logo.png", [0x89, b'P', b'N', b'G']);
     let config = nasty_config(Some(&logo));
     fs::remove_file(&logo).unwrap();
     let page = customer_invoice_page(&config, &config.orgs[0], &nasty_invoice(), period());
     assert!(!page.contains("<img"));
     assert!(page.contains("23.35"));
-}
-
-fn run_sample(out: &Path) -> PathBuf {
-    let config = repo().join("sample_data/billxfer.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .args(["--period", "2026-10", "--out"])
-        .arg(out)
-        .arg("--quiet")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out.join("2026-10")
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
 fn s(v: &Value) -> String {
@@ -318,8 +297,8 @@ fn invoice_figures(inv: &Value) -> Vec<String> {
 
 #[test]
 fn the_invoice_page_shows_exactly_the_figures_of_invoice_json_and_none_of_the_partner() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path());
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
     let margin = fs::read_to_string(dir.join("partner/margin.csv")).unwrap();
     for org in ["acme", "globex", "initech"] {
         let inv = json(&dir.join(format!("customers/{org}/invoice.json")));
@@ -390,8 +369,8 @@ fn the_invoice_page_shows_exactly_the_figures_of_invoice_json_and_none_of_the_pa
 
 #[test]
 fn the_dashboard_has_the_manifest_totals_and_links_every_invoice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path());
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
     let manifest = json(&dir.join("manifest.json"));
     let dash = fs::read_to_string(dir.join("partner/index.html")).unwrap();
     for k in ["actual", "proforma", "margin"] {

@@ -8,9 +8,9 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::error::Result;
 use crate::money::format_fixed;
-use crate::output;
 use crate::run::{self, Progress};
 use crate::types::BillingPeriod;
+use crate::{publish, render};
 
 use super::parse_period;
 use super::summary::{notes, quarantine_summary};
@@ -121,17 +121,17 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
             eprintln!("billxfer: {line}");
         }
     }
-    let files_out = output::render(&config, &result)?;
+    let files_out = render::render(&config, &result)?;
     // Locked, recovered and written inside the resolved folder (see `lock_output`).
-    let lock = output::lock_output(&a.out)?;
-    output::recover(lock.dir(), &period.to_string())?;
+    let lock = publish::lock_output(&a.out)?;
+    publish::recover(lock.dir(), &period.to_string())?;
     let exports = crate::export::ExportOptions {
         set: a.exports,
         format: a.format,
         granularity: a.granularity,
     };
     let writing = Instant::now();
-    output::write_atomically_with(lock.dir(), &period.to_string(), &files_out, &|tmp| {
+    publish::write_atomically_with(lock.dir(), &period.to_string(), &files_out, &|tmp| {
         crate::export::write_exports(&config, &result, exports, tmp)
     })?;
     let dir = a.out.join(period.to_string());

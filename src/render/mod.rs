@@ -1,0 +1,512 @@
+//! Rendering a run's outputs to bytes: invoices (JSON, CSV, and the HTML pages in
+//! `html`), the margin report, quarantine files and the manifest. Files come out
+//! in a fixed order with sorted keys and no timestamps, so a re-run of the same
+//! inputs gives byte-identical outputs; `crate::publish` puts them in place.
+
+pub mod html;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{ActualCard, Config};
+use crate::error::Result;
+use crate::invoice::{margin_percent, margin_rows, CURRENCY_DECIMALS};
+use crate::money::{format_fixed, format_fixed_exact};
+use crate::rate::Track;
+use crate::run::{FileReport, NotBilled, Role, RunResult};
+
+fn cents(v: i128) -> String {
+    format_fixed(v, CURRENCY_DECIMALS)
+}
+
+/// Makes a CSV text cell safe to open in a spreadsheet: a cell starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'` so it is shown
+/// as text instead of being run as a formula. Numeric columns are not passed here.
+pub fn csv_text(s: &str) -> String {
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+#[derive(Serialize)]
+struct Party<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct CustomerParty<'a> {
+    org_id: &'a str,
+    name: &'a str,
+    management_account_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct CustomerLineJson<'a> {
+    account_id: &'a str,
+    service: &'a str,
+    amount: String,
+}
+
+#[derive(Serialize)]
+struct CustomItemJson<'a> {
+    id: &'a str,
+    description: &'a str,
+    kind: crate::config::CliKind,
+    account_id: &'a str,
+    service: &'a str,
+    amount: String,
+}
+
+#[derive(Serialize)]
+struct CustomerInvoiceJson<'a> {
+    invoice_number: String,
+    billing_period: String,
+    period_start: String,
+    period_end: String,
+    currency: &'a str,
+    issuer: Party<'a>,
+    customer: CustomerParty<'a>,
+    lines: Vec<CustomerLineJson<'a>>,
+    custom_line_items: Vec<CustomItemJson<'a>>,
+    subtotal: String,
+    fees: String,
+    credits: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct ActualLineJson<'a> {
+    account_id: &'a str,
+    service: &'a str,
+    line_item_type: &'a str,
+    rows: u64,
+    amount: String,
+    exact_amount: String,
+}
+
+#[derive(Serialize)]
+struct ActualInvoiceJson<'a> {
+    org_id: &'a str,
+    role: Role,
+    bill_source_account_id: &'a str,
+    billing_period: String,
+    currency: &'a str,
+    actual_rates: &'a str,
+    lines: Vec<ActualLineJson<'a>>,
+    total: String,
+    exact_total: String,
+    rounding_difference: String,
+    effective_exact_total: String,
+}
+
+#[derive(Serialize)]
+struct Check {
+    name: &'static str,
+    org: String,
+    passed: bool,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct OrgManifest {
+    org_id: String,
+    role: Role,
+    plan: Option<String>,
+    rows_read: u64,
+    rows_rated: u64,
+    rows_quarantined: u64,
+    /// Rows of an older delivery that a later one repeats (`duplicates = "keep-latest"`).
+    rows_duplicate: u64,
+    input_unblended: String,
+    rated_unblended: String,
+    quarantined_unblended: String,
+    quarantined_rows_without_readable_cost: u64,
+    actual_exact: String,
+    actual_invoice_total: String,
+    proforma_exact: Option<String>,
+    proforma_invoice_exact: Option<String>,
+    proforma_invoice_total: Option<String>,
+    rows_without_public_price: u64,
+    warnings: Vec<String>,
+    /// Zero-rated SKUs with the free tier off and no paid rate this month (they stay at 0).
+    free_tier_off_unpriced_skus: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    org: &'a str,
+    #[serde(flatten)]
+    choice: &'a crate::deliveries::DeliveryChoice,
+}
+
+/// Whether a quarantine reason marks a row repeated by a later delivery.
+pub fn is_duplicate_reason(reason: &str) -> bool {
+    reason.starts_with("duplicate of ") || reason.starts_with("superseded by the later delivery")
+}
+
+#[derive(Serialize)]
+struct Totals {
+    actual: String,
+    proforma: String,
+    margin: String,
+}
+
+#[derive(Serialize)]
+struct ConfigRef {
+    path: String,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    billxfer_version: &'static str,
+    billing_period: String,
+    config: ConfigRef,
+    rounding: crate::money::Rounding,
+    inputs: Vec<&'a FileReport>,
+    /// Deliveries chosen in export roots (docs/INPUTS.md).
+    deliveries: Vec<DeliveryJson<'a>>,
+    orgs: Vec<OrgManifest>,
+    not_billed_to_partner: &'a [NotBilled],
+    totals_customers: Totals,
+    partner_own_actual: String,
+    checks: Vec<Check>,
+    all_checks_passed: bool,
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
+    s.push(b'\n');
+    s
+}
+
+/// Everything the run will write, as (relative path, bytes), in a fixed order.
+pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let period = result.period;
+    let currency = config.partner.currency.as_str();
+    let actual_basis = match config.actual {
+        ActualCard::Billed => "billed",
+        ActualCard::Public(_) => "public_with_partner_rules",
+    };
+    let mut margin =
+        String::from("level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct\n");
+    let mut checks = Vec::new();
+    let mut org_manifests = Vec::new();
+    let (mut cust_actual, mut cust_proforma) = (0i128, 0i128);
+    let mut partner_actual = 0i128;
+
+    for r in &result.orgs {
+        let org_id = r.id.as_str();
+        let party = config.party(r.org_index);
+        let org_cfg = party.customer();
+        let mgmt = party.management_account().as_str();
+
+        // Partner's actual invoice for the org.
+        let a = &r.actual;
+        let aj = ActualInvoiceJson {
+            org_id,
+            role: r.role,
+            bill_source_account_id: mgmt,
+            billing_period: period.to_string(),
+            currency,
+            actual_rates: actual_basis,
+            lines: a
+                .lines
+                .iter()
+                .map(|l| ActualLineJson {
+                    account_id: &l.account,
+                    service: &l.service,
+                    line_item_type: l.line_type.as_str(),
+                    rows: l.rows,
+                    amount: cents(l.amount),
+                    exact_amount: format_fixed_exact(l.exact),
+                })
+                .collect(),
+            total: cents(a.total),
+            exact_total: format_fixed_exact(a.exact_total),
+            rounding_difference: format_fixed_exact(a.total - a.exact_total),
+            effective_exact_total: format_fixed_exact(a.effective_total),
+        };
+        files.push((
+            PathBuf::from(format!("partner/invoices/{org_id}.json")),
+            json_bytes(&aj),
+        ));
+        let line_sum: i128 = a.lines.iter().map(|l| l.amount).sum();
+        checks.push(Check {
+            name: "partner invoice lines sum to its total",
+            org: org_id.into(),
+            passed: line_sum == a.total,
+            detail: format!("lines {} = total {}", cents(line_sum), cents(a.total)),
+        });
+
+        // Customer's pro forma invoice.
+        if let (Some(c), Some(o)) = (&r.customer, org_cfg) {
+            let cj = CustomerInvoiceJson {
+                invoice_number: format!("{org_id}-{period}"),
+                billing_period: period.to_string(),
+                period_start: period.start_iso(),
+                period_end: period.end_iso(),
+                currency,
+                issuer: Party {
+                    name: &config.partner.name,
+                },
+                customer: CustomerParty {
+                    org_id,
+                    name: &o.name,
+                    management_account_id: o.management_account.as_str(),
+                },
+                lines: c
+                    .lines
+                    .iter()
+                    .map(|l| CustomerLineJson {
+                        account_id: &l.account,
+                        service: &l.service,
+                        amount: cents(l.amount),
+                    })
+                    .collect(),
+                custom_line_items: c
+                    .custom
+                    .iter()
+                    .map(|x| CustomItemJson {
+                        id: &x.id,
+                        description: &x.description,
+                        kind: x.kind,
+                        account_id: &x.account,
+                        service: &x.service,
+                        amount: cents(x.amount),
+                    })
+                    .collect(),
+                subtotal: cents(c.subtotal),
+                fees: cents(c.fees),
+                credits: cents(c.credits),
+                total: cents(c.total),
+            };
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.json")),
+                json_bytes(&cj),
+            ));
+            let mut csv = String::from("line_type,account_id,service,description,amount\n");
+            for l in &c.lines {
+                csv.push_str(&format!(
+                    "usage,{},{},,{}\n",
+                    l.account,
+                    csv_field(&l.service),
+                    cents(l.amount)
+                ));
+            }
+            for x in &c.custom {
+                let kind = match x.kind {
+                    crate::config::CliKind::Fee => "fee",
+                    crate::config::CliKind::Credit => "credit",
+                };
+                csv.push_str(&format!(
+                    "{kind},{},{},{},{}\n",
+                    x.account,
+                    csv_field(&x.service),
+                    csv_field(&x.description),
+                    cents(x.amount)
+                ));
+            }
+            for (label, v) in [
+                ("subtotal", c.subtotal),
+                ("fees", c.fees),
+                ("credits", c.credits),
+                ("total", c.total),
+            ] {
+                csv.push_str(&format!("{label},,,,{}\n", cents(v)));
+            }
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.csv")),
+                csv.into_bytes(),
+            ));
+            files.push((
+                PathBuf::from(format!("customers/{org_id}/invoice.html")),
+                html::customer_invoice_page(config, o, c, period).into_bytes(),
+            ));
+            let sum: i128 = c.lines.iter().map(|l| l.amount).sum::<i128>()
+                + c.custom.iter().map(|x| x.amount).sum::<i128>();
+            checks.push(Check {
+                name: "customer invoice lines sum to its total",
+                org: org_id.into(),
+                passed: sum == c.total && c.subtotal + c.fees + c.credits == c.total,
+                detail: format!("lines {} = total {}", cents(sum), cents(c.total)),
+            });
+            for m in margin_rows(org_id, a, c)? {
+                let (level, svc) = match &m.service {
+                    None => ("org", String::new()),
+                    Some(s) => ("service", csv_field(s)),
+                };
+                margin.push_str(&format!(
+                    "{level},{org_id},{svc},{},{},{},{}\n",
+                    cents(m.actual),
+                    cents(m.proforma),
+                    cents(m.proforma - m.actual),
+                    margin_percent(m.actual, m.proforma).unwrap_or_default()
+                ));
+            }
+            cust_actual += a.total;
+            cust_proforma += c.total;
+        } else {
+            partner_actual += a.total;
+        }
+
+        // Quarantine.
+        let mut q = String::from("file,row,line,column,value,reason,unblended_cost\n");
+        let mut q_money = 0i128;
+        let mut q_unknown = 0u64;
+        for x in &r.quarantined {
+            match x.unblended {
+                Some(v) => q_money += v,
+                None => q_unknown += 1,
+            }
+            q.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                csv_field(&x.file.to_string_lossy()),
+                x.row,
+                x.line.map(|l| l.to_string()).unwrap_or_default(),
+                csv_field(&x.column),
+                csv_field(&x.value),
+                csv_field(&x.reason),
+                x.unblended.map(format_fixed_exact).unwrap_or_default()
+            ));
+        }
+        files.push((
+            PathBuf::from(format!("quarantine/{org_id}.csv")),
+            q.into_bytes(),
+        ));
+
+        // Reconciliation.
+        let rows_read: u64 = r.files.iter().map(|f| f.rows_read).sum();
+        let rows_rated: u64 = r.files.iter().map(|f| f.rows_rated).sum();
+        let rows_q = r.quarantined.len() as u64;
+        let rows_dup = r
+            .quarantined
+            .iter()
+            .filter(|q| is_duplicate_reason(&q.reason))
+            .count() as u64;
+        checks.push(Check {
+            name: "rows read = rows rated + rows quarantined + duplicate rows",
+            org: org_id.into(),
+            passed: rows_read == rows_rated + rows_q,
+            detail: format!(
+                "{rows_read} = {rows_rated} + {} + {rows_dup}",
+                rows_q - rows_dup
+            ),
+        });
+        let ledger_rows: u64 = r.ledger.lines.values().map(|s| s.rows).sum();
+        checks.push(Check {
+            name: "every rated row is in exactly one invoice line",
+            org: org_id.into(),
+            passed: ledger_rows == rows_rated,
+            detail: format!("{ledger_rows} rows in invoice lines, {rows_rated} rated"),
+        });
+        let ledger_unblended: i128 = r.ledger.lines.values().map(|s| s.unblended).sum();
+        checks.push(Check {
+            name: "unblended cost of rated rows = sum over invoice lines",
+            org: org_id.into(),
+            passed: ledger_unblended == r.rated_unblended,
+            detail: format!(
+                "{} = {}",
+                format_fixed_exact(ledger_unblended),
+                format_fixed_exact(r.rated_unblended)
+            ),
+        });
+        let actual_exact = r.ledger.total(Track::Actual)?;
+        let proforma_exact = r
+            .customer
+            .as_ref()
+            .map(|_| r.ledger.total(Track::Proforma))
+            .transpose()?;
+        org_manifests.push(OrgManifest {
+            org_id: org_id.into(),
+            role: r.role,
+            plan: org_cfg.map(|o| o.plan.id.clone()),
+            rows_read,
+            rows_rated,
+            rows_quarantined: rows_q - rows_dup,
+            rows_duplicate: rows_dup,
+            input_unblended: format_fixed_exact(r.rated_unblended + q_money),
+            rated_unblended: format_fixed_exact(r.rated_unblended),
+            quarantined_unblended: format_fixed_exact(q_money),
+            quarantined_rows_without_readable_cost: q_unknown,
+            actual_exact: format_fixed_exact(actual_exact),
+            actual_invoice_total: cents(a.total),
+            proforma_exact: proforma_exact.map(format_fixed_exact),
+            proforma_invoice_exact: r
+                .customer
+                .as_ref()
+                .map(|c| format_fixed_exact(c.exact_total)),
+            proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
+            rows_without_public_price: r.ledger.rows_without_public_price,
+            warnings: r.ledger.warnings.clone(),
+            free_tier_off_unpriced_skus: r.ledger.unpriced_free_skus.iter().cloned().collect(),
+        });
+    }
+    files.push((PathBuf::from("partner/margin.csv"), margin.into_bytes()));
+    files.push((
+        PathBuf::from("partner/index.html"),
+        html::partner_dashboard_page(config, result).into_bytes(),
+    ));
+
+    let all_passed = checks.iter().all(|c| c.passed);
+    let manifest = Manifest {
+        billxfer_version: env!("CARGO_PKG_VERSION"),
+        billing_period: period.to_string(),
+        config: ConfigRef {
+            path: config
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            sha256: config.digest.clone(),
+        },
+        rounding: config.rounding,
+        inputs: result.orgs.iter().flat_map(|r| r.files.iter()).collect(),
+        deliveries: result
+            .deliveries
+            .iter()
+            .map(|(org, choice)| DeliveryJson { org, choice })
+            .collect(),
+        orgs: org_manifests,
+        not_billed_to_partner: &result.not_billed,
+        totals_customers: Totals {
+            actual: cents(cust_actual),
+            proforma: cents(cust_proforma),
+            margin: cents(cust_proforma - cust_actual),
+        },
+        partner_own_actual: cents(partner_actual),
+        checks,
+        all_checks_passed: all_passed,
+    };
+    files.push((PathBuf::from("manifest.json"), json_bytes(&manifest)));
+    Ok(files)
+}
+
+/// Quotes a CSV text field when needed and neutralizes formula prefixes.
+pub fn csv_field(s: &str) -> String {
+    let s = csv_text(s);
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_prefixes_are_neutralized() {
+        assert_eq!(csv_text("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_text("+1"), "'+1");
+        assert_eq!(csv_text("@x"), "'@x");
+        assert_eq!(csv_text("\tx"), "'\tx");
+        assert_eq!(csv_text("AmazonEC2"), "AmazonEC2");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}
