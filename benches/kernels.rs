@@ -12,11 +12,12 @@ use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use billxfer::config::{CliCharge, CliKind, CustomLineItem, Org, Plan, PlanKind, Transfer};
 use billxfer::generate::{catalog, zipf_cumulative, Rng};
-use billxfer::ingest::{normalized_schema, LineType};
 use billxfer::invoice::{actual_invoice, customer_invoice};
 use billxfer::money::{fixed_from_f64, fixed_from_f64_text, mul_fixed, Percent, Rounding, ONE};
+use billxfer::normalize::normalized_schema;
 use billxfer::rate::{Pricing, Rater};
 use billxfer::rules::{Action, Rule, RuleSet, Scope, SkuKey, SkuMatch, Tier, TierTable};
+use billxfer::types::LineType;
 use billxfer::types::{AccountId, BillingPeriod, OrgId};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

@@ -38,13 +38,15 @@ use serde::Serialize;
 use crate::config::{CliKind, Config};
 use crate::error::{Error, Result};
 use crate::focus;
-use crate::ingest::{self, col, snake_name, Dialect, LineType, BATCH_ROWS};
+use crate::ingest::{self, snake_name, Dialect, BATCH_ROWS};
 use crate::money::{format_fixed_exact, mul_fixed, ONE};
+use crate::normalize::{self, col};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
 use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
 use crate::run::{self, InputFile, OrgResult, RunResult};
 use crate::timestamp::{iso_from_millis, to_utc_millis};
 use crate::types::BillingPeriod;
+use crate::types::LineType;
 
 /// Which exports a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -1715,7 +1717,9 @@ fn focus_batch(ctx: &OrgCtx<'_>, s: &Selected<'_>, partner: bool) -> Result<Reco
             product
                 .as_string::<i32>()
                 .iter()
-                .map(|v| v.map(|code| ingest::service_name_of_product_code(code).unwrap_or(code)))
+                .map(|v| {
+                    v.map(|code| normalize::service_name_of_product_code(code).unwrap_or(code))
+                })
                 .collect::<StringArray>(),
         ) as ArrayRef,
     );
@@ -2160,7 +2164,7 @@ fn export_org(
             queue: Vec::new(),
         };
         while let Some(chunk) = source.next_chunk() {
-            let norm = ingest::normalize(&display, source.column_map(), chunk?, &check)?;
+            let norm = normalize::normalize(&display, source.column_map(), chunk?, &check)?;
             let batch = &norm.batch;
             let rated = rater.rate(batch)?;
             let rows: &UInt64Array = batch

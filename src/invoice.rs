@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use crate::config::{CliCharge, CliKind, CustomLineItem, Org};
 use crate::error::{Error, Result};
-use crate::ingest::LineType;
 use crate::money::{Percent, Rounding};
 use crate::rate::Ledger;
 use crate::types::BillingPeriod;
+use crate::types::LineType;
 
 /// Decimal places of the invoice currency (USD).
 pub const CURRENCY_DECIMALS: u32 = 2;

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod ingest;
 pub mod invoice;
 pub mod money;
+pub mod normalize;
 pub mod publish;
 pub mod rate;
 pub mod render;

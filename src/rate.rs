@@ -18,11 +18,12 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ingest::{col, LineType};
 use crate::money::mul_fixed;
+use crate::normalize::col;
 use crate::rules::{
     allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey,
 };
+use crate::types::LineType;
 
 /// The two tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -799,7 +800,7 @@ mod tests {
             dm(rows.iter().map(|r| r.7.map(d)).collect()),
             dm(rows.iter().map(|r| Some(d(r.6))).collect()),
         ];
-        RecordBatch::try_new(crate::ingest::normalized_schema(), columns).unwrap()
+        RecordBatch::try_new(crate::normalize::normalized_schema(), columns).unwrap()
     }
 
     fn rules(list: Vec<Rule>) -> Pricing {

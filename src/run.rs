@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{hex, ActualCard, Config, Org, PlanKind};
 use crate::deliveries::{self, DeliveryChoice};
 use crate::error::{Error, Result};
-use crate::ingest::{self, normalize, ExcludedRows, OrgCheck, Quarantined};
+use crate::ingest;
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
+use crate::normalize::{normalize, ExcludedRows, OrgCheck, Quarantined};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
 

@@ -226,6 +226,142 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Line item types billxfer knows; anything else is quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[repr(u8)]
+pub enum LineType {
+    /// On-demand usage.
+    Usage = 0,
+    /// Usage covered by a Reserved Instance.
+    DiscountedUsage,
+    /// Usage covered by a Savings Plan.
+    SavingsPlanCoveredUsage,
+    /// Negation of the on-demand cost of SP-covered usage.
+    SavingsPlanNegation,
+    /// SP upfront fee.
+    SavingsPlanUpfrontFee,
+    /// SP recurring fee.
+    SavingsPlanRecurringFee,
+    /// RI recurring fee.
+    RIFee,
+    /// Other fee (RI upfront, subscriptions).
+    Fee,
+    /// Tax.
+    Tax,
+    /// Credit.
+    Credit,
+    /// Refund.
+    Refund,
+    /// Enterprise Discount Program discount (non-public).
+    EdpDiscount,
+    /// Private rate discount (non-public).
+    PrivateRateDiscount,
+    /// Solution Provider Program discount (non-public, the partner's).
+    SppDiscount,
+    /// Bundled discount (public product bundle).
+    BundledDiscount,
+    /// Generic discount (treated as non-public).
+    Discount,
+    /// RI volume discount (public volume tier).
+    RiVolumeDiscount,
+}
+
+impl LineType {
+    /// Every type, in code order.
+    pub const ALL: [LineType; 17] = [
+        LineType::Usage,
+        LineType::DiscountedUsage,
+        LineType::SavingsPlanCoveredUsage,
+        LineType::SavingsPlanNegation,
+        LineType::SavingsPlanUpfrontFee,
+        LineType::SavingsPlanRecurringFee,
+        LineType::RIFee,
+        LineType::Fee,
+        LineType::Tax,
+        LineType::Credit,
+        LineType::Refund,
+        LineType::EdpDiscount,
+        LineType::PrivateRateDiscount,
+        LineType::SppDiscount,
+        LineType::BundledDiscount,
+        LineType::Discount,
+        LineType::RiVolumeDiscount,
+    ];
+
+    /// The CUR spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineType::Usage => "Usage",
+            LineType::DiscountedUsage => "DiscountedUsage",
+            LineType::SavingsPlanCoveredUsage => "SavingsPlanCoveredUsage",
+            LineType::SavingsPlanNegation => "SavingsPlanNegation",
+            LineType::SavingsPlanUpfrontFee => "SavingsPlanUpfrontFee",
+            LineType::SavingsPlanRecurringFee => "SavingsPlanRecurringFee",
+            LineType::RIFee => "RIFee",
+            LineType::Fee => "Fee",
+            LineType::Tax => "Tax",
+            LineType::Credit => "Credit",
+            LineType::Refund => "Refund",
+            LineType::EdpDiscount => "EdpDiscount",
+            LineType::PrivateRateDiscount => "PrivateRateDiscount",
+            LineType::SppDiscount => "SppDiscount",
+            LineType::BundledDiscount => "BundledDiscount",
+            LineType::Discount => "Discount",
+            LineType::RiVolumeDiscount => "RiVolumeDiscount",
+        }
+    }
+
+    /// Parses the CUR spelling (exact, as AWS writes it).
+    /// `Proforma_Fee` and `Proforma_Credit` (custom line items shown under another
+    /// service in a pro forma CUR, billxfer's own export included) read as `Fee` and `Credit`.
+    pub fn parse(text: &str) -> Option<LineType> {
+        match text {
+            "Proforma_Fee" => Some(LineType::Fee),
+            "Proforma_Credit" => Some(LineType::Credit),
+            _ => LineType::ALL.iter().copied().find(|t| t.as_str() == text),
+        }
+    }
+
+    /// From the code stored in a normalized batch.
+    pub fn from_code(code: u8) -> Option<LineType> {
+        LineType::ALL.get(code as usize).copied()
+    }
+
+    /// The signs a billed cost of this type may have (docs/DOMAIN.md, decision 26):
+    /// charges are never negative, discounts and credits never positive, and
+    /// Fee, Tax and Refund lines may be either (reversals, tax on credits, adjustments).
+    pub fn cost_sign(self) -> CostSign {
+        match self {
+            LineType::Usage
+            | LineType::DiscountedUsage
+            | LineType::SavingsPlanCoveredUsage
+            | LineType::SavingsPlanUpfrontFee
+            | LineType::SavingsPlanRecurringFee
+            | LineType::RIFee => CostSign::NotNegative,
+            LineType::SavingsPlanNegation
+            | LineType::Credit
+            | LineType::EdpDiscount
+            | LineType::PrivateRateDiscount
+            | LineType::SppDiscount
+            | LineType::BundledDiscount
+            | LineType::Discount
+            | LineType::RiVolumeDiscount => CostSign::NotPositive,
+            LineType::Fee | LineType::Tax | LineType::Refund => CostSign::Either,
+        }
+    }
+}
+
+/// The signs a line item type's billed cost may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostSign {
+    /// Zero or more: a charge.
+    NotNegative,
+    /// Zero or less: a discount, credit or negation.
+    NotPositive,
+    /// Either sign.
+    Either,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

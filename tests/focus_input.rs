@@ -13,21 +13,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 mod common;
-use common::{bin, repo};
-
-fn spec_data() -> Option<PathBuf> {
-    let dir = repo().join("../shared/data/FOCUS_Spec/specification/data");
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {} is missing",
-        dir.display()
-    );
-    eprintln!("skipping: {} not present", dir.display());
-    None
-}
+use common::{manifest_org, shared_data, Workdir};
 
 /// Σ of a column, by header matched case-insensitively; `null` and empty cells count 0.
 fn column_sum(path: &Path, column: &str) -> Decimal {
@@ -52,40 +38,31 @@ fn column_sum(path: &Path, column: &str) -> Decimal {
     sum
 }
 
-fn run_focus_file(file: &Path, tmp: &Path) -> Value {
-    let config = focus_config(tmp, "focus-org", file, "2023-01");
-    let out = tmp.join("out");
-    let o = run(&config, "2023-01", &out);
+fn run_focus_file(file: &Path, w: &Workdir) -> Value {
+    focus_config(w, "focus-org", file, "2023-01");
+    let o = run(w, "2023-01");
     assert!(
         o.status.success(),
         "{}: {}",
         file.display(),
         String::from_utf8_lossy(&o.stderr)
     );
-    let manifest: Value =
-        serde_json::from_slice(&fs::read(out.join("2023-01/manifest.json")).unwrap()).unwrap();
-    let org = manifest["orgs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["org_id"] == "focus-org")
-        .unwrap()
-        .clone();
+    let manifest = w.json("out/2023-01/manifest.json");
+    let org = manifest_org(&manifest, "focus-org");
     assert_eq!(
         org["rows_quarantined"],
         0,
         "{}: rows were quarantined: {}",
         file.display(),
-        fs::read_to_string(out.join("2023-01/quarantine/focus-org.csv")).unwrap_or_default()
+        fs::read_to_string(w.join("out/2023-01/quarantine/focus-org.csv")).unwrap_or_default()
     );
     assert_eq!(manifest["all_checks_passed"], true);
-    serde_json::from_slice(&fs::read(out.join("2023-01/partner/invoices/focus-org.json")).unwrap())
-        .unwrap()
+    w.json("out/2023-01/partner/invoices/focus-org.json")
 }
 
 #[test]
 fn focus_examples_rate_to_their_billed_and_effective_sums() {
-    let Some(dir) = spec_data() else {
+    let Some(dir) = shared_data("FOCUS_Spec/specification/data") else {
         return;
     };
     let mut files: Vec<PathBuf> = [
@@ -104,8 +81,8 @@ fn focus_examples_rate_to_their_billed_and_effective_sums() {
         "expected the 11 commitment discount examples"
     );
     for file in &files {
-        let tmp = tempfile::tempdir().unwrap();
-        let inv = run_focus_file(file, tmp.path());
+        let w = Workdir::new();
+        let inv = run_focus_file(file, &w);
         let billed = column_sum(file, "BilledCost");
         let effective = column_sum(file, "EffectiveCost");
         let got_billed = Decimal::from_str(inv["exact_total"].as_str().unwrap()).unwrap();
@@ -123,7 +100,8 @@ fn focus_examples_rate_to_their_billed_and_effective_sums() {
 
 #[test]
 fn focus_line_types_follow_charge_category_and_commitment() {
-    use billxfer::ingest::{focus_line_type, LineType};
+    use billxfer::normalize::focus_line_type;
+    use billxfer::types::LineType;
     let lt = |c, f, id, cat| focus_line_type(c, f, id, cat).unwrap();
     assert_eq!(
         lt("Usage", Some("Usage-Based"), None, None),
@@ -157,67 +135,42 @@ fn focus_line_types_follow_charge_category_and_commitment() {
 }
 
 /// A config with one org reading `file`, billed actual rates, the basic plan.
-fn focus_config(tmp: &Path, org: &str, file: &Path, start: &str) -> PathBuf {
-    let config = tmp.join("billxfer.toml");
-    fs::write(
-        &config,
-        format!(
-            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"FOCUS example\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"{start}\" }}\n",
-            file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    config
+fn focus_config(w: &Workdir, org: &str, file: &Path, start: &str) -> PathBuf {
+    w.write_config(format!(
+        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"FOCUS example\"\nmanagement_account = \"123456789012\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"{start}\" }}\n",
+        file.to_str().unwrap()
+    ))
 }
 
-/// `billxfer run --quiet` of a config and period into `out`.
-fn run(config: &Path, period: &str, out: &Path) -> Output {
-    bin()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            period,
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap()
+/// `billxfer run --quiet` of the folder's config and period into `out/`.
+fn run(w: &Workdir, period: &str) -> Output {
+    w.run_config("run", period, &["--quiet"])
 }
 
 #[test]
 fn bad_focus_input_is_quarantined_or_refused_with_its_column() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     // An unknown ChargeCategory: the row is quarantined, naming the column and value; the other is rated.
-    let file = tmp.path().join("focus.csv");
-    fs::write(
-        &file,
+    let file = w.write(
+        "focus.csv",
         "BillingPeriodStart,ChargeCategory,SubAccountId,ServiceName,BilledCost,EffectiveCost,ListCost\n\
          2026-10-01T00:00:00Z,Usage,123456789012,AmazonEC2,1.25,1.25,1.50\n\
          2026-10-01T00:00:00Z,Rebate,123456789012,AmazonEC2,-0.50,-0.50,null\n",
-    )
-    .unwrap();
-    let config = focus_config(tmp.path(), "f", &file, "2026-01");
-    let out = tmp.path().join("out");
-    let o = run(&config, "2026-10", &out);
+    );
+    focus_config(&w, "f", &file, "2026-01");
+    let o = run(&w, "2026-10");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let q = fs::read_to_string(out.join("2026-10/quarantine/f.csv")).unwrap();
+    let q = w.read("out/2026-10/quarantine/f.csv");
     assert!(q.contains("ChargeCategory") && q.contains("Rebate"), "{q}");
-    let inv: Value =
-        serde_json::from_slice(&fs::read(out.join("2026-10/partner/invoices/f.json")).unwrap())
-            .unwrap();
+    let inv = w.json("out/2026-10/partner/invoices/f.json");
     assert_eq!(inv["exact_total"], "1.25");
     // No BilledCost: the file is refused, naming it and the column.
-    let bad = tmp.path().join("nobilled.csv");
-    fs::write(
-        &bad,
+    let bad = w.write(
+        "nobilled.csv",
         "BillingPeriodStart,ChargeCategory,SubAccountId\n2026-10-01T00:00:00Z,Usage,123456789012\n",
-    )
-    .unwrap();
-    let config = focus_config(tmp.path(), "f", &bad, "2026-01");
-    let o = run(&config, "2026-10", &out);
+    );
+    focus_config(&w, "f", &bad, "2026-01");
+    let o = run(&w, "2026-10");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use billxfer::config::{CliKind, Config};
-use billxfer::ingest::Quarantined;
+use billxfer::normalize::Quarantined;
 use billxfer::invoice::{ActualInvoice, CliLine, CustomerInvoice, UsageLine};
 use billxfer::money::parse_fixed;
 use billxfer::rate::Ledger;

@@ -73,7 +73,7 @@ pub(super) fn quarantine_summary(
 ) -> usize {
     use std::collections::BTreeMap;
     use std::fmt::Write;
-    let all: Vec<(&str, &crate::ingest::Quarantined)> = result
+    let all: Vec<(&str, &crate::normalize::Quarantined)> = result
         .orgs
         .iter()
         .flat_map(|r| r.quarantined.iter().map(move |q| (r.id.as_str(), q)))
@@ -81,7 +81,8 @@ pub(super) fn quarantine_summary(
     if all.is_empty() {
         return 0;
     }
-    let mut by_reason: BTreeMap<String, Vec<(&str, &crate::ingest::Quarantined)>> = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, Vec<(&str, &crate::normalize::Quarantined)>> =
+        BTreeMap::new();
     let mut by_account: BTreeMap<(String, &str), usize> = BTreeMap::new();
     for &(org, q) in &all {
         by_reason

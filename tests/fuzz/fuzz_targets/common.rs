@@ -2,7 +2,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use billxfer::ingest::{ChunkSource, OrgCheck};
+use billxfer::ingest::ChunkSource;
+use billxfer::normalize::OrgCheck;
 use billxfer::money::Percent;
 use billxfer::rate::{Pricing, Rater};
 use billxfer::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
