@@ -1,59 +1,15 @@
 //! End-to-end tests: the real binary on sample_data/, the real legacy CUR file,
 //! re-runs, errors a person will meet.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
-use common::{bin, json, ok, readable_text, repo};
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("run billxfer");
-    out
-}
-
-fn run_sample(out: &Path) -> PathBuf {
-    let config = repo().join("sample_data/billxfer.toml");
-    let o = run(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--period",
-        "2026-10",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    ok(&o);
-    out.join("2026-10")
-}
-
-/// Every file under a folder, relative path → bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_string_lossy().to_string(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
+use common::{json, ok, readable_text, repo, run, run_sample, shared_data, tree_bytes, Workdir};
 
 #[test]
 fn sample_month_matches_the_hand_worked_totals() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path());
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
     // Figures from sample_data/EXPECTED.md, worked out by hand there.
     let expected = [
         ("acme", "83.58", "87.96", "157.14", "-25.00", "220.10"),
@@ -128,8 +84,8 @@ fn sample_month_matches_the_hand_worked_totals() {
 
 #[test]
 fn each_quarantined_row_names_its_file_row_and_reason() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path());
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
     let acme = fs::read_to_string(dir.join("quarantine/acme.csv")).unwrap();
     assert!(acme.contains("acme/cur-2026-10-00001.snappy.parquet,6,,line_item_usage_account_id,222200000001,usage account 222200000001 is not an account of org `acme`"), "{acme}");
     assert!(acme.contains("FlatRateSubscription"), "{acme}");
@@ -151,14 +107,14 @@ fn each_quarantined_row_names_its_file_row_and_reason() {
 
 #[test]
 fn a_rerun_gives_byte_identical_outputs() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    let first = tree(&run_sample(a.path()));
-    let second = tree(&run_sample(b.path()));
+    let a = Workdir::new();
+    let b = Workdir::new();
+    let first = tree_bytes(&run_sample(a.path(), &[]));
+    let second = tree_bytes(&run_sample(b.path(), &[]));
     assert!(first.len() >= 15, "{:?}", first.keys());
     assert_eq!(first, second);
     // And a re-run into the same folder replaces it whole, leaving no temporary folders.
-    let again = tree(&run_sample(a.path()));
+    let again = tree_bytes(&run_sample(a.path(), &[]));
     assert_eq!(first, again);
     let hidden: Vec<_> = fs::read_dir(a.path())
         .unwrap()
@@ -171,9 +127,9 @@ fn a_rerun_gives_byte_identical_outputs() {
 
 #[test]
 fn customer_files_hold_no_partner_figures_and_no_other_org() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path());
-    let files = tree(&dir.join("customers"));
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
+    let files = tree_bytes(&dir.join("customers"));
     // The partner's payer id and AWS invoice id, and the non-public discount and actual figures of the sample.
     let secrets = [
         "900000000001",
@@ -193,15 +149,20 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
         ("initech", "3333000000"),
     ];
     for (path, bytes) in &files {
-        let text = readable_text(path, bytes);
+        let text = readable_text(&path.to_string_lossy(), bytes);
         for s in secrets {
-            assert!(!text.contains(s), "{path} contains partner figure {s}");
+            assert!(
+                !text.contains(s),
+                "{} contains partner figure {s}",
+                path.display()
+            );
         }
         for (org, prefix) in accounts {
             if !path.starts_with(&format!("{org}/")) {
                 assert!(
                     !text.contains(prefix),
-                    "{path} contains an account of {org}"
+                    "{} contains an account of {org}",
+                    path.display()
                 );
             }
         }
@@ -212,28 +173,16 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
 
 #[test]
 fn real_legacy_cur_file_rates_to_its_unblended_sum() {
-    let data = repo().join("../shared/data/focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv");
-    if !data.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {} is missing",
-            data.display()
-        );
-        eprintln!("skipping: {} not present", data.display());
+    let Some(data) = shared_data("focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("billxfer.toml");
-    fs::write(
-        &config,
-        format!(
-            "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
-            data.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let out = tmp.path().join("out");
-    ok(&run(&[
+    };
+    let w = Workdir::new();
+    let config = w.write_config(format!(
+        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
+        data.to_str().unwrap()
+    ));
+    let out = w.join("out");
+    ok(&w.run([
         "run",
         "--config",
         config.to_str().unwrap(),
@@ -255,14 +204,14 @@ fn real_legacy_cur_file_rates_to_its_unblended_sum() {
 
 #[test]
 fn several_periods_without_period_is_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     let config = repo().join("sample_data/billxfer.toml");
-    let o = run(&[
+    let o = w.run([
         "run",
         "--config",
         config.to_str().unwrap(),
         "--out",
-        tmp.path().to_str().unwrap(),
+        w.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -270,12 +219,12 @@ fn several_periods_without_period_is_a_clear_error() {
         err.contains("several billing periods (2026-09, 2026-10)") && err.contains("--period"),
         "{err}"
     );
-    assert!(!tmp.path().join("2026-10").exists());
+    assert!(!w.join("2026-10").exists());
 }
 
 #[test]
 fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     let text = fs::read_to_string(repo().join("sample_data/billxfer.toml")).unwrap();
     // Move initech's transfer to start after October.
     let text = text.replace(
@@ -294,10 +243,9 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
             &format!("\"{}/{dir}/", sample.display()),
         );
     }
-    let config = tmp.path().join("not-billed.toml");
-    fs::write(&config, text).unwrap();
-    let out = tmp.path().join("out");
-    let o = run(&[
+    let config = w.write("not-billed.toml", text);
+    let out = w.join("out");
+    let o = w.run([
         "run",
         "--config",
         config.to_str().unwrap(),
@@ -320,10 +268,9 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
 
 #[test]
 fn config_errors_are_all_reported_with_their_keys() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("bad.toml");
-    fs::write(
-        &config,
+    let w = Workdir::new();
+    let config = w.write(
+        "bad.toml",
         r#"
 [partner]
 id = "p"
@@ -338,9 +285,8 @@ files = ["nothing-here/*.csv"]
 plan = "gold"
 transfer = { start = "2026-01-15" }
 "#,
-    )
-    .unwrap();
-    let o = run(&["validate", "--config", config.to_str().unwrap()]);
+    );
+    let o = w.run(["validate", "--config", config.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -354,7 +300,7 @@ transfer = { start = "2026-01-15" }
 #[test]
 fn validate_reports_quarantine_without_writing() {
     let config = repo().join("sample_data/billxfer.toml");
-    let o = run(&[
+    let o = run([
         "validate",
         "--config",
         config.to_str().unwrap(),
@@ -377,27 +323,23 @@ fn validate_reports_quarantine_without_writing() {
 
 #[test]
 fn missing_input_and_bad_file_errors_name_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let csv = tmp.path().join("bad.csv");
-    fs::write(
-        &csv,
+    let w = Workdir::new();
+    w.write(
+        "bad.csv",
         "line_item_usage_account_id,line_item_line_item_type\n111111111111,Usage\n",
-    )
-    .unwrap();
-    let config = tmp.path().join("c.toml");
-    fs::write(
-        &config,
+    );
+    let config = w.write(
+        "c.toml",
         "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n[[orgs]]\nid = \"a\"\nname = \"A\"\nmanagement_account = \"111111111111\"\nfiles = [\"bad.csv\"]\nplan = \"basic\"\ntransfer = { start = \"2026-01\" }\n",
-    )
-    .unwrap();
-    let o = run(&[
+    );
+    let o = w.run([
         "run",
         "--config",
         config.to_str().unwrap(),
         "--period",
         "2026-03",
         "--out",
-        tmp.path().join("out").to_str().unwrap(),
+        w.join("out").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -407,22 +349,20 @@ fn missing_input_and_bad_file_errors_name_the_file() {
             && err.contains("line_item_product_code"),
         "{err}"
     );
-    assert!(!tmp.path().join("out/2026-03").exists());
+    assert!(!w.join("out/2026-03").exists());
 }
 
 #[test]
 fn every_unreadable_file_is_reported_at_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     let header_only = "line_item_usage_account_id,line_item_line_item_type\n";
-    fs::write(tmp.path().join("a.csv"), header_only).unwrap();
-    fs::write(tmp.path().join("b.csv"), header_only).unwrap();
-    let config = tmp.path().join("c.toml");
-    fs::write(
-        &config,
+    w.write("a.csv", header_only);
+    w.write("b.csv", header_only);
+    let config = w.write(
+        "c.toml",
         "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n[[orgs]]\nid = \"a\"\nname = \"A\"\nmanagement_account = \"111111111111\"\nfiles = [\"*.csv\"]\nplan = \"basic\"\ntransfer = { start = \"2026-01\" }\n",
-    )
-    .unwrap();
-    let o = run(&[
+    );
+    let o = w.run([
         "validate",
         "--config",
         config.to_str().unwrap(),
@@ -439,7 +379,7 @@ fn every_unreadable_file_is_reported_at_once() {
 
 #[test]
 fn help_teaches_the_concepts() {
-    let o = run(&["run", "--help"]);
+    let o = run(["run", "--help"]);
     ok(&o);
     let text = String::from_utf8_lossy(&o.stdout);
     for word in [

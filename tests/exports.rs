@@ -10,44 +10,10 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 mod common;
-use common::{bin, json, ok, repo};
+use common::{files_under, json, manifest_org, ok, readable_text, repo, run, run_sample, Workdir};
 
 fn dec(v: &Value) -> Decimal {
     Decimal::from_str(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).unwrap()
-}
-
-fn run_sample(out: &Path, extra: &[&str]) -> PathBuf {
-    let config = repo().join("sample_data/billxfer.toml");
-    let mut args = vec![
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--period",
-        "2026-10",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    ok(&bin().args(&args).output().unwrap());
-    out.join("2026-10")
-}
-
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 const CUSTOMERS: [(&str, &str, &str); 3] = [
@@ -62,52 +28,35 @@ const CUSTOMERS: [(&str, &str, &str); 3] = [
 
 /// Feeds one export file back as the only input of an org with the same
 /// accounts, actual rates `billed`, and returns the re-run's partner invoice.
-fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, tmp: &Path) -> Value {
-    let config = tmp.join(format!("{org}.toml"));
-    fs::write(
-        &config,
+fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, w: &Workdir) -> Value {
+    let config = w.write(
+        format!("{org}.toml"),
         format!(
             "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"{org}\"\nname = \"again\"\nmanagement_account = \"{mgmt}\"\naccounts = [{accounts}]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\", source_payer = true }}\n",
             export.to_str().unwrap()
         ),
-    )
-    .unwrap();
-    let out = tmp.join(format!("out-{org}"));
-    ok(&bin()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--exports",
-            "none",
-        ])
-        .output()
-        .unwrap());
-    let manifest = json(&out.join("2026-10/manifest.json"));
-    let o = manifest["orgs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["org_id"] == org)
-        .unwrap();
+    );
+    let out = w.join(format!("out-{org}"));
+    ok(&w.run([
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--exports",
+        "none",
+    ]));
+    let o = manifest_org(&json(&out.join("2026-10/manifest.json")), org);
     assert_eq!(o["rows_quarantined"], 0, "{}", export.display());
     json(&out.join(format!("2026-10/partner/invoices/{org}.json")))
 }
 
 /// The customer's exact (unrounded) pro forma total, from the manifest.
 fn proforma_exact(dir: &Path, org: &str) -> Decimal {
-    let m = json(&dir.join("manifest.json"));
-    let o = m["orgs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["org_id"] == org)
-        .unwrap();
+    let o = manifest_org(&json(&dir.join("manifest.json")), org);
     dec(&o["proforma_invoice_exact"])
 }
 
@@ -117,16 +66,16 @@ fn cents(d: Decimal) -> Decimal {
 
 #[test]
 fn pro_forma_exports_fed_back_reproduce_the_invoices() {
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     for format in ["parquet", "csv"] {
-        let dir = run_sample(&tmp.path().join(format), &["--format", format]);
+        let dir = run_sample(&w.join(format), &["--format", format]);
         for (org, mgmt, accounts) in CUSTOMERS {
             let invoice = json(&dir.join(format!("customers/{org}/invoice.json")));
             let exact = proforma_exact(&dir, org);
             let total = dec(&invoice["total"]);
             for kind in ["cur", "focus"] {
                 let export = dir.join(format!("customers/{org}/{kind}/{org}-2026-10.{format}"));
-                let again = rerun(&export, org, mgmt, accounts, tmp.path());
+                let again = rerun(&export, org, mgmt, accounts, &w);
                 let re_exact = dec(&again["exact_total"]);
                 assert_eq!(re_exact, exact, "{org} {kind} {format}: exact total");
                 assert_eq!(cents(re_exact), cents(exact), "{org} {kind} {format}");
@@ -142,8 +91,8 @@ fn pro_forma_exports_fed_back_reproduce_the_invoices() {
 
 #[test]
 fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
-    let tmp = tempfile::tempdir().unwrap();
-    let line = run_sample(&tmp.path().join("line"), &[]);
+    let w = Workdir::new();
+    let line = run_sample(&w.join("line"), &[]);
     let listing = json(&line.join("exports.json"));
     for (granularity, format) in [
         ("line", "parquet"),
@@ -154,7 +103,7 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
         ("monthly", "csv"),
     ] {
         let dir = run_sample(
-            &tmp.path().join(format!("{granularity}-{format}")),
+            &w.join(format!("{granularity}-{format}")),
             &["--granularity", granularity, "--format", format],
         );
         let focus: Vec<PathBuf> = files_under(&dir, format)
@@ -164,7 +113,7 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
         assert_eq!(focus.len(), 7, "{granularity} {format}: {focus:?}");
         let mut args: Vec<&str> = vec!["validate-focus"];
         args.extend(focus.iter().map(|p| p.to_str().unwrap()));
-        let out = ok(&bin().args(&args).output().unwrap());
+        let out = ok(&run(&args));
         assert_eq!(out.matches(": ok").count(), 7, "{out}");
         // Each export sums to the same exact amount at every granularity.
         let l = json(&dir.join("exports.json"));
@@ -187,7 +136,7 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
         assert_eq!(totals(&l), totals(&listing), "{granularity} {format}");
         // A re-run gives the same bytes.
         let again = run_sample(
-            &tmp.path().join(format!("{granularity}-{format}-again")),
+            &w.join(format!("{granularity}-{format}-again")),
             &["--granularity", granularity, "--format", format],
         );
         for f in files_under(&dir, format) {
@@ -213,8 +162,8 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
 
 #[test]
 fn exports_sum_to_the_invoices() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path(), &[]);
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
     let listing = json(&dir.join("exports.json"));
     for f in listing["files"].as_array().unwrap() {
         let org = f["org"].as_str().unwrap();
@@ -226,19 +175,16 @@ fn exports_sum_to_the_invoices() {
         assert_eq!(dec(&f["cost_total"]), expected, "{f}");
     }
     // Independently of exports.json: polars (report) reads the arrow-rs files.
-    let report = ok(&bin()
-        .args([
-            "report",
-            "--out",
-            tmp.path().to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--by",
-            "org",
-            "--json",
-        ])
-        .output()
-        .unwrap());
+    let report = ok(&w.run([
+        "report",
+        "--out",
+        w.path().to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--by",
+        "org",
+        "--json",
+    ]));
     let report: Value = serde_json::from_str(&report).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3, "{report}");
@@ -261,26 +207,23 @@ fn exports_sum_to_the_invoices() {
 
 #[test]
 fn report_views_and_their_limits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path(), &[]);
-    let out = tmp.path().to_str().unwrap();
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &[]);
+    let out = w.path().to_str().unwrap();
     // The customer view shows pro forma only, for one org.
-    let csv = ok(&bin()
-        .args([
-            "report",
-            "--out",
-            out,
-            "--period",
-            "2026-10",
-            "--org",
-            "acme",
-            "--by",
-            "account,service",
-            "--customer-view",
-            "--csv",
-        ])
-        .output()
-        .unwrap());
+    let csv = ok(&w.run([
+        "report",
+        "--out",
+        out,
+        "--period",
+        "2026-10",
+        "--org",
+        "acme",
+        "--by",
+        "account,service",
+        "--customer-view",
+        "--csv",
+    ]));
     let header = csv.lines().next().unwrap();
     assert_eq!(header, "account,service,proforma");
     assert!(!csv.contains("2222"), "{csv}");
@@ -291,30 +234,24 @@ fn report_views_and_their_limits() {
         .sum();
     assert_eq!(sum, proforma_exact(&dir, "acme"));
     // --top keeps the N largest.
-    let top = ok(&bin()
-        .args([
-            "report",
-            "--out",
-            out,
-            "--period",
-            "2026-10",
-            "--by",
-            "org,service",
-            "--top",
-            "2",
-            "--json",
-        ])
-        .output()
-        .unwrap());
+    let top = ok(&w.run([
+        "report",
+        "--out",
+        out,
+        "--period",
+        "2026-10",
+        "--by",
+        "org,service",
+        "--top",
+        "2",
+        "--json",
+    ]));
     let top: Value = serde_json::from_str(&top).unwrap();
     assert_eq!(top["rows"].as_array().unwrap().len(), 2);
     // The actual track covers the partner's own org as well.
-    let actual = ok(&bin()
-        .args([
-            "report", "--out", out, "--period", "2026-10", "--track", "actual", "--json",
-        ])
-        .output()
-        .unwrap());
+    let actual = ok(&w.run([
+        "report", "--out", out, "--period", "2026-10", "--track", "actual", "--json",
+    ]));
     let actual: Value = serde_json::from_str(&actual).unwrap();
     let orgs: Vec<&str> = actual["rows"]
         .as_array()
@@ -335,24 +272,21 @@ fn report_views_and_their_limits() {
     ] {
         let mut a = vec!["report", "--out", out, "--period", "2026-10"];
         a.extend(args);
-        let o = bin().args(&a).output().unwrap();
+        let o = w.run(&a);
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(expect), "{a:?}: {err}");
     }
     // No exports: a clear message.
-    let none = tmp.path().join("none");
+    let none = w.join("none");
     run_sample(&none, &["--exports", "none"]);
-    let o = bin()
-        .args([
-            "report",
-            "--out",
-            none.to_str().unwrap(),
-            "--period",
-            "2026-10",
-        ])
-        .output()
-        .unwrap();
+    let o = w.run([
+        "report",
+        "--out",
+        none.to_str().unwrap(),
+        "--period",
+        "2026-10",
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--exports"));
     assert!(!none.join("2026-10/customers/acme/cur").exists());
@@ -360,8 +294,8 @@ fn report_views_and_their_limits() {
 
 #[test]
 fn validate_focus_rejects_a_broken_file_naming_row_and_column() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = run_sample(tmp.path(), &["--format", "csv"]);
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &["--format", "csv"]);
     let good = dir.join("customers/acme/focus/acme-2026-10.csv");
     let text = fs::read_to_string(&good).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -370,12 +304,8 @@ fn validate_focus_rejects_a_broken_file_naming_row_and_column() {
     let mut cells: Vec<String> = lines[1].split(',').map(String::from).collect();
     cells[cat] = "Fee".into();
     lines[1] = cells.join(",");
-    let bad = tmp.path().join("bad.csv");
-    fs::write(&bad, lines.join("\n") + "\n").unwrap();
-    let o = bin()
-        .args(["validate-focus", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let bad = w.write("bad.csv", lines.join("\n") + "\n");
+    let o = w.run(["validate-focus", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("row 1, column ChargeCategory"), "{out}");
@@ -384,7 +314,7 @@ fn validate_focus_rejects_a_broken_file_naming_row_and_column() {
 #[test]
 fn csv_exports_neutralize_formulas() {
     // A config whose org name starts with `=`: the CUR CSV carries it in bill_payer_account_name.
-    let tmp = tempfile::tempdir().unwrap();
+    let w = Workdir::new();
     let sample = repo().join("sample_data");
     let config = fs::read_to_string(sample.join("billxfer.toml"))
         .unwrap()
@@ -398,24 +328,20 @@ fn csv_exports_neutralize_formulas() {
             "logo = \"logo.svg\"",
             &format!("logo = \"{}/logo.svg\"", sample.display()),
         );
-    let path = tmp.path().join("f.toml");
-    fs::write(&path, config).unwrap();
-    let out = tmp.path().join("out");
-    ok(&bin()
-        .args([
-            "run",
-            "--config",
-            path.to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--format",
-            "csv",
-        ])
-        .output()
-        .unwrap());
+    let path = w.write("f.toml", config);
+    let out = w.join("out");
+    ok(&w.run([
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--format",
+        "csv",
+    ]));
     let cur = fs::read_to_string(out.join("2026-10/customers/acme/cur/acme-2026-10.csv")).unwrap();
     assert!(
         cur.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
@@ -434,38 +360,32 @@ fn csv_exports_neutralize_formulas() {
 #[test]
 fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
     use arrow::array::{Array, AsArray};
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("base");
-    ok(&bin()
-        .args([
-            "generate",
-            "--orgs",
-            "4",
-            "--lines",
-            "20000",
-            "--period",
-            "2026-10",
-            "--seed",
-            "7",
-            "--out",
-            base.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap());
-    let out = tmp.path().join("out");
-    ok(&bin()
-        .args([
-            "run",
-            "--config",
-            base.join("billxfer.toml").to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap());
+    let w = Workdir::new();
+    let base = w.join("base");
+    ok(&w.run([
+        "generate",
+        "--orgs",
+        "4",
+        "--lines",
+        "20000",
+        "--period",
+        "2026-10",
+        "--seed",
+        "7",
+        "--out",
+        base.to_str().unwrap(),
+    ]));
+    let out = w.join("out");
+    ok(&w.run([
+        "run",
+        "--config",
+        base.join("billxfer.toml").to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
     let dir = out.join("2026-10");
     // Secrets from the inputs: payer and invoice ids, and every non-public discount amount.
     let mut secrets: std::collections::BTreeSet<String> = Default::default();
@@ -535,7 +455,7 @@ fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
         .filter_map(|s| Decimal::from_str(s).ok())
         .collect();
     for path in &customers {
-        let text = common::readable_text(&path.to_string_lossy(), &fs::read(path).unwrap());
+        let text = readable_text(&path.to_string_lossy(), &fs::read(path).unwrap());
         for s in secrets.iter().filter(|s| Decimal::from_str(s).is_err()) {
             assert!(
                 !text.contains(s.as_str()),
@@ -590,7 +510,7 @@ fn customer_exports_of_a_generated_month_hold_no_partner_secret() {
 ///
 /// Total 0.5554. Line-only columns (resource id, rates) differ between rows of
 /// a group and are dropped; every other column is a key.
-fn rollup_month(dir: &Path) -> PathBuf {
+fn rollup_month(w: &Workdir) -> PathBuf {
     let rows = [
         (
             "111100000002",
@@ -707,19 +627,14 @@ fn rollup_month(dir: &Path) -> PathBuf {
             "2026-10-01T00:00:00Z,900000000001,{account},{lt},{product},{usage_type},{op},{start},{end},{amount},{cost},{rate},{resource},{description}\n"
         ));
     }
-    fs::create_dir_all(dir).unwrap();
-    let input = dir.join("acme.csv");
-    fs::write(&input, csv).unwrap();
-    let config = dir.join("billxfer.toml");
-    fs::write(
-        &config,
+    let input = w.write("in/acme.csv", csv);
+    w.write(
+        "in/billxfer.toml",
         format!(
             "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"900000000001\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"acme\"\nname = \"Acme\"\nmanagement_account = \"111100000001\"\naccounts = [\"111100000002\"]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\" }}\n",
             input.to_str().unwrap()
         ),
     )
-    .unwrap();
-    config
 }
 
 fn run_month(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
@@ -734,7 +649,7 @@ fn run_month(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    ok(&bin().args(&args).output().unwrap());
+    ok(&run(&args));
     out.join("2026-10")
 }
 
@@ -782,8 +697,8 @@ fn strings(rows: &[&[&str]]) -> Vec<Vec<String>> {
 
 #[test]
 fn daily_and_monthly_rollups_of_a_hand_made_month() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = rollup_month(&tmp.path().join("in"));
+    let w = Workdir::new();
+    let config = rollup_month(&w);
     let cur_cols = [
         "line_item_usage_account_id",
         "line_item_line_item_type",
@@ -916,7 +831,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
     for (granularity, expected) in [("daily", daily), ("monthly", monthly)] {
         let dir = run_month(
             &config,
-            &tmp.path().join(format!("{granularity}-csv")),
+            &w.join(format!("{granularity}-csv")),
             &["--granularity", granularity, "--format", "csv"],
         );
         let cur = dir.join("customers/acme/cur/acme-2026-10.csv");
@@ -967,7 +882,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         // Parquet: the same rows; CUR sums as doubles, FOCUS sums as exact decimals.
         let pq = run_month(
             &config,
-            &tmp.path().join(format!("{granularity}-parquet")),
+            &w.join(format!("{granularity}-parquet")),
             &["--granularity", granularity],
         );
         for (rel, cost, t) in [
@@ -1006,7 +921,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         for (format, first) in [("csv", &dir), ("parquet", &pq)] {
             let again = run_month(
                 &config,
-                &tmp.path().join(format!("{granularity}-{format}-again")),
+                &w.join(format!("{granularity}-{format}-again")),
                 &[
                     "--granularity",
                     granularity,

@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_billxfer"))
-}
+mod common;
+use common::{bin, files_under, manifest_org, tree_bytes, Workdir};
 
 fn generate(out: &Path, seed: u64, threads: usize) {
     let o = bin()
@@ -42,34 +40,19 @@ fn generate(out: &Path, seed: u64, threads: usize) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_same_seed_gives_the_same_bytes_whatever_the_threads() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    let c = tempfile::tempdir().unwrap();
+    let a = Workdir::new();
+    let b = Workdir::new();
+    let c = Workdir::new();
     generate(a.path(), 11, 1);
     generate(b.path(), 11, 2);
     generate(c.path(), 12, 2);
-    let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
+    let (fa, fb, fc) = (
+        tree_bytes(a.path()),
+        tree_bytes(b.path()),
+        tree_bytes(c.path()),
+    );
     assert!(fa.len() > 8, "{:?}", fa.keys());
     assert_eq!(fa, fb);
     assert_ne!(fa, fc);
@@ -117,38 +100,24 @@ fn parquet_sums(path: &Path) -> (u64, BTreeMap<String, rust_decimal::Decimal>) {
 
 #[test]
 fn run_totals_equal_sums_of_the_generated_rows() {
-    let base = tempfile::tempdir().unwrap();
+    let base = Workdir::new();
     generate(base.path(), 5, 2);
-    let out = base.path().join("out");
-    let config = base.path().join("billxfer.toml");
-    let o = bin()
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2026-10",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let o = base.run_config("run", "2026-10", &["--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let config_text = fs::read_to_string(&config).unwrap();
+    let config_text = base.read("billxfer.toml");
 
     let mut checked_basic = 0;
     for org in [
         "partner", "o00001", "o00002", "o00003", "o00004", "o00005", "o00006", "o00007",
     ] {
-        let dir = base.path().join(if org == "partner" {
+        let dir = base.join(if org == "partner" {
             "partner".to_string()
         } else {
             org.to_string()
         });
         let mut rows = 0;
         let mut sums: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
-        for e in walk(&dir) {
+        for e in files_under(&dir, "parquet") {
             let (r, s) = parquet_sums(&e);
             rows += r;
             for (k, v) in s {
@@ -156,20 +125,10 @@ fn run_totals_equal_sums_of_the_generated_rows() {
             }
         }
         assert!(rows > 0, "{org}: no rows generated");
-        let inv: serde_json::Value = serde_json::from_slice(
-            &fs::read(out.join(format!("2026-10/partner/invoices/{org}.json"))).unwrap(),
-        )
-        .unwrap();
+        let inv = base.json(format!("out/2026-10/partner/invoices/{org}.json"));
         let exact: rust_decimal::Decimal = inv["exact_total"].as_str().unwrap().parse().unwrap();
         assert_eq!(exact, sums["*"].round_dp(10), "{org} actual total");
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&fs::read(out.join("2026-10/manifest.json")).unwrap()).unwrap();
-        let m = manifest["orgs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["org_id"] == org)
-            .unwrap();
+        let m = manifest_org(&base.json("out/2026-10/manifest.json"), org);
         assert_eq!(m["rows_read"].as_u64().unwrap(), rows, "{org} rows");
         assert_eq!(
             m["rows_quarantined"].as_u64().unwrap(),
@@ -194,21 +153,4 @@ fn run_totals_equal_sums_of_the_generated_rows() {
         checked_basic, 1,
         "the generator puts every 7th org on basic"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }

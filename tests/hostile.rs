@@ -4,15 +4,13 @@
 //! arrays; config cases are small texts. docs/RELIABILITY.md lists them all.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use serde_json::Value;
+
+mod common;
+use common::{case_file, manifest_org, parquet_bytes, tree_bytes, Workdir};
 
 const CONFIG: &str = r#"
 [partner]
@@ -30,10 +28,6 @@ plan = "basic"
 transfer = { start = "2026-01" }
 "#;
 
-fn cases() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
-}
-
 /// What a case must end in.
 #[derive(Debug)]
 enum Expect {
@@ -47,102 +41,75 @@ enum Expect {
     Fails { code: i32, message: &'static str },
 }
 
-struct Case {
-    dir: tempfile::TempDir,
+/// A folder with `config` as `billxfer.toml` and `bytes` as `input/<name>`.
+fn case(config: &str, name: &str, bytes: &[u8]) -> Workdir {
+    let w = Workdir::new();
+    w.write_config(config);
+    w.write(format!("input/{name}"), bytes);
+    w
 }
 
-impl Case {
-    fn new(config: &str) -> Case {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("input")).unwrap();
-        fs::write(dir.path().join("billxfer.toml"), config).unwrap();
-        Case { dir }
-    }
+/// The folder with tests/cases/good.csv as its input.
+fn good_case(config: &str) -> Workdir {
+    case(config, "good.csv", &case_file("good.csv"))
+}
 
-    fn with_file(self, name: &str, bytes: &[u8]) -> Case {
-        fs::write(self.dir.path().join("input").join(name), bytes).unwrap();
-        self
-    }
+fn run(w: &Workdir) -> Output {
+    w.run_config("run", "2026-03", &[])
+}
 
-    fn run(&self) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_billxfer"))
-            .args([
-                "run",
-                "--config",
-                self.dir.path().join("billxfer.toml").to_str().unwrap(),
-                "--period",
-                "2026-03",
-                "--out",
-            ])
-            .arg(self.dir.path().join("out"))
-            .output()
-            .unwrap()
-    }
-
-    fn check(&self, name: &str, expect: Expect) {
-        let o = self.run();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(!stderr.contains("panicked"), "{name}: panic: {stderr}");
-        match expect {
-            Expect::Rated {
-                rated,
+fn check(w: &Workdir, name: &str, expect: Expect) {
+    let o = run(w);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{name}: panic: {stderr}");
+    match expect {
+        Expect::Rated {
+            rated,
+            quarantined,
+            reason,
+        } => {
+            assert!(
+                o.status.success(),
+                "{name}: expected success, got {}: {stderr}",
+                o.status
+            );
+            let m = w.json("out/2026-03/manifest.json");
+            let acme = manifest_org(&m, "acme");
+            assert_eq!(acme["rows_rated"].as_u64().unwrap(), rated, "{name}: rated");
+            assert_eq!(
+                acme["rows_quarantined"].as_u64().unwrap(),
                 quarantined,
-                reason,
-            } => {
-                assert!(
-                    o.status.success(),
-                    "{name}: expected success, got {}: {stderr}",
-                    o.status
-                );
-                let m: Value = serde_json::from_slice(
-                    &fs::read(self.dir.path().join("out/2026-03/manifest.json")).unwrap(),
-                )
-                .unwrap();
-                let acme = m["orgs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|x| x["org_id"] == "acme")
-                    .unwrap();
-                assert_eq!(acme["rows_rated"].as_u64().unwrap(), rated, "{name}: rated");
-                assert_eq!(
-                    acme["rows_quarantined"].as_u64().unwrap(),
-                    quarantined,
-                    "{name}: quarantined"
-                );
-                assert_eq!(m["all_checks_passed"], true, "{name}: checks");
-                let q = fs::read_to_string(self.dir.path().join("out/2026-03/quarantine/acme.csv"))
-                    .unwrap();
-                assert!(
-                    q.contains(reason),
-                    "{name}: quarantine lacks `{reason}`:\n{q}"
-                );
-            }
-            Expect::Fails { code, message } => {
-                assert_eq!(
-                    o.status.code(),
-                    Some(code),
-                    "{name}: exit code; stderr: {stderr}"
-                );
-                assert!(
-                    stderr.contains(message),
-                    "{name}: stderr lacks `{message}`: {stderr}"
-                );
-                assert!(stderr.starts_with("billxfer: error:"), "{name}: {stderr}");
-                assert!(
-                    !self.dir.path().join("out/2026-03").exists(),
-                    "{name}: wrote output despite failing"
-                );
-            }
+                "{name}: quarantined"
+            );
+            assert_eq!(m["all_checks_passed"], true, "{name}: checks");
+            let q = w.read("out/2026-03/quarantine/acme.csv");
+            assert!(
+                q.contains(reason),
+                "{name}: quarantine lacks `{reason}`:\n{q}"
+            );
+        }
+        Expect::Fails { code, message } => {
+            assert_eq!(
+                o.status.code(),
+                Some(code),
+                "{name}: exit code; stderr: {stderr}"
+            );
+            assert!(
+                stderr.contains(message),
+                "{name}: stderr lacks `{message}`: {stderr}"
+            );
+            assert!(stderr.starts_with("billxfer: error:"), "{name}: {stderr}");
+            assert!(
+                !w.join("out/2026-03").exists(),
+                "{name}: wrote output despite failing"
+            );
         }
     }
 }
 
 fn csv_case(file: &str, expect: Expect) {
-    let bytes = fs::read(cases().join(file)).unwrap();
-    Case::new(CONFIG)
-        .with_file(file, &bytes)
-        .check(file, expect);
+    let bytes = case_file(file);
+    check(&case(CONFIG, file, &bytes), file, expect);
 }
 
 #[test]
@@ -325,9 +292,10 @@ fn csv_cases() {
 fn bad_quoting_is_contained() {
     // An unterminated quote swallows the rest of the file into one field: that
     // record is quarantined with the reason, never rated.
-    let bytes = fs::read(cases().join("bad_quoting.csv")).unwrap();
-    let case = Case::new(CONFIG).with_file("bad_quoting.csv", &bytes);
-    case.check(
+    let bytes = case_file("bad_quoting.csv");
+    let w = case(CONFIG, "bad_quoting.csv", &bytes);
+    check(
+        &w,
         "bad_quoting.csv",
         Expect::Rated {
             rated: 2,
@@ -339,18 +307,13 @@ fn bad_quoting_is_contained() {
 
 #[test]
 fn a_whole_file_error_names_the_file() {
-    let case = Case::new(CONFIG).with_file(
-        "données 2026 (v2).csv",
-        &fs::read(cases().join("semicolon.csv")).unwrap(),
-    );
-    let o = case.run();
+    let w = case(CONFIG, "données 2026 (v2).csv", &case_file("semicolon.csv"));
+    let o = run(&w);
     assert!(String::from_utf8_lossy(&o.stderr).contains("données 2026 (v2).csv"));
     // Odd characters in a file name are fine when the file is good.
-    let good = Case::new(CONFIG).with_file(
-        "données 2026 (v2).csv",
-        &fs::read(cases().join("good.csv")).unwrap(),
-    );
-    good.check(
+    let good = case(CONFIG, "données 2026 (v2).csv", &case_file("good.csv"));
+    check(
+        &good,
         "unicode file name",
         Expect::Rated {
             rated: 2,
@@ -358,25 +321,6 @@ fn a_whole_file_error_names_the_file() {
             reason: "",
         },
     );
-}
-
-fn parquet_bytes(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    buf
 }
 
 fn parquet_columns(n: usize, cost: ArrayRef, account: ArrayRef) -> Vec<(&'static str, ArrayRef)> {
@@ -405,7 +349,8 @@ fn parquet_cases() {
         Arc::new(Float64Array::from(vec![0.104; 3])),
         accounts(3),
     ));
-    Case::new(CONFIG).with_file("good.parquet", &good).check(
+    check(
+        &case(CONFIG, "good.parquet", &good),
         "parquet good",
         Rated {
             rated: 3,
@@ -414,24 +359,21 @@ fn parquet_cases() {
         },
     );
 
-    Case::new(CONFIG)
-        .with_file("truncated.parquet", &good[..good.len() / 2])
-        .check(
-            "parquet truncated",
-            Fails {
-                code: 1,
-                message: "not a readable Parquet file",
-            },
-        );
+    check(
+        &case(CONFIG, "truncated.parquet", &good[..good.len() / 2]),
+        "parquet truncated",
+        Fails {
+            code: 1,
+            message: "not a readable Parquet file",
+        },
+    );
 
     // Flip bytes inside the data pages (after the magic, before the footer).
     let mut corrupt = good.clone();
     for b in corrupt[8..good.len() / 3].iter_mut() {
         *b = !*b;
     }
-    let o = Case::new(CONFIG)
-        .with_file("corrupt.parquet", &corrupt)
-        .run();
+    let o = run(&case(CONFIG, "corrupt.parquet", &corrupt));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !err.contains("panicked") && o.status.code() == Some(1) && err.contains("corrupt.parquet"),
@@ -443,15 +385,14 @@ fn parquet_cases() {
         Arc::new(BooleanArray::from(vec![true; 3])),
         accounts(3),
     ));
-    Case::new(CONFIG)
-        .with_file("wrong_types.parquet", &wrong)
-        .check(
-            "parquet wrong types",
-            Fails {
-                code: 1,
-                message: "column `line_item_unblended_cost` has type Boolean",
-            },
-        );
+    check(
+        &case(CONFIG, "wrong_types.parquet", &wrong),
+        "parquet wrong types",
+        Fails {
+            code: 1,
+            message: "column `line_item_unblended_cost` has type Boolean",
+        },
+    );
 
     // Account ids typed as integers (as some readers write them) lose the leading zero; it is restored.
     let ints = parquet_bytes(parquet_columns(
@@ -459,23 +400,23 @@ fn parquet_cases() {
         Arc::new(Float64Array::from(vec![1.0; 2])),
         Arc::new(Int64Array::from(vec![11111111111i64; 2])),
     ));
-    Case::new(CONFIG)
-        .with_file("int_accounts.parquet", &ints)
-        .check(
-            "parquet integer accounts",
-            Rated {
-                rated: 2,
-                quarantined: 0,
-                reason: "",
-            },
-        );
+    check(
+        &case(CONFIG, "int_accounts.parquet", &ints),
+        "parquet integer accounts",
+        Rated {
+            rated: 2,
+            quarantined: 0,
+            reason: "",
+        },
+    );
 
     let nan = parquet_bytes(parquet_columns(
         3,
         Arc::new(Float64Array::from(vec![0.1, f64::NAN, f64::INFINITY])),
         accounts(3),
     ));
-    Case::new(CONFIG).with_file("nan.parquet", &nan).check(
+    check(
+        &case(CONFIG, "nan.parquet", &nan),
         "parquet NaN",
         Rated {
             rated: 1,
@@ -490,9 +431,7 @@ fn parquet_cases() {
         "fuzz_parquet_bad_arrow_schema.parquet",
         "fuzz_parquet_bitmap_out_of_bounds.parquet",
     ] {
-        let o = Case::new(CONFIG)
-            .with_file("crash.parquet", &fs::read(cases().join(crash)).unwrap())
-            .run();
+        let o = run(&case(CONFIG, "crash.parquet", &case_file(crash)));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             !err.contains("panicked") && !err.contains("internal error"),
@@ -507,7 +446,8 @@ fn parquet_cases() {
         Arc::new(Float64Array::from(Vec::<f64>::new())),
         accounts(0),
     ));
-    Case::new(CONFIG).with_file("empty.parquet", &empty).check(
+    check(
+        &case(CONFIG, "empty.parquet", &empty),
         "parquet empty",
         Rated {
             rated: 0,
@@ -522,21 +462,18 @@ fn parquet_cases() {
             .filter(|(n, _)| *n != "line_item_product_code")
             .collect(),
     );
-    Case::new(CONFIG)
-        .with_file("missing.parquet", &missing)
-        .check(
-            "parquet missing column",
-            Fails {
-                code: 1,
-                message: "missing required column(s): line_item_product_code",
-            },
-        );
+    check(
+        &case(CONFIG, "missing.parquet", &missing),
+        "parquet missing column",
+        Fails {
+            code: 1,
+            message: "missing required column(s): line_item_product_code",
+        },
+    );
 }
 
 fn config_case(name: &str, config: &str, code: i32, message: &'static str) {
-    Case::new(config)
-        .with_file("good.csv", &fs::read(cases().join("good.csv")).unwrap())
-        .check(name, Expect::Fails { code, message });
+    check(&good_case(config), name, Expect::Fails { code, message });
 }
 
 #[test]
@@ -630,14 +567,10 @@ fn config_cases() {
         2,
         "is not an AWS account id",
     );
-    let case =
-        Case::new(CONFIG).with_file("good.csv", &fs::read(cases().join("good.csv")).unwrap());
-    fs::write(
-        case.dir.path().join("billxfer.toml"),
-        b"[partner]\nid = \"\xff\"\n",
-    )
-    .unwrap();
-    case.check(
+    let w = good_case(CONFIG);
+    w.write_config(b"[partner]\nid = \"\xff\"\n");
+    check(
+        &w,
         "config not UTF-8",
         Expect::Fails {
             code: 2,
@@ -646,45 +579,24 @@ fn config_cases() {
     );
 }
 
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_run_that_cannot_write_fails_clearly_and_keeps_earlier_outputs() {
-    let case =
-        Case::new(CONFIG).with_file("good.csv", &fs::read(cases().join("good.csv")).unwrap());
-    assert!(case.run().status.success());
-    let before = tree(&case.dir.path().join("out/2026-03"));
+    let w = good_case(CONFIG);
+    assert!(run(&w).status.success());
+    let before = tree_bytes(&w.join("out/2026-03"));
     // Disk full: a file size limit of 1 KiB (ulimit -f) makes writes fail with EFBIG.
-    let big = fs::read(cases().join("gzip_good.csv.gz")).unwrap();
-    fs::write(case.dir.path().join("input/more.csv.gz"), big).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_billxfer"));
+    let big = case_file("gzip_good.csv.gz");
+    w.write("input/more.csv.gz", big);
+    let mut cmd = w.command();
     cmd.args([
         "run",
         "--config",
-        case.dir.path().join("billxfer.toml").to_str().unwrap(),
+        w.config().to_str().unwrap(),
         "--period",
         "2026-03",
         "--out",
     ])
-    .arg(case.dir.path().join("out"));
+    .arg(w.join("out"));
     use std::os::unix::process::CommandExt;
     // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec.
     unsafe {
@@ -703,11 +615,11 @@ fn a_run_that_cannot_write_fails_clearly_and_keeps_earlier_outputs() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot write output"), "{err}");
     assert_eq!(
-        tree(&case.dir.path().join("out/2026-03")),
+        tree_bytes(&w.join("out/2026-03")),
         before,
         "earlier output changed"
     );
-    let stray: Vec<_> = fs::read_dir(case.dir.path().join("out"))
+    let stray: Vec<_> = fs::read_dir(w.join("out"))
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".2026"))
@@ -715,13 +627,13 @@ fn a_run_that_cannot_write_fails_clearly_and_keeps_earlier_outputs() {
     assert!(stray.is_empty(), "temporary folders left: {stray:?}");
 
     // An output path that is a file cannot be written either.
-    let blocked = case.dir.path().join("blocked");
-    fs::write(&blocked, b"not a folder").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
+    let blocked = w.write("blocked", b"not a folder");
+    let o = w
+        .command()
         .args([
             "run",
             "--config",
-            case.dir.path().join("billxfer.toml").to_str().unwrap(),
+            w.config().to_str().unwrap(),
             "--period",
             "2026-03",
             "--out",
@@ -735,9 +647,8 @@ fn a_run_that_cannot_write_fails_clearly_and_keeps_earlier_outputs() {
 
 #[test]
 fn a_second_run_on_the_same_folder_fails_clearly() {
-    let case =
-        Case::new(CONFIG).with_file("good.csv", &fs::read(cases().join("good.csv")).unwrap());
-    let out = case.dir.path().join("out");
+    let w = good_case(CONFIG);
+    let out = w.join("out");
     fs::create_dir_all(&out).unwrap();
     let lock = fs::File::options()
         .create(true)
@@ -746,30 +657,30 @@ fn a_second_run_on_the_same_folder_fails_clearly() {
         .open(out.join(".billxfer.lock"))
         .unwrap();
     lock.try_lock().unwrap();
-    let o = case.run();
+    let o = run(&w);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another billxfer run is writing"));
     drop(lock);
-    assert!(case.run().status.success());
+    assert!(run(&w).status.success());
 }
 
 #[test]
 fn a_restated_input_produces_the_new_month_and_a_diff() {
-    let case =
-        Case::new(CONFIG).with_file("good.csv", &fs::read(cases().join("good.csv")).unwrap());
-    assert!(case.run().status.success());
-    let old = case.dir.path().join("before");
-    fs::rename(case.dir.path().join("out/2026-03"), &old).unwrap();
+    let w = good_case(CONFIG);
+    assert!(run(&w).status.success());
+    let old = w.join("before");
+    fs::rename(w.join("out/2026-03"), &old).unwrap();
     // A late credit arrives... and a changed usage figure.
-    let restated = fs::read_to_string(cases().join("good.csv"))
+    let restated = String::from_utf8(case_file("good.csv"))
         .unwrap()
         .replace(",100,USD,2.3,", ",200,USD,4.6,");
-    fs::write(case.dir.path().join("input/good.csv"), restated).unwrap();
-    assert!(case.run().status.success());
-    let o = Command::new(env!("CARGO_BIN_EXE_billxfer"))
+    w.write("input/good.csv", restated);
+    assert!(run(&w).status.success());
+    let o = w
+        .command()
         .arg("diff")
         .arg(&old)
-        .arg(case.dir.path().join("out/2026-03"))
+        .arg(w.join("out/2026-03"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
@@ -779,10 +690,11 @@ fn a_restated_input_produces_the_new_month_and_a_diff() {
         "{text}"
     );
     assert!(text.contains("input changed: input/good.csv"), "{text}");
-    let same = Command::new(env!("CARGO_BIN_EXE_billxfer"))
+    let same = w
+        .command()
         .arg("diff")
-        .arg(case.dir.path().join("out/2026-03"))
-        .arg(case.dir.path().join("out/2026-03"))
+        .arg(w.join("out/2026-03"))
+        .arg(w.join("out/2026-03"))
         .output()
         .unwrap();
     assert_eq!(same.status.code(), Some(0));

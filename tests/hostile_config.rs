@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{bin, json, ok, repo};
+use common::{bin, case_file, ok, stderr, Workdir};
 
 const CONFIG: &str = r#"
 [partner]
@@ -28,86 +27,62 @@ transfer = { start = "2026-01" }
 "#;
 
 /// A folder with `billxfer.toml` and `input/`.
-struct Case {
-    dir: tempfile::TempDir,
+fn case_dir(config: &str) -> Workdir {
+    let w = Workdir::new();
+    w.mkdir("input");
+    w.write_config(config);
+    w
 }
 
-impl Case {
-    fn new(config: &str) -> Case {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("input")).unwrap();
-        fs::write(dir.path().join("billxfer.toml"), config).unwrap();
-        Case { dir }
-    }
+/// Such a folder with tests/cases/good.csv (2 rows, 0.104 + 2.30) as `input/<name>`.
+fn good_case(config: &str, name: &str) -> Workdir {
+    let w = case_dir(config);
+    w.write(format!("input/{name}"), case_file("good.csv"));
+    w
+}
 
-    /// Adds tests/cases/good.csv (2 rows, 0.104 + 2.30) as `input/<name>`.
-    fn with_good_csv(self, name: &str) -> Case {
-        fs::copy(
-            repo().join("tests/cases/good.csv"),
-            self.dir.path().join("input").join(name),
-        )
+fn run(w: &Workdir, extra: &[&str]) -> Output {
+    w.run_config("run", "2026-03", &[&["--quiet"], extra].concat())
+}
+
+/// Like `run`, but kills billxfer and fails the test if it has not ended in
+/// 60 s (an input opened for reading that never delivers would hang it).
+fn run_with_deadline(w: &Workdir) -> Output {
+    let mut child = w
+        .command()
+        .arg("run")
+        .arg("--config")
+        .arg(w.config())
+        .args(["--period", "2026-03", "--quiet", "--out"])
+        .arg(w.join("out"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-        self
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn run(&self, extra: &[&str]) -> Output {
-        bin()
-            .arg("run")
-            .arg("--config")
-            .arg(self.path("billxfer.toml"))
-            .args(["--period", "2026-03", "--quiet", "--out"])
-            .arg(self.path("out"))
-            .args(extra)
-            .output()
-            .unwrap()
-    }
-
-    /// Like `run`, but kills billxfer and fails the test if it has not ended in
-    /// 60 s (an input opened for reading that never delivers would hang it).
-    fn run_with_deadline(&self) -> Output {
-        let mut child = bin()
-            .arg("run")
-            .arg("--config")
-            .arg(self.path("billxfer.toml"))
-            .args(["--period", "2026-03", "--quiet", "--out"])
-            .arg(self.path("out"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("billxfer did not end within 60 s: it blocked on an input");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("billxfer did not end within 60 s: it blocked on an input");
         }
-        child.wait_with_output().unwrap()
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-
-    fn invoice(&self) -> serde_json::Value {
-        json(&self.path("out/2026-03/customers/acme/invoice.json"))
-    }
+    child.wait_with_output().unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn invoice(w: &Workdir) -> serde_json::Value {
+    w.json("out/2026-03/customers/acme/invoice.json")
 }
 
 /// Asserts a failing run: exit code, a message on stderr, no panic, no output.
-fn fails(case: &Case, o: &Output, code: i32, message: &str) {
+fn fails(case: &Workdir, o: &Output, code: i32, message: &str) {
     let err = stderr(o);
     assert!(!err.contains("panicked"), "panic: {err}");
     assert_eq!(o.status.code(), Some(code), "exit code; stderr: {err}");
     assert!(err.contains(message), "stderr lacks `{message}`: {err}");
     assert!(
-        !case.path("out/2026-03").exists(),
+        !case.join("out/2026-03").exists(),
         "wrote output despite failing"
     );
 }
@@ -120,15 +95,15 @@ fn with_flat_fee(flat: &str) -> String {
 
 #[test]
 fn absurd_thread_counts_are_refused_at_once() {
-    let case = Case::new(CONFIG).with_good_csv("good.csv");
-    let o = case.run(&["--threads", "100000000"]);
+    let case = good_case(CONFIG, "good.csv");
+    let o = run(&case, &["--threads", "100000000"]);
     fails(
         &case,
         &o,
         2,
         "--threads 100000000 is too many: at most 65536",
     );
-    let o = case.run(&["--threads", "0"]);
+    let o = run(&case, &["--threads", "0"]);
     fails(&case, &o, 2, "--threads 0: give 1 to 65536");
     // The limit is in --help.
     let help = bin().args(["run", "--help"]).output().unwrap();
@@ -143,8 +118,8 @@ fn absurd_thread_counts_are_refused_at_once() {
 
 #[test]
 fn many_threads_are_lowered_with_a_warning() {
-    let case = Case::new(CONFIG).with_good_csv("good.csv");
-    let o = case.run(&["--threads", "10000"]);
+    let case = good_case(CONFIG, "good.csv");
+    let o = run(&case, &["--threads", "10000"]);
     ok(&o);
     let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
     let err = stderr(&o);
@@ -155,10 +130,10 @@ fn many_threads_are_lowered_with_a_warning() {
         )),
         "{err}"
     );
-    assert_eq!(case.invoice()["total"], "2.40");
+    assert_eq!(invoice(&case)["total"], "2.40");
     // A count within the limit gives no warning.
-    let again = Case::new(CONFIG).with_good_csv("good.csv");
-    let o = again.run(&["--threads", "1"]);
+    let again = good_case(CONFIG, "good.csv");
+    let o = run(&again, &["--threads", "1"]);
     ok(&o);
     assert!(!stderr(&o).contains("warning: --threads"), "{}", stderr(&o));
 }
@@ -168,8 +143,8 @@ fn many_threads_are_lowered_with_a_warning() {
 #[test]
 fn org_ids_differing_only_by_case_are_refused() {
     let config = format!("{CONFIG}\n[[orgs]]\nid = \"Acme\"\nname = \"Acme again\"\nmanagement_account = \"222222222222\"\nfiles = [\"other/*\"]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\n");
-    let case = Case::new(&config).with_good_csv("good.csv");
-    let o = case.run(&[]);
+    let case = good_case(&config, "good.csv");
+    let o = run(&case, &[]);
     fails(
         &case,
         &o,
@@ -177,8 +152,8 @@ fn org_ids_differing_only_by_case_are_refused() {
         "orgs[1] (id `Acme`).id: org id `Acme` differs from `acme` (orgs[0] (id `acme`).id) only by case",
     );
     let partner = CONFIG.replace("id = \"acme\"", "id = \"Partner\"");
-    let case = Case::new(&partner).with_good_csv("good.csv");
-    let o = case.run(&[]);
+    let case = good_case(&partner, "good.csv");
+    let o = run(&case, &[]);
     fails(
         &case,
         &o,
@@ -192,23 +167,23 @@ fn org_ids_differing_only_by_case_are_refused() {
 #[test]
 fn an_existing_file_with_brackets_is_read_literally() {
     let config = CONFIG.replace("input/*", "input/report[1].csv");
-    let case = Case::new(&config).with_good_csv("report[1].csv");
-    ok(&case.run(&[]));
-    let inv = case.invoice();
+    let case = good_case(&config, "report[1].csv");
+    ok(&run(&case, &[]));
+    let inv = invoice(&case);
     assert_eq!(inv["total"], "2.40", "{inv}");
-    let m = json(&case.path("out/2026-03/manifest.json"));
+    let m = case.json("out/2026-03/manifest.json");
     assert!(m.to_string().contains("input/report[1].csv"), "{m}");
 
     // The documented escape forces a literal `[` in a pattern.
     let escaped = CONFIG.replace("input/*", "input/report[[]1].csv");
-    let case = Case::new(&escaped).with_good_csv("report[1].csv");
-    ok(&case.run(&[]));
-    assert_eq!(case.invoice()["total"], "2.40");
+    let case = good_case(&escaped, "report[1].csv");
+    ok(&run(&case, &[]));
+    assert_eq!(invoice(&case)["total"], "2.40");
 
     // A bracket pattern that matches nothing says how to write a literal `[`.
     let missing = CONFIG.replace("input/*", "input/rep[1].csv");
-    let case = Case::new(&missing).with_good_csv("report[1].csv");
-    let o = case.run(&[]);
+    let case = good_case(&missing, "report[1].csv");
+    let o = run(&case, &[]);
     fails(
         &case,
         &o,
@@ -237,9 +212,9 @@ fn a_fifo_is_refused_without_being_opened() {
     // Nobody writes to the FIFO: opening it would block, so a hang (killed
     // after 60 s) or "does not exist" both fail this test.
     let config = CONFIG.replace("input/*", "input/pipe.csv");
-    let case = Case::new(&config);
-    mkfifo(&case.path("input/pipe.csv"));
-    let o = case.run_with_deadline();
+    let case = case_dir(&config);
+    mkfifo(&case.join("input/pipe.csv"));
+    let o = run_with_deadline(&case);
     fails(
         &case,
         &o,
@@ -249,17 +224,17 @@ fn a_fifo_is_refused_without_being_opened() {
     assert!(!stderr(&o).contains("does not exist"), "{}", stderr(&o));
 
     // A glob matching a FIFO reports it too, beside the good file.
-    let case = Case::new(CONFIG).with_good_csv("good.csv");
-    mkfifo(&case.path("input/pipe.csv"));
-    let o = case.run_with_deadline();
+    let case = good_case(CONFIG, "good.csv");
+    mkfifo(&case.join("input/pipe.csv"));
+    let o = run_with_deadline(&case);
     fails(&case, &o, 1, "pipe.csv is a FIFO (named pipe)");
 }
 
 #[test]
 fn a_device_is_refused() {
     let config = CONFIG.replace("input/*", "/dev/null");
-    let case = Case::new(&config);
-    let o = case.run(&[]);
+    let case = case_dir(&config);
+    let o = run(&case, &[]);
     fails(
         &case,
         &o,
@@ -272,9 +247,9 @@ fn a_device_is_refused() {
 
 #[test]
 fn a_flat_amount_in_scientific_notation_is_billed_exactly() {
-    let case = Case::new(&with_flat_fee("\"1E6\"")).with_good_csv("good.csv");
-    ok(&case.run(&[]));
-    let inv = case.invoice();
+    let case = good_case(&with_flat_fee("\"1E6\""), "good.csv");
+    ok(&run(&case, &[]));
+    let inv = invoice(&case);
     assert_eq!(inv["custom_line_items"][0]["amount"], "1000000.00", "{inv}");
     assert_eq!(inv["fees"], "1000000.00");
     assert_eq!(inv["total"], "1000002.40");
@@ -282,16 +257,16 @@ fn a_flat_amount_in_scientific_notation_is_billed_exactly() {
 
 #[test]
 fn a_decimal_needing_too_many_places_names_the_key_the_value_and_the_limit() {
-    let case = Case::new(&with_flat_fee("\"1e-12\"")).with_good_csv("good.csv");
-    let o = case.run(&[]);
+    let case = good_case(&with_flat_fee("\"1e-12\""), "good.csv");
+    let o = run(&case, &[]);
     fails(
         &case,
         &o,
         2,
         "orgs[0] (id `acme`).custom_line_items[0] (id `fee`).flat: `1e-12`: needs 12 decimal places, but this key takes at most 10 (it is never rounded)",
     );
-    let case = Case::new(&with_flat_fee("\"1e6x\"")).with_good_csv("good.csv");
-    let o = case.run(&[]);
+    let case = good_case(&with_flat_fee("\"1e6x\""), "good.csv");
+    let o = run(&case, &[]);
     fails(&case, &o, 2, ".flat: `1e6x`: not a decimal number");
 }
 
@@ -307,9 +282,9 @@ fn a_tier_bound_in_scientific_notation_equals_the_plain_one() {
     let totals: Vec<String> = ["\"1e2\"", "\"100\"", "\"50\""]
         .iter()
         .map(|from| {
-            let case = Case::new(&tiered(from)).with_good_csv("good.csv");
-            ok(&case.run(&[]));
-            case.invoice()["total"].as_str().unwrap().to_string()
+            let case = good_case(&tiered(from), "good.csv");
+            ok(&run(&case, &[]));
+            invoice(&case)["total"].as_str().unwrap().to_string()
         })
         .collect();
     assert_eq!(totals[0], totals[1]);
@@ -323,9 +298,9 @@ fn a_tier_bound_in_scientific_notation_equals_the_plain_one() {
 fn a_percentage_in_scientific_notation_still_works() {
     let config = format!("{CONFIG}\n[[plans]]\nid = \"p\"\nrules = [ {{ id = \"g\", scope = \"global\", type = \"markup\", percent = \"1e2\" }} ]\n")
         .replace("plan = \"basic\"", "plan = \"p\"");
-    let case = Case::new(&config).with_good_csv("good.csv");
-    ok(&case.run(&[]));
+    let case = good_case(&config, "good.csv");
+    ok(&run(&case, &[]));
     // 100% markup on public prices: 0.104 -> 0.208 (0.21), 2.30 -> 4.60.
-    let inv = case.invoice();
+    let inv = invoice(&case);
     assert_eq!(inv["total"], "4.81", "{inv}");
 }

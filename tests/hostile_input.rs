@@ -11,13 +11,10 @@ use arrow::array::{
     ArrayRef, Date32Array, Date64Array, Float64Array, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
 mod common;
-use common::{bin, json};
+use common::{manifest_org, parquet_bytes, Workdir};
 
 /// Partner 900000000001; org acme with management account 111111111111.
 fn config(transfer: &str) -> String {
@@ -43,76 +40,52 @@ transfer = {transfer}
 const OPEN: &str = r#"{ start = "2026-01" }"#;
 
 /// A folder with a config and input files.
-struct Month {
-    dir: tempfile::TempDir,
+fn month(transfer: &str, files: &[(&str, &[u8])]) -> Workdir {
+    let m = Workdir::new();
+    m.mkdir("input");
+    m.write_config(config(transfer));
+    for (name, bytes) in files {
+        m.write(format!("input/{name}"), bytes);
+    }
+    m
 }
 
-impl Month {
-    fn new(transfer: &str, files: &[(&str, &[u8])]) -> Month {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("input")).unwrap();
-        fs::write(dir.path().join("billxfer.toml"), config(transfer)).unwrap();
-        for (name, bytes) in files {
-            fs::write(dir.path().join("input").join(name), bytes).unwrap();
-        }
-        Month { dir }
-    }
+fn run(m: &Workdir) -> Output {
+    m.run_config("run", "2026-03", &["--quiet"])
+}
 
-    fn run(&self) -> Output {
-        bin()
-            .args(["run", "--quiet", "--period", "2026-03", "--config"])
-            .arg(self.dir.path().join("billxfer.toml"))
-            .arg("--out")
-            .arg(self.dir.path().join("out"))
-            .output()
-            .unwrap()
-    }
+/// Runs, expecting success; returns acme's manifest entry and quarantine text.
+fn billed(w: &Workdir) -> (Value, String) {
+    let o = run(w);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "expected success: {stderr}{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let m = w.json("out/2026-03/manifest.json");
+    assert_eq!(m["all_checks_passed"], true);
+    let acme = manifest_org(&m, "acme");
+    let q = fs::read_to_string(w.join("out/2026-03/quarantine/acme.csv")).unwrap_or_default();
+    (acme, q)
+}
 
-    /// Runs, expecting success; returns acme's manifest entry and quarantine text.
-    fn billed(&self) -> (Value, String) {
-        let o = self.run();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success(),
-            "expected success: {stderr}{}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        let out = self.dir.path().join("out/2026-03");
-        let m = json(&out.join("manifest.json"));
-        assert_eq!(m["all_checks_passed"], true);
-        let acme = m["orgs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["org_id"] == "acme")
-            .unwrap()
-            .clone();
-        let q = fs::read_to_string(out.join("quarantine/acme.csv")).unwrap_or_default();
-        (acme, q)
+/// Runs, expecting a failure whose message contains every one of `parts`.
+fn refused(m: &Workdir, parts: &[&str]) -> String {
+    let o = run(m);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "expected a refusal, got success");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for p in parts {
+        assert!(stderr.contains(p), "stderr lacks `{p}`: {stderr}");
     }
+    assert!(!m.join("out/2026-03").exists());
+    stderr
+}
 
-    /// Runs, expecting a failure whose message contains every one of `parts`.
-    fn refused(&self, parts: &[&str]) -> String {
-        let o = self.run();
-        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(!o.status.success(), "expected a refusal, got success");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        for p in parts {
-            assert!(stderr.contains(p), "stderr lacks `{p}`: {stderr}");
-        }
-        assert!(!self.dir.path().join("out/2026-03").exists());
-        stderr
-    }
-
-    fn actual_total(&self) -> String {
-        let inv = json(
-            &self
-                .dir
-                .path()
-                .join("out/2026-03/partner/invoices/acme.json"),
-        );
-        inv["exact_total"].as_str().unwrap().to_string()
-    }
+fn actual_total(m: &Workdir) -> String {
+    let inv = m.json("out/2026-03/partner/invoices/acme.json");
+    inv["exact_total"].as_str().unwrap().to_string()
 }
 
 fn rated(acme: &Value) -> u64 {
@@ -151,11 +124,11 @@ fn case_3_a_quoted_line_break_is_valid_csv_and_rows_after_it_keep_their_lines() 
         row(P, PARTNER, "Usage", "2.50", "plain"),
         row(P, PARTNER, "Usage", "twelve", "bad cost"),
     ]);
-    let m = Month::new(OPEN, &[("cur.csv", &file)]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("cur.csv", &file)]);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (2, 1), "{q}");
     // 1.25 + 2.50, both rows billed in full.
-    assert_eq!(m.actual_total(), "3.75");
+    assert_eq!(actual_total(&m), "3.75");
     assert!(!q.contains("unterminated quote"), "{q}");
     let bad = q.lines().find(|l| l.contains("twelve")).unwrap();
     assert!(bad.contains(",3,5,"), "row 3 on line 5: {bad}");
@@ -165,8 +138,8 @@ fn case_3_a_quoted_line_break_is_valid_csv_and_rows_after_it_keep_their_lines() 
         row(P, PARTNER, "Usage", "2.50", "swallowed"),
         row(P, PARTNER, "Usage", "4.00", "swallowed too"),
     ]);
-    let m = Month::new(OPEN, &[("cur.csv", &swallowing)]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("cur.csv", &swallowing)]);
+    let (acme, q) = billed(&m);
     assert_eq!(rated(&acme), 0, "{q}");
     assert!(q.contains("unterminated quote"), "{q}");
 }
@@ -177,17 +150,22 @@ fn case_4_a_column_twice_is_an_error_naming_both_positions() {
         "{HEADER},line_item_unblended_cost\n{},9.99\n",
         row(P, PARTNER, "Usage", "1.25", "x")
     );
-    Month::new(OPEN, &[("twice.csv", twice.as_bytes())]).refused(&[
-        "twice.csv",
-        "column 8 `line_item_unblended_cost` and column 10 `line_item_unblended_cost`",
-    ]);
+    refused(
+        &month(OPEN, &[("twice.csv", twice.as_bytes())]),
+        &[
+            "twice.csv",
+            "column 8 `line_item_unblended_cost` and column 10 `line_item_unblended_cost`",
+        ],
+    );
     // Legacy and CUR 2.0 spellings of the same column.
     let mixed = format!(
         "{HEADER},lineItem/UnblendedCost\n{},9.99\n",
         row(P, PARTNER, "Usage", "1.25", "x")
     );
-    Month::new(OPEN, &[("mixed.csv", mixed.as_bytes())])
-        .refused(&["column 8 `line_item_unblended_cost` and column 10 `lineItem/UnblendedCost`"]);
+    refused(
+        &month(OPEN, &[("mixed.csv", mixed.as_bytes())]),
+        &["column 8 `line_item_unblended_cost` and column 10 `lineItem/UnblendedCost`"],
+    );
     // Duplicate names in a Parquet schema.
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
     let columns = vec![
@@ -199,16 +177,19 @@ fn case_4_a_column_twice_is_an_error_naming_both_positions() {
         ("line_item_unblended_cost", s("1.25")),
         ("line_item_unblended_cost", s("9.99")),
     ];
-    Month::new(OPEN, &[("dup.parquet", &parquet(columns))]).refused(&[
-        "dup.parquet",
-        "column 6 `line_item_unblended_cost` and column 7",
-    ]);
+    refused(
+        &month(OPEN, &[("dup.parquet", &parquet_bytes(columns))]),
+        &[
+            "dup.parquet",
+            "column 6 `line_item_unblended_cost` and column 7",
+        ],
+    );
     // Unread columns may repeat (tags differing only in case, as real legacy CUR has).
     let tags = format!(
         "{HEADER},resourceTags/user:Name,resourceTags/user:name\n{},a,b\n",
         row(P, PARTNER, "Usage", "1.25", "x")
     );
-    let (acme, _) = Month::new(OPEN, &[("tags.csv", tags.as_bytes())]).billed();
+    let (acme, _) = billed(&month(OPEN, &[("tags.csv", tags.as_bytes())]));
     assert_eq!(rated(&acme), 1);
 }
 
@@ -219,10 +200,10 @@ fn case_5_format_detection_uses_the_required_columns_of_each_format() {
         "{HEADER},ChargeCategory\n{},Usage\n",
         row(P, PARTNER, "Usage", "1.25", "x")
     );
-    let m = Month::new(OPEN, &[("cur.csv", cur.as_bytes())]);
-    let (acme, _) = m.billed();
+    let m = month(OPEN, &[("cur.csv", cur.as_bytes())]);
+    let (acme, _) = billed(&m);
     assert_eq!(rated(&acme), 1);
-    let manifest = json(&m.dir.path().join("out/2026-03/manifest.json"));
+    let manifest = m.json("out/2026-03/manifest.json");
     let format = manifest["inputs"][0]["format"].as_str().unwrap();
     assert!(
         format.contains("CUR") && !format.contains("FOCUS"),
@@ -233,10 +214,13 @@ fn case_5_format_detection_uses_the_required_columns_of_each_format() {
         "{HEADER},BilledCost,ChargeCategory,BillingPeriodStart\n{},1.25,Usage,{P}\n",
         row(P, PARTNER, "Usage", "1.25", "x")
     );
-    Month::new(OPEN, &[("both.csv", both.as_bytes())]).refused(&["both.csv", "ambiguous"]);
+    refused(
+        &month(OPEN, &[("both.csv", both.as_bytes())]),
+        &["both.csv", "ambiguous"],
+    );
     // A FOCUS file missing BilledCost: the error says why it was taken for FOCUS.
     let focus = "BillingPeriodStart,ChargeCategory,SubAccountId,ServiceName\n2026-03-01T00:00:00Z,Usage,111111111112,AmazonEC2\n";
-    Month::new(OPEN, &[("focus.csv", focus.as_bytes())]).refused(&[
+    refused(&month(OPEN, &[("focus.csv", focus.as_bytes())]), &[
         "read as FOCUS because it has 0 of the 6 columns CUR requires and 2 of the 3 FOCUS requires",
         "BilledCost",
     ]);
@@ -250,10 +234,10 @@ fn case_6_the_payer_of_each_row_is_checked_against_the_transfer() {
         row(P, "555555555555", "Usage", "4.00", "paid by a stranger"),
         row(P, "", "Usage", "8.00", "no payer"),
     ]);
-    let m = Month::new(OPEN, &[("cur.csv", &file)]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("cur.csv", &file)]);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (1, 3), "{q}");
-    assert_eq!(m.actual_total(), "1.25");
+    assert_eq!(actual_total(&m), "1.25");
     assert!(
         q.contains("payer 111111111111 is not the partner's bill-transfer account 900000000001"),
         "{q}"
@@ -261,14 +245,14 @@ fn case_6_the_payer_of_each_row_is_checked_against_the_transfer() {
     assert!(q.contains("payer 555555555555 is not"), "{q}");
     assert!(q.contains("missing payer account id"), "{q}");
     // The transfer says the files come from the customer's organization.
-    let m = Month::new(
+    let m = month(
         r#"{ start = "2026-01", source_payer = true }"#,
         &[("cur.csv", &file)],
     );
-    let (acme, q) = m.billed();
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (2, 2), "{q}");
     // 1.25 + 2.50.
-    assert_eq!(m.actual_total(), "3.75");
+    assert_eq!(actual_total(&m), "3.75");
     assert!(q.contains("payer 555555555555 is neither the partner's bill-transfer account 900000000001 nor org `acme`'s management account 111111111111"), "{q}");
 }
 
@@ -282,11 +266,11 @@ fn case_7_signs_are_checked_per_line_item_type() {
         row(P, PARTNER, "Tax", "-0.50", "tax on a credit"),
         row(P, PARTNER, "Refund", "0.25", "refund reversal"),
     ]);
-    let m = Month::new(OPEN, &[("cur.csv", &file)]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("cur.csv", &file)]);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (4, 2), "{q}");
     // 10.00 - 1.00 - 0.50 + 0.25.
-    assert_eq!(m.actual_total(), "8.75");
+    assert_eq!(actual_total(&m), "8.75");
     assert!(
         q.contains("a Usage line cannot have a negative cost"),
         "{q}"
@@ -302,11 +286,11 @@ fn case_7_signs_are_checked_per_line_item_type() {
         2026-03-01T00:00:00Z,Usage,111111111112,AmazonEC2,-17.00\n\
         2026-03-01T00:00:00Z,Usage,111111111112,AmazonEC2,3.00\n\
         2026-03-01T00:00:00Z,Credit,111111111112,AmazonEC2,1.00\n";
-    let m = Month::new(OPEN, &[("focus.csv", focus.as_bytes())]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("focus.csv", focus.as_bytes())]);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (3, 1), "{q}");
     // 17.00 - 17.00 + 3.00.
-    assert_eq!(m.actual_total(), "3.00");
+    assert_eq!(actual_total(&m), "3.00");
     assert!(
         q.contains("a Credit line cannot have a positive cost"),
         "{q}"
@@ -331,8 +315,8 @@ fn case_8_timestamps_are_parsed_whole() {
         .iter()
         .map(|(p, _)| row(p, PARTNER, "Usage", "1.00", "x"))
         .collect();
-    let m = Month::new(OPEN, &[("cur.csv", &csv(&rows))]);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &[("cur.csv", &csv(&rows))]);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (5, 5), "{q}");
     for (cell, good) in cells {
         assert_eq!(!q.contains(&format!(",{cell},")), good, "{cell}: {q}");
@@ -343,34 +327,15 @@ fn case_8_timestamps_are_parsed_whole() {
         row("2026-03-01T00:00:00+02:00", PARTNER, "Usage", "1.00", "x"),
         row(P, PARTNER, "Usage", "1.00", "x"),
     ]);
-    let (acme, q) = Month::new(OPEN, &[("cur.csv", &moved)]).billed();
+    let (acme, q) = billed(&month(OPEN, &[("cur.csv", &moved)]));
     assert_eq!(quarantined(&acme), 1);
     assert!(q.contains("the line is for 2026-02"), "{q}");
-}
-
-fn parquet(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    buf
 }
 
 /// One Parquet row of 2.00 whose billing period column is `period`.
 fn parquet_with_period(period: ArrayRef) -> Vec<u8> {
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
-    parquet(vec![
+    parquet_bytes(vec![
         ("bill_billing_period_start_date", period),
         ("bill_payer_account_id", s(PARTNER)),
         ("line_item_usage_account_id", s("111111111112")),
@@ -415,15 +380,18 @@ fn case_9_parquet_dates_and_timestamps_of_every_unit_are_read() {
         .iter()
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
-    let m = Month::new(OPEN, &refs);
-    let (acme, q) = m.billed();
+    let m = month(OPEN, &refs);
+    let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (6, 0), "{q}");
     // Six rows of 2.00.
-    assert_eq!(m.actual_total(), "12.00");
+    assert_eq!(actual_total(&m), "12.00");
     // The day before March, as Date32, is February.
     let feb = parquet_with_period(Arc::new(Date32Array::from(vec![days - 1])));
     let march = parquet_with_period(Arc::new(Date32Array::from(vec![days])));
-    let (acme, q) = Month::new(OPEN, &[("feb.parquet", &feb), ("mar.parquet", &march)]).billed();
+    let (acme, q) = billed(&month(
+        OPEN,
+        &[("feb.parquet", &feb), ("mar.parquet", &march)],
+    ));
     assert_eq!(quarantined(&acme), 1);
     assert!(q.contains("the line is for 2026-02"), "{q}");
 }

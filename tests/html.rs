@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use billxfer::config::{CliKind, Config};
-use billxfer::normalize::Quarantined;
 use billxfer::invoice::{ActualInvoice, CliLine, CustomerInvoice, UsageLine};
 use billxfer::money::parse_fixed;
+use billxfer::normalize::Quarantined;
 use billxfer::rate::Ledger;
 use billxfer::render::html::{customer_invoice_page, partner_dashboard_page};
 use billxfer::run::{NotBilled, OrgResult, Role, RunResult};

@@ -3,7 +3,6 @@
 //! and checks the invariants against figures computed here from the generated rows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use billxfer::config::Config;
@@ -13,6 +12,9 @@ use billxfer::run::{rate_all, Silent};
 use billxfer::types::BillingPeriod;
 use proptest::prelude::*;
 use serde_json::Value;
+
+mod common;
+use common::Workdir;
 
 const PAYER: &str = "990000000001";
 const INVOICE_ID: &str = "CANARY-INVOICE-77";
@@ -137,7 +139,7 @@ fn cents(c: i64) -> String {
 }
 
 struct Case {
-    _dir: tempfile::TempDir,
+    _dir: Workdir,
     out: BTreeMap<PathBuf, Vec<u8>>,
     /// Σ billed cost of valid rows per org index (0 = partner) and the expected row counts.
     expected_actual: BTreeMap<usize, i128>,
@@ -147,7 +149,7 @@ struct Case {
 }
 
 fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Workdir::new();
     let mut config = format!(
         "[partner]\nid = \"partner\"\nname = \"Partner\"\nmanagement_account = \"{PAYER}\"\nfiles = [\"partner.csv\"]\n\n\
 [[plans]]\nid = \"custom\"\nrules = [\n  {{ id = \"g\", scope = \"global\", type = \"markup\", percent = \"12.5\" }},\n  {{ id = \"s3\", scope = \"service\", service = \"AmazonS3\", type = \"discount\", percent = \"3\" }},\n  {{ id = \"m5\", scope = \"sku\", service = \"AmazonEC2\", usage_type = \"USE1-BoxUsage:m5.large\", type = \"markup\", percent = \"20\" }},\n  {{ id = \"req\", scope = \"sku\", service = \"AWSLambda\", usage_type = \"USE1-Request\", type = \"custom\", tiers = [{{ from = \"0\", rate = \"0.0002\" }}, {{ from = \"1000\", rate = \"0.0001\" }}] }},\n  {{ id = \"ft\", scope = \"global\", type = \"tiering\", free_tier = false }},\n]\n\n"
@@ -220,7 +222,7 @@ fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
         } else {
             format!("org{idx}.csv")
         };
-        fs::write(dir.path().join(&name), csv).unwrap();
+        dir.write(&name, csv);
         expected_actual.insert(*idx, sum);
         expected_rows.insert(*idx, (good + bad, bad));
         if *idx > 0 {
@@ -241,8 +243,7 @@ fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
             ));
         }
     }
-    let path = dir.path().join("billxfer.toml");
-    fs::write(&path, &config).unwrap();
+    let path = dir.write_config(&config);
     let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{config}"));
     let period = BillingPeriod::new(2026, 5).unwrap();
     let result = rate_all(&cfg, period, &Silent).unwrap();

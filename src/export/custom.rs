@@ -1,0 +1,288 @@
+//! Custom line items as export rows (CUR and FOCUS).
+
+use super::*;
+
+/// The service a custom line item is shown under when none is chosen (ABC's default).
+pub(super) const CUSTOM_ITEM_SERVICE: &str = "AWSBillingConductor";
+
+/// Whether a custom line item is shown under its own service (ABC's default), not another one.
+pub(super) fn shown_on_its_own(c: &crate::invoice::CliLine) -> bool {
+    c.service.is_empty() || c.service == CUSTOM_ITEM_SERVICE
+}
+
+/// What custom line item rows need: the customer's invoice, names, the period and the items' sum.
+pub(super) struct CustomRows<'a> {
+    pub(super) inv: &'a crate::invoice::CustomerInvoice,
+    pub(super) name: &'a str,
+    pub(super) mgmt: &'a str,
+    pub(super) number: &'a str,
+    pub(super) start: i64,
+    pub(super) end: i64,
+    pub(super) total: i128,
+}
+
+/// The custom line items of a customer org (`None` for the partner).
+pub(super) fn custom_rows<'a>(ctx: &'a OrgCtx<'_>) -> Result<Option<CustomRows<'a>>> {
+    let (Some(inv), Some((name, mgmt, number))) =
+        (ctx.result.customer.as_ref(), ctx.customer.as_ref())
+    else {
+        return Ok(None);
+    };
+    let total = inv
+        .custom
+        .iter()
+        .try_fold(0i128, |a, c| a.checked_add(c.exact))
+        .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
+    Ok(Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number,
+        start: ctx.period.start_micros() / 1000,
+        end: ctx.period.next().start_micros() / 1000,
+        total,
+    }))
+}
+
+/// Custom line items as CUR rows.
+pub(super) fn custom_cur_batch(
+    ctx: &OrgCtx<'_>,
+    schema: &SchemaRef,
+) -> Result<(RecordBatch, i128)> {
+    let Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number: _,
+        start,
+        end,
+        total,
+    }) = custom_rows(ctx)?
+    else {
+        return Ok((RecordBatch::new_empty(schema.clone()), 0));
+    };
+    let n = inv.custom.len();
+    let line_type = |c: &crate::invoice::CliLine| {
+        let base = match c.kind {
+            CliKind::Fee => "Fee",
+            CliKind::Credit => "Credit",
+        };
+        if shown_on_its_own(c) {
+            base.to_string()
+        } else {
+            format!("Proforma_{base}")
+        }
+    };
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> Result<ArrayRef> {
+            Ok(match f.name().as_str() {
+                "bill_billing_period_start_date" | "line_item_usage_start_date" => {
+                    times(vec![Some(start); n])
+                }
+                "bill_billing_period_end_date" | "line_item_usage_end_date" => {
+                    times(vec![Some(end); n])
+                }
+                "bill_payer_account_id" => constant(mgmt, n),
+                "bill_payer_account_name" => constant(name, n),
+                "line_item_usage_account_id" => {
+                    texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect())
+                }
+                "line_item_line_item_type" => {
+                    texts(inv.custom.iter().map(|c| Some(line_type(c))).collect())
+                }
+                "line_item_product_code" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(c.service.clone()).filter(|s| !s.is_empty()))
+                        .collect(),
+                ),
+                "line_item_line_item_description" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(c.description.clone()))
+                        .collect(),
+                ),
+                "line_item_usage_type" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(format!("CustomLineItem:{}", c.id)))
+                        .collect(),
+                ),
+                "line_item_currency_code" => constant(ctx.currency, n),
+                "line_item_unblended_cost" | "line_item_blended_cost" => {
+                    ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?
+                }
+                "line_item_usage_amount" => ctx.amounts(vec![Some(0); n])?,
+                _ => arrow::array::new_null_array(f.data_type(), n),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((
+        RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| Error::Overflow(e.to_string()))?,
+        total,
+    ))
+}
+
+/// Custom line items as FOCUS rows (customer view).
+pub(super) fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
+    let schema = focus::schema(false);
+    let Some(CustomRows {
+        inv,
+        name,
+        mgmt,
+        number,
+        start,
+        end,
+        total,
+    }) = custom_rows(ctx)?
+    else {
+        return Ok((RecordBatch::new_empty(schema), 0));
+    };
+    let n = inv.custom.len();
+    let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact >= 0;
+    let category: Vec<&str> = inv
+        .custom
+        .iter()
+        .map(|c| if is_fee(c) { "Purchase" } else { "Credit" })
+        .collect();
+    let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
+    let amounts: Vec<Option<i128>> = inv.custom.iter().map(|c| Some(c.exact)).collect();
+    cols.insert("BilledCost", decs(amounts.clone())?);
+    cols.insert("EffectiveCost", decs(amounts.clone())?);
+    cols.insert("ListCost", decs(amounts.clone())?);
+    cols.insert("ContractedCost", decs(amounts.clone())?);
+    let fee_only = |v: Option<i128>| -> Vec<Option<i128>> {
+        inv.custom
+            .iter()
+            .map(|c| if is_fee(c) { v.or(Some(c.exact)) } else { None })
+            .collect()
+    };
+    cols.insert("ListUnitPrice", decs(fee_only(None))?);
+    cols.insert("ContractedUnitPrice", decs(fee_only(None))?);
+    cols.insert("PricingQuantity", decs(fee_only(Some(ONE)))?);
+    cols.insert(
+        "PricingCategory",
+        texts(
+            category
+                .iter()
+                .map(|c| {
+                    Some(
+                        if *c == "Purchase" {
+                            "Standard"
+                        } else {
+                            "Other"
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "PricingUnit",
+        texts(
+            category
+                .iter()
+                .map(|c| (*c == "Purchase").then(|| "Item".to_string()))
+                .collect(),
+        ),
+    );
+    cols.insert("BillingAccountId", constant(mgmt, n));
+    cols.insert("BillingAccountName", constant(name, n));
+    cols.insert("BillingAccountType", constant("Management account", n));
+    cols.insert("BillingCurrency", constant(ctx.currency, n));
+    cols.insert("PricingCurrency", constant(ctx.currency, n));
+    cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
+    cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
+    cols.insert("ChargePeriodStart", times(vec![Some(start); n]));
+    cols.insert("ChargePeriodEnd", times(vec![Some(end); n]));
+    cols.insert(
+        "ChargeCategory",
+        texts(category.iter().map(|c| Some(c.to_string())).collect()),
+    );
+    cols.insert("ChargeFrequency", constant("Recurring", n));
+    cols.insert(
+        "ChargeDescription",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(c.description.clone()))
+                .collect(),
+        ),
+    );
+    cols.insert("InvoiceId", constant(number, n));
+    cols.insert("InvoiceIssuerName", constant(&ctx.config.partner.name, n));
+    cols.insert("ProviderName", constant(&ctx.config.partner.name, n));
+    cols.insert("PublisherName", constant(&ctx.config.partner.name, n));
+    cols.insert(
+        "ServiceCategory",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(focus::service_category(&c.service).to_string()))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "ServiceSubcategory",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(format!("Other ({})", focus::service_category(&c.service))))
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "ServiceName",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| {
+                    Some(if c.service.is_empty() {
+                        "Custom line item".to_string()
+                    } else {
+                        c.service.clone()
+                    })
+                })
+                .collect(),
+        ),
+    );
+    cols.insert(
+        "SubAccountId",
+        texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()),
+    );
+    cols.insert(
+        "x_LineItemType",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| {
+                    Some(
+                        match (c.kind, shown_on_its_own(c)) {
+                            (CliKind::Fee, true) => "Fee",
+                            (CliKind::Credit, true) => "Credit",
+                            (CliKind::Fee, false) => "Proforma_Fee",
+                            (CliKind::Credit, false) => "Proforma_Credit",
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect(),
+        ),
+    );
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cols.remove(f.name().as_str())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
+        })
+        .collect();
+    Ok((
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(e.to_string()))?,
+        total,
+    ))
+}

@@ -1,0 +1,641 @@
+//! Analyst exports, written by `billxfer run` after the invoices are known:
+//! each customer's pro forma CUR 2.0 (`customers/<org>/cur/`) and FOCUS 1.2
+//! (`customers/<org>/focus/`) datasets, and the partner's actual FOCUS 1.2
+//! dataset across all orgs (`partner/focus/`). See docs/EXPORTS.md.
+//!
+//! A second pass over each org's inputs, in file and row order: the same
+//! normalization and rating kernel gives each row's amounts, and a reader of
+//! every column gives the row's other cells. Charges priced at month end
+//! (custom tiers, free tier off) are split back onto their rows by cumulative
+//! usage share, so each line's rows sum exactly to the invoice line.
+//! Exported rows sum exactly (at 10 decimals) to the invoices' exact totals:
+//! the pass checks it and fails the run otherwise.
+//!
+//! With `--granularity daily|monthly` the same pass rolls each dataset up
+//! (`crate::rollup`): its rows are aggregated instead of written, and the
+//! groups, sorted by key, are written when the dataset is finished.
+
+mod cur;
+mod custom;
+mod dataset;
+mod focus_rows;
+mod read;
+mod rows;
+
+use cur::*;
+use custom::*;
+use dataset::*;
+use focus_rows::*;
+use read::*;
+use rows::*;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Decimal128Builder, MapArray, RecordBatch,
+    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    UInt32Array, UInt64Array, UInt8Array,
+};
+use arrow::compute::{cast, interleave};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{CliKind, Config};
+use crate::error::{Error, Result};
+use crate::focus;
+use crate::ingest::{self, snake_name, Dialect, BATCH_ROWS};
+use crate::money::{format_fixed_exact, mul_fixed, ONE};
+use crate::normalize::{self, col};
+use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
+use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
+use crate::run::{self, InputFile, OrgResult, RunResult};
+use crate::timestamp::{iso_from_millis, to_utc_millis};
+use crate::types::BillingPeriod;
+use crate::types::LineType;
+
+/// Which exports a run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportSet {
+    /// Invoices only.
+    None,
+    /// Pro forma CUR 2.0 per customer.
+    Cur,
+    /// FOCUS 1.2: pro forma per customer, actual for the partner.
+    Focus,
+    /// Both.
+    All,
+}
+
+impl ExportSet {
+    fn cur(self) -> bool {
+        matches!(self, ExportSet::Cur | ExportSet::All)
+    }
+    fn focus(self) -> bool {
+        matches!(self, ExportSet::Focus | ExportSet::All)
+    }
+}
+
+/// File format of the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Apache Parquet (zstd).
+    Parquet,
+    /// CSV with a header row; text cells neutralized against spreadsheet formulas.
+    Csv,
+}
+
+pub use crate::rollup::Granularity;
+
+/// What to export and how.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    /// Which exports.
+    pub set: ExportSet,
+    /// Parquet or CSV.
+    pub format: ExportFormat,
+    /// Line, daily or monthly rows.
+    pub granularity: Granularity,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            set: ExportSet::All,
+            format: ExportFormat::Parquet,
+            granularity: Granularity::Line,
+        }
+    }
+}
+
+/// One written export file, for `exports.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFile {
+    /// Path relative to the period's output folder.
+    pub path: String,
+    /// Org the rows belong to.
+    pub org: String,
+    /// `cur`, `focus` or `partner_focus`.
+    pub kind: &'static str,
+    /// Rows written.
+    pub rows: u64,
+    /// Σ of the cost column (line_item_unblended_cost or BilledCost), exact.
+    pub cost_total: String,
+}
+
+// ---------------------------------------------------------------------------
+// Small conversions
+
+/// The nearest double to an exact amount, for CUR's double columns: the exact
+/// decimal text parsed by Rust's correctly rounded parser. This is the one
+/// place money leaves fixed point, at the output edge (docs/EXPORTS.md).
+fn f64_of(v: i128) -> f64 {
+    // Below 2^53 both v and 10^10 are exact doubles and IEEE division rounds
+    // correctly, so v / 10^10 is the same nearest double, without the text.
+    const EXACT: i128 = 1 << 53;
+    if v.abs() < EXACT {
+        return v as f64 / ONE as f64;
+    }
+    format_fixed_exact(v).parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// `a / b` at 10 decimals, rounded half away from zero; `None` when b is 0.
+fn div_fixed(a: i128, b: i128) -> Option<i128> {
+    if b == 0 {
+        return None;
+    }
+    // money::div_round wants a positive divisor; amounts up to 10^28 keep a × 10^10 in i128.
+    let (a, b) = if b < 0 {
+        (a.checked_neg()?, -b)
+    } else {
+        (a, b)
+    };
+    Some(crate::money::div_round(
+        a.checked_mul(ONE)?,
+        b,
+        crate::money::Rounding::HalfAwayFromZero,
+    ))
+}
+
+/// Exact `a × b / c` floored, in 256 bits (cumulative allocation).
+fn mul_div_floor(a: i128, b: i128, c: i128) -> Option<i128> {
+    use arrow::datatypes::i256;
+    if c == 0 {
+        return Some(0);
+    }
+    let n = i256::from_i128(a).checked_mul(i256::from_i128(b))?;
+    let d = i256::from_i128(c);
+    let q = n.checked_div(d)?;
+    let r = n.checked_rem(d)?;
+    let q = if r != i256::ZERO && ((r < i256::ZERO) != (d < i256::ZERO)) {
+        q.checked_sub(i256::ONE)?
+    } else {
+        q
+    };
+    q.to_i128()
+}
+
+/// Splits a month-end charge back onto its rows in file order: row k of a line
+/// gets D·(U₁+…+Uₖ)/U − (what rows 1…k−1 got), so the rows sum to D exactly.
+#[derive(Debug, Default)]
+struct Splitter {
+    /// (track, line) → (charge, quantity, quantity seen, amount given).
+    state: HashMap<(Track, LineKey), (i128, i128, i128, i128)>,
+}
+
+impl Splitter {
+    fn new(deferred: &BTreeMap<(Track, LineKey), (i128, i128)>) -> Splitter {
+        Splitter {
+            state: deferred
+                .iter()
+                .map(|(k, (d, u))| (k.clone(), (*d, *u, 0, 0)))
+                .collect(),
+        }
+    }
+
+    fn next(&mut self, track: Track, key: LineKey, qty: i128) -> Result<i128> {
+        let overflow = || Error::Overflow("splitting a month-end charge onto rows".into());
+        let Some(s) = self.state.get_mut(&(track, key)) else {
+            return Ok(0);
+        };
+        s.2 = s.2.checked_add(qty).ok_or_else(overflow)?;
+        let upto = if s.2 == s.1 {
+            s.0
+        } else {
+            mul_div_floor(s.0, s.2, s.1).ok_or_else(overflow)?
+        };
+        let amount = upto.checked_sub(s.3).ok_or_else(overflow)?;
+        s.3 = upto;
+        Ok(amount)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The pass
+
+/// Σ of a slice of amounts.
+fn sum(v: &[i128]) -> Result<i128> {
+    v.iter()
+        .try_fold(0i128, |a, x| a.checked_add(*x))
+        .ok_or_else(|| Error::Overflow("summing export rows".into()))
+}
+
+struct OrgDatasets {
+    cur: Option<Dataset>,
+    focus: Option<Dataset>,
+    partner_focus: Option<Dataset>,
+}
+
+fn ext(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Parquet => "parquet",
+        ExportFormat::Csv => "csv",
+    }
+}
+
+/// A track's selected rows of a chunk: row indexes, final amounts, effective amounts, rated flags.
+type TrackRows = (Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>);
+
+/// Writes one org's exports under `root`, rolled up in the same pass when the
+/// granularity is daily or monthly.
+fn export_org(
+    ctx: &OrgCtx<'_>,
+    files: &[&InputFile],
+    root: &Path,
+) -> Result<(Vec<ExportFile>, BTreeSet<String>)> {
+    let config = ctx.config;
+    let r = ctx.result;
+    let org = config.party(r.org_index).customer();
+    let (actual_p, proforma_p) = run::pricing_for(config, org);
+    let mut check = run::org_check(config, r.org_index, ctx.period);
+    check.excluded = r.excluded.clone();
+    let org_id = r.id.to_string();
+    let is_customer = ctx.customer.is_some();
+    let e = ext(ctx.opts.format);
+
+    // Every file's columns first: one CUR schema for the org.
+    let mut kinds_per_file = Vec::new();
+    let mut dropped = BTreeSet::new();
+    for f in files {
+        let reader = FullReader::open(&f.path)?;
+        let source = ingest::open(&f.path)?;
+        let dialect = source.column_map().dialect;
+        let kinds = wide_columns(dialect, &reader.schema);
+        if dialect != Dialect::Focus {
+            for (field, kind) in reader.schema.fields().iter().zip(&kinds) {
+                if kind.is_none() {
+                    dropped.insert(field.name().clone());
+                }
+            }
+        }
+        kinds_per_file.push(kinds);
+    }
+    let cur_schema = cur_schema(&kinds_per_file, ctx.rolled);
+    let mut sets = OrgDatasets {
+        cur: (is_customer && ctx.opts.set.cur())
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!("customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period),
+                    "cur",
+                    cur_schema.clone(),
+                    ctx.opts.format,
+                    ctx.roll_up(false),
+                )
+            })
+            .transpose()?,
+        focus: (is_customer && ctx.opts.set.focus())
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!("customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period),
+                    "focus",
+                    focus::schema(false),
+                    ctx.opts.format,
+                    ctx.roll_up(true),
+                )
+            })
+            .transpose()?,
+        partner_focus: ctx
+            .opts
+            .set
+            .focus()
+            .then(|| {
+                Dataset::create(
+                    root,
+                    format!("partner/focus/{org_id}-{}.{e}", ctx.period),
+                    "partner_focus",
+                    focus::schema(true),
+                    ctx.opts.format,
+                    ctx.roll_up(true),
+                )
+            })
+            .transpose()?,
+    };
+
+    let mut rater = Rater::new(actual_p, proforma_p);
+    let mut split = Splitter::new(&r.ledger.deferred);
+    for (f, kinds) in files.iter().zip(&kinds_per_file) {
+        let display = PathBuf::from(&f.display);
+        let mut source = ingest::open(&f.path)?;
+        rater.list_base = source.column_map().dialect == Dialect::Focus;
+        let mut aligner = Aligner {
+            reader: FullReader::open(&f.path)?,
+            queue: Vec::new(),
+        };
+        while let Some(chunk) = source.next_chunk() {
+            let norm = normalize::normalize(&display, source.column_map(), chunk?, &check)?;
+            let batch = &norm.batch;
+            let rated = rater.rate(batch)?;
+            let rows: &UInt64Array = batch
+                .column_by_name(col::ROW)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| Error::Overflow("internal: row numbers missing".into()))?;
+            let types: &UInt8Array = batch
+                .column_by_name(col::LINE_TYPE)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| Error::Overflow("internal: line types missing".into()))?;
+            let products = batch
+                .column_by_name(col::PRODUCT)
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| Error::Overflow("internal: products missing".into()))?;
+            let accounts = batch
+                .column_by_name(col::ACCOUNT)
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| Error::Overflow("internal: accounts missing".into()))?;
+            let usage = batch
+                .column_by_name(col::USAGE)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| Error::Overflow("internal: usage missing".into()))?;
+            let effective_in = batch
+                .column_by_name(col::EFFECTIVE)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| Error::Overflow("internal: effective missing".into()))?;
+            let pvals = products.values().as_string::<i32>();
+            // Once per distinct product, not per row.
+            let support_of: Vec<bool> = (0..pvals.len())
+                .map(|k| is_support(pvals.value(k)))
+                .collect();
+            let avals = accounts.values().as_string::<i32>();
+            let n = batch.num_rows();
+            // Per track: selected rows, final amounts, effective amounts, rated flags.
+            let mut per_track: [TrackRows; 2] = Default::default();
+            for i in 0..n {
+                let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
+                let product_key = products.keys().value(i) as usize;
+                let product = pvals.value(product_key);
+                let treat = rater.treatments_for(lt, support_of[product_key]);
+                for t in [Track::Actual, Track::Proforma] {
+                    let ti = t as usize;
+                    if treat[ti] == Treatment::Excluded {
+                        continue;
+                    }
+                    let mut amount = if ti == 0 {
+                        rated.actual[i]
+                    } else {
+                        rated.proforma[i]
+                    };
+                    if rated.deferred[i] & (1 << ti) != 0 {
+                        let key = LineKey {
+                            account: avals.value(accounts.keys().value(i) as usize).to_string(),
+                            service: product.to_string(),
+                            line_type: lt,
+                        };
+                        amount = amount
+                            .checked_add(split.next(t, key, usage.value(i))?)
+                            .ok_or_else(|| Error::Overflow("splitting".into()))?;
+                    }
+                    let rate_like = matches!(treat[ti], Treatment::Rate);
+                    let effective = match (t, treat[ti]) {
+                        (Track::Actual, Treatment::Rate) => amount,
+                        (Track::Actual, _) => rated.effective[i],
+                        (Track::Proforma, Treatment::Rate) => amount,
+                        (Track::Proforma, Treatment::SameAsActual) => rated.effective[i],
+                        (Track::Proforma, _) => effective_in.value(i),
+                    };
+                    let slot = &mut per_track[ti];
+                    slot.0.push(i);
+                    slot.1.push(amount);
+                    slot.2.push(effective);
+                    slot.3.push(rate_like);
+                }
+            }
+            let last_row = (n > 0).then(|| rows.value(n - 1));
+            for t in [Track::Actual, Track::Proforma] {
+                let ti = t as usize;
+                let wanted_customer = ti == 1 && (sets.cur.is_some() || sets.focus.is_some());
+                let wanted_partner = ti == 0 && sets.partner_focus.is_some();
+                if !(wanted_customer || wanted_partner) {
+                    continue;
+                }
+                let (idx, amount, effective, rated_flags) = std::mem::take(&mut per_track[ti]);
+                if idx.is_empty() {
+                    continue;
+                }
+                let wanted_rows: Vec<u64> = idx.iter().map(|&i| rows.value(i)).collect();
+                let at = aligner.locate(&wanted_rows)?;
+                let wide = wide_selection(&aligner, kinds, &at)?;
+                let cost = sum(&amount)?;
+                let sel = Selected::new(wide, idx, batch, amount, effective, rated_flags)?;
+                if wanted_customer {
+                    if let Some(ds) = sets.cur.as_mut() {
+                        ds.write(&cur_batch(ctx, &sel, &cur_schema)?, cost)?;
+                    }
+                    if let Some(ds) = sets.focus.as_mut() {
+                        ds.write(&focus_batch(ctx, &sel, false)?, cost)?;
+                    }
+                } else if let Some(ds) = sets.partner_focus.as_mut() {
+                    ds.write(&focus_batch(ctx, &sel, true)?, cost)?;
+                }
+            }
+            if let Some(r) = last_row {
+                aligner.release(r + 1);
+            }
+        }
+    }
+    if let Some(ds) = sets.cur.as_mut() {
+        let (b, total) = custom_cur_batch(ctx, &cur_schema)?;
+        ds.write(&b, total)?;
+    }
+    if let Some(ds) = sets.focus.as_mut() {
+        let (b, total) = custom_focus_batch(ctx)?;
+        ds.write(&b, total)?;
+    }
+    // The rows must add up to the invoices exactly.
+    let mut written = Vec::new();
+    for ds in [sets.cur, sets.focus, sets.partner_focus] {
+        let Some(ds) = ds else { continue };
+        let kind = ds.kind;
+        let (_, rel, rows, total) = ds.finish()?;
+        let expected = if kind == "partner_focus" {
+            r.actual.exact_total
+        } else {
+            r.customer.as_ref().map(|c| c.exact_total).unwrap_or(0)
+        };
+        if total != expected {
+            return Err(Error::Overflow(format!(
+                "internal: the {kind} export of org `{org_id}` sums to {} but its invoice's exact total is {}; nothing was written",
+                format_fixed_exact(total),
+                format_fixed_exact(expected)
+            )));
+        }
+        written.push(ExportFile {
+            path: rel,
+            org: org_id.clone(),
+            kind,
+            rows,
+            cost_total: format_fixed_exact(total),
+        });
+    }
+    Ok((written, dropped))
+}
+
+/// Writes every export of a run under `dir` (the run's output folder being
+/// built) and returns the `exports.json` listing.
+pub fn write_exports(
+    config: &Config,
+    result: &RunResult,
+    opts: ExportOptions,
+    dir: &Path,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    if opts.set == ExportSet::None {
+        return Ok(Vec::new());
+    }
+    let files = run::plan_inputs(config, Some(result.period))?.files;
+    let per_org: Result<Vec<(Vec<ExportFile>, BTreeSet<String>)>> = result
+        .orgs
+        .par_iter()
+        .map(|r| {
+            let org_files: Vec<&InputFile> = files
+                .iter()
+                .filter(|f| f.org_index == r.org_index)
+                .collect();
+            let party = config.party(r.org_index);
+            let org = party.customer();
+            let ctx = OrgCtx {
+                config,
+                period: result.period,
+                result: r,
+                customer: org.map(|o| {
+                    (
+                        o.name.as_str(),
+                        o.management_account.as_str(),
+                        format!("{}-{}", o.id, result.period),
+                    )
+                }),
+                mgmt: party.management_account().as_str(),
+                currency: config.partner.currency.as_str(),
+                opts,
+                rolled: opts.granularity != Granularity::Line,
+            };
+            run::guarded(Path::new(&r.id.to_string()), || {
+                export_org(&ctx, &org_files, dir)
+            })
+        })
+        .collect();
+    let mut listing = Vec::new();
+    let mut dropped = BTreeSet::new();
+    for (files, d) in per_org? {
+        listing.extend(files);
+        dropped.extend(d);
+    }
+    let doc = serde_json::json!({
+        "granularity": opts.granularity,
+        "format": opts.format,
+        "files": listing,
+        "dropped_input_columns": dropped,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    Ok(vec![(PathBuf::from("exports.json"), bytes)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates_round_trip() {
+        let p = BillingPeriod::parse("2026-10").unwrap();
+        let ms = p.start_micros() / 1000;
+        assert_eq!(iso_from_millis(ms), "2026-10-01T00:00:00Z");
+        assert_eq!(parse_iso_millis("2026-10-01T00:00:00Z"), Some(ms));
+        assert_eq!(
+            iso_from_millis(ms + 86_400_000 + 3_723_000),
+            "2026-10-02T01:02:03Z"
+        );
+        assert_eq!(
+            parse_iso_millis("2026-10-02T01:02:03Z"),
+            Some(ms + 86_400_000 + 3_723_000)
+        );
+        assert_eq!(iso_from_millis(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_from_millis(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn the_splitter_gives_rows_the_whole_charge() {
+        let key = LineKey {
+            account: "1".into(),
+            service: "S".into(),
+            line_type: LineType::Usage,
+        };
+        let mut d = BTreeMap::new();
+        // 10.00 over quantities 1, 1, 1: 3.3333333333, 3.3333333333, 3.3333333334.
+        d.insert((Track::Proforma, key.clone()), (10 * ONE, 3 * ONE));
+        let mut s = Splitter::new(&d);
+        let parts: Vec<i128> = (0..3)
+            .map(|_| s.next(Track::Proforma, key.clone(), ONE).unwrap())
+            .collect();
+        assert_eq!(parts, vec![33_333_333_333, 33_333_333_333, 33_333_333_334]);
+        assert_eq!(parts.iter().sum::<i128>(), 10 * ONE);
+        assert_eq!(s.next(Track::Actual, key, ONE).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_fast_double_is_the_nearest_double_of_the_exact_text() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x % (1u64 << 53)) as i128 * if x & 1 == 0 { 1 } else { -1 };
+            let v = v >> (x % 40);
+            let text = format_fixed_exact(v).parse::<f64>().unwrap();
+            assert_eq!(f64_of(v).to_bits(), text.to_bits(), "{v}");
+        }
+    }
+
+    #[test]
+    fn division_rounds_half_away_from_zero() {
+        assert_eq!(div_fixed(ONE, 3 * ONE), Some(3_333_333_333));
+        assert_eq!(div_fixed(2 * ONE, 3 * ONE), Some(6_666_666_667));
+        assert_eq!(div_fixed(-2 * ONE, 3 * ONE), Some(-6_666_666_667));
+        assert_eq!(div_fixed(ONE, 0), None);
+    }
+
+    #[test]
+    fn focus_prices_multiply_out() {
+        let p = priced("Usage", 25 * ONE / 10, 2 * ONE, Some(15 * ONE / 10)).unwrap();
+        assert_eq!(p.list_cost, 3 * ONE);
+        assert_eq!(p.contracted_unit, Some(125 * ONE / 100));
+        assert_eq!(p.contracted_cost, 25 * ONE / 10);
+        let tax = priced("Tax", 7 * ONE, 0, None).unwrap();
+        assert_eq!(
+            (tax.list_unit, tax.quantity, tax.list_cost),
+            (None, None, 7 * ONE)
+        );
+        // A negative amount keeps a non-negative contracted price (the list price).
+        let neg = priced("Usage", -ONE, ONE, Some(ONE)).unwrap();
+        assert_eq!(neg.contracted_unit, Some(ONE));
+    }
+
+    #[test]
+    fn confidential_columns_are_recognised() {
+        for c in [
+            "line_item_net_unblended_cost",
+            "reservation_net_effective_cost",
+            "savings_plan_net_savings_plan_effective_cost",
+            "discount",
+            "discount_total_discount",
+        ] {
+            assert!(is_confidential_column(c), "{c}");
+        }
+        for c in [
+            "line_item_unblended_cost",
+            "pricing_public_on_demand_cost",
+            "reservation_effective_cost",
+        ] {
+            assert!(!is_confidential_column(c), "{c}");
+        }
+    }
+}
