@@ -9,9 +9,9 @@ use billxfer::config::{CliKind, Config};
 use billxfer::invoice::{ActualInvoice, CliLine, CustomerInvoice, UsageLine};
 use billxfer::money::parse_fixed;
 use billxfer::normalize::Quarantined;
+use billxfer::pipeline::{NotBilled, OrgResult, Role, RunResult};
 use billxfer::rate::Ledger;
 use billxfer::render::html::{customer_invoice_page, partner_dashboard_page};
-use billxfer::run::{NotBilled, OrgResult, Role, RunResult};
 use billxfer::types::{BillingPeriod, OrgId};
 use serde_json::Value;
 

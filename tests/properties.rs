@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use billxfer::config::Config;
 use billxfer::money::{format_fixed_exact, parse_fixed};
+use billxfer::pipeline::{rate_all, Silent};
 use billxfer::render::render;
-use billxfer::run::{rate_all, Silent};
 use billxfer::types::BillingPeriod;
 use proptest::prelude::*;
 use serde_json::Value;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::run;
+use crate::pipeline;
 use crate::types::BillingPeriod;
 
 use super::parse_period;
@@ -38,12 +38,12 @@ pub struct GenerateArgs {
     pub lines_per_file: u64,
     /// Worker threads, 1 to 65536 (default: one per core). More than 4 per CPU is
     /// lowered to 4 per CPU, with a warning; above 65536 is an error.
-    #[arg(long, value_name = "N", value_parser = run::parse_threads)]
+    #[arg(long, value_name = "N", value_parser = pipeline::parse_threads)]
     pub threads: Option<usize>,
 }
 
 pub(super) fn cmd_generate(a: GenerateArgs) -> Result<()> {
-    run::configure_threads(a.threads);
+    pipeline::configure_threads(a.threads);
     let started = Instant::now();
     let spec = crate::generate::Spec {
         orgs: a.orgs,

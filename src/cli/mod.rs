@@ -106,7 +106,7 @@ pub fn main() -> i32 {
             e.exit_code()
         }
         Err(payload) => {
-            let msg = crate::run::panic_message(payload.as_ref());
+            let msg = crate::pipeline::panic_message(payload.as_ref());
             eprintln!("billxfer: internal error: {msg}. Nothing was written. This is a bug: please report it with the command and inputs.");
             70
         }

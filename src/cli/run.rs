@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::error::Result;
 use crate::money::format_fixed;
-use crate::run::{self, Progress};
+use crate::pipeline::{self, Progress};
 use crate::types::BillingPeriod;
 use crate::{publish, render};
 
@@ -29,7 +29,7 @@ pub struct RunArgs {
     pub out: PathBuf,
     /// Worker threads, 1 to 65536 (default: one per core). More than 4 per CPU is
     /// lowered to 4 per CPU, with a warning; above 65536 is an error.
-    #[arg(long, value_name = "N", value_parser = run::parse_threads)]
+    #[arg(long, value_name = "N", value_parser = pipeline::parse_threads)]
     pub threads: Option<usize>,
     /// No progress or summary on stderr.
     #[arg(long, short)]
@@ -102,12 +102,12 @@ impl Progress for Bar {
 }
 
 pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
-    run::configure_threads(a.threads);
+    pipeline::configure_threads(a.threads);
     let started = Instant::now();
     let config = Config::load(&a.config)?;
-    let period = run::choose_period(&config, a.period)?;
+    let period = pipeline::choose_period(&config, a.period)?;
     let bar = Bar::new(!a.quiet && std::io::stderr().is_terminal());
-    let result = run::rate_all(&config, period, &bar)?;
+    let result = pipeline::rate_all(&config, period, &bar)?;
     bar.bar.finish_and_clear();
     if !a.quiet {
         let mut text = String::new();

@@ -1,10 +1,10 @@
 //! What a run or a validation tells a human about notes and quarantined rows.
 
 use crate::config::Config;
-use crate::run;
+use crate::pipeline;
 
 /// Config warnings, deliveries chosen in export roots, orgs not billed and each org's warnings.
-pub(super) fn notes(config: &Config, result: &run::RunResult, out: &mut String) {
+pub(super) fn notes(config: &Config, result: &pipeline::RunResult, out: &mut String) {
     use std::fmt::Write;
     for w in &config.warnings {
         let _ = writeln!(out, "warning: {}: {w}", config.path.display());
@@ -67,7 +67,7 @@ fn reason_kind(reason: &str) -> String {
 /// Quarantined rows by reason and by account (counts, top 10), then the first
 /// `per_reason` rows of each reason (none: the summary only); returns the number of rows.
 pub(super) fn quarantine_summary(
-    result: &run::RunResult,
+    result: &pipeline::RunResult,
     per_reason: Option<usize>,
     out: &mut String,
 ) -> usize {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::run;
+use crate::pipeline;
 use crate::types::BillingPeriod;
 
 use super::parse_period;
@@ -54,7 +54,7 @@ pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
 pub(super) fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
-    let rows = run::decode_floor(&config, a.period)?;
+    let rows = pipeline::decode_floor(&config, a.period)?;
     eprintln!(
         "billxfer: decode floor: {rows} rows in {:.2}s",
         started.elapsed().as_secs_f64()
@@ -64,8 +64,8 @@ pub(super) fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
 
 pub(super) fn cmd_validate(a: ValidateArgs) -> Result<i32> {
     let config = Config::load(&a.config)?;
-    let period = run::choose_period(&config, a.period)?;
-    let result = run::rate_all(&config, period, &run::Silent)?;
+    let period = pipeline::choose_period(&config, a.period)?;
+    let result = pipeline::rate_all(&config, period, &pipeline::Silent)?;
     let mut out = String::new();
     notes(&config, &result, &mut out);
     let quarantined =

@@ -55,9 +55,9 @@ use crate::focus;
 use crate::ingest::{self, snake_name, Dialect, BATCH_ROWS};
 use crate::money::{format_fixed_exact, mul_fixed, ONE};
 use crate::normalize::{self, col};
+use crate::pipeline::{self, InputFile, OrgResult, RunResult};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
 use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
-use crate::run::{self, InputFile, OrgResult, RunResult};
 use crate::timestamp::{iso_from_millis, to_utc_millis};
 use crate::types::BillingPeriod;
 use crate::types::LineType;
@@ -256,8 +256,8 @@ fn export_org(
     let config = ctx.config;
     let r = ctx.result;
     let org = config.party(r.org_index).customer();
-    let (actual_p, proforma_p) = run::pricing_for(config, org);
-    let mut check = run::org_check(config, r.org_index, ctx.period);
+    let (actual_p, proforma_p) = pipeline::pricing_for(config, org);
+    let mut check = pipeline::org_check(config, r.org_index, ctx.period);
     check.excluded = r.excluded.clone();
     let org_id = r.id.to_string();
     let is_customer = ctx.customer.is_some();
@@ -491,7 +491,7 @@ pub fn write_exports(
     if opts.set == ExportSet::None {
         return Ok(Vec::new());
     }
-    let files = run::plan_inputs(config, Some(result.period))?.files;
+    let files = pipeline::plan_inputs(config, Some(result.period))?.files;
     let per_org: Result<Vec<(Vec<ExportFile>, BTreeSet<String>)>> = result
         .orgs
         .par_iter()
@@ -518,7 +518,7 @@ pub fn write_exports(
                 opts,
                 rolled: opts.granularity != Granularity::Line,
             };
-            run::guarded(Path::new(&r.id.to_string()), || {
+            pipeline::guarded(Path::new(&r.id.to_string()), || {
                 export_org(&ctx, &org_files, dir)
             })
         })

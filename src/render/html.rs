@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use crate::config::{CliKind, Config, Org};
 use crate::invoice::{margin_percent, CustomerInvoice, CURRENCY_DECIMALS};
 use crate::money::format_fixed;
-use crate::run::{Role, RunResult};
+use crate::pipeline::{Role, RunResult};
 use crate::types::BillingPeriod;
 
 /// Logos larger than this are not embedded (every invoice page carries a copy).

@@ -13,8 +13,8 @@ use crate::config::{ActualCard, Config};
 use crate::error::Result;
 use crate::invoice::{margin_percent, margin_rows, CURRENCY_DECIMALS};
 use crate::money::{format_fixed, format_fixed_exact};
+use crate::pipeline::{FileReport, NotBilled, Role, RunResult};
 use crate::rate::Track;
-use crate::run::{FileReport, NotBilled, Role, RunResult};
 
 fn cents(v: i128) -> String {
     format_fixed(v, CURRENCY_DECIMALS)
@@ -138,7 +138,7 @@ struct OrgManifest {
 struct DeliveryJson<'a> {
     org: &'a str,
     #[serde(flatten)]
-    choice: &'a crate::deliveries::DeliveryChoice,
+    choice: &'a crate::pipeline::deliveries::DeliveryChoice,
 }
 
 /// Whether a quarantine reason marks a row repeated by a later delivery.

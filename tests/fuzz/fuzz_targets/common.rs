@@ -7,7 +7,7 @@ use billxfer::normalize::OrgCheck;
 use billxfer::money::Percent;
 use billxfer::rate::{Pricing, Rater};
 use billxfer::rules::{Action, Rule, RuleSet, Scope, SkuMatch, Tier, TierTable};
-use billxfer::run::{rate_source, Silent};
+use billxfer::pipeline::{rate_source, Silent};
 use billxfer::types::BillingPeriod;
 
 /// Runs `f`, ignoring panics raised inside dependencies (the binary turns those into

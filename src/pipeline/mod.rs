@@ -5,6 +5,8 @@
 //! batch by batch into its own [`Ledger`]; ledgers of one org are merged in
 //! file order (integer sums, so the result does not depend on thread timing).
 
+pub mod deliveries;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::io::Read;
@@ -15,13 +17,13 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::config::{hex, ActualCard, Config, Org, PlanKind};
-use crate::deliveries::{self, DeliveryChoice};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
 use crate::normalize::{normalize, ExcludedRows, OrgCheck, Quarantined};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
+use deliveries::DeliveryChoice;
 
 /// Whose files these are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
