@@ -25,7 +25,7 @@ pub struct ReportArgs {
     pub by: Vec<String>,
     /// Pro forma (customers' charges; the partner also sees actual and margin) or actual (partner's files only).
     #[arg(long, value_enum, default_value = "proforma")]
-    pub track: crate::analyst::ReportTrack,
+    pub track: crate::report::ReportTrack,
     /// Only the N largest groups.
     #[arg(long)]
     pub top: Option<usize>,
@@ -41,7 +41,7 @@ pub struct ReportArgs {
 }
 
 pub(super) fn cmd_report(a: ReportArgs) -> Result<()> {
-    let spec = crate::analyst::ReportSpec {
+    let spec = crate::report::ReportSpec {
         dir: a.out.join(a.period.to_string()),
         org: a.org,
         by: a.by,
@@ -55,7 +55,7 @@ pub(super) fn cmd_report(a: ReportArgs) -> Result<()> {
             "no finished run for this period here: run `billxfer run --out` first",
         ));
     }
-    let report = crate::analyst::report(&spec)?;
+    let report = crate::report::report(&spec)?;
     let text = if a.json {
         report.json()
     } else if a.csv {

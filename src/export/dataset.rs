@@ -45,7 +45,7 @@ pub(super) fn write_csv_header(w: &mut impl Write, schema: &Schema) -> std::io::
     let names: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| crate::render::csv_field(f.name()))
+        .map(|f| crate::csv_cell::csv_field(f.name()))
         .collect();
     writeln!(w, "{}", names.join(","))
 }
@@ -260,7 +260,7 @@ pub(super) fn csv_cells(a: &ArrayRef) -> Vec<String> {
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
             s.iter()
-                .map(|v| v.map(crate::render::csv_field).unwrap_or_default())
+                .map(|v| v.map(crate::csv_cell::csv_field).unwrap_or_default())
                 .collect()
         }
         DataType::Decimal128(_, _) => {
@@ -291,7 +291,7 @@ pub(super) fn csv_cells(a: &ArrayRef) -> Vec<String> {
         DataType::Map(_, _) => map_pairs(a.as_map())
             .into_iter()
             .map(|p| {
-                p.map(|p| crate::render::csv_field(&pairs_json(&p)))
+                p.map(|p| crate::csv_cell::csv_field(&pairs_json(&p)))
                     .unwrap_or_default()
             })
             .collect(),
@@ -299,7 +299,7 @@ pub(super) fn csv_cells(a: &ArrayRef) -> Vec<String> {
             Ok(s) => s
                 .as_string::<i32>()
                 .iter()
-                .map(|v| v.map(crate::render::csv_field).unwrap_or_default())
+                .map(|v| v.map(crate::csv_cell::csv_field).unwrap_or_default())
                 .collect(),
             // Lists and structs: arrow's display form.
             Err(_) => {
@@ -310,7 +310,7 @@ pub(super) fn csv_cells(a: &ArrayRef) -> Vec<String> {
                             if a.is_null(i) {
                                 String::new()
                             } else {
-                                crate::render::csv_field(&f.value(i).to_string())
+                                crate::csv_cell::csv_field(&f.value(i).to_string())
                             }
                         })
                         .collect(),

@@ -12,7 +12,7 @@
 //! the pass checks it and fails the run otherwise.
 //!
 //! With `--granularity daily|monthly` the same pass rolls each dataset up
-//! (`crate::rollup`): its rows are aggregated instead of written, and the
+//! (`rollup`): its rows are aggregated instead of written, and the
 //! groups, sorted by key, are written when the dataset is finished.
 
 mod cur;
@@ -20,6 +20,7 @@ mod custom;
 mod dataset;
 mod focus_rows;
 mod read;
+pub mod rollup;
 mod rows;
 
 use cur::*;
@@ -57,10 +58,10 @@ use crate::money::{format_fixed_exact, mul_fixed, ONE};
 use crate::normalize::{self, col};
 use crate::pipeline::{self, InputFile, OrgResult, RunResult};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
-use crate::rollup::{Metrics, Per, RollUp, RollUpSpec};
 use crate::timestamp::{iso_from_millis, to_utc_millis};
 use crate::types::BillingPeriod;
 use crate::types::LineType;
+use rollup::{Metrics, Per, RollUp, RollUpSpec};
 
 /// Which exports a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -95,7 +96,7 @@ pub enum ExportFormat {
     Csv,
 }
 
-pub use crate::rollup::Granularity;
+pub use rollup::Granularity;
 
 /// What to export and how.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! The analyst side, on polars: `billxfer report` over a finished run's FOCUS
 //! exports. (Daily and monthly roll-ups are streamed in the export pass itself:
-//! `crate::rollup`.)
+//! `crate::export::rollup`.)
 //!
 //! Money stays exact here too: the report sums BilledCost as decimals and reads
 //! the sums back as exact text.
@@ -476,7 +476,7 @@ impl Report {
         let mut out = self
             .by
             .iter()
-            .map(|b| crate::render::csv_field(b))
+            .map(|b| crate::csv_cell::csv_field(b))
             .chain(cols.iter().map(|c| c.to_string()))
             .collect::<Vec<_>>()
             .join(",");
@@ -485,7 +485,7 @@ impl Report {
             let line: Vec<String> = r
                 .group
                 .iter()
-                .map(|(_, v)| crate::render::csv_field(v))
+                .map(|(_, v)| crate::csv_cell::csv_field(v))
                 .chain(Self::amounts(r, &cols, true))
                 .collect();
             out.push_str(&line.join(","));
