@@ -175,6 +175,13 @@ fn exports_sum_to_the_invoices() {
         assert_eq!(dec(&f["cost_total"]), expected, "{f}");
     }
     // Independently of exports.json: polars (report) reads the arrow-rs files.
+    if cfg!(feature = "report") {
+        report_matches_the_invoices(&w, &dir);
+    }
+}
+
+/// `billxfer report --by org` of a finished run equals its invoices, org by org.
+fn report_matches_the_invoices(w: &Workdir, dir: &std::path::Path) {
     let report = ok(&w.run([
         "report",
         "--out",
@@ -206,6 +213,23 @@ fn exports_sum_to_the_invoices() {
 }
 
 #[test]
+#[cfg(not(feature = "report"))]
+fn report_without_the_feature_says_how_to_get_it() {
+    let w = Workdir::new();
+    let o = w.run([
+        "report",
+        "--out",
+        w.path().to_str().unwrap(),
+        "--period",
+        "2026-10",
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--features report"), "{stderr}");
+}
+
+#[test]
+#[cfg(feature = "report")]
 fn report_views_and_their_limits() {
     let w = Workdir::new();
     let dir = run_sample(w.path(), &[]);

@@ -41,6 +41,11 @@ pub struct ReportArgs {
 }
 
 pub(super) fn cmd_report(a: ReportArgs) -> Result<()> {
+    if !cfg!(feature = "report") {
+        return Err(Error::Invalid {
+            problems: vec![crate::report::NOT_BUILT.to_string()],
+        });
+    }
     let spec = crate::report::ReportSpec {
         dir: a.out.join(a.period.to_string()),
         org: a.org,
