@@ -33,8 +33,6 @@ pub enum DecimalError {
     NotFinite,
     #[error("out of range: billxfer accepts amounts up to ±10^18")]
     Overflow,
-    #[error("more than {max} decimal places")]
-    TooPrecise { max: u32 },
 }
 
 /// How an amount is rounded to the currency's minor unit on an invoice line.
@@ -131,22 +129,6 @@ pub fn round_to_minor(value: i128, decimals: u32, mode: Rounding) -> i128 {
 /// is exact whenever the text has at most 10 decimals.
 pub fn parse_fixed(text: &str) -> Result<i128, DecimalError> {
     parse_fixed_bytes(text.trim().as_bytes())
-}
-
-/// Like [`parse_fixed`] but refuses text with more than `max_places` decimals
-/// instead of rounding (used for config values, where silently rounding a rate
-/// the user typed would be wrong).
-pub fn parse_fixed_strict(text: &str, max_places: u32) -> Result<i128, DecimalError> {
-    let t = text.trim();
-    if t.contains(['e', 'E']) {
-        return Err(DecimalError::Invalid);
-    }
-    if let Some((_, frac)) = t.split_once('.') {
-        if frac.len() as u32 > max_places {
-            return Err(DecimalError::TooPrecise { max: max_places });
-        }
-    }
-    parse_fixed(t)
 }
 
 /// Byte-level parser behind [`parse_fixed`]; no allocation.
@@ -507,15 +489,6 @@ mod tests {
         assert_eq!(
             parse_fixed("99999999999999999999999999999999999999999999"),
             Err(DecimalError::Overflow)
-        );
-    }
-
-    #[test]
-    fn strict_parse_refuses_excess_precision() {
-        assert_eq!(parse_fixed_strict("0.0000000001", 10), Ok(1));
-        assert_eq!(
-            parse_fixed_strict("0.00000000001", 10),
-            Err(DecimalError::TooPrecise { max: 10 })
         );
     }
 

@@ -10,23 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 
 mod common;
-use common::{case_file, manifest_org, parquet_bytes, tree_bytes, Workdir};
-
-const CONFIG: &str = r#"
-[partner]
-id = "partner"
-name = "Partner"
-management_account = "900000000001"
-
-[[orgs]]
-id = "acme"
-name = "Acme"
-management_account = "111111111111"
-accounts = ["111111111112", "011111111111"]
-files = ["input/*"]
-plan = "basic"
-transfer = { start = "2026-01" }
-"#;
+use common::{case_file, manifest_org, parquet_bytes, tree_bytes, Workdir, ACME_CONFIG as CONFIG};
 
 /// What a case must end in.
 #[derive(Debug)]

@@ -8,23 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{bin, case_file, ok, stderr, Workdir};
-
-const CONFIG: &str = r#"
-[partner]
-id = "partner"
-name = "Partner"
-management_account = "900000000001"
-
-[[orgs]]
-id = "acme"
-name = "Acme"
-management_account = "111111111111"
-accounts = ["111111111112", "011111111111"]
-files = ["input/*"]
-plan = "basic"
-transfer = { start = "2026-01" }
-"#;
+use common::{bin, case_file, ok, stderr, Workdir, ACME_CONFIG as CONFIG};
 
 /// A folder with `billxfer.toml` and `input/`.
 fn case_dir(config: &str) -> Workdir {

@@ -1352,6 +1352,15 @@ transfer = { start = "2026-01" }
         let hundredths = |t: &str| ExactDecimal::parse(t).and_then(|d| d.to_hundredths_rounded());
         // Plain and scientific notation give the same exact value.
         assert_eq!(fixed("1E6", 10), Ok(1_000_000 * ONE));
+        // Ten places are kept exactly; an eleventh is refused, never rounded.
+        assert_eq!(fixed("0.0000000001", 10), Ok(1));
+        assert_eq!(
+            fixed("0.00000000001", 10),
+            Err(ConfigDecimalError::TooPrecise {
+                needed: 11,
+                max: 10
+            })
+        );
         assert_eq!(fixed("1e6", 10), fixed("1000000", 10));
         assert_eq!(fixed("1e2", 10), fixed("100", 10));
         assert_eq!(fixed("2.5E-3", 10), Ok(25 * ONE / 10_000));

@@ -187,7 +187,8 @@ impl ChunkSource for CsvSource {
             // A quoted line break is valid CSV (descriptions, tags). A field holding
             // a whole row's worth of separators after a line break is an unterminated
             // quote that swallowed the rows after it: not rated (docs/INPUTS.md).
-            if swallowed_rows(&self.record, self.width) {
+            // One scan of the whole record first: almost no row holds a line break.
+            if self.record.as_slice().contains(&b'\n') && swallowed_rows(&self.record, self.width) {
                 broken.push((
                     self.row,
                     line,

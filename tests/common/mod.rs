@@ -13,6 +13,24 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+/// The partner and one org `acme` (management account 111111111111, accounts
+/// 111111111112 and 011111111111) billing `input/*` from 2026-01: the hostile cases' month.
+pub const ACME_CONFIG: &str = r#"
+[partner]
+id = "partner"
+name = "Partner"
+management_account = "900000000001"
+
+[[orgs]]
+id = "acme"
+name = "Acme"
+management_account = "111111111111"
+accounts = ["111111111112", "011111111111"]
+files = ["input/*"]
+plan = "basic"
+transfer = { start = "2026-01" }
+"#;
+
 /// The billxfer binary under test.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_billxfer"))
