@@ -304,15 +304,13 @@ fn check_replaceable(final_dir: &Path, period: &str) -> Result<bool> {
 
 /// Writes all files into a temporary folder, then swaps it into `<out>/<period>`.
 pub fn write_atomically(out: &Path, period: &str, files: &[(PathBuf, Vec<u8>)]) -> Result<PathBuf> {
-    write_atomically_with(out, period, files, &|_| Ok(Vec::new()))
+    Ok(write_atomically_with(out, period, files, |_| Ok((Vec::new(), ())))?.0)
 }
 
-/// Streams written into the folder being built, before the swap (the exports);
-/// they return further small files to write (their listing).
-pub type Streams<'a> = dyn Fn(&Path) -> Result<Vec<(PathBuf, Vec<u8>)>> + Sync + 'a;
-
-/// [`write_atomically`], with `streams` writing large files straight into the
-/// folder being built: they are published, or discarded, with everything else.
+/// [`write_atomically`], with `build` writing large files straight into the
+/// folder being built (the run's one pass writes the exports there): they are
+/// published, or discarded, with everything else. `build` returns further
+/// files to write (the invoices, the exports' listing) and a value handed back.
 ///
 /// `out` should be the resolved folder ([`OutputLock::dir`]). Before anything is
 /// written, `<out>/<period>` is refused if it is a symbolic link, not a folder, or a
@@ -320,12 +318,12 @@ pub type Streams<'a> = dyn Fn(&Path) -> Result<Vec<(PathBuf, Vec<u8>)>> + Sync +
 /// output is ever replaced, and on any error nothing is published. Once the new
 /// output is published, failing to delete the previous one (left under the
 /// temporary name) is not an error: the next run's [`recover`] removes it.
-pub fn write_atomically_with(
+pub fn write_atomically_with<T>(
     out: &Path,
     period: &str,
     files: &[(PathBuf, Vec<u8>)],
-    streams: &Streams<'_>,
-) -> Result<PathBuf> {
+    build: impl FnOnce(&Path) -> Result<(Vec<(PathBuf, Vec<u8>)>, T)>,
+) -> Result<(PathBuf, T)> {
     let pid = std::process::id();
     let tmp = out.join(format!(".{period}.tmp-{pid}"));
     let final_dir = out.join(period);
@@ -335,7 +333,7 @@ pub fn write_atomically_with(
     };
     let previous = check_replaceable(&final_dir, period)?;
     remove_entry(&tmp).map_err(err(&tmp))?;
-    let written = (|| -> Result<()> {
+    let written = (|| -> Result<T> {
         // Folders first, then the files in parallel: with thousands of orgs the
         // write phase is thousands of small file creations.
         fs::create_dir(&tmp).map_err(err(&tmp))?;
@@ -346,7 +344,7 @@ pub fn write_atomically_with(
         for d in &dirs {
             fs::create_dir_all(d).map_err(err(d))?;
         }
-        let more = streams(&tmp)?;
+        let (more, value) = build(&tmp)?;
         for (rel, _) in &more {
             if let Some(d) = tmp.join(rel).parent() {
                 fs::create_dir_all(d).map_err(err(d))?;
@@ -364,12 +362,16 @@ pub fn write_atomically_with(
             })?;
         // One syncfs for the whole folder instead of an fsync per file: with
         // thousands of orgs, per-file fsyncs dominated the write phase.
-        sync_filesystem(&tmp).map_err(err(&tmp))
+        sync_filesystem(&tmp).map_err(err(&tmp))?;
+        Ok(value)
     })();
-    if let Err(e) = written {
-        let _ = remove_entry(&tmp);
-        return Err(e);
-    }
+    let value = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = remove_entry(&tmp);
+            return Err(e);
+        }
+    };
     let discard = |e: Error| {
         let _ = remove_entry(&tmp);
         e
@@ -393,7 +395,7 @@ pub fn write_atomically_with(
             Ok(()) => {
                 sync_dir(out);
                 let _ = remove_tree(&tmp);
-                return Ok(final_dir);
+                return Ok((final_dir, value));
             }
             Err(e) if unsupported(&e) => {}
             Err(e) => {
@@ -427,7 +429,7 @@ pub fn write_atomically_with(
         // Published: the previous output is deleted best effort (see above).
         let _ = remove_tree(&old);
     }
-    Ok(final_dir)
+    Ok((final_dir, value))
 }
 
 #[cfg(test)]

@@ -973,3 +973,142 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         }
     }
 }
+
+/// An org of two files (Parquet, then CSV) under a custom tiered rate: each file
+/// is its own rating task, whose export part is joined to the other's, and the
+/// tier charge, known only at month end, is split over the S3 rows of both
+/// files in file order.
+#[test]
+fn an_orgs_files_are_exported_in_one_pass_with_month_end_charges_split_across_them() {
+    use arrow::array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+    let w = Workdir::new();
+    let header = [
+        "bill_billing_period_start_date",
+        "bill_payer_account_id",
+        "line_item_usage_account_id",
+        "line_item_line_item_type",
+        "line_item_product_code",
+        "line_item_usage_type",
+        "line_item_usage_start_date",
+        "line_item_usage_amount",
+        "line_item_unblended_cost",
+        "line_item_resource_id",
+    ];
+    let row = |usage_type: &str, product: &str, amount: &str, cost: &str, resource: &str| {
+        vec![
+            "2026-10-01T00:00:00Z".to_string(),
+            "900000000001".into(),
+            "111111111112".into(),
+            "Usage".into(),
+            product.into(),
+            usage_type.into(),
+            "2026-10-03T00:00:00Z".into(),
+            amount.into(),
+            cost.into(),
+            resource.into(),
+        ]
+    };
+    let first = [
+        row("USE1-TimedStorage-ByteHrs", "AmazonS3", "6", "0.138", "bucket-a"),
+        row("USE1-BoxUsage:t3.micro", "AmazonEC2", "1", "0.0104", "i-1"),
+    ];
+    let columns: Vec<(&str, ArrayRef)> = header
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let values: Vec<&str> = first.iter().map(|r| r[c].as_str()).collect();
+            (*name, Arc::new(StringArray::from(values)) as ArrayRef)
+        })
+        .collect();
+    w.write("input/a.parquet", common::parquet_bytes(columns));
+    let second = row("USE1-TimedStorage-ByteHrs", "AmazonS3", "8", "0.184", "bucket-b");
+    w.write(
+        "input/b.csv",
+        format!("{}\n{}\n", header.join(","), second.join(",")),
+    );
+    w.write_config(format!(
+        "{}\n[[plans]]\nid = \"tiers\"\nrules = [ {{ id = \"s3\", scope = \"sku\", service = \"AmazonS3\", usage_type = \"USE1-TimedStorage-ByteHrs\", type = \"custom\", tiers = [ {{ from = \"0\", rate = \"0.03\" }}, {{ from = \"10\", rate = \"0.01\" }} ] }} ]\n",
+        common::ACME_CONFIG.replace("plan = \"basic\"", "plan = \"tiers\"")
+    ));
+    for format in ["csv", "parquet"] {
+        ok(&w.run_config("run", "2026-10", &["--format", format]));
+        let dir = w.join("out/2026-10");
+        // By hand: 14 units of S3 in the month, 10 at 0.03 and 4 at 0.01 = 0.34, split by
+        // cumulative usage in file order: 0.34 × 6/14 = 0.1457142857 (floored) for
+        // bucket-a (file a), the rest, 0.1942857143, for bucket-b (file b).
+        let focus = dir.join(format!("customers/acme/focus/acme-2026-10.{format}"));
+        let mut found = resource_costs(&focus);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("bucket-a".to_string(), "0.1457142857".to_string()),
+                ("bucket-b".to_string(), "0.1942857143".to_string()),
+                ("i-1".to_string(), "0.0104".to_string()),
+            ],
+            "{format}"
+        );
+        let listing = json(&dir.join("exports.json"));
+        let files: Vec<&Value> = listing["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["org"] == "acme")
+            .collect();
+        assert_eq!(files.len(), 3, "{format}");
+        let inv = manifest_org(&json(&dir.join("manifest.json")), "acme");
+        for f in files {
+            assert_eq!(f["rows"], 3, "{format}: {f}");
+            let total = Decimal::from_str(f["cost_total"].as_str().unwrap()).unwrap();
+            if f["kind"] == "partner_focus" {
+                // Actual: 0.138 + 0.0104 + 0.184.
+                assert_eq!(total, Decimal::from_str("0.3324").unwrap(), "{f}");
+            } else {
+                assert_eq!(total, Decimal::from_str("0.3504").unwrap(), "{f}");
+            }
+        }
+        assert_eq!(inv["proforma_invoice_total"], "0.35", "{inv}");
+        // Nothing of the parts is left behind.
+        assert!(!dir.join(".parts").exists());
+    }
+}
+
+/// (ResourceId, BilledCost normalized) of each row of a FOCUS export, CSV or Parquet.
+fn resource_costs(path: &Path) -> Vec<(String, String)> {
+    use arrow::array::{Array, AsArray};
+    let norm = |t: &str| Decimal::from_str(t).unwrap().normalize().to_string();
+    if path.extension().is_some_and(|e| e == "csv") {
+        let mut r = csv::Reader::from_path(path).unwrap();
+        let h = r.headers().unwrap().clone();
+        let at = |n: &str| h.iter().position(|x| x == n).unwrap();
+        let (res, cost) = (at("ResourceId"), at("BilledCost"));
+        return r
+            .records()
+            .map(|rec| {
+                let rec = rec.unwrap();
+                (rec[res].to_string(), norm(&rec[cost]))
+            })
+            .collect();
+    }
+    let file = fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let text = |n: &str| {
+            arrow::compute::cast(batch.column_by_name(n).unwrap(), &arrow::datatypes::DataType::Utf8)
+                .unwrap()
+        };
+        let (res, cost) = (text("ResourceId"), text("BilledCost"));
+        let (res, cost) = (res.as_string::<i32>(), cost.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            out.push((res.value(i).to_string(), norm(cost.value(i))));
+            assert!(res.is_valid(i));
+        }
+    }
+    out
+}

@@ -107,8 +107,27 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
     let config = Config::load(&a.config)?;
     let period = pipeline::choose_period(&config, a.period)?;
     let bar = Bar::new(!a.quiet && std::io::stderr().is_terminal());
-    let result = pipeline::rate_all(&config, period, &bar)?;
-    bar.bar.finish_and_clear();
+    let exports = crate::export::ExportOptions {
+        set: a.exports,
+        format: a.format,
+        granularity: a.granularity,
+    };
+    // Locked and recovered first, inside the resolved folder (see `lock_output`):
+    // the one pass writes the exports straight into the month being built.
+    let lock = publish::lock_output(&a.out)?;
+    publish::recover(lock.dir(), &period.to_string())?;
+    let (_, (result, writing)) =
+        publish::write_atomically_with(lock.dir(), &period.to_string(), &[], |tmp| {
+            let to = pipeline::ExportTo {
+                options: exports,
+                root: tmp,
+            };
+            let (result, mut files) = pipeline::run_month(&config, period, &bar, Some(to))?;
+            bar.bar.finish_and_clear();
+            let writing = Instant::now();
+            files.extend(render::render(&config, &result)?);
+            Ok((files, (result, writing)))
+        })?;
     if !a.quiet {
         let mut text = String::new();
         notes(&config, &result, &mut text);
@@ -121,19 +140,6 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
             eprintln!("billxfer: {line}");
         }
     }
-    let files_out = render::render(&config, &result)?;
-    // Locked, recovered and written inside the resolved folder (see `lock_output`).
-    let lock = publish::lock_output(&a.out)?;
-    publish::recover(lock.dir(), &period.to_string())?;
-    let exports = crate::export::ExportOptions {
-        set: a.exports,
-        format: a.format,
-        granularity: a.granularity,
-    };
-    let writing = Instant::now();
-    publish::write_atomically_with(lock.dir(), &period.to_string(), &files_out, &|tmp| {
-        crate::export::write_exports(&config, &result, exports, tmp)
-    })?;
     let dir = a.out.join(period.to_string());
     let writing = writing.elapsed().as_secs_f64();
     if !a.quiet {
@@ -165,7 +171,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
         }
         if exports.set != crate::export::ExportSet::None {
             eprintln!(
-                "billxfer: exports ({:?}, {:?}) and invoices written in {writing:.2}s: see {}/exports.json",
+                "billxfer: exports ({:?}, {:?}) written in the same pass, invoices in {writing:.2}s: see {}/exports.json",
                 exports.format,
                 exports.granularity,
                 dir.display()

@@ -22,9 +22,11 @@ pub(super) struct CustomRows<'a> {
 }
 
 /// The custom line items of a customer org (`None` for the partner).
-pub(super) fn custom_rows<'a>(ctx: &'a OrgCtx<'_>) -> Result<Option<CustomRows<'a>>> {
-    let (Some(inv), Some((name, mgmt, number))) =
-        (ctx.result.customer.as_ref(), ctx.customer.as_ref())
+pub(super) fn custom_rows<'a>(
+    ctx: &'a OrgCtx<'_>,
+    invoice: Option<&'a crate::invoice::CustomerInvoice>,
+) -> Result<Option<CustomRows<'a>>> {
+    let (Some(inv), Some((name, mgmt, number))) = (invoice, ctx.customer.as_ref())
     else {
         return Ok(None);
     };
@@ -47,6 +49,7 @@ pub(super) fn custom_rows<'a>(ctx: &'a OrgCtx<'_>) -> Result<Option<CustomRows<'
 /// Custom line items as CUR rows.
 pub(super) fn custom_cur_batch(
     ctx: &OrgCtx<'_>,
+    invoice: Option<&crate::invoice::CustomerInvoice>,
     schema: &SchemaRef,
 ) -> Result<(RecordBatch, i128)> {
     let Some(CustomRows {
@@ -57,7 +60,7 @@ pub(super) fn custom_cur_batch(
         start,
         end,
         total,
-    }) = custom_rows(ctx)?
+    }) = custom_rows(ctx, invoice)?
     else {
         return Ok((RecordBatch::new_empty(schema.clone()), 0));
     };
@@ -127,7 +130,10 @@ pub(super) fn custom_cur_batch(
 }
 
 /// Custom line items as FOCUS rows (customer view).
-pub(super) fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)> {
+pub(super) fn custom_focus_batch(
+    ctx: &OrgCtx<'_>,
+    invoice: Option<&crate::invoice::CustomerInvoice>,
+) -> Result<(RecordBatch, i128)> {
     let schema = focus::schema(false);
     let Some(CustomRows {
         inv,
@@ -137,7 +143,7 @@ pub(super) fn custom_focus_batch(ctx: &OrgCtx<'_>) -> Result<(RecordBatch, i128)
         start,
         end,
         total,
-    }) = custom_rows(ctx)?
+    }) = custom_rows(ctx, invoice)?
     else {
         return Ok((RecordBatch::new_empty(schema), 0));
     };

@@ -2,32 +2,15 @@
 
 use super::*;
 
-/// A dataset file being written (Parquet, or CSV with formula-safe text), or
-/// rolled up in memory and written at `finish` (`--granularity daily|monthly`).
-pub(super) enum Sink {
-    Parquet(Box<ArrowWriter<BufWriter<File>>>),
-    Csv(BufWriter<File>, bool),
-    RollUp(Box<RollUp>, BufWriter<File>),
-}
-
 /// Rows per batch of a rolled-up file as it is written.
 pub(super) const ROLLED_BATCH_ROWS: usize = 65_536;
 
-pub(super) struct Dataset {
-    pub(super) path: PathBuf,
-    pub(super) rel: String,
-    /// `cur`, `focus` or `partner_focus`.
-    pub(super) kind: &'static str,
-    pub(super) schema: SchemaRef,
-    pub(super) sink: Option<Sink>,
-    pub(super) format: ExportFormat,
-    /// Rows written (line rows; the rolled-up rows once a roll-up is finished).
-    pub(super) rows: u64,
-    pub(super) cost_total: i128,
-}
-
 /// The Parquet writer settings of every export file.
 pub(super) fn parquet_props() -> WriterProperties {
+    parquet_props_builder().build()
+}
+
+fn parquet_props_builder() -> parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         // Min/max statistics cost a comparison per text cell (a fifth of the
@@ -37,7 +20,6 @@ pub(super) fn parquet_props() -> WriterProperties {
         // default 1M) keeps an org's three open datasets small in memory.
         .set_max_row_group_row_count(Some(131_072))
         .set_created_by(format!("billxfer {}", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// A CSV header row: the column names, formula-neutralized and quoted as needed.
@@ -77,162 +59,213 @@ pub(super) fn rolled_for_output(batch: RecordBatch, schema: &SchemaRef) -> Resul
         .map_err(|e| Error::Overflow(format!("writing a roll-up: {e}")))
 }
 
-impl Dataset {
-    /// A dataset file at `root/rel`; with `roll_up`, its rows are rolled up
-    /// (they arrive with CUR doubles as exact Decimal128(38,10), see `OrgCtx::rolled`).
-    pub(super) fn create(
-        root: &Path,
-        rel: String,
-        kind: &'static str,
-        schema: SchemaRef,
-        format: ExportFormat,
-        roll_up: Option<RollUpSpec>,
-    ) -> Result<Dataset> {
-        let path = root.join(&rel);
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| Error::Output {
-                path: d.to_path_buf(),
-                source: e,
+/// Writes a finished roll-up to `path`: checks its rows still sum to the lines'
+/// total, then writes the groups sorted by key, CUR metrics as doubles. Returns the rows written.
+pub(super) fn write_roll_up(
+    path: &Path,
+    rel: &str,
+    label: &str,
+    agg: RollUp,
+    lines_total: i128,
+    format: ExportFormat,
+) -> Result<u64> {
+    let err = |e: String| Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    // The rolled-up rows must still sum to the invoice.
+    let total = agg.metric_total(agg.spec().cost)?;
+    if total != lines_total {
+        return Err(Error::Internal(format!(
+            "the {label} roll-up of {rel} sums to {} instead of {}",
+            format_fixed_exact(total),
+            format_fixed_exact(lines_total)
+        )));
+    }
+    let exact = agg.output_schema();
+    let schema: SchemaRef = if agg.spec().metrics == Metrics::Decimals {
+        // CUR's cost and amount columns are doubles.
+        Arc::new(Schema::new(
+            exact
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Decimal128(_, _) => {
+                        Field::new(f.name(), DataType::Float64, f.is_nullable())
+                    }
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        ))
+    } else {
+        exact
+    };
+    let w = create_output(path)?;
+    let mut rows = 0u64;
+    match format {
+        ExportFormat::Parquet => {
+            let mut pw = ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
+                .map_err(|e| err(e.to_string()))?;
+            agg.finish_with(ROLLED_BATCH_ROWS, |b| {
+                let b = rolled_for_output(b, &schema)?;
+                rows += b.num_rows() as u64;
+                pw.write(&b).map_err(|e| err(e.to_string()))
             })?;
+            pw.close().map_err(|e| err(e.to_string()))?;
         }
-        let file = File::create(&path).map_err(|e| Error::Output {
-            path: path.clone(),
+        ExportFormat::Csv => {
+            let mut w = w;
+            write_csv_header(&mut w, &schema).map_err(|e| err(e.to_string()))?;
+            agg.finish_with(ROLLED_BATCH_ROWS, |b| {
+                let b = rolled_for_output(b, &schema)?;
+                rows += b.num_rows() as u64;
+                write_csv_rows(&mut w, &b).map_err(|e| err(e.to_string()))
+            })?;
+            w.flush().map_err(|e| err(e.to_string()))?;
+        }
+    }
+    Ok(rows)
+}
+
+/// A new output file (and its folder).
+pub(super) fn create_output(path: &Path) -> Result<BufWriter<File>> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::Output {
+            path: d.to_path_buf(),
             source: e,
         })?;
-        let w = BufWriter::with_capacity(1 << 20, file);
-        let sink = match (roll_up, format) {
-            (Some(spec), _) => Sink::RollUp(Box::new(RollUp::new(schema.clone(), spec)?), w),
-            (None, ExportFormat::Parquet) => Sink::Parquet(Box::new(
-                ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
-                    .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?,
-            )),
-            (None, ExportFormat::Csv) => Sink::Csv(w, false),
-        };
-        Ok(Dataset {
-            path,
-            rel,
-            kind,
-            schema,
-            sink: Some(sink),
-            format,
-            rows: 0,
-            cost_total: 0,
-        })
     }
+    let file = File::create(path).map_err(|e| Error::Output {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
 
-    pub(super) fn write(&mut self, batch: &RecordBatch, cost: i128) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        self.rows += batch.num_rows() as u64;
-        self.cost_total = self
-            .cost_total
-            .checked_add(cost)
-            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
-        let err = |path: &Path, e: String| Error::Output {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        };
-        match self.sink.as_mut() {
-            Some(Sink::Parquet(w)) => w.write(batch).map_err(|e| err(&self.path, e.to_string())),
-            Some(Sink::Csv(w, header)) => {
-                if !*header {
-                    write_csv_header(w, &self.schema)
-                        .map_err(|e| err(&self.path, e.to_string()))?;
-                    *header = true;
-                }
-                write_csv_rows(w, batch).map_err(|e| err(&self.path, e.to_string()))
+/// Joins part files (with their row counts), in order, into the dataset file at
+/// `path` and removes them. CSV: the header, then each part's bytes. Parquet: a
+/// lone part with rows is renamed; several are joined by copying their row
+/// groups' column chunks as they are (no decoding, no re-encoding).
+pub(super) fn join_parts(
+    path: &Path,
+    parts: &[(&Path, u64)],
+    schema: &SchemaRef,
+    format: ExportFormat,
+) -> Result<()> {
+    let out_err = |e: String| Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    match format {
+        ExportFormat::Csv => {
+            let mut w = create_output(path)?;
+            write_csv_header(&mut w, schema).map_err(|e| out_err(e.to_string()))?;
+            for (part, _) in parts {
+                let mut r = File::open(part).map_err(|e| Error::io(part, e))?;
+                std::io::copy(&mut r, &mut w).map_err(|e| out_err(e.to_string()))?;
             }
-            Some(Sink::RollUp(agg, _)) => agg.push(batch),
-            None => Ok(()),
+            w.flush().map_err(|e| out_err(e.to_string()))?;
+        }
+        ExportFormat::Parquet => {
+            let with_rows: Vec<&Path> =
+                parts.iter().filter(|p| p.1 > 0).map(|p| p.0).collect();
+            match with_rows.as_slice() {
+                [] | [_] => {
+                    // Every part has the same schema: the one with rows, or any empty one.
+                    let only = with_rows.first().copied().or(parts.last().map(|p| p.0));
+                    let Some(only) = only else {
+                        return Err(Error::Internal(format!("{}: no parts", path.display())));
+                    };
+                    if let Some(d) = path.parent() {
+                        std::fs::create_dir_all(d).map_err(|e| Error::Output {
+                            path: d.to_path_buf(),
+                            source: e,
+                        })?;
+                    }
+                    std::fs::rename(only, path).map_err(|e| Error::Output {
+                        path: path.to_path_buf(),
+                        source: e,
+                    })?;
+                }
+                several => concat_parquet(path, several)?,
+            }
         }
     }
+    for (part, _) in parts {
+        match std::fs::remove_file(part) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Output { path: part.to_path_buf(), source: e }),
+        }
+    }
+    Ok(())
+}
 
-    /// Writes the rolled-up rows: checks they still sum to the lines' total, then
-    /// writes them sorted by key, CUR metrics as doubles.
-    pub(super) fn finish_roll_up(&mut self, agg: RollUp, w: BufWriter<File>) -> Result<()> {
-        let err = |path: &Path, e: String| Error::Output {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        };
-        // The rolled-up rows must still sum to the invoice.
-        let total = agg.metric_total(agg.spec().cost)?;
-        if total != self.cost_total {
-            return Err(Error::Overflow(format!(
-                "internal: the {} roll-up of {} sums to {} instead of {}",
-                self.kind,
-                self.rel,
-                format_fixed_exact(total),
-                format_fixed_exact(self.cost_total)
+/// Parquet files of one schema joined into one: their row groups' column chunks
+/// are copied as they are, with their page indexes; the first file's key-value
+/// metadata (arrow's schema) is kept.
+fn concat_parquet(path: &Path, inputs: &[&Path]) -> Result<()> {
+    use parquet::column::writer::ColumnCloseResult;
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    use parquet::file::writer::SerializedFileWriter;
+    let out_err = |e: String| Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let mut opened = Vec::with_capacity(inputs.len());
+    for p in inputs {
+        let file = File::open(p).map_err(|e| Error::io(p, e))?;
+        let meta = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&file)
+            .map_err(|e| Error::Internal(format!("{}: reading an export part: {e}", p.display())))?;
+        opened.push((file, meta));
+    }
+    let Some((_, first)) = opened.first() else {
+        return Err(Error::Internal(format!("{}: no parts", path.display())));
+    };
+    let schema = first.file_metadata().schema_descr().root_schema_ptr();
+    let kv = first.file_metadata().key_value_metadata().cloned();
+    for (p, (_, m)) in inputs.iter().zip(&opened) {
+        if m.file_metadata().schema() != first.file_metadata().schema() {
+            return Err(Error::Internal(format!(
+                "{}: an export part's schema differs from the first part's",
+                p.display()
             )));
         }
-        let exact = agg.output_schema();
-        let schema: SchemaRef = if agg.spec().metrics == Metrics::Decimals {
-            // CUR's cost and amount columns are doubles.
-            Arc::new(Schema::new(
-                exact
-                    .fields()
-                    .iter()
-                    .map(|f| match f.data_type() {
-                        DataType::Decimal128(_, _) => {
-                            Field::new(f.name(), DataType::Float64, f.is_nullable())
-                        }
-                        _ => f.as_ref().clone(),
-                    })
-                    .collect::<Vec<_>>(),
-            ))
-        } else {
-            exact
-        };
-        let mut rows = 0u64;
-        let path = self.path.clone();
-        match self.format {
-            ExportFormat::Parquet => {
-                let mut pw = ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
-                    .map_err(|e| Error::Overflow(format!("{}: {e}", path.display())))?;
-                agg.finish_with(ROLLED_BATCH_ROWS, |b| {
-                    let b = rolled_for_output(b, &schema)?;
-                    rows += b.num_rows() as u64;
-                    pw.write(&b).map_err(|e| err(&path, e.to_string()))
-                })?;
-                pw.close().map_err(|e| err(&path, e.to_string()))?;
-            }
-            ExportFormat::Csv => {
-                let mut w = w;
-                write_csv_header(&mut w, &schema).map_err(|e| err(&path, e.to_string()))?;
-                agg.finish_with(ROLLED_BATCH_ROWS, |b| {
-                    let b = rolled_for_output(b, &schema)?;
-                    rows += b.num_rows() as u64;
-                    write_csv_rows(&mut w, &b).map_err(|e| err(&path, e.to_string()))
-                })?;
-                w.flush().map_err(|e| err(&path, e.to_string()))?;
-            }
-        }
-        self.rows = rows;
-        Ok(())
     }
-
-    pub(super) fn finish(mut self) -> Result<(PathBuf, String, u64, i128)> {
-        let err = |path: &Path, e: String| Error::Output {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        };
-        match self.sink.take() {
-            Some(Sink::Parquet(w)) => {
-                w.close().map_err(|e| err(&self.path, e.to_string()))?;
+    let props = Arc::new(parquet_props_builder().set_key_value_metadata(kv).build());
+    let w = create_output(path)?;
+    let mut writer =
+        SerializedFileWriter::new(w, schema, props).map_err(|e| out_err(e.to_string()))?;
+    for (file, meta) in &opened {
+        for (g, group) in meta.row_groups().iter().enumerate() {
+            let mut out = writer.next_row_group().map_err(|e| out_err(e.to_string()))?;
+            for (c, column) in group.columns().iter().enumerate() {
+                let result = ColumnCloseResult {
+                    bytes_written: column.compressed_size() as u64,
+                    rows_written: group.num_rows() as u64,
+                    metadata: column.clone(),
+                    bloom_filter: None,
+                    column_index: meta
+                        .column_index()
+                        .and_then(|x| x.get(g))
+                        .and_then(|x| x.get(c))
+                        .cloned(),
+                    offset_index: meta
+                        .offset_index()
+                        .and_then(|x| x.get(g))
+                        .and_then(|x| x.get(c))
+                        .cloned(),
+                };
+                out.append_column(file, result)
+                    .map_err(|e| out_err(e.to_string()))?;
             }
-            Some(Sink::Csv(mut w, header)) => {
-                if !header {
-                    write_csv_header(&mut w, &self.schema)
-                        .map_err(|e| err(&self.path, e.to_string()))?;
-                }
-                w.flush().map_err(|e| err(&self.path, e.to_string()))?;
-            }
-            Some(Sink::RollUp(agg, w)) => self.finish_roll_up(*agg, w)?,
-            None => {}
+            out.close().map_err(|e| out_err(e.to_string()))?;
         }
-        Ok((self.path, self.rel, self.rows, self.cost_total))
     }
+    let mut w = writer.into_inner().map_err(|e| out_err(e.to_string()))?;
+    w.flush().map_err(|e| out_err(e.to_string()))
 }
 
 /// CSV cells: text formula-neutralized and quoted as needed, decimals exact,

@@ -329,7 +329,7 @@ pub(super) fn focus_batch(
     if partner {
         cols.insert(
             focus::CUSTOMER_ORG_COLUMN,
-            constant(ctx.result.id.as_str(), n),
+            constant(ctx.org_id, n),
         );
     }
     let columns: Vec<ArrayRef> = schema

@@ -3,17 +3,18 @@
 //! (`customers/<org>/focus/`) datasets, and the partner's actual FOCUS 1.2
 //! dataset across all orgs (`partner/focus/`). See docs/EXPORTS.md.
 //!
-//! A second pass over each org's inputs, in file and row order: the same
-//! normalization and rating kernel gives each row's amounts, and a reader of
-//! every column gives the row's other cells. Charges priced at month end
-//! (custom tiers, free tier off) are split back onto their rows by cumulative
-//! usage share, so each line's rows sum exactly to the invoice line.
-//! Exported rows sum exactly (at 10 decimals) to the invoices' exact totals:
-//! the pass checks it and fails the run otherwise.
+//! Written in the run's one pass (`sink`): each rating task hands its rated
+//! chunks, with every column of the input carried by the same read, to the
+//! org's sinks, which build and write the rows into the task's part of each
+//! dataset. Charges priced at month end (custom tiers, free tier off) are split
+//! back onto their rows by cumulative usage share, in file and row order, once
+//! the org's month is rated, so each line's rows sum exactly to the invoice
+//! line. Exported rows sum exactly (at 10 decimals) to the invoices' exact
+//! totals: the run checks it and fails otherwise.
 //!
-//! With `--granularity daily|monthly` the same pass rolls each dataset up
-//! (`rollup`): its rows are aggregated instead of written, and the
-//! groups, sorted by key, are written when the dataset is finished.
+//! With `--granularity daily|monthly` each task rolls its rows up instead
+//! (`rollup`), and the org's roll-ups are merged and written, sorted by key,
+//! when the org is finished.
 
 mod cur;
 mod custom;
@@ -22,7 +23,9 @@ mod focus_rows;
 mod read;
 pub mod rollup;
 mod rows;
+mod sink;
 
+pub use sink::{OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR};
 use cur::*;
 use custom::*;
 use dataset::*;
@@ -38,25 +41,23 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Decimal128Builder, MapArray, RecordBatch,
-    StringArray, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder,
+    StringArray, TimestampMillisecondArray, TimestampMillisecondBuilder,
     UInt32Array, UInt64Array, UInt8Array,
 };
-use arrow::compute::{cast, interleave};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::{CliKind, Config};
 use crate::error::{Error, Result};
 use crate::focus;
-use crate::ingest::{self, snake_name, Dialect, BATCH_ROWS};
+use crate::ingest::{self, snake_name, Dialect};
 use crate::money::{format_fixed_exact, mul_fixed, ONE};
 use crate::normalize::{self, col};
-use crate::pipeline::{self, InputFile, OrgResult, RunResult};
 use crate::rate::{is_support, LineKey, Rater, Track, Treatment};
 use crate::timestamp::{iso_from_millis, to_utc_millis};
 use crate::types::BillingPeriod;
@@ -231,12 +232,6 @@ fn sum(v: &[i128]) -> Result<i128> {
         .ok_or_else(|| Error::Overflow("summing export rows".into()))
 }
 
-struct OrgDatasets {
-    cur: Option<Dataset>,
-    focus: Option<Dataset>,
-    partner_focus: Option<Dataset>,
-}
-
 fn ext(format: ExportFormat) -> &'static str {
     match format {
         ExportFormat::Parquet => "parquet",
@@ -244,301 +239,23 @@ fn ext(format: ExportFormat) -> &'static str {
     }
 }
 
-/// A track's selected rows of a chunk: row indexes, final amounts, effective amounts, rated flags.
-type TrackRows = (Vec<usize>, Vec<i128>, Vec<i128>, Vec<bool>);
-
-/// Writes one org's exports under `root`, rolled up in the same pass when the
-/// granularity is daily or monthly.
-fn export_org(
-    ctx: &OrgCtx<'_>,
-    files: &[&InputFile],
-    root: &Path,
-) -> Result<(Vec<ExportFile>, BTreeSet<String>)> {
-    let config = ctx.config;
-    let r = ctx.result;
-    let org = config.party(r.org_index).customer();
-    let (actual_p, proforma_p) = pipeline::pricing_for(config, org);
-    let mut check = pipeline::org_check(config, r.org_index, ctx.period);
-    check.excluded = r.excluded.clone();
-    let org_id = r.id.to_string();
-    let is_customer = ctx.customer.is_some();
-    let e = ext(ctx.opts.format);
-
-    // Every file's columns first: one CUR schema for the org.
-    let mut kinds_per_file = Vec::new();
+/// The `exports.json` listing of a run's exports.
+pub fn listing(opts: ExportOptions, orgs: Vec<OrgWritten>) -> (PathBuf, Vec<u8>) {
+    let mut files = Vec::new();
     let mut dropped = BTreeSet::new();
-    for f in files {
-        let reader = FullReader::open(&f.path)?;
-        let source = ingest::open(&f.path)?;
-        let dialect = source.column_map().dialect;
-        let kinds = wide_columns(dialect, &reader.schema);
-        if dialect != Dialect::Focus {
-            for (field, kind) in reader.schema.fields().iter().zip(&kinds) {
-                if kind.is_none() {
-                    dropped.insert(field.name().clone());
-                }
-            }
-        }
-        kinds_per_file.push(kinds);
-    }
-    let cur_schema = cur_schema(&kinds_per_file, ctx.rolled);
-    let mut sets = OrgDatasets {
-        cur: (is_customer && ctx.opts.set.cur())
-            .then(|| {
-                Dataset::create(
-                    root,
-                    format!("customers/{org_id}/cur/{org_id}-{}.{e}", ctx.period),
-                    "cur",
-                    cur_schema.clone(),
-                    ctx.opts.format,
-                    ctx.roll_up(false),
-                )
-            })
-            .transpose()?,
-        focus: (is_customer && ctx.opts.set.focus())
-            .then(|| {
-                Dataset::create(
-                    root,
-                    format!("customers/{org_id}/focus/{org_id}-{}.{e}", ctx.period),
-                    "focus",
-                    focus::schema(false),
-                    ctx.opts.format,
-                    ctx.roll_up(true),
-                )
-            })
-            .transpose()?,
-        partner_focus: ctx
-            .opts
-            .set
-            .focus()
-            .then(|| {
-                Dataset::create(
-                    root,
-                    format!("partner/focus/{org_id}-{}.{e}", ctx.period),
-                    "partner_focus",
-                    focus::schema(true),
-                    ctx.opts.format,
-                    ctx.roll_up(true),
-                )
-            })
-            .transpose()?,
-    };
-
-    let mut rater = Rater::new(actual_p, proforma_p);
-    let mut split = Splitter::new(&r.ledger.deferred);
-    for (f, kinds) in files.iter().zip(&kinds_per_file) {
-        let display = PathBuf::from(&f.display);
-        let mut source = ingest::open(&f.path)?;
-        rater.list_base = source.column_map().dialect == Dialect::Focus;
-        let mut aligner = Aligner {
-            reader: FullReader::open(&f.path)?,
-            queue: Vec::new(),
-        };
-        while let Some(chunk) = source.next_chunk() {
-            let norm = normalize::normalize(&display, source.column_map(), chunk?, &check)?;
-            let batch = &norm.batch;
-            let rated = rater.rate(batch)?;
-            let rows: &UInt64Array = batch
-                .column_by_name(col::ROW)
-                .and_then(|a| a.as_primitive_opt())
-                .ok_or_else(|| Error::Overflow("internal: row numbers missing".into()))?;
-            let types: &UInt8Array = batch
-                .column_by_name(col::LINE_TYPE)
-                .and_then(|a| a.as_primitive_opt())
-                .ok_or_else(|| Error::Overflow("internal: line types missing".into()))?;
-            let products = batch
-                .column_by_name(col::PRODUCT)
-                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
-                .ok_or_else(|| Error::Overflow("internal: products missing".into()))?;
-            let accounts = batch
-                .column_by_name(col::ACCOUNT)
-                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
-                .ok_or_else(|| Error::Overflow("internal: accounts missing".into()))?;
-            let usage = batch
-                .column_by_name(col::USAGE)
-                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
-                .ok_or_else(|| Error::Overflow("internal: usage missing".into()))?;
-            let effective_in = batch
-                .column_by_name(col::EFFECTIVE)
-                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
-                .ok_or_else(|| Error::Overflow("internal: effective missing".into()))?;
-            let pvals = products.values().as_string::<i32>();
-            // Once per distinct product, not per row.
-            let support_of: Vec<bool> = (0..pvals.len())
-                .map(|k| is_support(pvals.value(k)))
-                .collect();
-            let avals = accounts.values().as_string::<i32>();
-            let n = batch.num_rows();
-            // Per track: selected rows, final amounts, effective amounts, rated flags.
-            let mut per_track: [TrackRows; 2] = Default::default();
-            for i in 0..n {
-                let lt = LineType::from_code(types.value(i)).unwrap_or(LineType::Usage);
-                let product_key = products.keys().value(i) as usize;
-                let product = pvals.value(product_key);
-                let treat = rater.treatments_for(lt, support_of[product_key]);
-                for t in [Track::Actual, Track::Proforma] {
-                    let ti = t as usize;
-                    if treat[ti] == Treatment::Excluded {
-                        continue;
-                    }
-                    let mut amount = if ti == 0 {
-                        rated.actual[i]
-                    } else {
-                        rated.proforma[i]
-                    };
-                    if rated.deferred[i] & (1 << ti) != 0 {
-                        let key = LineKey {
-                            account: avals.value(accounts.keys().value(i) as usize).to_string(),
-                            service: product.to_string(),
-                            line_type: lt,
-                        };
-                        amount = amount
-                            .checked_add(split.next(t, key, usage.value(i))?)
-                            .ok_or_else(|| Error::Overflow("splitting".into()))?;
-                    }
-                    let rate_like = matches!(treat[ti], Treatment::Rate);
-                    let effective = match (t, treat[ti]) {
-                        (Track::Actual, Treatment::Rate) => amount,
-                        (Track::Actual, _) => rated.effective[i],
-                        (Track::Proforma, Treatment::Rate) => amount,
-                        (Track::Proforma, Treatment::SameAsActual) => rated.effective[i],
-                        (Track::Proforma, _) => effective_in.value(i),
-                    };
-                    let slot = &mut per_track[ti];
-                    slot.0.push(i);
-                    slot.1.push(amount);
-                    slot.2.push(effective);
-                    slot.3.push(rate_like);
-                }
-            }
-            let last_row = (n > 0).then(|| rows.value(n - 1));
-            for t in [Track::Actual, Track::Proforma] {
-                let ti = t as usize;
-                let wanted_customer = ti == 1 && (sets.cur.is_some() || sets.focus.is_some());
-                let wanted_partner = ti == 0 && sets.partner_focus.is_some();
-                if !(wanted_customer || wanted_partner) {
-                    continue;
-                }
-                let (idx, amount, effective, rated_flags) = std::mem::take(&mut per_track[ti]);
-                if idx.is_empty() {
-                    continue;
-                }
-                let wanted_rows: Vec<u64> = idx.iter().map(|&i| rows.value(i)).collect();
-                let at = aligner.locate(&wanted_rows)?;
-                let wide = wide_selection(&aligner, kinds, &at)?;
-                let cost = sum(&amount)?;
-                let sel = Selected::new(wide, idx, batch, amount, effective, rated_flags)?;
-                if wanted_customer {
-                    if let Some(ds) = sets.cur.as_mut() {
-                        ds.write(&cur_batch(ctx, &sel, &cur_schema)?, cost)?;
-                    }
-                    if let Some(ds) = sets.focus.as_mut() {
-                        ds.write(&focus_batch(ctx, &sel, false)?, cost)?;
-                    }
-                } else if let Some(ds) = sets.partner_focus.as_mut() {
-                    ds.write(&focus_batch(ctx, &sel, true)?, cost)?;
-                }
-            }
-            if let Some(r) = last_row {
-                aligner.release(r + 1);
-            }
-        }
-    }
-    if let Some(ds) = sets.cur.as_mut() {
-        let (b, total) = custom_cur_batch(ctx, &cur_schema)?;
-        ds.write(&b, total)?;
-    }
-    if let Some(ds) = sets.focus.as_mut() {
-        let (b, total) = custom_focus_batch(ctx)?;
-        ds.write(&b, total)?;
-    }
-    // The rows must add up to the invoices exactly.
-    let mut written = Vec::new();
-    for ds in [sets.cur, sets.focus, sets.partner_focus] {
-        let Some(ds) = ds else { continue };
-        let kind = ds.kind;
-        let (_, rel, rows, total) = ds.finish()?;
-        let expected = if kind == "partner_focus" {
-            r.actual.exact_total
-        } else {
-            r.customer.as_ref().map(|c| c.exact_total).unwrap_or(0)
-        };
-        if total != expected {
-            return Err(Error::Overflow(format!(
-                "internal: the {kind} export of org `{org_id}` sums to {} but its invoice's exact total is {}; nothing was written",
-                format_fixed_exact(total),
-                format_fixed_exact(expected)
-            )));
-        }
-        written.push(ExportFile {
-            path: rel,
-            org: org_id.clone(),
-            kind,
-            rows,
-            cost_total: format_fixed_exact(total),
-        });
-    }
-    Ok((written, dropped))
-}
-
-/// Writes every export of a run under `dir` (the run's output folder being
-/// built) and returns the `exports.json` listing.
-pub fn write_exports(
-    config: &Config,
-    result: &RunResult,
-    opts: ExportOptions,
-    dir: &Path,
-) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    if opts.set == ExportSet::None {
-        return Ok(Vec::new());
-    }
-    let files = pipeline::plan_inputs(config, Some(result.period))?.files;
-    let per_org: Result<Vec<(Vec<ExportFile>, BTreeSet<String>)>> = result
-        .orgs
-        .par_iter()
-        .map(|r| {
-            let org_files: Vec<&InputFile> = files
-                .iter()
-                .filter(|f| f.org_index == r.org_index)
-                .collect();
-            let party = config.party(r.org_index);
-            let org = party.customer();
-            let ctx = OrgCtx {
-                config,
-                period: result.period,
-                result: r,
-                customer: org.map(|o| {
-                    (
-                        o.name.as_str(),
-                        o.management_account.as_str(),
-                        format!("{}-{}", o.id, result.period),
-                    )
-                }),
-                mgmt: party.management_account().as_str(),
-                currency: config.partner.currency.as_str(),
-                opts,
-                rolled: opts.granularity != Granularity::Line,
-            };
-            pipeline::guarded(Path::new(&r.id.to_string()), || {
-                export_org(&ctx, &org_files, dir)
-            })
-        })
-        .collect();
-    let mut listing = Vec::new();
-    let mut dropped = BTreeSet::new();
-    for (files, d) in per_org? {
-        listing.extend(files);
-        dropped.extend(d);
+    for o in orgs {
+        files.extend(o.files);
+        dropped.extend(o.dropped);
     }
     let doc = serde_json::json!({
         "granularity": opts.granularity,
         "format": opts.format,
-        "files": listing,
+        "files": files,
         "dropped_input_columns": dropped,
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     bytes.push(b'\n');
-    Ok(vec![(PathBuf::from("exports.json"), bytes)])
+    (PathBuf::from("exports.json"), bytes)
 }
 
 #[cfg(test)]

@@ -135,213 +135,43 @@ pub(super) fn wide_columns(dialect: Dialect, schema: &Schema) -> Vec<Option<(Str
         .collect()
 }
 
-pub(super) enum Full {
-    Parquet(parquet::arrow::arrow_reader::ParquetRecordBatchReader),
-    Csv {
-        reader: csv::Reader<Box<dyn Read + Send>>,
-        width: usize,
-        row: u64,
-        record: csv::ByteRecord,
-    },
-}
-
-/// Every column of an input file, as batches of (cells, file row numbers).
-pub(super) struct FullReader {
-    pub(super) path: PathBuf,
-    pub(super) schema: SchemaRef,
-    pub(super) inner: Full,
-    pub(super) next_row: u64,
-}
-
-impl FullReader {
-    pub(super) fn open(path: &Path) -> Result<FullReader> {
-        let mut magic = [0u8; 4];
-        let n = File::open(path)
-            .and_then(|mut f| f.read(&mut magic))
-            .map_err(|e| Error::io(path, e))?;
-        if n == 4 && &magic == b"PAR1" {
-            let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            let b = ParquetRecordBatchReaderBuilder::try_new_with_options(
-                file,
-                ArrowReaderOptions::new().with_skip_arrow_metadata(true),
-            )
-            .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-            let schema = b.schema().clone();
-            let reader = b
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| Error::input(path, format!("cannot read Parquet: {e}")))?;
-            return Ok(FullReader {
-                path: path.to_path_buf(),
-                schema,
-                inner: Full::Parquet(reader),
-                next_row: 1,
-            });
-        }
+/// The columns of an input file, as the readers carry them: a Parquet file's own
+/// types (its embedded arrow schema ignored, as the readers do), or a CSV
+/// header's names (trimmed, without a byte-order mark) as text.
+pub(super) fn input_schema(path: &Path) -> Result<SchemaRef> {
+    if ingest::is_parquet(path)? {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let input: Box<dyn Read + Send> = if n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-                1 << 16,
-                file,
-            )))
-        } else {
-            Box::new(BufReader::with_capacity(1 << 16, file))
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(input);
-        let headers = reader
-            .headers()
-            .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?
-            .clone();
-        let schema = Arc::new(Schema::new(
-            headers
-                .iter()
-                .map(|h| {
-                    Field::new(
-                        h.trim().trim_start_matches('\u{feff}'),
-                        DataType::Utf8,
-                        true,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        ));
-        Ok(FullReader {
-            path: path.to_path_buf(),
-            schema,
-            inner: Full::Csv {
-                reader,
-                width: headers.len(),
-                row: 0,
-                record: csv::ByteRecord::new(),
-            },
-            next_row: 1,
-        })
+        let b = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file,
+            ArrowReaderOptions::new().with_skip_arrow_metadata(true),
+        )
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+        return Ok(b.schema().clone());
     }
-
-    pub(super) fn next_batch(&mut self) -> Option<Result<(RecordBatch, Vec<u64>)>> {
-        match &mut self.inner {
-            Full::Parquet(r) => {
-                let b = r.next()?;
-                Some(
-                    b.map_err(|e| Error::input(&self.path, e.to_string()))
-                        .map(|b| {
-                            let n = b.num_rows() as u64;
-                            let rows = (self.next_row..self.next_row + n).collect();
-                            self.next_row += n;
-                            (b, rows)
-                        }),
-                )
-            }
-            Full::Csv {
-                reader,
-                width,
-                row,
-                record,
-            } => {
-                let width = *width;
-                let mut builders: Vec<StringBuilder> =
-                    (0..width).map(|_| StringBuilder::new()).collect();
-                let mut rows = Vec::new();
-                while rows.len() < BATCH_ROWS {
-                    // Bytes, as the run's reader reads them: a row with invalid UTF-8 in a
-                    // column the run ignores was rated and must be found again.
-                    match reader.read_byte_record(record) {
-                        Ok(false) => break,
-                        Ok(true) => {}
-                        // Rows a reader cannot parse were quarantined by the run: stop here,
-                        // rated rows before them are all delivered.
-                        Err(_) => break,
-                    }
-                    *row += 1;
-                    if record.len() == 1 && record[0].is_empty() {
-                        *row -= 1;
-                        continue;
-                    }
-                    if record.len() != width {
-                        continue;
-                    }
-                    rows.push(*row);
-                    for (b, cell) in builders.iter_mut().zip(record.iter()) {
-                        let cell = String::from_utf8_lossy(cell);
-                        let t = cell.trim();
-                        if t.is_empty() || t.eq_ignore_ascii_case("null") {
-                            b.append_null();
-                        } else {
-                            b.append_value(t);
-                        }
-                    }
-                }
-                if rows.is_empty() {
-                    return None;
-                }
-                let columns: Vec<ArrayRef> = builders
-                    .into_iter()
-                    .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-                    .collect();
-                Some(
-                    RecordBatch::try_new(self.schema.clone(), columns)
-                        .map_err(|e| Error::input(&self.path, e.to_string()))
-                        .map(|b| (b, rows)),
-                )
-            }
-        }
-    }
-}
-
-/// Batches read ahead from the full reader, kept until the rated rows pass them.
-pub(super) struct Aligner {
-    pub(super) reader: FullReader,
-    pub(super) queue: Vec<(RecordBatch, Vec<u64>)>,
-}
-
-impl Aligner {
-    /// (batch index in `queue`, row index) of each wanted row number (ascending).
-    pub(super) fn locate(&mut self, wanted: &[u64]) -> Result<Vec<(usize, usize)>> {
-        let Some(&last) = wanted.last() else {
-            return Ok(Vec::new());
-        };
-        while self
-            .queue
-            .last()
-            .is_none_or(|(_, rows)| rows.last().is_none_or(|&l| l < last))
-        {
-            match self.reader.next_batch() {
-                Some(x) => self.queue.push(x?),
-                None => break,
-            }
-        }
-        let mut out = Vec::with_capacity(wanted.len());
-        let mut b = 0usize;
-        for &r in wanted {
-            while b < self.queue.len() && self.queue[b].1.last().is_none_or(|&l| l < r) {
-                b += 1;
-            }
-            let found = self
-                .queue
-                .get(b)
-                .and_then(|(_, rows)| rows.binary_search(&r).ok());
-            match found {
-                Some(p) => out.push((b, p)),
-                None => {
-                    return Err(Error::input(
-                        &self.reader.path,
-                        format!("internal: row {r} was rated but is missing when the file is read again for the exports (was it changed during the run?)"),
-                    ))
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Forgets batches whose rows all come before `row`.
-    pub(super) fn release(&mut self, row: u64) {
-        let keep_from = self
-            .queue
+    let mut magic = [0u8; 2];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(|e| Error::io(path, e))?;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let input: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| Error::input(path, format!("cannot read the CSV header: {e}")))?;
+    Ok(Arc::new(Schema::new(
+        headers
             .iter()
-            .position(|(_, rows)| rows.last().is_some_and(|&l| l >= row))
-            .unwrap_or(self.queue.len());
-        self.queue.drain(..keep_from);
-    }
+            .map(|h| {
+                let h = String::from_utf8_lossy(h);
+                Field::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true)
+            })
+            .collect::<Vec<_>>(),
+    )))
 }

@@ -145,17 +145,28 @@ pub(super) fn mapped(a: &ArrayRef, f: impl Fn(&str) -> &'static str) -> ArrayRef
     Arc::new(s.iter().map(|v| v.map(&f)).collect::<StringArray>())
 }
 
-/// Typed wide columns of the selected rows: each carried column cast to its export type.
+/// Typed wide columns of the selected rows: each carried column of `carried`
+/// (every column of the input file at a chunk's rows), at `positions`, cast to its export type.
 pub(super) fn wide_selection(
-    aligner: &Aligner,
+    path: &Path,
+    carried: &RecordBatch,
     kinds: &[Option<(String, DataType)>],
-    at: &[(usize, usize)],
+    positions: &[u32],
 ) -> Result<BTreeMap<String, ArrayRef>> {
     let mut out = BTreeMap::new();
-    if at.is_empty() {
+    if positions.is_empty() {
         return Ok(out);
     }
-    let err = |e: arrow::error::ArrowError| Error::input(&aligner.reader.path, e.to_string());
+    if carried.num_columns() != kinds.len() {
+        return Err(Error::Internal(format!(
+            "{}: {} carried columns for {} planned ones (was the file changed during the run?)",
+            path.display(),
+            carried.num_columns(),
+            kinds.len()
+        )));
+    }
+    let err = |e: arrow::error::ArrowError| Error::input(path, e.to_string());
+    let at = UInt32Array::from(positions.to_vec());
     for (c, kind) in kinds.iter().enumerate() {
         let Some((name, t)) = kind else {
             continue;
@@ -163,12 +174,7 @@ pub(super) fn wide_selection(
         if out.contains_key(name) {
             continue;
         }
-        let parts: Vec<&dyn Array> = aligner
-            .queue
-            .iter()
-            .map(|(b, _)| b.column(c).as_ref())
-            .collect();
-        let picked = interleave(&parts, at).map_err(err)?;
+        let picked = arrow::compute::take(carried.column(c).as_ref(), &at, None).map_err(err)?;
         let typed = if picked.data_type() == t {
             picked
         } else if matches!(t, DataType::Utf8)
@@ -344,7 +350,8 @@ pub(super) fn cur_schema(
 pub(super) struct OrgCtx<'a> {
     pub(super) config: &'a Config,
     pub(super) period: BillingPeriod,
-    pub(super) result: &'a OrgResult,
+    /// The org's id.
+    pub(super) org_id: &'a str,
     /// Customer org name, management account and pro forma invoice number (customers only).
     pub(super) customer: Option<(&'a str, &'a str, String)>,
     pub(super) mgmt: &'a str,

@@ -22,6 +22,9 @@ pub struct CsvSource {
     row: u64,
     done: bool,
     gzip: bool,
+    /// Every column's name, when every column is carried for the exports.
+    carry: Option<arrow::datatypes::SchemaRef>,
+    names: Vec<String>,
 }
 
 impl CsvSource {
@@ -77,6 +80,8 @@ impl CsvSource {
             row: 0,
             done: false,
             gzip,
+            carry: None,
+            names,
         })
     }
 
@@ -101,6 +106,30 @@ impl CsvSource {
     /// Does not hash identity columns (the run does not compare deliveries).
     pub fn skip_identity(&mut self) {
         self.map.identity.clear();
+    }
+
+    /// Carries every column (as text; empty and `null` cells as nulls) in
+    /// `RawChunk::carried`, for the exports.
+    pub fn carry_all(&mut self) {
+        use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+        let fields: Vec<ArrowField> = self
+            .names
+            .iter()
+            .map(|h| ArrowField::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true))
+            .collect();
+        self.carry = Some(std::sync::Arc::new(Schema::new(fields)));
+    }
+}
+
+/// A carried cell as the exports see it: text (invalid UTF-8 replaced, the row was
+/// rated on its other columns), trimmed; empty and `null` cells are nulls.
+fn append_carried(b: &mut arrow::array::StringBuilder, cell: &[u8]) {
+    let cell = String::from_utf8_lossy(cell);
+    let t = cell.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("null") {
+        b.append_null();
+    } else {
+        b.append_value(t);
     }
 }
 
@@ -143,6 +172,10 @@ impl ChunkSource for CsvSource {
         let mut identity = Vec::new();
         // FOCUS examples spell null as the literal `null`.
         let focus = self.map.dialect == super::Dialect::Focus;
+        let mut carried: Vec<arrow::array::StringBuilder> = match &self.carry {
+            Some(_) => (0..self.width).map(|_| arrow::array::StringBuilder::new()).collect(),
+            None => Vec::new(),
+        };
         while rows.len() < BATCH_ROWS {
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => {
@@ -218,6 +251,9 @@ impl ChunkSource for CsvSource {
             }
             rows.push(self.row);
             lines.push(line);
+            for (b, cell) in carried.iter_mut().zip(self.record.iter()) {
+                append_carried(b, cell);
+            }
             if !self.map.identity.is_empty() {
                 let mut h = std::hash::DefaultHasher::new();
                 for &idx in &self.map.identity {
@@ -262,6 +298,19 @@ impl ChunkSource for CsvSource {
                 period[k] = text[k].take().map(PeriodColumn::Text);
             }
         }
+        let carried = match &self.carry {
+            Some(schema) => {
+                let columns: Vec<arrow::array::ArrayRef> = carried
+                    .into_iter()
+                    .map(|mut b| std::sync::Arc::new(b.finish()) as arrow::array::ArrayRef)
+                    .collect();
+                match arrow::array::RecordBatch::try_new(schema.clone(), columns) {
+                    Ok(b) => Some(b),
+                    Err(e) => return Some(Err(Error::Internal(format!("{}: carrying columns: {e}", self.path.display())))),
+                }
+            }
+            None => None,
+        };
         Some(Ok(RawChunk {
             rows,
             lines,
@@ -270,6 +319,7 @@ impl ChunkSource for CsvSource {
             period,
             broken,
             identity,
+            carried,
         }))
     }
 

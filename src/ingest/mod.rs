@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, DictionaryArray, StringArray};
+use arrow::array::{Array, AsArray, DictionaryArray, RecordBatch, StringArray};
 use arrow::datatypes::Int32Type;
 
 use crate::error::{Error, Result};
@@ -226,6 +226,9 @@ pub struct RawChunk {
     pub broken: Vec<(u64, u64, String, String)>,
     /// Identity hash of each row (`ColumnMap::identity`), empty when not read.
     pub identity: Vec<u64>,
+    /// Every column of the file at the chunk's rows (one row per entry of `rows`),
+    /// when the exports carry them ([`Reading::carry`]); `None` otherwise.
+    pub carried: Option<RecordBatch>,
 }
 
 impl RawChunk {
@@ -308,30 +311,39 @@ pub fn plan_parts(path: &Path, min_rows: u64) -> Result<FilePlan> {
     Ok((Some(parts), total))
 }
 
-/// Opens a part of a file (or the whole file with `None`).
-pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource>> {
-    open_with(path, part, false)
+/// What a reader reads beyond the rating columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Hash each row's identity columns (only runs that must compare deliveries pay for it).
+    pub identity: bool,
+    /// Carry every column of the file in [`RawChunk::carried`], for the exports: the
+    /// rating columns and the carried ones come from one read of the file.
+    pub carry: bool,
 }
 
-/// Opens a part of a file, also hashing each row's identity columns when `identity`
-/// (only runs that must compare deliveries pay for reading them).
-pub fn open_with(path: &Path, part: Option<&Part>, identity: bool) -> Result<Box<dyn ChunkSource>> {
+/// Opens a part of a file (or the whole file with `None`).
+pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource>> {
+    open_with(path, part, Reading::default())
+}
+
+/// Opens a part of a file, reading what `reading` asks beyond the rating columns.
+pub fn open_with(path: &Path, part: Option<&Part>, reading: Reading) -> Result<Box<dyn ChunkSource>> {
     match part {
         Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(
             path,
             Some(p),
-            identity,
+            reading,
         )?)),
-        None => open_whole(path, identity),
+        None => open_whole(path, reading),
     }
 }
 
 /// Opens an input file, detecting Parquet (magic `PAR1`), gzip CSV and plain CSV.
 pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
-    open_whole(path, false)
+    open_whole(path, Reading::default())
 }
 
-fn open_whole(path: &Path, identity: bool) -> Result<Box<dyn ChunkSource>> {
+fn open_whole(path: &Path, reading: Reading) -> Result<Box<dyn ChunkSource>> {
     let mut magic = [0u8; 4];
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut magic))
@@ -344,13 +356,16 @@ fn open_whole(path: &Path, identity: bool) -> Result<Box<dyn ChunkSource>> {
     }
     if n == 4 && &magic == b"PAR1" {
         Ok(Box::new(parquet::ParquetSource::open_part(
-            path, None, identity,
+            path, None, reading,
         )?))
     } else {
         let mut source =
             csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?;
-        if !identity {
+        if !reading.identity {
             source.skip_identity();
+        }
+        if reading.carry {
+            source.carry_all();
         }
         Ok(Box::new(source))
     }
@@ -364,7 +379,7 @@ pub fn decode_only(path: &Path, part: Option<&Part>) -> Result<u64> {
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io(path, e))?;
     if n == 4 && &magic == b"PAR1" {
-        parquet::ParquetSource::open_part(path, part, false)?.decode_only()
+        parquet::ParquetSource::open_part(path, part, Reading::default())?.decode_only()
     } else {
         csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?.decode_only()
     }

@@ -96,37 +96,40 @@ pub struct ParquetSource {
     /// Per period field stored as a bare Parquet integer, the arrow type the writer
     /// recorded for it (arrow `Date64`, second timestamps): how to read its unit.
     period_types: [Option<DataType>; super::FIELDS],
+    /// Whether every column is read and handed on in `RawChunk::carried`.
+    carry: bool,
 }
 
 impl ParquetSource {
     /// Opens a Parquet file and plans the projection of needed columns.
     pub fn open(path: &Path) -> Result<ParquetSource> {
-        ParquetSource::open_part(path, None, false)
+        ParquetSource::open_part(path, None, super::Reading::default())
     }
 
     /// Opens some row groups of a Parquet file; `first_row` is the file row number
     /// (0-based) of the first row of the first group, so row numbers stay file-wide.
-    /// With `identity`, also hashes each row's identity columns.
+    /// `reading` says what is read beyond the rating columns.
     pub fn open_part(
         path: &Path,
         part: Option<&super::Part>,
-        identity: bool,
+        reading: super::Reading,
     ) -> Result<ParquetSource> {
         let file = PreadFile::open(path).map_err(|e| Error::io(path, e))?;
-        ParquetSource::from_reader(file, path, part, identity)
+        ParquetSource::from_reader(file, path, part, reading)
     }
 
     /// Reads Parquet held in memory (fuzzing, tests); `path` only labels messages.
     pub fn from_bytes(bytes: bytes::Bytes, path: &Path) -> Result<ParquetSource> {
-        ParquetSource::from_reader(bytes, path, None, false)
+        ParquetSource::from_reader(bytes, path, None, super::Reading::default())
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
         file: R,
         path: &Path,
         part: Option<&super::Part>,
-        identity: bool,
+        reading: super::Reading,
     ) -> Result<ParquetSource> {
+        let identity = reading.identity;
         // The embedded arrow schema (ARROW:schema) is ignored: billxfer reads the Parquet
         // types itself, and a corrupt one made the arrow-ipc decoder panic (fuzzing finding).
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
@@ -214,7 +217,12 @@ impl ParquetSource {
             )));
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-        let mut roots: Vec<usize> = map.index.iter().flatten().copied().collect();
+        let mut roots: Vec<usize> = if reading.carry {
+            // The exports carry every column: one read gives both.
+            (0..schema.fields().len()).collect()
+        } else {
+            map.index.iter().flatten().copied().collect()
+        };
         roots.extend(map.identity.iter().copied());
         roots.sort_unstable();
         roots.dedup();
@@ -245,6 +253,7 @@ impl ParquetSource {
             row: part.map_or(0, |p| p.first_row),
             identity: identity_projected,
             period_types,
+            carry: reading.carry,
         })
     }
 
@@ -318,6 +327,7 @@ impl ParquetSource {
             period,
             broken: Vec::new(),
             identity,
+            carried: self.carry.then_some(batch),
         })
     }
 

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::ingest;
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
 use crate::normalize::{normalize, ExcludedRows, OrgCheck, Quarantined};
+use crate::export::{ExportOptions, ExportSet, OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
 use deliveries::DeliveryChoice;
@@ -464,6 +465,8 @@ struct FileOutcome {
     rated_unblended: i128,
     /// (identity hash, row) of rated rows, kept only for orgs with several deliveries.
     identity: Vec<(u64, u64)>,
+    /// The file's parts of the org's exports, one per task.
+    exports: Vec<TaskParts>,
 }
 
 pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod) -> OrgCheck {
@@ -509,6 +512,18 @@ pub struct Task {
     /// Whether rows' identities are read (the org has several deliveries to compare).
     pub identity: bool,
 }
+
+/// Where a run's exports are written, if it writes them.
+#[derive(Clone, Copy)]
+pub struct ExportTo<'p> {
+    /// What to export and how.
+    pub options: ExportOptions,
+    /// The output folder being built (published atomically with the invoices).
+    pub root: &'p Path,
+}
+
+/// The org's export plans, by org index.
+type Plans<'a> = BTreeMap<usize, OrgExport<'a>>;
 
 /// Rows per task when large Parquet files are split by row group, so one huge
 /// org's file is read by every core rather than serializing the run.
@@ -573,9 +588,10 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
 
 fn rate_task(
     config: &Config,
-    file: &InputFile,
+    (index, file): (usize, &InputFile),
     task: &Task,
     check: &OrgCheck,
+    export: Option<&OrgExport<'_>>,
     progress: &dyn Progress,
 ) -> Result<FileOutcome> {
     let party = config.party(file.org_index);
@@ -587,12 +603,31 @@ fn rate_task(
     } else {
         (0, String::new())
     };
-    let mut source = ingest::open_with(&file.path, task.part.as_ref(), task.identity)?;
+    let reading = ingest::Reading {
+        identity: task.identity,
+        carry: export.is_some(),
+    };
+    let mut source = ingest::open_with(&file.path, task.part.as_ref(), reading)?;
     let format = source.describe();
     let mut rater = Rater::new(actual, proforma);
     rater.list_base = source.column_map().dialect == ingest::Dialect::Focus;
     let display = PathBuf::from(&file.display);
-    let streamed = rate_source(source.as_mut(), &display, check, &mut rater, progress)?;
+    let first_row = task.part.as_ref().map_or(0, |p| p.first_row);
+    let mut sink = export
+        .map(|e| e.task(index, &display, first_row).map(|s| (e, s)))
+        .transpose()?;
+    let streamed = stream_source(
+        source.as_mut(),
+        &display,
+        check,
+        &mut rater,
+        progress,
+        sink.as_mut().map(|(e, s)| (*e, s)),
+    )?;
+    let exports = match sink {
+        Some((_, s)) => vec![s.finish()?],
+        None => Vec::new(),
+    };
     let mut ledger = rater.finish();
     ledger.warnings.extend(streamed.warnings);
     Ok(FileOutcome {
@@ -611,6 +646,7 @@ fn rate_task(
         quarantined: streamed.quarantined,
         rated_unblended: streamed.rated_unblended,
         identity: streamed.identity,
+        exports,
     })
 }
 
@@ -639,18 +675,37 @@ pub fn rate_source(
     rater: &mut Rater,
     progress: &dyn Progress,
 ) -> Result<Streamed> {
+    stream_source(source, display, check, rater, progress, None)
+}
+
+/// [`rate_source`], also handing each rated chunk to the export sink, if any.
+fn stream_source(
+    source: &mut dyn ingest::ChunkSource,
+    display: &std::path::Path,
+    check: &OrgCheck,
+    rater: &mut Rater,
+    progress: &dyn Progress,
+    mut sink: Option<(&OrgExport<'_>, &mut TaskSink)>,
+) -> Result<Streamed> {
     let mut out = Streamed::default();
     while let Some(chunk) = source.next_chunk() {
-        let chunk = chunk?;
+        let mut chunk = chunk?;
         let n = (chunk.rows.len() + chunk.broken.len()) as u64;
         out.rows_read += n;
+        let carried = chunk.carried.take().map(|c| (c, chunk.rows.clone()));
         let norm = normalize(display, source.column_map(), chunk, check)?;
         out.rows_rated += norm.batch.num_rows() as u64;
         out.rated_unblended = out
             .rated_unblended
             .checked_add(norm.rated_unblended)
             .ok_or_else(|| Error::Overflow(format!("summing {}", display.display())))?;
-        rater.rate(&norm.batch)?;
+        let rated = rater.rate(&norm.batch)?;
+        if let Some((export, sink)) = sink.as_mut() {
+            let (carried, rows) = carried.ok_or_else(|| {
+                Error::Internal(format!("{}: the columns to export were not read", display.display()))
+            })?;
+            sink.push(export, rater, &norm.batch, &rated, &carried, &rows)?;
+        }
         out.quarantined.extend(norm.quarantined);
         out.identity.extend(norm.identity);
         out.warnings.extend(norm.warnings);
@@ -664,6 +719,7 @@ fn merge_outcome(into: &mut FileOutcome, o: FileOutcome) -> Result<()> {
     into.ledger.merge(o.ledger)?;
     into.quarantined.extend(o.quarantined);
     into.identity.extend(o.identity);
+    into.exports.extend(o.exports);
     into.rated_unblended = into
         .rated_unblended
         .checked_add(o.rated_unblended)
@@ -685,11 +741,66 @@ pub fn rate_all(
     period: BillingPeriod,
     progress: &dyn Progress,
 ) -> Result<RunResult> {
+    Ok(run_month(config, period, progress, None)?.0)
+}
+
+/// The orgs billed this month: the partner, then the customers whose transfer covers it.
+fn billed_orgs(config: &Config, period: BillingPeriod) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(
+            config
+                .orgs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.transfer.covers(period))
+                .map(|(i, _)| i + 1),
+        )
+        .collect()
+}
+
+/// Plans the exports of every billed org (each input's columns, read from its
+/// header or footer), before any row is rated.
+fn plan_exports<'a>(
+    config: &'a Config,
+    period: BillingPeriod,
+    files: &[InputFile],
+    billed: &[usize],
+    to: Option<ExportTo<'_>>,
+) -> Result<Plans<'a>> {
+    let Some(to) = to.filter(|t| t.options.set != ExportSet::None) else {
+        return Ok(Plans::new());
+    };
+    billed
+        .par_iter()
+        .map(|&org| {
+            let own: Vec<(usize, &Path)> = files
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.org_index == org)
+                .map(|(i, f)| (i, f.path.as_path()))
+                .collect();
+            let plan = OrgExport::plan(config, period, org, to.options, to.root, &own)?;
+            Ok((org, plan))
+        })
+        .collect()
+}
+
+/// Rates every org of the period, builds all invoices and, with `exports`,
+/// writes every export in the same pass (one read of each input). Returns the
+/// run's results and the small files the exports add (`exports.json`).
+pub fn run_month(
+    config: &Config,
+    period: BillingPeriod,
+    progress: &dyn Progress,
+    exports: Option<ExportTo<'_>>,
+) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
     let InputPlan {
         files,
         not_billed,
         deliveries,
     } = plan_inputs(config, Some(period))?;
+    let billed = billed_orgs(config, period);
+    let plans = plan_exports(config, period, &files, &billed, exports)?;
     let (mut tasks, known_rows, all_known) = plan_tasks(&files)?;
     // Identities are read only where an org has several deliveries to compare.
     let compared = orgs_with_several_deliveries(&files);
@@ -701,11 +812,12 @@ pub fn rate_all(
         .collect();
     let orgs_with_tasks: BTreeSet<usize> = tasks.iter().map(|t| files[t.file].org_index).collect();
     progress.start(known_rows, all_known, orgs_with_tasks.len());
-    let mut per_file = run_tasks(config, &files, &tasks, &checks, progress)?;
+    let mut per_file = run_tasks(config, &files, &tasks, &checks, &plans, progress)?;
     same_content_twice(&files, &per_file)?;
     let excluded = overlapping_deliveries(config, &files, &per_file, &compared)?;
     if !excluded.is_empty() {
-        // Re-read only the files of older deliveries, now without the repeated rows.
+        // Re-read only the files of older deliveries, now without the repeated rows
+        // (their export parts are written again, over the first ones).
         let mut checks = checks.clone();
         for (org, map) in &excluded {
             checks[*org].excluded = Arc::new(map.clone());
@@ -720,7 +832,7 @@ pub fn rate_all(
             })
             .cloned()
             .collect();
-        let redone = run_tasks(config, &files, &again, &checks, &Silent)?;
+        let redone = run_tasks(config, &files, &again, &checks, &plans, &Silent)?;
         for (i, o) in redone.into_iter().enumerate() {
             if let Some(mut o) = o {
                 if let Some(Some(old)) = per_file.get(i) {
@@ -744,41 +856,71 @@ pub fn rate_all(
                 .push(o);
         }
     }
-    let billed_orgs: Vec<usize> = std::iter::once(0)
-        .chain(
-            config
-                .orgs
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.transfer.covers(period))
-                .map(|(i, _)| i + 1),
-        )
-        .collect();
-    let results: Result<Vec<OrgResult>> = billed_orgs
+    let results: Result<Vec<(OrgResult, Option<OrgWritten>)>> = billed
         .into_par_iter()
         .map(|idx| {
             // Each org's outcomes are moved out (one task per org), never cloned.
-            let outcomes = by_org
+            let mut outcomes = by_org
                 .get(&idx)
                 .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
                 .unwrap_or_default();
+            let parts: Vec<TaskParts> = outcomes
+                .iter_mut()
+                .flat_map(|o| std::mem::take(&mut o.exports))
+                .collect();
             let mut r = finish_org(config, idx, period, outcomes)?;
             if let Some(m) = excluded.get(&idx) {
                 r.excluded = Arc::new(m.clone());
             }
-            Ok(r)
+            let written = match plans.get(&idx) {
+                Some(plan) => Some(finish_exports(plan, parts, &r)?),
+                None => None,
+            };
+            Ok((r, written))
         })
         .collect();
-    let orgs = results?;
+    let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
     if !config.allow_empty_period {
         empty_period(&orgs, period)?;
     }
-    Ok(RunResult {
-        period,
-        orgs,
-        not_billed,
-        deliveries,
+    let mut extra = Vec::new();
+    if let Some(to) = exports.filter(|t| t.options.set != ExportSet::None) {
+        remove_parts(to.root)?;
+        extra.push(crate::export::listing(to.options, written.into_iter().flatten().collect()));
+    }
+    Ok((
+        RunResult {
+            period,
+            orgs,
+            not_billed,
+            deliveries,
+        },
+        extra,
+    ))
+}
+
+/// Finishes an org's exports from its rated month.
+fn finish_exports(plan: &OrgExport<'_>, parts: Vec<TaskParts>, r: &OrgResult) -> Result<OrgWritten> {
+    guarded(Path::new(r.id.as_str()), || {
+        plan.finish(
+            parts,
+            OrgTotals {
+                deferred: &r.ledger.deferred,
+                actual_exact: r.actual.exact_total,
+                customer: r.customer.as_ref(),
+            },
+        )
     })
+}
+
+/// Removes the exports' parts folder once every dataset is joined.
+fn remove_parts(root: &Path) -> Result<()> {
+    let dir = root.join(PARTS_DIR);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Output { path: dir, source: e }),
+    }
 }
 
 /// Runs tasks on rayon; each task's outcome is merged into its file's slot as soon as it
@@ -788,6 +930,7 @@ fn run_tasks(
     files: &[InputFile],
     tasks: &[Task],
     checks: &[OrgCheck],
+    plans: &Plans<'_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Option<FileOutcome>>> {
     // Tasks left per org, to tell the progress display when an org is done.
@@ -804,8 +947,11 @@ fn run_tasks(
     tasks.par_iter().enumerate().for_each(|(i, t)| {
         let file = &files[t.file];
         let check = &checks[file.org_index];
-        let merged =
-            guarded(&file.path, || rate_task(config, file, t, check, progress)).and_then(|o| {
+        let plan = plans.get(&file.org_index);
+        let merged = guarded(&file.path, || {
+            rate_task(config, (t.file, file), t, check, plan, progress)
+        })
+        .and_then(|o| {
                 let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
                 match slot.as_mut() {
                     None => {

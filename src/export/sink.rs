@@ -1,0 +1,710 @@
+//! The export sinks of the one pass: every rating task hands each rated chunk
+//! here, with the chunk's carried columns, and its rows are built and written at
+//! once into the task's own part of each dataset (or its roll-up). Rows whose
+//! amount is priced at month end (custom tiers, free tier off) are held, built
+//! only once the org's ledger is final, and written after the parts; then the
+//! parts are joined into one file per dataset (Parquet column chunks copied,
+//! CSV bytes appended) and each file is checked against its invoice.
+
+use super::*;
+use crate::invoice::CustomerInvoice;
+use crate::rate::RatedBatch;
+
+/// The three datasets of an org's exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cur,
+    Focus,
+    PartnerFocus,
+}
+
+const KINDS: [Kind; 3] = [Kind::Cur, Kind::Focus, Kind::PartnerFocus];
+
+impl Kind {
+    /// The name in `exports.json`.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Cur => "cur",
+            Kind::Focus => "focus",
+            Kind::PartnerFocus => "partner_focus",
+        }
+    }
+
+    /// The track whose amounts the dataset shows.
+    fn track(self) -> Track {
+        match self {
+            Kind::PartnerFocus => Track::Actual,
+            Kind::Cur | Kind::Focus => Track::Proforma,
+        }
+    }
+}
+
+/// One org's exports, planned before its files are rated and shared by its tasks.
+pub struct OrgExport<'a> {
+    ctx: OrgCtx<'a>,
+    /// Export name and type of each column, per input file (by planned file index).
+    kinds: BTreeMap<usize, Vec<Option<(String, DataType)>>>,
+    cur_schema: SchemaRef,
+    /// Input columns a customer never sees (for `exports.json`).
+    dropped: BTreeSet<String>,
+    /// The output folder being built.
+    root: PathBuf,
+    /// Where the org's parts are written before they are joined.
+    parts: PathBuf,
+    /// Which datasets are written, by `Kind` order.
+    wanted: [bool; 3],
+}
+
+/// Each dataset's rows of one task: a part file, or a partial roll-up.
+enum PartSink {
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Csv(BufWriter<File>),
+    RollUp(Box<RollUp>),
+}
+
+/// A dataset's rows written by one task.
+struct Part {
+    /// The part file (none for a roll-up).
+    path: Option<PathBuf>,
+    sink: Option<PartSink>,
+    rows: u64,
+    cost: i128,
+}
+
+/// Rows held until month end: their amount on `track` waits for the org's
+/// month-end charges, which are split onto them in file order.
+struct Held {
+    track: Track,
+    /// The input file the rows come from (for messages).
+    path: PathBuf,
+    /// The normalized rows.
+    norm: RecordBatch,
+    /// Their carried columns.
+    wide: BTreeMap<String, ArrayRef>,
+    /// Amount rated before month end (usually 0).
+    amount: Vec<i128>,
+    /// The track's treatment of each row.
+    treatment: Vec<Treatment>,
+    /// The actual effective amount and the delivered one.
+    rated_effective: Vec<i128>,
+    effective_in: Vec<i128>,
+    /// The invoice line each row belongs to, and its usage quantity.
+    line: Vec<LineKey>,
+    usage: Vec<i128>,
+}
+
+/// One task's share of an org's exports.
+pub struct TaskSink {
+    /// Input file (planned index) and first row of the task: the parts' order.
+    order: (usize, u64),
+    path: PathBuf,
+    parts: [Option<Part>; 3],
+    held: Vec<Held>,
+}
+
+/// What a finished task leaves for the org's finish.
+pub struct TaskParts {
+    order: (usize, u64),
+    parts: [Option<Part>; 3],
+    held: Vec<Held>,
+}
+
+impl TaskParts {
+    /// Input file (planned index) and first row of the task.
+    pub fn order(&self) -> (usize, u64) {
+        self.order
+    }
+}
+
+/// What the org's finish needs from its rated month.
+pub struct OrgTotals<'a> {
+    /// Month-end charges per (track, line): (charge, quantity).
+    pub deferred: &'a BTreeMap<(Track, LineKey), (i128, i128)>,
+    /// The actual invoice's exact total.
+    pub actual_exact: i128,
+    /// The customer's pro forma invoice (customers only).
+    pub customer: Option<&'a CustomerInvoice>,
+}
+
+/// What an org's exports wrote.
+pub struct OrgWritten {
+    /// Files for `exports.json`.
+    pub files: Vec<ExportFile>,
+    /// Input columns dropped from the customer's CUR.
+    pub dropped: BTreeSet<String>,
+}
+
+fn output_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn create_file(path: &Path) -> Result<BufWriter<File>> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::Output {
+            path: d.to_path_buf(),
+            source: e,
+        })?;
+    }
+    let file = File::create(path).map_err(|e| Error::Output {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
+
+impl<'a> OrgExport<'a> {
+    /// Plans an org's exports into `root` (the output folder being built): reads
+    /// each input's column names and types (a CSV header, a Parquet footer), so
+    /// every part of a dataset has the org's one schema.
+    pub fn plan(
+        config: &'a Config,
+        period: BillingPeriod,
+        org_index: usize,
+        opts: ExportOptions,
+        root: &Path,
+        files: &[(usize, &Path)],
+    ) -> Result<OrgExport<'a>> {
+        let party = config.party(org_index);
+        let org = party.customer();
+        let ctx = OrgCtx {
+            config,
+            period,
+            org_id: party.id().as_str(),
+            customer: org.map(|o| {
+                (
+                    o.name.as_str(),
+                    o.management_account.as_str(),
+                    format!("{}-{}", o.id, period),
+                )
+            }),
+            mgmt: party.management_account().as_str(),
+            currency: config.partner.currency.as_str(),
+            opts,
+            rolled: opts.granularity != Granularity::Line,
+        };
+        let mut kinds = BTreeMap::new();
+        let mut dropped = BTreeSet::new();
+        let mut in_order = Vec::new();
+        for (index, path) in files {
+            let schema = input_schema(path)?;
+            let dialect = ingest::open(path)?.column_map().dialect;
+            let k = wide_columns(dialect, &schema);
+            if dialect != Dialect::Focus {
+                for (field, kind) in schema.fields().iter().zip(&k) {
+                    if kind.is_none() {
+                        dropped.insert(field.name().clone());
+                    }
+                }
+            }
+            in_order.push(k.clone());
+            kinds.insert(*index, k);
+        }
+        let customer = org.is_some();
+        let wanted = [
+            customer && opts.set.cur(),
+            customer && opts.set.focus(),
+            opts.set.focus(),
+        ];
+        let parts = root.join(PARTS_DIR).join(ctx.org_id);
+        Ok(OrgExport {
+            cur_schema: cur_schema(&in_order, ctx.rolled),
+            ctx,
+            kinds,
+            dropped,
+            root: root.to_path_buf(),
+            parts,
+            wanted,
+        })
+    }
+
+    fn schema(&self, kind: Kind) -> SchemaRef {
+        match kind {
+            Kind::Cur => self.cur_schema.clone(),
+            Kind::Focus => focus::schema(false),
+            Kind::PartnerFocus => focus::schema(true),
+        }
+    }
+
+    /// The dataset's file, relative to the output folder.
+    fn rel(&self, kind: Kind) -> String {
+        let (org, period, e) = (self.ctx.org_id, self.ctx.period, ext(self.ctx.opts.format));
+        match kind {
+            Kind::Cur => format!("customers/{org}/cur/{org}-{period}.{e}"),
+            Kind::Focus => format!("customers/{org}/focus/{org}-{period}.{e}"),
+            Kind::PartnerFocus => format!("partner/focus/{org}-{period}.{e}"),
+        }
+    }
+
+    fn roll_up_spec(&self, kind: Kind) -> Option<RollUpSpec> {
+        self.ctx.roll_up(kind != Kind::Cur)
+    }
+
+    /// A new part of `kind`'s dataset, named `name` in the org's parts folder.
+    fn part(&self, kind: Kind, name: &str) -> Result<Part> {
+        let schema = self.schema(kind);
+        if let Some(spec) = self.roll_up_spec(kind) {
+            return Ok(Part {
+                path: None,
+                sink: Some(PartSink::RollUp(Box::new(RollUp::new(schema, spec)?))),
+                rows: 0,
+                cost: 0,
+            });
+        }
+        let path = self.parts.join(format!(
+            "{}-{name}.{}",
+            kind.label(),
+            ext(self.ctx.opts.format)
+        ));
+        let w = create_file(&path)?;
+        let sink = match self.ctx.opts.format {
+            ExportFormat::Parquet => PartSink::Parquet(Box::new(
+                ArrowWriter::try_new(w, schema, Some(parquet_props()))
+                    .map_err(|e| output_err(&path, e))?,
+            )),
+            ExportFormat::Csv => PartSink::Csv(w),
+        };
+        Ok(Part {
+            path: Some(path),
+            sink: Some(sink),
+            rows: 0,
+            cost: 0,
+        })
+    }
+
+    fn new_parts(&self, name: &str) -> Result<[Option<Part>; 3]> {
+        let mut parts: [Option<Part>; 3] = Default::default();
+        for (k, kind) in KINDS.iter().enumerate() {
+            if self.wanted[k] {
+                parts[k] = Some(self.part(*kind, name)?);
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The sink of one rating task: `file` is the input's planned index and
+    /// `first_row` the task's first row in it (0 for a whole file).
+    pub fn task(&self, file: usize, path: &Path, first_row: u64) -> Result<TaskSink> {
+        Ok(TaskSink {
+            order: (file, first_row),
+            path: path.to_path_buf(),
+            parts: self.new_parts(&format!("{file:06}-{first_row:012}"))?,
+            held: Vec::new(),
+        })
+    }
+}
+
+/// The folder of the output being built where parts wait to be joined; removed before publishing.
+pub const PARTS_DIR: &str = ".parts";
+
+impl Part {
+    fn write(&mut self, batch: &RecordBatch, cost: i128) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.cost = self
+            .cost
+            .checked_add(cost)
+            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        let path = self.path.clone().unwrap_or_default();
+        match self.sink.as_mut() {
+            Some(PartSink::Parquet(w)) => w.write(batch).map_err(|e| output_err(&path, e)),
+            Some(PartSink::Csv(w)) => write_csv_rows(w, batch).map_err(|e| output_err(&path, e)),
+            Some(PartSink::RollUp(agg)) => agg.push(batch),
+            None => Err(Error::Internal("an export part written after it was closed".into())),
+        }
+    }
+
+    /// Closes the part's file; a roll-up stays open to be merged.
+    fn close(&mut self) -> Result<()> {
+        let path = self.path.clone().unwrap_or_default();
+        match self.sink.take() {
+            Some(PartSink::Parquet(w)) => {
+                w.close().map_err(|e| output_err(&path, e))?;
+            }
+            Some(PartSink::Csv(mut w)) => w.flush().map_err(|e| output_err(&path, e))?,
+            other => self.sink = other,
+        }
+        Ok(())
+    }
+
+    fn take_roll_up(&mut self) -> Option<RollUp> {
+        match self.sink.take() {
+            Some(PartSink::RollUp(agg)) => Some(*agg),
+            other => {
+                self.sink = other;
+                None
+            }
+        }
+    }
+}
+
+/// The normalized columns the sinks read, typed once per chunk.
+struct NormColumns<'b> {
+    rows: &'b UInt64Array,
+    types: &'b UInt8Array,
+    products: &'b arrow::array::DictionaryArray<Int32Type>,
+    accounts: &'b arrow::array::DictionaryArray<Int32Type>,
+    usage: &'b Decimal128Array,
+    effective_in: &'b Decimal128Array,
+}
+
+impl<'b> NormColumns<'b> {
+    fn of(batch: &'b RecordBatch) -> Result<NormColumns<'b>> {
+        let missing = |c: &str| Error::Internal(format!("normalized column {c} missing"));
+        let dict = |c: &str| {
+            batch
+                .column_by_name(c)
+                .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+                .ok_or_else(|| missing(c))
+        };
+        let dec = |c: &str| {
+            batch
+                .column_by_name(c)
+                .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+                .ok_or_else(|| missing(c))
+        };
+        Ok(NormColumns {
+            rows: batch
+                .column_by_name(col::ROW)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| missing(col::ROW))?,
+            types: batch
+                .column_by_name(col::LINE_TYPE)
+                .and_then(|a| a.as_primitive_opt())
+                .ok_or_else(|| missing(col::LINE_TYPE))?,
+            products: dict(col::PRODUCT)?,
+            accounts: dict(col::ACCOUNT)?,
+            usage: dec(col::USAGE)?,
+            effective_in: dec(col::EFFECTIVE)?,
+        })
+    }
+
+    fn line_key(&self, i: usize, lt: LineType) -> LineKey {
+        let text = |d: &arrow::array::DictionaryArray<Int32Type>| {
+            d.values()
+                .as_string::<i32>()
+                .value(d.keys().value(i) as usize)
+                .to_string()
+        };
+        LineKey {
+            account: text(self.accounts),
+            service: text(self.products),
+            line_type: lt,
+        }
+    }
+}
+
+/// One track's rows of a chunk that are written now.
+#[derive(Default)]
+struct Ready {
+    idx: Vec<usize>,
+    amount: Vec<i128>,
+    effective: Vec<i128>,
+    rated: Vec<bool>,
+}
+
+/// One track's rows of a chunk held until month end.
+#[derive(Default)]
+struct Waiting {
+    idx: Vec<usize>,
+    amount: Vec<i128>,
+    treatment: Vec<Treatment>,
+    rated_effective: Vec<i128>,
+    effective_in: Vec<i128>,
+    line: Vec<LineKey>,
+    usage: Vec<i128>,
+}
+
+/// A row's effective (amortized) amount on a track, given its final amount.
+fn effective_of(
+    track: Track,
+    treatment: Treatment,
+    amount: i128,
+    rated_effective: i128,
+    effective_in: i128,
+) -> i128 {
+    match (track, treatment) {
+        (_, Treatment::Rate) => amount,
+        (Track::Actual, _) => rated_effective,
+        (Track::Proforma, Treatment::SameAsActual) => rated_effective,
+        (Track::Proforma, _) => effective_in,
+    }
+}
+
+impl TaskSink {
+    fn wants(&self, track: Track) -> bool {
+        KINDS
+            .iter()
+            .enumerate()
+            .any(|(k, kind)| kind.track() == track && self.parts[k].is_some())
+    }
+
+    /// Builds and writes a rated chunk's rows: `carried` holds every column of
+    /// the file at the chunk's rows, whose file row numbers are `chunk_rows`.
+    pub fn push(
+        &mut self,
+        exp: &OrgExport<'_>,
+        rater: &Rater,
+        batch: &RecordBatch,
+        rated: &RatedBatch,
+        carried: &RecordBatch,
+        chunk_rows: &[u64],
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let cols = NormColumns::of(batch)?;
+        let pvals = cols.products.values().as_string::<i32>();
+        // Once per distinct product, not per row.
+        let support_of: Vec<bool> = (0..pvals.len())
+            .map(|k| is_support(pvals.value(k)))
+            .collect();
+        let mut ready: [Ready; 2] = Default::default();
+        let mut waiting: [Waiting; 2] = Default::default();
+        let wanted = [self.wants(Track::Actual), self.wants(Track::Proforma)];
+        for i in 0..n {
+            let lt = LineType::from_code(cols.types.value(i)).unwrap_or(LineType::Usage);
+            let product_key = cols.products.keys().value(i) as usize;
+            let treat = rater.treatments_for(lt, support_of[product_key]);
+            for t in [Track::Actual, Track::Proforma] {
+                let ti = t as usize;
+                if !wanted[ti] || treat[ti] == Treatment::Excluded {
+                    continue;
+                }
+                let amount = if ti == 0 {
+                    rated.actual[i]
+                } else {
+                    rated.proforma[i]
+                };
+                if rated.deferred[i] & (1 << ti) != 0 {
+                    let w = &mut waiting[ti];
+                    w.idx.push(i);
+                    w.amount.push(amount);
+                    w.treatment.push(treat[ti]);
+                    w.rated_effective.push(rated.effective[i]);
+                    w.effective_in.push(cols.effective_in.value(i));
+                    w.line.push(cols.line_key(i, lt));
+                    w.usage.push(cols.usage.value(i));
+                } else {
+                    let r = &mut ready[ti];
+                    r.idx.push(i);
+                    r.amount.push(amount);
+                    r.effective.push(effective_of(
+                        t,
+                        treat[ti],
+                        amount,
+                        rated.effective[i],
+                        cols.effective_in.value(i),
+                    ));
+                    r.rated.push(treat[ti] == Treatment::Rate);
+                }
+            }
+        }
+        let kinds = exp.kinds.get(&self.order.0).ok_or_else(|| {
+            Error::Internal(format!("{}: no export plan for the file", self.path.display()))
+        })?;
+        let positions = |idx: &[usize]| -> Result<Vec<u32>> {
+            idx.iter()
+                .map(|&i| {
+                    let row = cols.rows.value(i);
+                    chunk_rows
+                        .binary_search(&row)
+                        .map(|p| p as u32)
+                        .map_err(|_| {
+                            Error::Internal(format!(
+                                "{}: row {row} was rated but its carried columns are missing",
+                                self.path.display()
+                            ))
+                        })
+                })
+                .collect()
+        };
+        for t in [Track::Actual, Track::Proforma] {
+            let ti = t as usize;
+            let r = std::mem::take(&mut ready[ti]);
+            if !r.idx.is_empty() {
+                let wide = wide_selection(&self.path, carried, kinds, &positions(&r.idx)?)?;
+                let cost = sum(&r.amount)?;
+                let sel = Selected::new(wide, r.idx, batch, r.amount, r.effective, r.rated)?;
+                write_selected(exp, &mut self.parts, t, &sel, cost)?;
+            }
+            let w = std::mem::take(&mut waiting[ti]);
+            if !w.idx.is_empty() {
+                let wide = wide_selection(&self.path, carried, kinds, &positions(&w.idx)?)?;
+                let at = UInt32Array::from_iter_values(w.idx.iter().map(|&i| i as u32));
+                let norm = arrow::compute::take_record_batch(batch, &at)
+                    .map_err(|e| Error::Internal(format!("holding rows: {e}")))?;
+                self.held.push(Held {
+                    track: t,
+                    path: self.path.clone(),
+                    norm,
+                    wide,
+                    amount: w.amount,
+                    treatment: w.treatment,
+                    rated_effective: w.rated_effective,
+                    effective_in: w.effective_in,
+                    line: w.line,
+                    usage: w.usage,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the task's part files.
+    pub fn finish(mut self) -> Result<TaskParts> {
+        for p in self.parts.iter_mut().flatten() {
+            p.close()?;
+        }
+        Ok(TaskParts {
+            order: self.order,
+            parts: self.parts,
+            held: self.held,
+        })
+    }
+}
+
+/// Writes selected rows of `track` to every dataset of that track.
+fn write_selected(
+    exp: &OrgExport<'_>,
+    parts: &mut [Option<Part>; 3],
+    track: Track,
+    sel: &Selected<'_>,
+    cost: i128,
+) -> Result<()> {
+    for (k, kind) in KINDS.iter().enumerate() {
+        if kind.track() != track {
+            continue;
+        }
+        let Some(part) = parts[k].as_mut() else {
+            continue;
+        };
+        let batch = match kind {
+            Kind::Cur => cur_batch(&exp.ctx, sel, &exp.cur_schema)?,
+            Kind::Focus => focus_batch(&exp.ctx, sel, false)?,
+            Kind::PartnerFocus => focus_batch(&exp.ctx, sel, true)?,
+        };
+        part.write(&batch, cost)?;
+    }
+    Ok(())
+}
+
+impl OrgExport<'_> {
+    /// Finishes the org's exports once its month is rated: the held rows get
+    /// their month-end share, custom line items are added, the parts are
+    /// joined into one file per dataset, and each file must sum to its invoice.
+    pub fn finish(&self, mut tasks: Vec<TaskParts>, totals: OrgTotals<'_>) -> Result<OrgWritten> {
+        tasks.sort_by_key(|t| t.order);
+        let mut tail = self.new_parts("tail")?;
+        // Held rows in file and row order, as the split needs.
+        let mut split = Splitter::new(totals.deferred);
+        for task in &mut tasks {
+            for held in std::mem::take(&mut task.held) {
+                self.write_held(&mut tail, &mut split, held)?;
+            }
+        }
+        if let Some(p) = tail[0].as_mut() {
+            let (b, total) = custom_cur_batch(&self.ctx, totals.customer, &self.cur_schema)?;
+            p.write(&b, total)?;
+        }
+        if let Some(p) = tail[1].as_mut() {
+            let (b, total) = custom_focus_batch(&self.ctx, totals.customer)?;
+            p.write(&b, total)?;
+        }
+        let mut files = Vec::new();
+        for (k, kind) in KINDS.iter().enumerate() {
+            let Some(mut last) = tail[k].take() else {
+                continue;
+            };
+            last.close()?;
+            let mut parts: Vec<Part> = tasks.iter_mut().filter_map(|t| t.parts[k].take()).collect();
+            parts.push(last);
+            let expected = match kind {
+                Kind::PartnerFocus => totals.actual_exact,
+                _ => totals.customer.map(|c| c.exact_total).unwrap_or(0),
+            };
+            files.push(self.assemble(*kind, parts, expected)?);
+        }
+        Ok(OrgWritten {
+            files,
+            dropped: self.dropped.clone(),
+        })
+    }
+
+    /// Gives held rows their share of the month-end charges and writes them.
+    fn write_held(&self, tail: &mut [Option<Part>; 3], split: &mut Splitter, h: Held) -> Result<()> {
+        let mut amount = Vec::with_capacity(h.amount.len());
+        let mut effective = Vec::with_capacity(h.amount.len());
+        let mut rated = Vec::with_capacity(h.amount.len());
+        for (j, line) in h.line.into_iter().enumerate() {
+            let share = split.next(h.track, line, h.usage[j])?;
+            let a = h.amount[j]
+                .checked_add(share)
+                .ok_or_else(|| Error::Overflow("splitting a month-end charge".into()))?;
+            amount.push(a);
+            effective.push(effective_of(
+                h.track,
+                h.treatment[j],
+                a,
+                h.rated_effective[j],
+                h.effective_in[j],
+            ));
+            rated.push(h.treatment[j] == Treatment::Rate);
+        }
+        let cost = sum(&amount)?;
+        let idx: Vec<usize> = (0..h.norm.num_rows()).collect();
+        let sel = Selected::new(h.wide, idx, &h.norm, amount, effective, rated)
+            .map_err(|e| Error::Internal(format!("{}: {e}", h.path.display())))?;
+        write_selected(self, tail, h.track, &sel, cost)
+    }
+
+    /// Joins a dataset's parts (in order) into its file, checks its total, and lists it.
+    fn assemble(&self, kind: Kind, mut parts: Vec<Part>, expected: i128) -> Result<ExportFile> {
+        let rel = self.rel(kind);
+        let path = self.root.join(&rel);
+        let mut total = 0i128;
+        for p in &parts {
+            total = total
+                .checked_add(p.cost)
+                .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        }
+        let rows = if let Some(spec) = self.roll_up_spec(kind) {
+            let mut agg = RollUp::new(self.schema(kind), spec)?;
+            for p in &mut parts {
+                if let Some(a) = p.take_roll_up() {
+                    agg.merge(a)?;
+                }
+            }
+            write_roll_up(&path, &rel, kind.label(), agg, total, self.ctx.opts.format)?
+        } else {
+            let files: Vec<(&Path, u64)> = parts
+                .iter()
+                .filter_map(|p| p.path.as_deref().map(|f| (f, p.rows)))
+                .collect();
+            join_parts(&path, &files, &self.schema(kind), self.ctx.opts.format)?;
+            parts.iter().map(|p| p.rows).sum()
+        };
+        // The rows must add up to the invoice exactly.
+        if total != expected {
+            return Err(Error::Internal(format!(
+                "the {} export of org `{}` sums to {} but its invoice's exact total is {}; nothing was written",
+                kind.label(),
+                self.ctx.org_id,
+                format_fixed_exact(total),
+                format_fixed_exact(expected)
+            )));
+        }
+        Ok(ExportFile {
+            path: rel,
+            org: self.ctx.org_id.to_string(),
+            kind: kind.label(),
+            rows,
+            cost_total: format_fixed_exact(total),
+        })
+    }
+}
