@@ -8,26 +8,26 @@
 //! first, `pipeline` drives the stages, `cli` drives everything).
 
 // Foundation: domain types, exact money, errors, the config and its rules.
-pub mod config;
-pub mod csv_cell;
 pub mod error;
 pub mod money;
-pub mod rules;
+pub mod csv_cell;
 pub mod timestamp;
 pub mod types;
+pub mod rules;
+pub mod config;
 
-// Stages.
-pub mod export;
-pub mod focus;
+// Stages, in the order rows flow through them.
 pub mod ingest;
-pub mod invoice;
 pub mod normalize;
-pub mod pipeline;
-pub mod publish;
 pub mod rate;
+pub mod invoice;
+pub mod focus;
+pub mod export;
+pub mod pipeline;
 pub mod render;
+pub mod publish;
 
 // Around the run.
-pub mod cli;
-pub mod generate;
 pub mod report;
+pub mod generate;
+pub mod cli;

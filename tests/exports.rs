@@ -1010,7 +1010,13 @@ fn an_orgs_files_are_exported_in_one_pass_with_month_end_charges_split_across_th
         ]
     };
     let first = [
-        row("USE1-TimedStorage-ByteHrs", "AmazonS3", "6", "0.138", "bucket-a"),
+        row(
+            "USE1-TimedStorage-ByteHrs",
+            "AmazonS3",
+            "6",
+            "0.138",
+            "bucket-a",
+        ),
         row("USE1-BoxUsage:t3.micro", "AmazonEC2", "1", "0.0104", "i-1"),
     ];
     let columns: Vec<(&str, ArrayRef)> = header
@@ -1022,7 +1028,13 @@ fn an_orgs_files_are_exported_in_one_pass_with_month_end_charges_split_across_th
         })
         .collect();
     w.write("input/a.parquet", common::parquet_bytes(columns));
-    let second = row("USE1-TimedStorage-ByteHrs", "AmazonS3", "8", "0.184", "bucket-b");
+    let second = row(
+        "USE1-TimedStorage-ByteHrs",
+        "AmazonS3",
+        "8",
+        "0.184",
+        "bucket-b",
+    );
     w.write(
         "input/b.csv",
         format!("{}\n{}\n", header.join(","), second.join(",")),
@@ -1100,8 +1112,11 @@ fn resource_costs(path: &Path) -> Vec<(String, String)> {
     for batch in reader {
         let batch = batch.unwrap();
         let text = |n: &str| {
-            arrow::compute::cast(batch.column_by_name(n).unwrap(), &arrow::datatypes::DataType::Utf8)
-                .unwrap()
+            arrow::compute::cast(
+                batch.column_by_name(n).unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap()
         };
         let (res, cost) = (text("ResourceId"), text("BilledCost"));
         let (res, cost) = (res.as_string::<i32>(), cost.as_string::<i32>());

@@ -26,8 +26,7 @@ pub(super) fn custom_rows<'a>(
     ctx: &'a OrgCtx<'_>,
     invoice: Option<&'a crate::invoice::CustomerInvoice>,
 ) -> Result<Option<CustomRows<'a>>> {
-    let (Some(inv), Some((name, mgmt, number))) = (invoice, ctx.customer.as_ref())
-    else {
+    let (Some(inv), Some((name, mgmt, number))) = (invoice, ctx.customer.as_ref()) else {
         return Ok(None);
     };
     let total = inv

@@ -167,8 +167,7 @@ pub(super) fn join_parts(
             w.flush().map_err(|e| out_err(e.to_string()))?;
         }
         ExportFormat::Parquet => {
-            let with_rows: Vec<&Path> =
-                parts.iter().filter(|p| p.1 > 0).map(|p| p.0).collect();
+            let with_rows: Vec<&Path> = parts.iter().filter(|p| p.1 > 0).map(|p| p.0).collect();
             match with_rows.as_slice() {
                 [] | [_] => {
                     // Every part has the same schema: the one with rows, or any empty one.
@@ -195,7 +194,12 @@ pub(super) fn join_parts(
         match std::fs::remove_file(part) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Output { path: part.to_path_buf(), source: e }),
+            Err(e) => {
+                return Err(Error::Output {
+                    path: part.to_path_buf(),
+                    source: e,
+                })
+            }
         }
     }
     Ok(())
@@ -218,7 +222,9 @@ fn concat_parquet(path: &Path, inputs: &[&Path]) -> Result<()> {
         let meta = ParquetMetaDataReader::new()
             .with_page_index_policy(PageIndexPolicy::Optional)
             .parse_and_finish(&file)
-            .map_err(|e| Error::Internal(format!("{}: reading an export part: {e}", p.display())))?;
+            .map_err(|e| {
+                Error::Internal(format!("{}: reading an export part: {e}", p.display()))
+            })?;
         opened.push((file, meta));
     }
     let Some((_, first)) = opened.first() else {
@@ -240,7 +246,9 @@ fn concat_parquet(path: &Path, inputs: &[&Path]) -> Result<()> {
         SerializedFileWriter::new(w, schema, props).map_err(|e| out_err(e.to_string()))?;
     for (file, meta) in &opened {
         for (g, group) in meta.row_groups().iter().enumerate() {
-            let mut out = writer.next_row_group().map_err(|e| out_err(e.to_string()))?;
+            let mut out = writer
+                .next_row_group()
+                .map_err(|e| out_err(e.to_string()))?;
             for (c, column) in group.columns().iter().enumerate() {
                 let result = ColumnCloseResult {
                     bytes_written: column.compressed_size() as u64,

@@ -327,10 +327,7 @@ pub(super) fn focus_batch(
     cols.insert("x_Operation", s.norm_strings(col::OPERATION, true)?);
     cols.insert("x_LineItemType", strings(n, |i| Some(s.lt[i].as_str())));
     if partner {
-        cols.insert(
-            focus::CUSTOMER_ORG_COLUMN,
-            constant(ctx.org_id, n),
-        );
+        cols.insert(focus::CUSTOMER_ORG_COLUMN, constant(ctx.org_id, n));
     }
     let columns: Vec<ArrayRef> = schema
         .fields()

@@ -25,13 +25,13 @@ pub mod rollup;
 mod rows;
 mod sink;
 
-pub use sink::{OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR};
 use cur::*;
 use custom::*;
 use dataset::*;
 use focus_rows::*;
 use read::*;
 use rows::*;
+pub use sink::{OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -41,8 +41,8 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Decimal128Builder, MapArray, RecordBatch,
-    StringArray, TimestampMillisecondArray, TimestampMillisecondBuilder,
-    UInt32Array, UInt64Array, UInt8Array,
+    StringArray, TimestampMillisecondArray, TimestampMillisecondBuilder, UInt32Array, UInt64Array,
+    UInt8Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};

@@ -170,7 +170,11 @@ pub(super) fn input_schema(path: &Path) -> Result<SchemaRef> {
             .iter()
             .map(|h| {
                 let h = String::from_utf8_lossy(h);
-                Field::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true)
+                Field::new(
+                    h.trim().trim_start_matches('\u{feff}'),
+                    DataType::Utf8,
+                    true,
+                )
             })
             .collect::<Vec<_>>(),
     )))

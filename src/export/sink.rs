@@ -314,7 +314,9 @@ impl Part {
             Some(PartSink::Parquet(w)) => w.write(batch).map_err(|e| output_err(&path, e)),
             Some(PartSink::Csv(w)) => write_csv_rows(w, batch).map_err(|e| output_err(&path, e)),
             Some(PartSink::RollUp(agg)) => agg.push(batch),
-            None => Err(Error::Internal("an export part written after it was closed".into())),
+            None => Err(Error::Internal(
+                "an export part written after it was closed".into(),
+            )),
         }
     }
 
@@ -506,7 +508,10 @@ impl TaskSink {
             }
         }
         let kinds = exp.kinds.get(&self.order.0).ok_or_else(|| {
-            Error::Internal(format!("{}: no export plan for the file", self.path.display()))
+            Error::Internal(format!(
+                "{}: no export plan for the file",
+                self.path.display()
+            ))
         })?;
         let positions = |idx: &[usize]| -> Result<Vec<u32>> {
             idx.iter()
@@ -637,7 +642,12 @@ impl OrgExport<'_> {
     }
 
     /// Gives held rows their share of the month-end charges and writes them.
-    fn write_held(&self, tail: &mut [Option<Part>; 3], split: &mut Splitter, h: Held) -> Result<()> {
+    fn write_held(
+        &self,
+        tail: &mut [Option<Part>; 3],
+        split: &mut Splitter,
+        h: Held,
+    ) -> Result<()> {
         let mut amount = Vec::with_capacity(h.amount.len());
         let mut effective = Vec::with_capacity(h.amount.len());
         let mut rated = Vec::with_capacity(h.amount.len());

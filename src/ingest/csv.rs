@@ -115,7 +115,13 @@ impl CsvSource {
         let fields: Vec<ArrowField> = self
             .names
             .iter()
-            .map(|h| ArrowField::new(h.trim().trim_start_matches('\u{feff}'), DataType::Utf8, true))
+            .map(|h| {
+                ArrowField::new(
+                    h.trim().trim_start_matches('\u{feff}'),
+                    DataType::Utf8,
+                    true,
+                )
+            })
             .collect();
         self.carry = Some(std::sync::Arc::new(Schema::new(fields)));
     }
@@ -173,7 +179,9 @@ impl ChunkSource for CsvSource {
         // FOCUS examples spell null as the literal `null`.
         let focus = self.map.dialect == super::Dialect::Focus;
         let mut carried: Vec<arrow::array::StringBuilder> = match &self.carry {
-            Some(_) => (0..self.width).map(|_| arrow::array::StringBuilder::new()).collect(),
+            Some(_) => (0..self.width)
+                .map(|_| arrow::array::StringBuilder::new())
+                .collect(),
             None => Vec::new(),
         };
         while rows.len() < BATCH_ROWS {
@@ -306,7 +314,12 @@ impl ChunkSource for CsvSource {
                     .collect();
                 match arrow::array::RecordBatch::try_new(schema.clone(), columns) {
                     Ok(b) => Some(b),
-                    Err(e) => return Some(Err(Error::Internal(format!("{}: carrying columns: {e}", self.path.display())))),
+                    Err(e) => {
+                        return Some(Err(Error::Internal(format!(
+                            "{}: carrying columns: {e}",
+                            self.path.display()
+                        ))))
+                    }
                 }
             }
             None => None,

@@ -327,7 +327,11 @@ pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource
 }
 
 /// Opens a part of a file, reading what `reading` asks beyond the rating columns.
-pub fn open_with(path: &Path, part: Option<&Part>, reading: Reading) -> Result<Box<dyn ChunkSource>> {
+pub fn open_with(
+    path: &Path,
+    part: Option<&Part>,
+    reading: Reading,
+) -> Result<Box<dyn ChunkSource>> {
     match part {
         Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(
             path,

@@ -18,10 +18,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{hex, ActualCard, Config, Org, PlanKind};
 use crate::error::{Error, Result};
+use crate::export::{
+    ExportOptions, ExportSet, OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR,
+};
 use crate::ingest;
 use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
 use crate::normalize::{normalize, ExcludedRows, OrgCheck, Quarantined};
-use crate::export::{ExportOptions, ExportSet, OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
 use deliveries::DeliveryChoice;
@@ -702,7 +704,10 @@ fn stream_source(
         let rated = rater.rate(&norm.batch)?;
         if let Some((export, sink)) = sink.as_mut() {
             let (carried, rows) = carried.ok_or_else(|| {
-                Error::Internal(format!("{}: the columns to export were not read", display.display()))
+                Error::Internal(format!(
+                    "{}: the columns to export were not read",
+                    display.display()
+                ))
             })?;
             sink.push(export, rater, &norm.batch, &rated, &carried, &rows)?;
         }
@@ -886,7 +891,10 @@ pub fn run_month(
     let mut extra = Vec::new();
     if let Some(to) = exports.filter(|t| t.options.set != ExportSet::None) {
         remove_parts(to.root)?;
-        extra.push(crate::export::listing(to.options, written.into_iter().flatten().collect()));
+        extra.push(crate::export::listing(
+            to.options,
+            written.into_iter().flatten().collect(),
+        ));
     }
     Ok((
         RunResult {
@@ -900,7 +908,11 @@ pub fn run_month(
 }
 
 /// Finishes an org's exports from its rated month.
-fn finish_exports(plan: &OrgExport<'_>, parts: Vec<TaskParts>, r: &OrgResult) -> Result<OrgWritten> {
+fn finish_exports(
+    plan: &OrgExport<'_>,
+    parts: Vec<TaskParts>,
+    r: &OrgResult,
+) -> Result<OrgWritten> {
     guarded(Path::new(r.id.as_str()), || {
         plan.finish(
             parts,
@@ -919,7 +931,10 @@ fn remove_parts(root: &Path) -> Result<()> {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Output { path: dir, source: e }),
+        Err(e) => Err(Error::Output {
+            path: dir,
+            source: e,
+        }),
     }
 }
 
@@ -952,15 +967,15 @@ fn run_tasks(
             rate_task(config, (t.file, file), t, check, plan, progress)
         })
         .and_then(|o| {
-                let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
-                match slot.as_mut() {
-                    None => {
-                        *slot = Some(o);
-                        Ok(())
-                    }
-                    Some(acc) => merge_outcome(acc, o),
+            let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_mut() {
+                None => {
+                    *slot = Some(o);
+                    Ok(())
                 }
-            });
+                Some(acc) => merge_outcome(acc, o),
+            }
+        });
         if let Err(e) = merged {
             failures
                 .lock()
