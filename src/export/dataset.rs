@@ -397,25 +397,92 @@ pub(super) fn map_pairs(m: &MapArray) -> Vec<Option<Pairs>> {
 
 /// A map's pairs as a JSON object (FOCUS KeyValueFormat: unique keys, text or null values).
 pub(super) fn pairs_json(pairs: &[(String, Option<String>)]) -> String {
+    let borrowed: Vec<(&str, Option<&str>)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
     let mut out = String::with_capacity(2 + pairs.len() * 24);
+    write_pairs_json(&mut out, &borrowed);
+    out
+}
+
+/// Appends pairs as a JSON object: the first value of a repeated key wins (FOCUS keys are unique).
+pub(super) fn write_pairs_json(out: &mut String, pairs: &[(&str, Option<&str>)]) {
     out.push('{');
-    let mut seen: Vec<&str> = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        // FOCUS keys are unique: the first value of a repeated key wins.
-        if seen.contains(&k.as_str()) {
+    let mut first = true;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
             continue;
         }
-        if !seen.is_empty() {
+        if !first {
             out.push(',');
         }
-        seen.push(k);
-        out.push_str(&serde_json::Value::String(k.clone()).to_string());
+        first = false;
+        json_string(out, k);
         out.push(':');
         match v {
-            Some(v) => out.push_str(&serde_json::Value::String(v.clone()).to_string()),
+            Some(v) => json_string(out, v),
             None => out.push_str("null"),
         }
     }
     out.push('}');
-    out
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes it (quote, backslash,
+/// control characters; nothing else).
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "line\nbreak\r\t",
+            "\u{1}\u{8}\u{c}\u{1f}",
+            "é/ü 💶",
+            "",
+        ] {
+            let mut ours = String::new();
+            json_string(&mut ours, s);
+            assert_eq!(
+                ours,
+                serde_json::Value::String(s.to_string()).to_string(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_value_of_a_repeated_key_wins() {
+        let mut out = String::new();
+        write_pairs_json(
+            &mut out,
+            &[("team", Some("a")), ("env", None), ("team", Some("b"))],
+        );
+        assert_eq!(out, r#"{"team":"a","env":null}"#);
+    }
 }

@@ -48,37 +48,70 @@ pub(super) fn priced(
 /// `resource_tags_aws_*` columns; user tags unprefixed, AWS tags `aws:`.
 pub(super) fn tags_column(s: &Selected<'_>) -> ArrayRef {
     let n = s.idx.len();
-    let mut rows: Vec<Pairs> = vec![Vec::new(); n];
-    if let Some(m) = s.wide.get("resource_tags").and_then(|a| a.as_map_opt()) {
-        for (row, pairs) in rows.iter_mut().zip(map_pairs(m)) {
-            for (k, v) in pairs.unwrap_or_default() {
-                let k = k.strip_prefix("user_").map(str::to_string).unwrap_or(k);
-                row.push((k, v));
+    // Borrowed (key, value) pairs per row: no text is copied until the JSON is written.
+    let mut rows: Vec<Vec<(&str, Option<&str>)>> = vec![Vec::new(); n];
+    let map_text = s
+        .wide
+        .get("resource_tags")
+        .and_then(|a| a.as_map_opt())
+        .map(|m| {
+            (
+                m,
+                cast(m.keys(), &DataType::Utf8).ok(),
+                cast(m.values(), &DataType::Utf8).ok(),
+            )
+        });
+    if let Some((m, Some(keys), Some(values))) = &map_text {
+        let (keys, values) = (keys.as_string::<i32>(), values.as_string::<i32>());
+        let offsets = m.value_offsets();
+        for (i, row) in rows.iter_mut().enumerate() {
+            if m.is_null(i) {
+                continue;
+            }
+            for j in offsets[i] as usize..offsets[i + 1] as usize {
+                if keys.is_null(j) {
+                    continue;
+                }
+                let k = keys.value(j);
+                let k = k.strip_prefix("user_").unwrap_or(k);
+                row.push((k, values.is_valid(j).then(|| values.value(j))));
             }
         }
     }
-    for (name, a) in &s.wide {
-        let key = if let Some(k) = name.strip_prefix("resource_tags_user_") {
-            k.to_string()
-        } else if let Some(k) = name.strip_prefix("resource_tags_aws_") {
-            format!("aws:{k}")
-        } else {
-            continue;
-        };
-        let Some(a) = a.as_string_opt::<i32>() else {
-            continue;
-        };
+    // Flattened tag columns (legacy CUR), each key spelled once per column.
+    let flat: Vec<(String, &StringArray)> = s
+        .wide
+        .iter()
+        .filter_map(|(name, a)| {
+            let key = if let Some(k) = name.strip_prefix("resource_tags_user_") {
+                k.to_string()
+            } else if let Some(k) = name.strip_prefix("resource_tags_aws_") {
+                format!("aws:{k}")
+            } else {
+                return None;
+            };
+            Some((key, a.as_string_opt::<i32>()?))
+        })
+        .collect();
+    for (key, a) in &flat {
         for (i, row) in rows.iter_mut().enumerate() {
             if a.is_valid(i) && !a.value(i).is_empty() {
-                row.push((key.clone(), Some(a.value(i).to_string())));
+                row.push((key.as_str(), Some(a.value(i))));
             }
         }
     }
-    Arc::new(
-        rows.into_iter()
-            .map(|r| (!r.is_empty()).then(|| pairs_json(&r)))
-            .collect::<StringArray>(),
-    )
+    let mut out = arrow::array::StringBuilder::with_capacity(n, n * 32);
+    let mut json = String::new();
+    for r in &rows {
+        if r.is_empty() {
+            out.append_null();
+        } else {
+            json.clear();
+            write_pairs_json(&mut json, r);
+            out.append_value(&json);
+        }
+    }
+    Arc::new(out.finish())
 }
 
 /// The FOCUS batch for selected rows: pro forma for a customer, actual for the partner.
