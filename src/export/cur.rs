@@ -12,7 +12,7 @@ pub(super) fn cur_batch(
     let (name, mgmt, _) = ctx
         .customer
         .as_ref()
-        .ok_or_else(|| Error::Overflow("internal: CUR export for the partner".into()))?;
+        .ok_or_else(|| Error::Internal("a CUR export for the partner".into()))?;
     let start = ctx.period.start_micros() / 1000;
     let end = ctx.period.next().start_micros() / 1000;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -67,12 +67,12 @@ pub(super) fn cur_batch(
             "pricing_public_on_demand_cost" => ctx.amounts(s.public_cost.clone())?,
             other => match s.wide.get(other) {
                 Some(a) if a.data_type() == f.data_type() => a.clone(),
-                Some(a) => cast(a, f.data_type()).map_err(|e| Error::Overflow(e.to_string()))?,
+                Some(a) => cast(a, f.data_type()).map_err(|e| Error::Internal(e.to_string()))?,
                 None => arrow::array::new_null_array(f.data_type(), n),
             },
         };
         columns.push(c);
     }
     RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::Overflow(format!("building the CUR export: {e}")))
+        .map_err(|e| Error::Internal(format!("building the CUR export: {e}")))
 }

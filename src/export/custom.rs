@@ -123,7 +123,7 @@ pub(super) fn custom_cur_batch(
         .collect::<Result<_>>()?;
     Ok((
         RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error::Overflow(e.to_string()))?,
+            .map_err(|e| Error::Internal(e.to_string()))?,
         total,
     ))
 }
@@ -287,7 +287,7 @@ pub(super) fn custom_focus_batch(
         })
         .collect();
     Ok((
-        RecordBatch::try_new(schema, columns).map_err(|e| Error::Overflow(e.to_string()))?,
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))?,
         total,
     ))
 }

@@ -50,13 +50,13 @@ pub(super) fn rolled_for_output(batch: RecordBatch, schema: &SchemaRef) -> Resul
                     .collect::<arrow::array::Float64Array>(),
             ) as ArrayRef),
             (a, b) if a == b => Ok(c.clone()),
-            (a, b) => Err(Error::Overflow(format!(
-                "internal: a rolled-up {a} column written as {b}"
+            (a, b) => Err(Error::Internal(format!(
+                "a rolled-up {a} column written as {b}"
             ))),
         })
         .collect::<Result<_>>()?;
     RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::Overflow(format!("writing a roll-up: {e}")))
+        .map_err(|e| Error::Internal(format!("writing a roll-up: {e}")))
 }
 
 /// Writes a finished roll-up to `path`: checks its rows still sum to the lines'

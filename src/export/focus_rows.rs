@@ -371,5 +371,5 @@ pub(super) fn focus_batch(
         })
         .collect();
     RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::Overflow(format!("building the FOCUS export: {e}")))
+        .map_err(|e| Error::Internal(format!("building the FOCUS export: {e}")))
 }

@@ -166,11 +166,11 @@ enum Out {
 }
 
 fn arrow_err(e: arrow::error::ArrowError) -> Error {
-    Error::Overflow(format!("rolling up an export: {e}"))
+    Error::Internal(format!("rolling up an export: {e}"))
 }
 
 fn internal(what: String) -> Error {
-    Error::Overflow(format!("internal: rolling up an export: {what}"))
+    Error::Internal(format!("rolling up an export: {what}"))
 }
 
 fn units_per_day(t: &DataType) -> Option<i64> {

@@ -31,7 +31,7 @@ impl<'a> Selected<'a> {
         effective: Vec<i128>,
         rated: Vec<bool>,
     ) -> Result<Selected<'a>> {
-        let missing = |c: &str| Error::Overflow(format!("internal: normalized column {c} missing"));
+        let missing = |c: &str| Error::Internal(format!("normalized column {c} missing"));
         let dec = |c: &str| {
             norm.column_by_name(c)
                 .and_then(|a| a.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
@@ -87,10 +87,11 @@ impl<'a> Selected<'a> {
 
     /// A normalized text column at the selected rows, as plain strings.
     pub(super) fn norm_strings(&self, name: &str, empty_as_null: bool) -> Result<ArrayRef> {
-        let err = |e: arrow::error::ArrowError| Error::Overflow(format!("selecting {name}: {e}"));
-        let a = self.norm.column_by_name(name).ok_or_else(|| {
-            Error::Overflow(format!("internal: normalized column {name} missing"))
-        })?;
+        let err = |e: arrow::error::ArrowError| Error::Internal(format!("selecting {name}: {e}"));
+        let a = self
+            .norm
+            .column_by_name(name)
+            .ok_or_else(|| Error::Internal(format!("normalized column {name} missing")))?;
         let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));
         let picked = arrow::compute::take(a, &idx, None).map_err(err)?;
         let s = cast(&picked, &DataType::Utf8).map_err(err)?;
@@ -396,7 +397,7 @@ pub(super) fn decs(v: Vec<Option<i128>>) -> Result<ArrayRef> {
     Ok(Arc::new(
         b.finish()
             .with_precision_and_scale(38, 10)
-            .map_err(|e| Error::Overflow(e.to_string()))?,
+            .map_err(|e| Error::Internal(e.to_string()))?,
     ))
 }
 

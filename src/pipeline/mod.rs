@@ -817,7 +817,31 @@ pub fn run_month(
         .collect();
     let orgs_with_tasks: BTreeSet<usize> = tasks.iter().map(|t| files[t.file].org_index).collect();
     progress.start(known_rows, all_known, orgs_with_tasks.len());
-    let mut per_file = run_tasks(config, &files, &tasks, &checks, &plans, progress)?;
+    // Orgs with one delivery are finished as soon as their tasks end; orgs whose
+    // deliveries are compared wait for the comparison.
+    let early: BTreeSet<usize> = plans
+        .keys()
+        .copied()
+        .filter(|o| !compared.contains(o))
+        .collect();
+    let finished: std::sync::Mutex<BTreeMap<usize, Finished>> = Default::default();
+    let finish = |idx: usize, outcomes: Vec<FileOutcome>| -> Result<()> {
+        let done = finish_one(config, idx, period, outcomes, &plans, None)?;
+        finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(idx, done);
+        Ok(())
+    };
+    let mut per_file = run_tasks(
+        config,
+        &files,
+        &tasks,
+        &checks,
+        &plans,
+        progress,
+        (&early, &finish),
+    )?;
     same_content_twice(&files, &per_file)?;
     let excluded = overlapping_deliveries(config, &files, &per_file, &compared)?;
     if !excluded.is_empty() {
@@ -837,7 +861,15 @@ pub fn run_month(
             })
             .cloned()
             .collect();
-        let redone = run_tasks(config, &files, &again, &checks, &plans, &Silent)?;
+        let redone = run_tasks(
+            config,
+            &files,
+            &again,
+            &checks,
+            &plans,
+            &Silent,
+            (&BTreeSet::new(), &finish),
+        )?;
         for (i, o) in redone.into_iter().enumerate() {
             if let Some(mut o) = o {
                 if let Some(Some(old)) = per_file.get(i) {
@@ -848,11 +880,10 @@ pub fn run_month(
             }
         }
     }
+    let mut finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
     for (f, o) in files.iter().zip(per_file) {
-        if let Some(mut o) = o {
-            o.quarantined.sort_by_key(|q| q.row);
-            o.identity = Vec::new();
+        if let Some(o) = o {
             by_org
                 .entry(f.org_index)
                 .or_default()
@@ -861,27 +892,37 @@ pub fn run_month(
                 .push(o);
         }
     }
-    let results: Result<Vec<(OrgResult, Option<OrgWritten>)>> = billed
+    let early_done: Vec<(usize, Finished)> = billed
+        .iter()
+        .filter_map(|idx| finished.remove(idx).map(|d| (*idx, d)))
+        .collect();
+    let mut early_done: BTreeMap<usize, Finished> = early_done.into_iter().collect();
+    let late: Vec<usize> = billed
+        .iter()
+        .copied()
+        .filter(|i| !early_done.contains_key(i))
+        .collect();
+    let late: Result<Vec<(usize, Finished)>> = late
         .into_par_iter()
         .map(|idx| {
             // Each org's outcomes are moved out (one task per org), never cloned.
-            let mut outcomes = by_org
+            let outcomes = by_org
                 .get(&idx)
                 .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
                 .unwrap_or_default();
-            let parts: Vec<TaskParts> = outcomes
-                .iter_mut()
-                .flat_map(|o| std::mem::take(&mut o.exports))
-                .collect();
-            let mut r = finish_org(config, idx, period, outcomes)?;
-            if let Some(m) = excluded.get(&idx) {
-                r.excluded = Arc::new(m.clone());
-            }
-            let written = match plans.get(&idx) {
-                Some(plan) => Some(finish_exports(plan, parts, &r)?),
-                None => None,
-            };
-            Ok((r, written))
+            Ok((
+                idx,
+                finish_one(config, idx, period, outcomes, &plans, excluded.get(&idx))?,
+            ))
+        })
+        .collect();
+    early_done.extend(late?);
+    let results: Result<Vec<Finished>> = billed
+        .iter()
+        .map(|idx| {
+            early_done
+                .remove(idx)
+                .ok_or_else(|| Error::Internal(format!("org {idx} was not finished")))
         })
         .collect();
     let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
@@ -905,6 +946,38 @@ pub fn run_month(
         },
         extra,
     ))
+}
+
+/// An org's finished month: its results and what its exports wrote.
+type Finished = (OrgResult, Option<OrgWritten>);
+
+/// Finishes an org from its files' outcomes (in file order): the merged ledger,
+/// the invoices and, when it has an export plan, its exports.
+fn finish_one(
+    config: &Config,
+    idx: usize,
+    period: BillingPeriod,
+    mut outcomes: Vec<FileOutcome>,
+    plans: &Plans<'_>,
+    excluded: Option<&ExcludedRows>,
+) -> Result<Finished> {
+    for o in &mut outcomes {
+        o.quarantined.sort_by_key(|q| q.row);
+        o.identity = Vec::new();
+    }
+    let parts: Vec<TaskParts> = outcomes
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.exports))
+        .collect();
+    let mut r = finish_org(config, idx, period, outcomes)?;
+    if let Some(m) = excluded {
+        r.excluded = Arc::new(m.clone());
+    }
+    let written = match plans.get(&idx) {
+        Some(plan) => Some(finish_exports(plan, parts, &r)?),
+        None => None,
+    };
+    Ok((r, written))
 }
 
 /// Finishes an org's exports from its rated month.
@@ -940,6 +1013,9 @@ fn remove_parts(root: &Path) -> Result<()> {
 
 /// Runs tasks on rayon; each task's outcome is merged into its file's slot as soon as it
 /// is done, so memory holds one ledger per file. Every failure is reported, not just the first.
+/// Finishes an org from its files' outcomes (in file order) as soon as its last task ends.
+type FinishEarly<'x> = dyn Fn(usize, Vec<FileOutcome>) -> Result<()> + Sync + 'x;
+
 fn run_tasks(
     config: &Config,
     files: &[InputFile],
@@ -947,6 +1023,7 @@ fn run_tasks(
     checks: &[OrgCheck],
     plans: &Plans<'_>,
     progress: &dyn Progress,
+    (early, finish): (&BTreeSet<usize>, &FinishEarly<'_>),
 ) -> Result<Vec<Option<FileOutcome>>> {
     // Tasks left per org, to tell the progress display when an org is done.
     let mut left: BTreeMap<usize, std::sync::atomic::AtomicUsize> = BTreeMap::new();
@@ -984,6 +1061,24 @@ fn run_tasks(
         }
         if left[&file.org_index].fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
             progress.org_done();
+            // Finished now, not after every org: its held rows and roll-ups are freed.
+            if early.contains(&file.org_index) {
+                let outcomes: Option<Vec<FileOutcome>> = files
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.org_index == file.org_index)
+                    .map(|(k, _)| per_file[k].lock().unwrap_or_else(|e| e.into_inner()).take())
+                    .collect();
+                // A missing outcome is a failed task, already reported.
+                if let Some(outcomes) = outcomes {
+                    if let Err(e) = finish(file.org_index, outcomes) {
+                        failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, e));
+                    }
+                }
+            }
         }
     });
     let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
