@@ -114,260 +114,312 @@ pub(super) fn tags_column(s: &Selected<'_>) -> ArrayRef {
     Arc::new(out.finish())
 }
 
+/// Per-row facts the FOCUS column groups share.
+struct FocusRows<'s, 'a> {
+    s: &'s Selected<'a>,
+    n: usize,
+    partner: bool,
+    /// The billing period, ms.
+    start: i64,
+    end: i64,
+    category: Vec<&'static str>,
+    prices: Vec<Priced>,
+    /// Commitment id, category and type of rows that use or buy a commitment.
+    commitment: Vec<Option<(String, &'static str, &'static str)>>,
+}
+
+type FocusColumns = BTreeMap<&'static str, ArrayRef>;
+
+impl<'s, 'a> FocusRows<'s, 'a> {
+    fn new(ctx: &OrgCtx<'_>, s: &'s Selected<'a>, partner: bool) -> Result<FocusRows<'s, 'a>> {
+        let n = s.idx.len();
+        let mut category = Vec::with_capacity(n);
+        let mut prices = Vec::with_capacity(n);
+        for i in 0..n {
+            let cat = charge_category(s.lt[i]);
+            category.push(cat);
+            prices.push(priced(cat, s.amount[i], s.usage[i], s.public_rate[i])?);
+        }
+        let ri = s.text_col("reservation_reservation_a_r_n");
+        let sp = s.text_col("savings_plan_savings_plan_a_r_n");
+        let x = s.text_col("x_commitment_discount_id");
+        let commitment = (0..n)
+            .map(|i| {
+                use LineType::*;
+                let (sp, ri, x) = (sp.get(i), ri.get(i), x.get(i));
+                match s.lt[i] {
+                    SavingsPlanCoveredUsage
+                    | SavingsPlanNegation
+                    | SavingsPlanRecurringFee
+                    | SavingsPlanUpfrontFee => {
+                        sp.or(x).map(|id| (id.to_string(), "Spend", "Savings Plan"))
+                    }
+                    DiscountedUsage | RIFee | Fee => ri
+                        .or(x)
+                        .map(|id| (id.to_string(), "Usage", "Reserved Instance")),
+                    _ => None,
+                }
+            })
+            .collect();
+        Ok(FocusRows {
+            s,
+            n,
+            partner,
+            start: ctx.period.start_micros() / 1000,
+            end: ctx.period.next().start_micros() / 1000,
+            category,
+            prices,
+            commitment,
+        })
+    }
+
+    /// Costs, prices and quantities.
+    fn cost_columns(&self, cols: &mut FocusColumns) -> Result<()> {
+        let (s, prices, category) = (self.s, &self.prices, &self.category);
+        cols.insert(
+            "BilledCost",
+            decs(s.amount.iter().map(|a| Some(*a)).collect())?,
+        );
+        cols.insert(
+            "ConsumedQuantity",
+            decs(
+                (0..self.n)
+                    .map(|i| (category[i] == "Usage").then_some(s.usage[i]))
+                    .collect(),
+            )?,
+        );
+        cols.insert(
+            "ContractedCost",
+            decs(prices.iter().map(|p| Some(p.contracted_cost)).collect())?,
+        );
+        cols.insert(
+            "ContractedUnitPrice",
+            decs(prices.iter().map(|p| p.contracted_unit).collect())?,
+        );
+        cols.insert(
+            "EffectiveCost",
+            decs(s.effective.iter().map(|a| Some(*a)).collect())?,
+        );
+        cols.insert(
+            "ListCost",
+            decs(prices.iter().map(|p| Some(p.list_cost)).collect())?,
+        );
+        cols.insert(
+            "ListUnitPrice",
+            decs(prices.iter().map(|p| p.list_unit).collect())?,
+        );
+        cols.insert(
+            "PricingQuantity",
+            decs(prices.iter().map(|p| p.quantity).collect())?,
+        );
+        Ok(())
+    }
+
+    /// Who bills whom: billing account, period, currency, invoice, issuer, provider, publisher.
+    fn billing_columns(&self, ctx: &OrgCtx<'_>, cols: &mut FocusColumns) {
+        let (s, n) = (self.s, self.n);
+        let org_name = ctx
+            .customer
+            .as_ref()
+            .map(|c| c.0)
+            .unwrap_or(ctx.config.partner.name.as_str());
+        cols.insert("BillingAccountId", constant(ctx.mgmt, n));
+        cols.insert("BillingAccountName", constant(org_name, n));
+        cols.insert("BillingAccountType", constant("Management account", n));
+        cols.insert("BillingCurrency", constant(ctx.currency, n));
+        cols.insert("BillingPeriodEnd", times(vec![Some(self.end); n]));
+        cols.insert("BillingPeriodStart", times(vec![Some(self.start); n]));
+        cols.insert(
+            "InvoiceId",
+            match &ctx.customer {
+                Some((_, _, number)) if !self.partner => constant(number, n),
+                _ => s.wide_strings("bill_invoice_id"),
+            },
+        );
+        let invoicing_entity = s.text_col("bill_invoicing_entity");
+        cols.insert(
+            "InvoiceIssuerName",
+            if self.partner {
+                strings(n, |i| {
+                    Some(
+                        invoicing_entity
+                            .get(i)
+                            .unwrap_or("Amazon Web Services, Inc."),
+                    )
+                })
+            } else {
+                constant(&ctx.config.partner.name, n)
+            },
+        );
+        cols.insert("PricingCurrency", constant(ctx.currency, n));
+        cols.insert("ProviderName", constant("AWS", n));
+        let legal_entity = s.text_col("line_item_legal_entity");
+        cols.insert(
+            "PublisherName",
+            strings(n, |i| {
+                Some(legal_entity.get(i).unwrap_or("Amazon Web Services, Inc."))
+            }),
+        );
+    }
+
+    /// What the charge is: category, frequency, period, commitment, units, SKU.
+    fn charge_columns(&self, cols: &mut FocusColumns) {
+        let (s, n, category, commitment) = (self.s, self.n, &self.category, &self.commitment);
+        cols.insert("ChargeCategory", strings(n, |i| Some(category[i])));
+        cols.insert(
+            "ChargeDescription",
+            s.wide_strings("line_item_line_item_description"),
+        );
+        cols.insert(
+            "ChargeFrequency",
+            strings(n, |i| Some(charge_frequency(s.lt[i]))),
+        );
+        let or_period = |a: Option<&TimestampMillisecondArray>, default: i64| {
+            times(
+                (0..n)
+                    .map(|i| Some(a.filter(|a| a.is_valid(i)).map_or(default, |a| a.value(i))))
+                    .collect(),
+            )
+        };
+        cols.insert(
+            "ChargePeriodEnd",
+            or_period(s.millis_col("line_item_usage_end_date"), self.end),
+        );
+        cols.insert(
+            "ChargePeriodStart",
+            or_period(s.millis_col("line_item_usage_start_date"), self.start),
+        );
+        cols.insert(
+            "CommitmentDiscountCategory",
+            strings(n, |i| commitment[i].as_ref().map(|c| c.1)),
+        );
+        cols.insert(
+            "CommitmentDiscountId",
+            strings(n, |i| commitment[i].as_ref().map(|c| c.0.as_str())),
+        );
+        let status = s.text_col("x_commitment_discount_status");
+        cols.insert(
+            "CommitmentDiscountStatus",
+            strings(n, |i| {
+                commitment[i]
+                    .as_ref()
+                    .filter(|_| category[i] == "Usage")
+                    .map(|_| status.get(i).unwrap_or("Used"))
+            }),
+        );
+        cols.insert(
+            "CommitmentDiscountType",
+            strings(n, |i| commitment[i].as_ref().map(|c| c.2)),
+        );
+        let unit = s.text_col("pricing_unit");
+        cols.insert(
+            "ConsumedUnit",
+            strings(n, |i| unit.get(i).filter(|_| category[i] == "Usage")),
+        );
+        cols.insert(
+            "PricingCategory",
+            strings(n, |i| match category[i] {
+                "Usage" if commitment[i].is_some() => Some("Committed"),
+                "Usage" | "Purchase" => Some("Standard"),
+                "Tax" => None,
+                _ => Some("Other"),
+            }),
+        );
+        cols.insert(
+            "PricingUnit",
+            strings(n, |i| {
+                unit.get(i)
+                    .filter(|_| matches!(category[i], "Usage" | "Purchase"))
+            }),
+        );
+        cols.insert("SkuId", s.wide_strings("product_sku"));
+        let (rate_code, rate_id) = (
+            s.text_col("pricing_rate_code"),
+            s.text_col("pricing_rate_id"),
+        );
+        cols.insert(
+            "SkuPriceId",
+            strings(n, |i| rate_code.get(i).or_else(|| rate_id.get(i))),
+        );
+        cols.insert("x_LineItemType", strings(n, |i| Some(s.lt[i].as_str())));
+    }
+
+    /// Where and what: region, resource, service, sub account, tags, billxfer's extensions.
+    fn resource_columns(&self, ctx: &OrgCtx<'_>, cols: &mut FocusColumns) -> Result<()> {
+        let s = self.s;
+        let product = s.norm_strings(col::PRODUCT, false)?;
+        let account = s.norm_strings(col::ACCOUNT, false)?;
+        let services = mapped(&product, focus::service_category);
+        cols.insert(
+            "AvailabilityZone",
+            s.wide_strings("line_item_availability_zone"),
+        );
+        cols.insert("RegionId", s.norm_strings(col::REGION, true)?);
+        cols.insert("ResourceId", s.wide_strings("line_item_resource_id"));
+        cols.insert(
+            "ServiceSubcategory",
+            mapped(&services, focus::other_subcategory),
+        );
+        cols.insert("ServiceCategory", services);
+        // ServiceName is the service's display name (AWS's own FOCUS export writes it so);
+        // x_ServiceCode keeps the product code that rules and invoices use.
+        cols.insert(
+            "ServiceName",
+            Arc::new(
+                product
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| {
+                        v.map(|code| normalize::service_name_of_product_code(code).unwrap_or(code))
+                    })
+                    .collect::<StringArray>(),
+            ) as ArrayRef,
+        );
+        cols.insert("SubAccountId", account.clone());
+        cols.insert(
+            "SubAccountName",
+            s.wide_strings("line_item_usage_account_name"),
+        );
+        cols.insert(
+            "SubAccountType",
+            mapped(&account, |a| {
+                if a == ctx.mgmt {
+                    "Management account"
+                } else {
+                    "Member account"
+                }
+            }),
+        );
+        cols.insert("Tags", tags_column(s));
+        cols.insert("x_ServiceCode", product);
+        cols.insert("x_UsageType", s.norm_strings(col::USAGE_TYPE, true)?);
+        cols.insert("x_Operation", s.norm_strings(col::OPERATION, true)?);
+        if self.partner {
+            cols.insert(focus::CUSTOMER_ORG_COLUMN, constant(ctx.org_id, self.n));
+        }
+        Ok(())
+    }
+}
+
 /// The FOCUS batch for selected rows: pro forma for a customer, actual for the partner.
 pub(super) fn focus_batch(
     ctx: &OrgCtx<'_>,
     s: &Selected<'_>,
     partner: bool,
 ) -> Result<RecordBatch> {
-    let n = s.idx.len();
+    let rows = FocusRows::new(ctx, s, partner)?;
+    let mut cols = FocusColumns::new();
+    rows.cost_columns(&mut cols)?;
+    rows.billing_columns(ctx, &mut cols);
+    rows.charge_columns(&mut cols);
+    rows.resource_columns(ctx, &mut cols)?;
     let schema = focus::schema(partner);
-    let start = ctx.period.start_micros() / 1000;
-    let end = ctx.period.next().start_micros() / 1000;
-    let org_name = ctx
-        .customer
-        .as_ref()
-        .map(|c| c.0)
-        .unwrap_or(ctx.config.partner.name.as_str());
-    let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
-    let mut category = Vec::with_capacity(n);
-    let mut prices = Vec::with_capacity(n);
-    for i in 0..n {
-        let cat = charge_category(s.lt[i]);
-        category.push(cat);
-        prices.push(priced(cat, s.amount[i], s.usage[i], s.public_rate[i])?);
-    }
-    let product = s.norm_strings(col::PRODUCT, false)?;
-    let bill_invoicing_entity = s.text_col("bill_invoicing_entity");
-    let li_legal_entity = s.text_col("line_item_legal_entity");
-    let pricing_rate_code = s.text_col("pricing_rate_code");
-    let pricing_rate_id = s.text_col("pricing_rate_id");
-    let pricing_unit = s.text_col("pricing_unit");
-    let reservation_reservation_a_r_n = s.text_col("reservation_reservation_a_r_n");
-    let savings_plan_savings_plan_a_r_n = s.text_col("savings_plan_savings_plan_a_r_n");
-    let x_commitment_discount_id = s.text_col("x_commitment_discount_id");
-    let x_commitment_discount_status = s.text_col("x_commitment_discount_status");
-    let usage_end = s.millis_col("line_item_usage_end_date");
-    let usage_start = s.millis_col("line_item_usage_start_date");
-    let account = s.norm_strings(col::ACCOUNT, false)?;
-    let commitment: Vec<Option<(String, &str, &str)>> = (0..n)
-        .map(|i| {
-            use LineType::*;
-            let sp = savings_plan_savings_plan_a_r_n.get(i).map(str::to_string);
-            let ri = reservation_reservation_a_r_n.get(i).map(str::to_string);
-            let x = x_commitment_discount_id.get(i).map(str::to_string);
-            match s.lt[i] {
-                SavingsPlanCoveredUsage
-                | SavingsPlanNegation
-                | SavingsPlanRecurringFee
-                | SavingsPlanUpfrontFee => sp.or(x).map(|id| (id, "Spend", "Savings Plan")),
-                DiscountedUsage | RIFee | Fee => {
-                    ri.or(x).map(|id| (id, "Usage", "Reserved Instance"))
-                }
-                _ => None,
-            }
-        })
-        .collect();
-    let region = s.norm_strings(col::REGION, true)?;
-    let services = mapped(&product, focus::service_category);
-    cols.insert(
-        "AvailabilityZone",
-        s.wide_strings("line_item_availability_zone"),
-    );
-    cols.insert(
-        "BilledCost",
-        decs(s.amount.iter().map(|a| Some(*a)).collect())?,
-    );
-    cols.insert("BillingAccountId", constant(ctx.mgmt, n));
-    cols.insert("BillingAccountName", constant(org_name, n));
-    cols.insert("BillingAccountType", constant("Management account", n));
-    cols.insert("BillingCurrency", constant(ctx.currency, n));
-    cols.insert("BillingPeriodEnd", times(vec![Some(end); n]));
-    cols.insert("BillingPeriodStart", times(vec![Some(start); n]));
-    cols.insert("ChargeCategory", strings(n, |i| Some(category[i])));
-    cols.insert(
-        "ChargeDescription",
-        s.wide_strings("line_item_line_item_description"),
-    );
-    cols.insert(
-        "ChargeFrequency",
-        strings(n, |i| Some(charge_frequency(s.lt[i]))),
-    );
-    let or_period = |a: Option<&TimestampMillisecondArray>, default: i64| {
-        times(
-            (0..n)
-                .map(|i| Some(a.filter(|a| a.is_valid(i)).map_or(default, |a| a.value(i))))
-                .collect(),
-        )
-    };
-    cols.insert("ChargePeriodEnd", or_period(usage_end, end));
-    cols.insert("ChargePeriodStart", or_period(usage_start, start));
-    cols.insert(
-        "CommitmentDiscountCategory",
-        strings(n, |i| commitment[i].as_ref().map(|c| c.1)),
-    );
-    cols.insert(
-        "CommitmentDiscountId",
-        strings(n, |i| commitment[i].as_ref().map(|c| c.0.as_str())),
-    );
-    cols.insert(
-        "CommitmentDiscountStatus",
-        strings(n, |i| {
-            commitment[i]
-                .as_ref()
-                .filter(|_| category[i] == "Usage")
-                .map(|_| x_commitment_discount_status.get(i).unwrap_or("Used"))
-        }),
-    );
-    cols.insert(
-        "CommitmentDiscountType",
-        strings(n, |i| commitment[i].as_ref().map(|c| c.2)),
-    );
-    cols.insert(
-        "ConsumedQuantity",
-        decs(
-            (0..n)
-                .map(|i| (category[i] == "Usage").then_some(s.usage[i]))
-                .collect(),
-        )?,
-    );
-    cols.insert(
-        "ConsumedUnit",
-        strings(n, |i| {
-            pricing_unit.get(i).filter(|_| category[i] == "Usage")
-        }),
-    );
-    cols.insert(
-        "ContractedCost",
-        decs(prices.iter().map(|p| Some(p.contracted_cost)).collect())?,
-    );
-    cols.insert(
-        "ContractedUnitPrice",
-        decs(prices.iter().map(|p| p.contracted_unit).collect())?,
-    );
-    cols.insert(
-        "EffectiveCost",
-        decs(s.effective.iter().map(|a| Some(*a)).collect())?,
-    );
-    cols.insert(
-        "InvoiceId",
-        match &ctx.customer {
-            Some((_, _, number)) if !partner => constant(number, n),
-            _ => s.wide_strings("bill_invoice_id"),
-        },
-    );
-    cols.insert(
-        "InvoiceIssuerName",
-        if partner {
-            strings(n, |i| {
-                Some(
-                    bill_invoicing_entity
-                        .get(i)
-                        .unwrap_or("Amazon Web Services, Inc."),
-                )
-            })
-        } else {
-            constant(&ctx.config.partner.name, n)
-        },
-    );
-    cols.insert(
-        "ListCost",
-        decs(prices.iter().map(|p| Some(p.list_cost)).collect())?,
-    );
-    cols.insert(
-        "ListUnitPrice",
-        decs(prices.iter().map(|p| p.list_unit).collect())?,
-    );
-    cols.insert(
-        "PricingCategory",
-        strings(n, |i| match category[i] {
-            "Usage" if commitment[i].is_some() => Some("Committed"),
-            "Usage" | "Purchase" => Some("Standard"),
-            "Tax" => None,
-            _ => Some("Other"),
-        }),
-    );
-    cols.insert("PricingCurrency", constant(ctx.currency, n));
-    cols.insert(
-        "PricingQuantity",
-        decs(prices.iter().map(|p| p.quantity).collect())?,
-    );
-    cols.insert(
-        "PricingUnit",
-        strings(n, |i| {
-            pricing_unit
-                .get(i)
-                .filter(|_| matches!(category[i], "Usage" | "Purchase"))
-        }),
-    );
-    cols.insert("ProviderName", constant("AWS", n));
-    cols.insert(
-        "PublisherName",
-        strings(n, |i| {
-            Some(
-                li_legal_entity
-                    .get(i)
-                    .unwrap_or("Amazon Web Services, Inc."),
-            )
-        }),
-    );
-    cols.insert("RegionId", region);
-    cols.insert("ResourceId", s.wide_strings("line_item_resource_id"));
-    cols.insert(
-        "ServiceSubcategory",
-        mapped(&services, focus::other_subcategory),
-    );
-    cols.insert("ServiceCategory", services);
-    // ServiceName is the service's display name (AWS's own FOCUS export writes it so);
-    // x_ServiceCode keeps the product code that rules and invoices use.
-    cols.insert(
-        "ServiceName",
-        Arc::new(
-            product
-                .as_string::<i32>()
-                .iter()
-                .map(|v| {
-                    v.map(|code| normalize::service_name_of_product_code(code).unwrap_or(code))
-                })
-                .collect::<StringArray>(),
-        ) as ArrayRef,
-    );
-    cols.insert("SkuId", s.wide_strings("product_sku"));
-    cols.insert(
-        "SkuPriceId",
-        strings(n, |i| {
-            pricing_rate_code.get(i).or_else(|| pricing_rate_id.get(i))
-        }),
-    );
-    cols.insert("SubAccountId", account.clone());
-    cols.insert(
-        "SubAccountName",
-        s.wide_strings("line_item_usage_account_name"),
-    );
-    cols.insert(
-        "SubAccountType",
-        mapped(&account, |a| {
-            if a == ctx.mgmt {
-                "Management account"
-            } else {
-                "Member account"
-            }
-        }),
-    );
-    cols.insert("Tags", tags_column(s));
-    cols.insert("x_ServiceCode", product);
-    cols.insert("x_UsageType", s.norm_strings(col::USAGE_TYPE, true)?);
-    cols.insert("x_Operation", s.norm_strings(col::OPERATION, true)?);
-    cols.insert("x_LineItemType", strings(n, |i| Some(s.lt[i].as_str())));
-    if partner {
-        cols.insert(focus::CUSTOMER_ORG_COLUMN, constant(ctx.org_id, n));
-    }
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
         .map(|f| {
             cols.remove(f.name().as_str())
-                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), rows.n))
         })
         .collect();
     RecordBatch::try_new(schema, columns)

@@ -114,6 +114,31 @@ impl TaskParts {
     pub fn order(&self) -> (usize, u64) {
         self.order
     }
+
+    /// Merges `other`'s roll-ups into this one's as soon as its task ends (a
+    /// roll-up's order does not matter), so a large org's many tasks hold one
+    /// roll-up per dataset between them, not one each.
+    pub fn absorb_roll_ups(&mut self, other: &mut TaskParts) -> Result<()> {
+        for (mine, theirs) in self.parts.iter_mut().zip(other.parts.iter_mut()) {
+            let (Some(mine), Some(theirs)) = (mine.as_mut(), theirs.as_mut()) else {
+                continue;
+            };
+            let Some(PartSink::RollUp(agg)) = mine.sink.as_mut() else {
+                continue;
+            };
+            let Some(more) = theirs.take_roll_up() else {
+                continue;
+            };
+            agg.merge(more)?;
+            mine.cost = mine
+                .cost
+                .checked_add(theirs.cost)
+                .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+            mine.rows += theirs.rows;
+            (theirs.cost, theirs.rows) = (0, 0);
+        }
+        Ok(())
+    }
 }
 
 /// What the org's finish needs from its rated month.

@@ -242,10 +242,111 @@ pub fn normalize(
     check: &OrgCheck,
 ) -> Result<NormalizedBatch> {
     let n = chunk.len();
-    let f = |x: Field| x as usize;
     let mut warnings = Vec::new();
+    prepare_columns(path, map, &mut chunk, check, &mut warnings)?;
+    let num = std::mem::take(&mut chunk.num);
+    let mut keep = vec![true; n];
+    let mut quarantined: Vec<Quarantined> = Vec::new();
+    let mut rated_unblended: i128 = 0;
+    let mut line_types = vec![0u8; n];
+    {
+        let rows = RowChecks::new(map, &chunk, &num, check);
+        let excluded = check.excluded.get(path);
+        let unblended = num[f(Field::UnblendedCost)].as_ref();
+        let account_text = &chunk.text[f(Field::UsageAccount)];
+        for i in 0..n {
+            // A row that a later delivery repeats; otherwise every check in turn.
+            let verdict = match excluded.and_then(|m| m.get(&chunk.rows[i])) {
+                Some(reason) => Err(Reject::new(String::new(), String::new(), reason.clone())),
+                None => rows.verdict(i),
+            };
+            match verdict {
+                Ok(lt) => {
+                    line_types[i] = lt as u8;
+                    rated_unblended = rated_unblended
+                        .checked_add(unblended.and_then(|c| c.get(i)).unwrap_or(0))
+                        .ok_or_else(|| Error::Overflow(format!("summing {}", path.display())))?;
+                }
+                Err(r) => {
+                    keep[i] = false;
+                    quarantined.push(Quarantined {
+                        file: path.to_path_buf(),
+                        row: chunk.rows[i],
+                        line: chunk.lines.get(i).copied(),
+                        column: r.column,
+                        value: r.value,
+                        reason: r.reason,
+                        unblended: unblended.and_then(|c| c.get(i)),
+                        account: text_value(account_text, i).to_string(),
+                    });
+                }
+            }
+        }
+    }
+    let reservation = chunk.text[f(Field::ReservationArn)].as_ref();
+    let effective = effective_costs(
+        &num,
+        &line_types,
+        map.dialect == Dialect::Focus,
+        |i| {
+            reservation.is_some_and(|d| {
+                key_at(d, i).is_some_and(|k| !dict_values(d).value(k).trim().is_empty())
+            })
+        },
+        n,
+    );
+    for (row, line, column, reason) in std::mem::take(&mut chunk.broken) {
+        quarantined.push(Quarantined {
+            file: path.to_path_buf(),
+            row,
+            line: Some(line),
+            column,
+            value: String::new(),
+            reason,
+            unblended: None,
+            account: String::new(),
+        });
+    }
+    let identity: Vec<(u64, u64)> = if chunk.identity.len() == n {
+        (0..n)
+            .filter(|&i| keep[i])
+            .map(|i| (chunk.identity[i], chunk.rows[i]))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mask = (!quarantined.is_empty()).then(|| BooleanArray::from(keep));
+    let kept = Kept {
+        chunk: &chunk,
+        mask: mask.as_ref(),
+        path,
+        n,
+    };
+    let batch = kept.batch(num, line_types, effective)?;
+    Ok(NormalizedBatch {
+        batch,
+        rated_unblended,
+        quarantined,
+        identity,
+        warnings,
+    })
+}
+
+/// A field's index in a raw chunk's column arrays.
+fn f(x: Field) -> usize {
+    x as usize
+}
+
+/// Maps FOCUS columns onto CUR's terms and pads short account ids, before any row is checked.
+fn prepare_columns(
+    path: &Path,
+    map: &ColumnMap,
+    chunk: &mut RawChunk,
+    check: &OrgCheck,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     if map.dialect == Dialect::Focus {
-        focus_columns(&mut chunk, map, check, &mut warnings)
+        focus_columns(chunk, map, check, warnings)
             .map_err(|e| Error::input(path, e.to_string()))?;
     }
     if let Some(d) = chunk.text[f(Field::UsageAccount)].as_ref() {
@@ -260,199 +361,253 @@ pub fn normalize(
             chunk.text[f(Field::UsageAccount)] = Some(d);
         }
     }
-    let mut keep = vec![true; n];
-    let mut quarantined: Vec<Quarantined> = Vec::new();
-    let mut rated_unblended: i128 = 0;
-    let excluded = check.excluded.get(path);
-    let providers = chunk.text[f(Field::Provider)].as_ref();
-    let provider_ok: Vec<bool> = providers
-        .map(|d| per_value(d, is_aws_provider))
-        .unwrap_or_default();
+    Ok(())
+}
 
-    let accounts = chunk.text[f(Field::UsageAccount)].as_ref();
-    let account_ok: Vec<bool> = accounts
-        .map(|d| per_value(d, |v| check.accounts.contains(v)))
-        .unwrap_or_default();
-    let payer_col = chunk.text[f(Field::Payer)].as_ref();
-    let payer_ok: Vec<bool> = payer_col
-        .map(|d| {
-            per_value(d, |v| {
-                let v = AccountId::padded_text(v).unwrap_or_else(|| v.trim().to_string());
-                check.payers.0.contains(&v)
-            })
-        })
-        .unwrap_or_default();
-    let types = chunk.text[f(Field::LineType)].as_ref();
-    let type_of: Vec<Option<LineType>> = types
-        .map(|d| per_value(d, LineType::parse))
-        .unwrap_or_default();
-    let currencies = chunk.text[f(Field::Currency)].as_ref();
-    let currency_ok: Vec<bool> = currencies
-        .map(|d| per_value(d, |v| v.is_empty() || v == check.currency))
-        .unwrap_or_default();
-    let (start_micros, end_micros) = check.period_micros();
-    let period_col = [Field::BillingPeriodStart, Field::UsageStart]
-        .iter()
-        .find_map(|&pf| chunk.period[f(pf)].as_ref().map(|c| (pf, c)));
-    let text_periods: Vec<Option<BillingPeriod>> = match period_col {
-        Some((_, PeriodColumn::Text(d))) => per_value(d, period_from_text),
-        _ => Vec::new(),
-    };
-    let mut num = std::mem::take(&mut chunk.num);
-    let unblended = num[f(Field::UnblendedCost)].as_ref();
-    let usage_col = num[f(Field::UsageAmount)].as_ref();
-    let rate_col = num[f(Field::PublicRate)].as_ref();
-    let any_bad_numbers = num.iter().flatten().any(|c| !c.bad.is_empty());
+/// Why a row is quarantined: the column, its value and the reason.
+struct Reject {
+    column: String,
+    value: String,
+    reason: String,
+}
 
-    let mut line_types = vec![0u8; n];
-    let account_text = &chunk.text[f(Field::UsageAccount)];
-    let mut quarantine =
-        |i: usize, column: String, value: String, reason: String, keep: &mut Vec<bool>| {
-            keep[i] = false;
-            quarantined.push(Quarantined {
-                file: path.to_path_buf(),
-                row: chunk.rows[i],
-                line: chunk.lines.get(i).copied(),
-                column,
-                value,
-                reason,
-                unblended: unblended.and_then(|c| c.get(i)),
-                account: text_value(account_text, i).to_string(),
-            });
-        };
-
-    for i in 0..n {
-        // A row that a later delivery repeats.
-        if let Some(reason) = excluded.and_then(|m| m.get(&chunk.rows[i])) {
-            quarantine(i, String::new(), String::new(), reason.clone(), &mut keep);
-            continue;
+impl Reject {
+    fn new(column: String, value: String, reason: String) -> Reject {
+        Reject {
+            column,
+            value,
+            reason,
         }
-        // Account.
-        let account_key = accounts.and_then(|d| key_at(d, i));
-        let account_valid = account_key.is_some_and(|k| account_ok[k]);
-        // Provider (FOCUS files of several clouds): a row of another cloud is not on an
-        // account of the org. One that is (a reseller's own charge on the org's account,
-        // e.g. billxfer's custom line items fed back) is billed (docs/INPUTS.md).
-        if !account_valid {
-            if let Some(k) = providers.and_then(|d| key_at(d, i)) {
-                if !provider_ok[k] {
-                    let p = text_value(&chunk.text[f(Field::Provider)], i).to_string();
-                    let reason =
-                        format!("provider {p} is not AWS: billxfer bills AWS charges only");
-                    quarantine(i, map.name(Field::Provider), p, reason, &mut keep);
-                    continue;
-                }
+    }
+}
+
+/// A chunk's row checks: verdicts on text computed once per distinct value, then looked up per row.
+struct RowChecks<'c> {
+    map: &'c ColumnMap,
+    chunk: &'c RawChunk,
+    num: &'c [Option<NumColumn>; FIELDS],
+    check: &'c OrgCheck,
+    providers: Option<&'c TextColumn>,
+    provider_ok: Vec<bool>,
+    accounts: Option<&'c TextColumn>,
+    account_ok: Vec<bool>,
+    payers: Option<&'c TextColumn>,
+    payer_ok: Vec<bool>,
+    types: Option<&'c TextColumn>,
+    type_of: Vec<Option<LineType>>,
+    currencies: Option<&'c TextColumn>,
+    currency_ok: Vec<bool>,
+    /// The billing period column, else usage start, and its text verdicts.
+    period_col: Option<(Field, &'c PeriodColumn)>,
+    text_periods: Vec<Option<BillingPeriod>>,
+    period_micros: (i64, i64),
+    any_bad_numbers: bool,
+}
+
+impl<'c> RowChecks<'c> {
+    fn new(
+        map: &'c ColumnMap,
+        chunk: &'c RawChunk,
+        num: &'c [Option<NumColumn>; FIELDS],
+        check: &'c OrgCheck,
+    ) -> RowChecks<'c> {
+        let text = |x: Field| chunk.text[f(x)].as_ref();
+        let (providers, accounts, payers) = (
+            text(Field::Provider),
+            text(Field::UsageAccount),
+            text(Field::Payer),
+        );
+        let (types, currencies) = (text(Field::LineType), text(Field::Currency));
+        let period_col = [Field::BillingPeriodStart, Field::UsageStart]
+            .iter()
+            .find_map(|&pf| chunk.period[f(pf)].as_ref().map(|c| (pf, c)));
+        RowChecks {
+            map,
+            chunk,
+            num,
+            check,
+            provider_ok: providers
+                .map(|d| per_value(d, is_aws_provider))
+                .unwrap_or_default(),
+            account_ok: accounts
+                .map(|d| per_value(d, |v| check.accounts.contains(v)))
+                .unwrap_or_default(),
+            payer_ok: payers
+                .map(|d| {
+                    per_value(d, |v| {
+                        let v = AccountId::padded_text(v).unwrap_or_else(|| v.trim().to_string());
+                        check.payers.0.contains(&v)
+                    })
+                })
+                .unwrap_or_default(),
+            type_of: types
+                .map(|d| per_value(d, LineType::parse))
+                .unwrap_or_default(),
+            currency_ok: currencies
+                .map(|d| per_value(d, |v| v.is_empty() || v == check.currency))
+                .unwrap_or_default(),
+            text_periods: match period_col {
+                Some((_, PeriodColumn::Text(d))) => per_value(d, period_from_text),
+                _ => Vec::new(),
+            },
+            providers,
+            accounts,
+            payers,
+            types,
+            currencies,
+            period_col,
+            period_micros: check.period_micros(),
+            any_bad_numbers: num.iter().flatten().any(|c| !c.bad.is_empty()),
+        }
+    }
+
+    /// The row's line item type if it may be rated, else why not (the first check it fails).
+    fn verdict(&self, i: usize) -> std::result::Result<LineType, Reject> {
+        self.account(i)?;
+        self.payer(i)?;
+        let lt = self.line_type(i)?;
+        self.period(i)?;
+        self.currency(i)?;
+        self.amounts(i, lt)?;
+        Ok(lt)
+    }
+
+    fn reject(&self, field: Field, value: String, reason: String) -> Reject {
+        Reject::new(self.map.name(field), value, reason)
+    }
+
+    fn text(&self, field: Field, i: usize) -> &'c str {
+        text_value(&self.chunk.text[f(field)], i)
+    }
+
+    /// The usage account is the org's. A row of another cloud (FOCUS files of several
+    /// clouds) is not on an account of the org; one that is (a reseller's own charge on
+    /// the org's account, e.g. billxfer's custom line items fed back) is billed (docs/INPUTS.md).
+    fn account(&self, i: usize) -> std::result::Result<(), Reject> {
+        if self
+            .accounts
+            .and_then(|d| key_at(d, i))
+            .is_some_and(|k| self.account_ok[k])
+        {
+            return Ok(());
+        }
+        if let Some(k) = self.providers.and_then(|d| key_at(d, i)) {
+            if !self.provider_ok[k] {
+                let p = self.text(Field::Provider, i).to_string();
+                let reason = format!("provider {p} is not AWS: billxfer bills AWS charges only");
+                return Err(self.reject(Field::Provider, p, reason));
             }
         }
-        if !account_valid {
-            let account = text_value(&chunk.text[f(Field::UsageAccount)], i);
-            let reason = if account.is_empty() {
-                "missing usage account id".to_string()
-            } else {
-                format!(
-                    "usage account {account} is not an account of {}",
-                    check.label
-                )
-            };
-            quarantine(
-                i,
-                map.name(Field::UsageAccount),
-                account.to_string(),
-                reason,
-                &mut keep,
-            );
-            continue;
-        }
-        // Payer: a row paid by another account is not part of this transfer.
-        if let Some(d) = payer_col {
-            if !key_at(d, i).is_some_and(|k| payer_ok[k]) {
-                let payer = text_value(&chunk.text[f(Field::Payer)], i).to_string();
-                let reason = if payer.is_empty() {
-                    "missing payer account id".to_string()
-                } else {
-                    format!("payer {payer} is {}", check.payers.1)
-                };
-                quarantine(i, map.name(Field::Payer), payer, reason, &mut keep);
-                continue;
-            }
-        }
-        // Line item type.
-        let Some(lt) = types.and_then(|d| key_at(d, i)).and_then(|k| type_of[k]) else {
-            let lt_text = text_value(&chunk.text[f(Field::LineType)], i);
-            quarantine(
-                i,
-                map.name(Field::LineType),
-                lt_text.to_string(),
-                format!("unknown line item type `{lt_text}`: billxfer does not guess how to bill it (known types are listed in docs/DOMAIN.md)"),
-                &mut keep,
-            );
-            continue;
+        let account = self.text(Field::UsageAccount, i);
+        let reason = if account.is_empty() {
+            "missing usage account id".to_string()
+        } else {
+            format!(
+                "usage account {account} is not an account of {}",
+                self.check.label
+            )
         };
-        line_types[i] = lt as u8;
-        // Period: billing period column first, else usage start.
-        if let Some((pf, column)) = period_col {
-            let verdict: std::result::Result<(), (String, String)> = match column {
-                PeriodColumn::Micros(v) => match v[i] {
-                    Some(m) if m >= start_micros && m < end_micros => Ok(()),
-                    Some(m) => {
-                        let p = BillingPeriod::from_unix_micros(m)
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| format!("{m} µs since 1970"));
-                        Err((
-                            p.clone(),
-                            format!(
-                                "the line is for {p}, outside the billing period {} being run",
-                                check.period
-                            ),
-                        ))
+        Err(self.reject(Field::UsageAccount, account.to_string(), reason))
+    }
+
+    /// A row paid by another account is not part of this transfer.
+    fn payer(&self, i: usize) -> std::result::Result<(), Reject> {
+        let Some(d) = self.payers else {
+            return Ok(());
+        };
+        if key_at(d, i).is_some_and(|k| self.payer_ok[k]) {
+            return Ok(());
+        }
+        let payer = self.text(Field::Payer, i).to_string();
+        let reason = if payer.is_empty() {
+            "missing payer account id".to_string()
+        } else {
+            format!("payer {payer} is {}", self.check.payers.1)
+        };
+        Err(self.reject(Field::Payer, payer, reason))
+    }
+
+    fn line_type(&self, i: usize) -> std::result::Result<LineType, Reject> {
+        if let Some(lt) = self
+            .types
+            .and_then(|d| key_at(d, i))
+            .and_then(|k| self.type_of[k])
+        {
+            return Ok(lt);
+        }
+        let lt_text = self.text(Field::LineType, i);
+        Err(self.reject(
+            Field::LineType,
+            lt_text.to_string(),
+            format!("unknown line item type `{lt_text}`: billxfer does not guess how to bill it (known types are listed in docs/DOMAIN.md)"),
+        ))
+    }
+
+    /// The line is for the period being run: billing period column first, else usage start.
+    fn period(&self, i: usize) -> std::result::Result<(), Reject> {
+        let Some((pf, column)) = self.period_col else {
+            return Ok(());
+        };
+        let period = self.check.period;
+        let outside = |p: String| {
+            let reason =
+                format!("the line is for {p}, outside the billing period {period} being run");
+            (p, reason)
+        };
+        let missing = || (String::new(), "missing billing period date".to_string());
+        let verdict: std::result::Result<(), (String, String)> = match column {
+            PeriodColumn::Micros(v) => match v[i] {
+                Some(m) if m >= self.period_micros.0 && m < self.period_micros.1 => Ok(()),
+                Some(m) => Err(outside(
+                    BillingPeriod::from_unix_micros(m)
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| format!("{m} µs since 1970")),
+                )),
+                None => Err(missing()),
+            },
+            PeriodColumn::Text(d) => match key_at(d, i) {
+                None => Err(missing()),
+                Some(k) => match self.text_periods[k] {
+                    Some(p) if p == period => Ok(()),
+                    Some(p) => Err(outside(p.to_string())),
+                    None => {
+                        let t = dict_values(d).value(k).trim().to_string();
+                        if t.is_empty() {
+                            Err((t, "missing billing period date".into()))
+                        } else {
+                            Err((
+                                t,
+                                "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into(),
+                            ))
+                        }
                     }
-                    None => Err((String::new(), "missing billing period date".into())),
                 },
-                PeriodColumn::Text(d) => {
-                    match key_at(d, i) {
-                        None => Err((String::new(), "missing billing period date".into())),
-                        Some(k) => match text_periods[k] {
-                            Some(p) if p == check.period => Ok(()),
-                            Some(p) => Err((
-                                p.to_string(),
-                                format!(
-                                    "the line is for {p}, outside the billing period {} being run",
-                                    check.period
-                                ),
-                            )),
-                            None => {
-                                let t = dict_values(d).value(k).trim().to_string();
-                                if t.is_empty() {
-                                    Err((t, "missing billing period date".into()))
-                                } else {
-                                    Err((t, "not a date: expected ISO 8601 such as 2026-03-01T00:00:00Z".into()))
-                                }
-                            }
-                        },
-                    }
-                }
-            };
-            if let Err((value, reason)) = verdict {
-                quarantine(i, map.name(pf), value, reason, &mut keep);
-                continue;
-            }
-        }
-        // Currency.
-        if let Some(k) = currencies.and_then(|d| key_at(d, i)) {
-            if !currency_ok[k] {
-                let c = dict_values(currencies.unwrap_or_else(|| unreachable!()))
-                    .value(k)
-                    .to_string();
+            },
+        };
+        verdict.map_err(|(value, reason)| self.reject(pf, value, reason))
+    }
+
+    fn currency(&self, i: usize) -> std::result::Result<(), Reject> {
+        let Some(d) = self.currencies else {
+            return Ok(());
+        };
+        match key_at(d, i) {
+            Some(k) if !self.currency_ok[k] => {
+                let c = dict_values(d).value(k).to_string();
                 let reason = format!(
                     "currency {c} differs from {}'s billing currency {}",
-                    check.label, check.currency
+                    self.check.label, self.check.currency
                 );
-                quarantine(i, map.name(Field::Currency), c, reason, &mut keep);
-                continue;
+                Err(self.reject(Field::Currency, c, reason))
             }
+            _ => Ok(()),
         }
-        // Amounts.
-        if any_bad_numbers {
+    }
+
+    /// Amounts parse, are present where needed and have the sign the line item type allows.
+    fn amounts(&self, i: usize, lt: LineType) -> std::result::Result<(), Reject> {
+        let num = |x: Field| self.num[f(x)].as_ref();
+        if self.any_bad_numbers {
             let bad = [
                 Field::UsageAmount,
                 Field::UnblendedCost,
@@ -461,28 +616,14 @@ pub fn normalize(
                 Field::NetUnblendedCost,
             ]
             .iter()
-            .find_map(|&fl| {
-                num[f(fl)]
-                    .as_ref()
-                    .and_then(|c| c.bad_at(i))
-                    .map(|b| (fl, b))
-            });
+            .find_map(|&fl| num(fl).and_then(|c| c.bad_at(i)).map(|b| (fl, b)));
             if let Some((fl, (_, text, e))) = bad {
-                let (text, reason) = (text.clone(), format!("not a usable amount: {e}"));
-                quarantine(i, map.name(fl), text, reason, &mut keep);
-                continue;
+                return Err(self.reject(fl, text.clone(), format!("not a usable amount: {e}")));
             }
         }
-        let cost = unblended.and_then(|c| c.get(i));
-        if cost.is_none() && check.require_billed_cost {
-            quarantine(
-                i,
-                map.name(Field::UnblendedCost),
-                String::new(),
-                "missing amount".into(),
-                &mut keep,
-            );
-            continue;
+        let cost = num(Field::UnblendedCost).and_then(|c| c.get(i));
+        if cost.is_none() && self.check.require_billed_cost {
+            return Err(self.reject(Field::UnblendedCost, String::new(), "missing amount".into()));
         }
         if let Some(c) = cost {
             let wrong = match lt.cost_sign() {
@@ -495,94 +636,58 @@ pub fn normalize(
                     "a {} line cannot have a {sign} cost (docs/DOMAIN.md, decision 26): corrections come as Credit, Refund or Fee lines",
                     lt.as_str()
                 );
-                quarantine(
-                    i,
-                    map.name(Field::UnblendedCost),
-                    format_fixed_exact(c),
-                    reason,
-                    &mut keep,
-                );
-                continue;
+                return Err(self.reject(Field::UnblendedCost, format_fixed_exact(c), reason));
             }
         }
-        if let Some(r) = rate_col.and_then(|c| c.get(i)).filter(|r| *r < 0) {
-            quarantine(
-                i,
-                map.name(Field::PublicRate),
+        if let Some(r) = num(Field::PublicRate)
+            .and_then(|c| c.get(i))
+            .filter(|r| *r < 0)
+        {
+            return Err(self.reject(
+                Field::PublicRate,
                 format_fixed_exact(r),
                 "a public rate cannot be negative".into(),
-                &mut keep,
-            );
-            continue;
+            ));
         }
-        let usage = usage_col.and_then(|c| c.get(i)).unwrap_or(0);
+        let usage = num(Field::UsageAmount).and_then(|c| c.get(i)).unwrap_or(0);
         if lt == LineType::Usage && usage < 0 {
-            quarantine(
-                i,
-                map.name(Field::UsageAmount),
+            return Err(self.reject(
+                Field::UsageAmount,
                 format_fixed_exact(usage),
                 "a Usage line cannot have a negative usage amount".into(),
-                &mut keep,
-            );
-            continue;
+            ));
         }
-        rated_unblended = rated_unblended
-            .checked_add(cost.unwrap_or(0))
-            .ok_or_else(|| Error::Overflow(format!("summing {}", path.display())))?;
+        Ok(())
     }
-    let reservation = chunk.text[f(Field::ReservationArn)].as_ref();
-    let effective = effective_costs(
-        &num,
-        &line_types,
-        map.dialect == Dialect::Focus,
-        |i| {
-            reservation.is_some_and(|d| {
-                key_at(d, i).is_some_and(|k| !dict_values(d).value(k).trim().is_empty())
-            })
-        },
-        n,
-    );
-    for (row, line, column, reason) in chunk.broken {
-        quarantined.push(Quarantined {
-            file: path.to_path_buf(),
-            row,
-            line: Some(line),
-            column,
-            value: String::new(),
-            reason,
-            unblended: None,
-            account: String::new(),
-        });
+}
+
+/// The kept rows of a chunk, for building the normalized batch.
+struct Kept<'k> {
+    chunk: &'k RawChunk,
+    /// `None` when every row is kept.
+    mask: Option<&'k BooleanArray>,
+    path: &'k Path,
+    n: usize,
+}
+
+impl Kept<'_> {
+    fn err(&self, e: arrow::error::ArrowError) -> Error {
+        Error::input(self.path, e.to_string())
     }
 
-    let identity: Vec<(u64, u64)> = if chunk.identity.len() == n {
-        (0..n)
-            .filter(|&i| keep[i])
-            .map(|i| (chunk.identity[i], chunk.rows[i]))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let all_kept = quarantined.is_empty();
-    let mask = (!all_kept).then(|| BooleanArray::from(keep));
-    let m = mask.as_ref();
-    let err = |e: arrow::error::ArrowError| Error::input(path, e.to_string());
-    let fl = |a: ArrayRef| -> Result<ArrayRef> {
-        match m {
+    fn filtered(&self, a: ArrayRef) -> Result<ArrayRef> {
+        match self.mask {
             None => Ok(a),
-            Some(m) => filter(&a, m).map_err(err),
+            Some(m) => filter(&a, m).map_err(|e| self.err(e)),
         }
-    };
-    // Numbers: a value column is non-null (0 where absent), an optional one keeps nulls.
-    let dec = |c: Option<NumColumn>, nullable: bool| -> Result<ArrayRef> {
+    }
+
+    /// A number column: a value column is non-null (0 where absent), an optional one keeps nulls.
+    fn decimals(&self, c: Option<NumColumn>, nullable: bool) -> Result<ArrayRef> {
+        let n = self.n;
         let a = match c {
-            None => {
-                if nullable {
-                    Decimal128Array::new_null(n)
-                } else {
-                    Decimal128Array::from(vec![0i128; n])
-                }
-            }
+            None if nullable => Decimal128Array::new_null(n),
+            None => Decimal128Array::from(vec![0i128; n]),
             Some(c) => {
                 let nulls =
                     (nullable && c.state.iter().any(|s| *s != NumState::Value)).then(|| {
@@ -596,36 +701,53 @@ pub fn normalize(
                 Decimal128Array::new(c.values.into(), nulls)
             }
         };
-        fl(Arc::new(a.with_precision_and_scale(38, 10).map_err(err)?))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        fl(Arc::new(UInt64Array::from(chunk.rows.clone())))?,
-        normalized_text(&chunk.text[f(Field::UsageAccount)], n, m).map_err(err)?,
-        fl(Arc::new(UInt8Array::from(line_types)))?,
-        normalized_text(&chunk.text[f(Field::ProductCode)], n, m).map_err(err)?,
-        normalized_text(&chunk.text[f(Field::UsageType)], n, m).map_err(err)?,
-        normalized_text(&chunk.text[f(Field::Operation)], n, m).map_err(err)?,
-        normalized_text(&chunk.text[f(Field::Region)], n, m).map_err(err)?,
-        normalized_text(&chunk.text[f(Field::BillingEntity)], n, m).map_err(err)?,
-        dec(num[f(Field::UsageAmount)].take(), false)?,
-        dec(num[f(Field::PublicRate)].take(), true)?,
-        dec(num[f(Field::PublicCost)].take(), true)?,
-        dec(num[f(Field::UnblendedCost)].take(), true)?,
-        dec(num[f(Field::NetUnblendedCost)].take(), true)?,
-        fl(Arc::new(
-            Decimal128Array::from(effective)
-                .with_precision_and_scale(38, 10)
-                .map_err(err)?,
-        ))?,
-    ];
-    let batch = RecordBatch::try_new(normalized_schema(), columns).map_err(err)?;
-    Ok(NormalizedBatch {
-        batch,
-        rated_unblended,
-        quarantined,
-        identity,
-        warnings,
-    })
+        self.filtered(Arc::new(
+            a.with_precision_and_scale(38, 10)
+                .map_err(|e| self.err(e))?,
+        ))
+    }
+
+    fn text(&self, field: Field) -> Result<ArrayRef> {
+        normalized_text(&self.chunk.text[f(field)], self.n, self.mask).map_err(|e| self.err(e))
+    }
+
+    /// The normalized batch of the kept rows.
+    fn batch(
+        &self,
+        mut num: [Option<NumColumn>; FIELDS],
+        line_types: Vec<u8>,
+        effective: Vec<i128>,
+    ) -> Result<RecordBatch> {
+        let mut take = |x: Field| num[f(x)].take();
+        let (usage, rate, public_cost, unblended, net) = (
+            take(Field::UsageAmount),
+            take(Field::PublicRate),
+            take(Field::PublicCost),
+            take(Field::UnblendedCost),
+            take(Field::NetUnblendedCost),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            self.filtered(Arc::new(UInt64Array::from(self.chunk.rows.clone())))?,
+            self.text(Field::UsageAccount)?,
+            self.filtered(Arc::new(UInt8Array::from(line_types)))?,
+            self.text(Field::ProductCode)?,
+            self.text(Field::UsageType)?,
+            self.text(Field::Operation)?,
+            self.text(Field::Region)?,
+            self.text(Field::BillingEntity)?,
+            self.decimals(usage, false)?,
+            self.decimals(rate, true)?,
+            self.decimals(public_cost, true)?,
+            self.decimals(unblended, true)?,
+            self.decimals(net, true)?,
+            self.filtered(Arc::new(
+                Decimal128Array::from(effective)
+                    .with_precision_and_scale(38, 10)
+                    .map_err(|e| self.err(e))?,
+            ))?,
+        ];
+        RecordBatch::try_new(normalized_schema(), columns).map_err(|e| self.err(e))
+    }
 }
 
 /// Whether a FOCUS provider cell names AWS (empty: a file of AWS's own export).

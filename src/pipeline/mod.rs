@@ -724,7 +724,13 @@ fn merge_outcome(into: &mut FileOutcome, o: FileOutcome) -> Result<()> {
     into.ledger.merge(o.ledger)?;
     into.quarantined.extend(o.quarantined);
     into.identity.extend(o.identity);
-    into.exports.extend(o.exports);
+    let mut incoming = o.exports;
+    if let Some(first) = into.exports.first_mut() {
+        for t in &mut incoming {
+            first.absorb_roll_ups(t)?;
+        }
+    }
+    into.exports.extend(incoming);
     into.rated_unblended = into
         .rated_unblended
         .checked_add(o.rated_unblended)
@@ -845,86 +851,17 @@ pub fn run_month(
     same_content_twice(&files, &per_file)?;
     let excluded = overlapping_deliveries(config, &files, &per_file, &compared)?;
     if !excluded.is_empty() {
-        // Re-read only the files of older deliveries, now without the repeated rows
-        // (their export parts are written again, over the first ones).
-        let mut checks = checks.clone();
-        for (org, map) in &excluded {
-            checks[*org].excluded = Arc::new(map.clone());
-        }
-        let again: Vec<Task> = tasks
-            .iter()
-            .filter(|t| {
-                let f = &files[t.file];
-                excluded
-                    .get(&f.org_index)
-                    .is_some_and(|m| m.contains_key(Path::new(&f.display)))
-            })
-            .cloned()
-            .collect();
-        let redone = run_tasks(
+        let run = TaskRun {
             config,
-            &files,
-            &again,
-            &checks,
-            &plans,
-            &Silent,
-            (&BTreeSet::new(), &finish),
-        )?;
-        for (i, o) in redone.into_iter().enumerate() {
-            if let Some(mut o) = o {
-                if let Some(Some(old)) = per_file.get(i) {
-                    o.report.sha256 = old.report.sha256.clone();
-                    o.report.bytes = old.report.bytes;
-                }
-                per_file[i] = Some(o);
-            }
-        }
+            files: &files,
+            plans: &plans,
+        };
+        rate_again_without_repeats(&run, &tasks, &checks, &excluded, &mut per_file, &finish)?;
     }
-    let mut finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
-    for (f, o) in files.iter().zip(per_file) {
-        if let Some(o) = o {
-            by_org
-                .entry(f.org_index)
-                .or_default()
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(o);
-        }
-    }
-    let early_done: Vec<(usize, Finished)> = billed
-        .iter()
-        .filter_map(|idx| finished.remove(idx).map(|d| (*idx, d)))
-        .collect();
-    let mut early_done: BTreeMap<usize, Finished> = early_done.into_iter().collect();
-    let late: Vec<usize> = billed
-        .iter()
-        .copied()
-        .filter(|i| !early_done.contains_key(i))
-        .collect();
-    let late: Result<Vec<(usize, Finished)>> = late
-        .into_par_iter()
-        .map(|idx| {
-            // Each org's outcomes are moved out (one task per org), never cloned.
-            let outcomes = by_org
-                .get(&idx)
-                .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
-                .unwrap_or_default();
-            Ok((
-                idx,
-                finish_one(config, idx, period, outcomes, &plans, excluded.get(&idx))?,
-            ))
-        })
-        .collect();
-    early_done.extend(late?);
-    let results: Result<Vec<Finished>> = billed
-        .iter()
-        .map(|idx| {
-            early_done
-                .remove(idx)
-                .ok_or_else(|| Error::Internal(format!("org {idx} was not finished")))
-        })
-        .collect();
+    let finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
+    let results = finish_the_rest(
+        config, period, &files, per_file, finished, &plans, &excluded,
+    );
     let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
     if !config.allow_empty_period {
         empty_period(&orgs, period)?;
@@ -946,6 +883,113 @@ pub fn run_month(
         },
         extra,
     ))
+}
+
+/// What every `run_tasks` of a run shares.
+struct TaskRun<'r, 'a> {
+    config: &'r Config,
+    files: &'r [InputFile],
+    plans: &'r Plans<'a>,
+}
+
+/// Rates the files of older deliveries again, now without the rows a later
+/// delivery repeats; their outcomes (and export parts) replace the first ones.
+fn rate_again_without_repeats(
+    run: &TaskRun<'_, '_>,
+    tasks: &[Task],
+    checks: &[OrgCheck],
+    excluded: &Exclusions,
+    per_file: &mut [Option<FileOutcome>],
+    finish: &FinishEarly<'_>,
+) -> Result<()> {
+    let mut checks = checks.to_vec();
+    for (org, map) in excluded {
+        checks[*org].excluded = Arc::new(map.clone());
+    }
+    let files = run.files;
+    let again: Vec<Task> = tasks
+        .iter()
+        .filter(|t| {
+            let f = &files[t.file];
+            excluded
+                .get(&f.org_index)
+                .is_some_and(|m| m.contains_key(Path::new(&f.display)))
+        })
+        .cloned()
+        .collect();
+    let redone = run_tasks(
+        run.config,
+        files,
+        &again,
+        &checks,
+        run.plans,
+        &Silent,
+        (&BTreeSet::new(), finish),
+    )?;
+    for (i, o) in redone.into_iter().enumerate() {
+        if let Some(mut o) = o {
+            if let Some(Some(old)) = per_file.get(i) {
+                o.report.sha256 = old.report.sha256.clone();
+                o.report.bytes = old.report.bytes;
+            }
+            per_file[i] = Some(o);
+        }
+    }
+    Ok(())
+}
+
+/// Finishes the billed orgs not finished early (compared deliveries, orgs
+/// without files, runs without exports) and returns every billed org's month,
+/// partner first, in config order.
+fn finish_the_rest(
+    config: &Config,
+    period: BillingPeriod,
+    files: &[InputFile],
+    per_file: Vec<Option<FileOutcome>>,
+    mut finished: BTreeMap<usize, Finished>,
+    plans: &Plans<'_>,
+    excluded: &Exclusions,
+) -> Result<Vec<Finished>> {
+    let billed = billed_orgs(config, period);
+    let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
+    for (f, o) in files.iter().zip(per_file) {
+        if let Some(o) = o {
+            by_org
+                .entry(f.org_index)
+                .or_default()
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(o);
+        }
+    }
+    let late: Vec<usize> = billed
+        .iter()
+        .copied()
+        .filter(|i| !finished.contains_key(i))
+        .collect();
+    let late: Result<Vec<(usize, Finished)>> = late
+        .into_par_iter()
+        .map(|idx| {
+            // Each org's outcomes are moved out (one task per org), never cloned.
+            let outcomes = by_org
+                .get(&idx)
+                .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
+                .unwrap_or_default();
+            Ok((
+                idx,
+                finish_one(config, idx, period, outcomes, plans, excluded.get(&idx))?,
+            ))
+        })
+        .collect();
+    finished.extend(late?);
+    billed
+        .iter()
+        .map(|idx| {
+            finished
+                .remove(idx)
+                .ok_or_else(|| Error::Internal(format!("org {idx} was not finished")))
+        })
+        .collect()
 }
 
 /// An org's finished month: its results and what its exports wrote.
