@@ -462,6 +462,7 @@ impl<'c> RowChecks<'c> {
     }
 
     /// The row's line item type if it may be rated, else why not (the first check it fails).
+    #[inline]
     fn verdict(&self, i: usize) -> std::result::Result<LineType, Reject> {
         self.account(i)?;
         self.payer(i)?;
@@ -483,6 +484,7 @@ impl<'c> RowChecks<'c> {
     /// The usage account is the org's. A row of another cloud (FOCUS files of several
     /// clouds) is not on an account of the org; one that is (a reseller's own charge on
     /// the org's account, e.g. billxfer's custom line items fed back) is billed (docs/INPUTS.md).
+    #[inline]
     fn account(&self, i: usize) -> std::result::Result<(), Reject> {
         if self
             .accounts
@@ -511,6 +513,7 @@ impl<'c> RowChecks<'c> {
     }
 
     /// A row paid by another account is not part of this transfer.
+    #[inline]
     fn payer(&self, i: usize) -> std::result::Result<(), Reject> {
         let Some(d) = self.payers else {
             return Ok(());
@@ -527,6 +530,7 @@ impl<'c> RowChecks<'c> {
         Err(self.reject(Field::Payer, payer, reason))
     }
 
+    #[inline]
     fn line_type(&self, i: usize) -> std::result::Result<LineType, Reject> {
         if let Some(lt) = self
             .types
@@ -544,6 +548,7 @@ impl<'c> RowChecks<'c> {
     }
 
     /// The line is for the period being run: billing period column first, else usage start.
+    #[inline]
     fn period(&self, i: usize) -> std::result::Result<(), Reject> {
         let Some((pf, column)) = self.period_col else {
             return Ok(());
@@ -587,6 +592,7 @@ impl<'c> RowChecks<'c> {
         verdict.map_err(|(value, reason)| self.reject(pf, value, reason))
     }
 
+    #[inline]
     fn currency(&self, i: usize) -> std::result::Result<(), Reject> {
         let Some(d) = self.currencies else {
             return Ok(());
@@ -605,6 +611,7 @@ impl<'c> RowChecks<'c> {
     }
 
     /// Amounts parse, are present where needed and have the sign the line item type allows.
+    #[inline]
     fn amounts(&self, i: usize, lt: LineType) -> std::result::Result<(), Reject> {
         let num = |x: Field| self.num[f(x)].as_ref();
         if self.any_bad_numbers {
