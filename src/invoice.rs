@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{CliCharge, CliKind, CustomLineItem, Org};
 use crate::error::{Error, Result};
-use crate::money::{Percent, Rounding};
+use crate::money::{Money, Percent, Rounding};
 use crate::rate::Ledger;
 use crate::types::BillingPeriod;
 use crate::types::LineType;
@@ -25,9 +25,9 @@ pub struct UsageLine {
     /// Service (product code).
     pub service: String,
     /// Unrounded amount (internal scale).
-    pub exact: i128,
+    pub exact: Money,
     /// Rounded amount (internal scale, a multiple of one cent).
-    pub amount: i128,
+    pub amount: Money,
 }
 
 /// A custom line item as charged this period.
@@ -44,9 +44,9 @@ pub struct CliLine {
     /// Service it is shown under.
     pub service: String,
     /// Unrounded signed amount (credits negative).
-    pub exact: i128,
+    pub exact: Money,
     /// Rounded signed amount.
-    pub amount: i128,
+    pub amount: Money,
 }
 
 /// The customer's pro forma invoice.
@@ -57,15 +57,15 @@ pub struct CustomerInvoice {
     /// Custom line items in config order.
     pub custom: Vec<CliLine>,
     /// Σ usage lines.
-    pub subtotal: i128,
+    pub subtotal: Money,
     /// Σ fee items.
-    pub fees: i128,
+    pub fees: Money,
     /// Σ credit items (negative or zero).
-    pub credits: i128,
+    pub credits: Money,
     /// subtotal + fees + credits.
-    pub total: i128,
+    pub total: Money,
     /// Σ unrounded amounts, to report rounding drift.
-    pub exact_total: i128,
+    pub exact_total: Money,
 }
 
 /// A line of the partner's actual invoice for one org.
@@ -80,9 +80,9 @@ pub struct ActualLine {
     /// Rows rated into it.
     pub rows: u64,
     /// Unrounded amount.
-    pub exact: i128,
+    pub exact: Money,
     /// Rounded amount.
-    pub amount: i128,
+    pub amount: Money,
 }
 
 /// What AWS bills the partner for one organization, reconstructed at actual rates.
@@ -91,14 +91,19 @@ pub struct ActualInvoice {
     /// Lines per account, service and line item type.
     pub lines: Vec<ActualLine>,
     /// Σ rounded lines.
-    pub total: i128,
+    pub total: Money,
     /// Σ unrounded.
-    pub exact_total: i128,
+    pub exact_total: Money,
     /// Σ amortized (effective) cost, unrounded: FOCUS EffectiveCost, AWS's amortization rule for CUR.
-    pub effective_total: i128,
+    pub effective_total: Money,
 }
 
-fn add(a: i128, b: i128) -> Result<i128> {
+fn add(a: Money, b: Money) -> Result<Money> {
+    a.checked_add(b)
+        .ok_or_else(|| Error::Overflow("totalling an invoice".into()))
+}
+
+fn add_exact(a: i128, b: i128) -> Result<i128> {
     a.checked_add(b)
         .ok_or_else(|| Error::Overflow("totalling an invoice".into()))
 }
@@ -106,18 +111,19 @@ fn add(a: i128, b: i128) -> Result<i128> {
 /// Builds the partner's actual invoice for an org.
 pub fn actual_invoice(ledger: &Ledger, rounding: Rounding) -> Result<ActualInvoice> {
     let mut lines = Vec::new();
-    let (mut total, mut exact_total, mut effective_total) = (0i128, 0i128, 0i128);
+    let (mut total, mut exact_total, mut effective_total) = (Money::ZERO, Money::ZERO, Money::ZERO);
     for (k, s) in &ledger.lines {
-        effective_total = add(effective_total, s.effective)?;
-        let amount = crate::money::round_to_minor(s.actual, CURRENCY_DECIMALS, rounding);
+        effective_total = add(effective_total, Money(s.effective))?;
+        let exact = Money(s.actual);
+        let amount = exact.round(CURRENCY_DECIMALS, rounding);
         total = add(total, amount)?;
-        exact_total = add(exact_total, s.actual)?;
+        exact_total = add(exact_total, exact)?;
         lines.push(ActualLine {
             account: k.account.clone(),
             service: k.service.clone(),
             line_type: k.line_type,
             rows: s.rows,
-            exact: s.actual,
+            exact,
             amount,
         });
     }
@@ -147,7 +153,7 @@ pub fn percentage_base(
             if service.is_some_and(|svc| svc != k.service) {
                 continue;
             }
-            base = add(base, s.proforma)?;
+            base = add_exact(base, s.proforma)?;
         }
     }
     Ok(base)
@@ -227,18 +233,19 @@ pub fn customer_invoice(
         let e = by_key
             .entry((k.account.clone(), k.service.clone()))
             .or_default();
-        *e = add(*e, s.proforma)?;
+        *e = add_exact(*e, s.proforma)?;
     }
-    let round = |v: i128| crate::money::round_to_minor(v, CURRENCY_DECIMALS, rounding);
+    let round = |v: Money| v.round(CURRENCY_DECIMALS, rounding);
     let mut lines = Vec::new();
-    let (mut subtotal, mut exact_total) = (0i128, 0i128);
+    let (mut subtotal, mut exact_total) = (Money::ZERO, Money::ZERO);
     for ((account, service), exact) in by_key {
+        let exact = Money(exact);
         let amount = round(exact);
         subtotal = add(subtotal, amount)?;
         exact_total = add(exact_total, exact)?;
         // A line of 0.00 adds nothing to the total; it is listed only on request
         // (`[run] show_zero_lines`), so lines still sum exactly to the total.
-        if amount == 0 && !show_zero_lines {
+        if amount == Money::ZERO && !show_zero_lines {
             continue;
         }
         lines.push(UsageLine {
@@ -248,9 +255,10 @@ pub fn customer_invoice(
             amount,
         });
     }
-    let (mut fees, mut credits) = (0i128, 0i128);
+    let (mut fees, mut credits) = (Money::ZERO, Money::ZERO);
     let mut custom = Vec::new();
     for (c, exact) in custom_lines(ledger, &org.custom_line_items, period)? {
+        let exact = Money(exact);
         let amount = round(exact);
         exact_total = add(exact_total, exact)?;
         match c.kind {
@@ -287,9 +295,9 @@ pub struct MarginRow {
     /// Service, or `None` for the org's total row.
     pub service: Option<String>,
     /// Actual cost (rounded invoice figures).
-    pub actual: i128,
+    pub actual: Money,
     /// Pro forma revenue (rounded invoice figures).
-    pub proforma: i128,
+    pub proforma: Money,
 }
 
 /// Margin rows for an org: its total, then one row per service, all from the
@@ -299,7 +307,7 @@ pub fn margin_rows(
     actual: &ActualInvoice,
     customer: &CustomerInvoice,
 ) -> Result<Vec<MarginRow>> {
-    let mut by_service: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    let mut by_service: BTreeMap<String, (Money, Money)> = BTreeMap::new();
     for l in &actual.lines {
         let e = by_service.entry(l.service.clone()).or_default();
         e.0 = add(e.0, l.amount)?;
@@ -330,7 +338,8 @@ pub fn margin_rows(
 }
 
 /// Margin as a percentage of pro forma revenue, 2 decimals, `None` when revenue is 0.
-pub fn margin_percent(actual: i128, proforma: i128) -> Option<String> {
+pub fn margin_percent(actual: Money, proforma: Money) -> Option<String> {
+    let (actual, proforma) = (actual.0, proforma.0);
     if proforma == 0 {
         return None;
     }
@@ -353,6 +362,10 @@ mod tests {
 
     fn d(s: &str) -> i128 {
         parse_fixed(s).unwrap()
+    }
+
+    fn m(s: &str) -> Money {
+        Money(d(s))
     }
 
     fn ledger(lines: &[(&str, &str, LineType, &str)]) -> Ledger {
@@ -480,18 +493,20 @@ mod tests {
             ("111111111111", "C", LineType::Usage, "0.005"),
         ]);
         let actual = actual_invoice(&l, Rounding::HalfAwayFromZero).unwrap();
-        assert_eq!(actual.total, 0);
+        assert_eq!(actual.total, Money::ZERO);
         let org_items = vec![item("c", CliKind::Credit, CliCharge::Flat(d("0.004")))];
         let org = test_org(org_items);
         let inv = customer_invoice(&l, &org, period(), Rounding::HalfAwayFromZero, true).unwrap();
-        assert_eq!(inv.subtotal, d("0.03"));
-        assert_eq!(inv.credits, 0);
+        assert_eq!(inv.subtotal, m("0.03"));
+        assert_eq!(inv.credits, Money::ZERO);
         assert_eq!(
             inv.total,
-            inv.lines.iter().map(|l| l.amount).sum::<i128>()
-                + inv.custom.iter().map(|c| c.amount).sum::<i128>()
+            Money(
+                inv.lines.iter().map(|l| l.amount.0).sum::<i128>()
+                    + inv.custom.iter().map(|c| c.amount.0).sum::<i128>()
+            )
         );
-        assert_eq!(inv.exact_total, d("0.011"));
+        assert_eq!(inv.exact_total, m("0.011"));
     }
 
     fn test_org(items: Vec<CustomLineItem>) -> Org {
@@ -520,14 +535,14 @@ mod tests {
     #[test]
     fn margin_percent_uses_pro_forma_revenue() {
         assert_eq!(
-            margin_percent(d("900"), d("1000")).as_deref(),
+            margin_percent(m("900"), m("1000")).as_deref(),
             Some("10.00")
         );
         assert_eq!(
-            margin_percent(d("1100"), d("1000")).as_deref(),
+            margin_percent(m("1100"), m("1000")).as_deref(),
             Some("-10.00")
         );
-        assert_eq!(margin_percent(d("1"), 0), None);
+        assert_eq!(margin_percent(m("1"), Money::ZERO), None);
     }
 
     #[test]
@@ -551,8 +566,8 @@ mod tests {
         let rows = margin_rows("acme", &a, &c).unwrap();
         let (sa, sp) = rows[1..]
             .iter()
-            .fold((0, 0), |(x, y), r| (x + r.actual, y + r.proforma));
-        assert_eq!((sa, sp), (rows[0].actual, rows[0].proforma));
-        assert_eq!(rows[0].proforma, d("17"));
+            .fold((0, 0), |(x, y), r| (x + r.actual.0, y + r.proforma.0));
+        assert_eq!((sa, sp), (rows[0].actual.0, rows[0].proforma.0));
+        assert_eq!(rows[0].proforma, m("17"));
     }
 }

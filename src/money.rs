@@ -382,6 +382,18 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
+    /// Subtracts, returning `None` on overflow.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    /// Σ of amounts, `None` on overflow.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Money>) -> Option<Money> {
+        amounts
+            .into_iter()
+            .try_fold(Money::ZERO, |a, b| a.checked_add(b))
+    }
+
     /// Rounds to the minor unit of a currency with `decimals` places.
     pub fn round(self, decimals: u32, mode: Rounding) -> Money {
         Money(round_to_minor(self.0, decimals, mode))

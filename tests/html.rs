@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use billxfer::config::{CliKind, Config};
 use billxfer::invoice::{ActualInvoice, CliLine, CustomerInvoice, UsageLine};
-use billxfer::money::parse_fixed;
+use billxfer::money::{parse_fixed, Money};
 use billxfer::normalize::Quarantined;
 use billxfer::pipeline::{NotBilled, OrgResult, Role, RunResult};
 use billxfer::rate::Ledger;
@@ -110,14 +110,14 @@ fn nasty_invoice() -> CustomerInvoice {
             UsageLine {
                 account: "111111111111".into(),
                 service: "AmazonEC2".into(),
-                exact: d("12.345"),
-                amount: d("12.35"),
+                exact: Money(d("12.345")),
+                amount: Money(d("12.35")),
             },
             UsageLine {
                 account: "111111111112".into(),
                 service: "<script>alert(\"svc\")</script>".into(),
-                exact: d("1"),
-                amount: d("1"),
+                exact: Money(d("1")),
+                amount: Money(d("1")),
             },
         ],
         custom: vec![CliLine {
@@ -126,14 +126,14 @@ fn nasty_invoice() -> CustomerInvoice {
             kind: CliKind::Fee,
             account: "111111111111".into(),
             service: "AWSBillingConductor".into(),
-            exact: d("10"),
-            amount: d("10"),
+            exact: Money(d("10")),
+            amount: Money(d("10")),
         }],
-        subtotal: d("13.35"),
-        fees: d("10"),
-        credits: 0,
-        total: d("23.35"),
-        exact_total: d("23.345"),
+        subtotal: Money(d("13.35")),
+        fees: Money(d("10")),
+        credits: Money(0),
+        total: Money(d("23.35")),
+        exact_total: Money(d("23.345")),
     }
 }
 
@@ -167,9 +167,9 @@ fn org_result(
         rated_unblended: 0,
         actual: ActualInvoice {
             lines: Vec::new(),
-            total: actual,
-            exact_total: actual,
-            effective_total: actual,
+            total: Money(actual),
+            exact_total: Money(actual),
+            effective_total: Money(actual),
         },
         customer,
     }
@@ -439,8 +439,8 @@ fn big_run() -> (Config, RunResult) {
             lines.push(UsageLine {
                 account: format!("{:012}", 100_000_000_000u64 + i as u64),
                 service: (*svc).into(),
-                exact: v,
-                amount: v,
+                exact: Money(v),
+                amount: Money(v),
             });
         }
         let fee = d("150");
@@ -459,14 +459,14 @@ fn big_run() -> (Config, RunResult) {
                 kind: CliKind::Fee,
                 account: format!("{:012}", 100_000_000_000u64 + i as u64),
                 service: "AWSBillingConductor".into(),
-                exact: fee,
-                amount: fee,
+                exact: Money(fee),
+                amount: Money(fee),
             }],
-            subtotal,
-            fees: fee,
-            credits: 0,
-            total,
-            exact_total: total,
+            subtotal: Money(subtotal),
+            fees: Money(fee),
+            credits: Money(0),
+            total: Money(total),
+            exact_total: Money(total),
         };
         orgs.push(org_result(
             &format!("org-{i:05}"),
@@ -519,9 +519,9 @@ fn the_dashboard_for_5000_orgs_stays_small_and_links_every_invoice() {
     let customers = result.orgs.iter().filter(|o| o.customer.is_some());
     let proforma: i128 = customers
         .clone()
-        .map(|o| o.customer.as_ref().unwrap().total)
+        .map(|o| o.customer.as_ref().unwrap().total.0)
         .sum();
-    let actual: i128 = customers.map(|o| o.actual.total).sum();
+    let actual: i128 = customers.map(|o| o.actual.total.0).sum();
     for v in [proforma, actual, proforma - actual] {
         let f = billxfer::money::format_fixed(v, 2);
         assert!(dash.contains(&format!(">{f}<")), "dashboard lacks {f}");

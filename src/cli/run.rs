@@ -148,8 +148,8 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
         let (mut act, mut pf) = (0i128, 0i128);
         for r in &result.orgs {
             if let Some(c) = &r.customer {
-                act += r.actual.total;
-                pf += c.total;
+                act += r.actual.total.0;
+                pf += c.total.0;
             }
         }
         eprintln!(

@@ -32,7 +32,7 @@ pub(super) fn custom_rows<'a>(
     let total = inv
         .custom
         .iter()
-        .try_fold(0i128, |a, c| a.checked_add(c.exact))
+        .try_fold(0i128, |a, c| a.checked_add(c.exact.0))
         .ok_or_else(|| Error::Overflow("summing custom items".into()))?;
     Ok(Some(CustomRows {
         inv,
@@ -114,7 +114,7 @@ pub(super) fn custom_cur_batch(
                 ),
                 "line_item_currency_code" => constant(ctx.currency, n),
                 "line_item_unblended_cost" | "line_item_blended_cost" => {
-                    ctx.amounts(inv.custom.iter().map(|c| Some(c.exact)).collect())?
+                    ctx.amounts(inv.custom.iter().map(|c| Some(c.exact.0)).collect())?
                 }
                 "line_item_usage_amount" => ctx.amounts(vec![Some(0); n])?,
                 _ => arrow::array::new_null_array(f.data_type(), n),
@@ -147,14 +147,14 @@ pub(super) fn custom_focus_batch(
         return Ok((RecordBatch::new_empty(schema), 0));
     };
     let n = inv.custom.len();
-    let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact >= 0;
+    let is_fee = |c: &crate::invoice::CliLine| c.kind == CliKind::Fee && c.exact.0 >= 0;
     let category: Vec<&str> = inv
         .custom
         .iter()
         .map(|c| if is_fee(c) { "Purchase" } else { "Credit" })
         .collect();
     let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
-    let amounts: Vec<Option<i128>> = inv.custom.iter().map(|c| Some(c.exact)).collect();
+    let amounts: Vec<Option<i128>> = inv.custom.iter().map(|c| Some(c.exact.0)).collect();
     cols.insert("BilledCost", decs(amounts.clone())?);
     cols.insert("EffectiveCost", decs(amounts.clone())?);
     cols.insert("ListCost", decs(amounts.clone())?);
@@ -162,7 +162,13 @@ pub(super) fn custom_focus_batch(
     let fee_only = |v: Option<i128>| -> Vec<Option<i128>> {
         inv.custom
             .iter()
-            .map(|c| if is_fee(c) { v.or(Some(c.exact)) } else { None })
+            .map(|c| {
+                if is_fee(c) {
+                    v.or(Some(c.exact.0))
+                } else {
+                    None
+                }
+            })
             .collect()
     };
     cols.insert("ListUnitPrice", decs(fee_only(None))?);

@@ -656,7 +656,7 @@ impl OrgExport<'_> {
             parts.push(last);
             let expected = match kind {
                 Kind::PartnerFocus => totals.actual_exact,
-                _ => totals.customer.map(|c| c.exact_total).unwrap_or(0),
+                _ => totals.customer.map(|c| c.exact_total.0).unwrap_or(0),
             };
             files.push(self.assemble(*kind, parts, expected)?);
         }

@@ -1035,7 +1035,7 @@ fn finish_exports(
             parts,
             OrgTotals {
                 deferred: &r.ledger.deferred,
-                actual_exact: r.actual.exact_total,
+                actual_exact: r.actual.exact_total.0,
                 customer: r.customer.as_ref(),
             },
         )

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use crate::config::{CliKind, Config, Org};
 use crate::invoice::{margin_percent, CustomerInvoice, CURRENCY_DECIMALS};
-use crate::money::format_fixed;
+use crate::money::{format_fixed, Money};
 use crate::pipeline::{Role, RunResult};
 use crate::types::BillingPeriod;
 
@@ -69,6 +69,11 @@ fn esc_into(out: &mut String, s: &str) {
 /// An amount as in the invoice files: cents, no thousands separator.
 fn amt(v: i128) -> String {
     format_fixed(v, CURRENCY_DECIMALS)
+}
+
+/// An invoice amount as in the invoice files.
+fn money(v: Money) -> String {
+    amt(v.0)
 }
 
 /// Standard base64 (RFC 4648, with padding).
@@ -317,7 +322,7 @@ pub fn customer_invoice_page(
     let _ = writeln!(
         o,
         "<div class=\"due-amount\">{}<span>{currency}</span></div>",
-        amt(invoice.total)
+        money(invoice.total)
     );
     if !partner.payment_terms.trim().is_empty() {
         let _ = writeln!(
@@ -357,14 +362,14 @@ pub fn customer_invoice_page(
             o,
             "<tr><td class=\"indent\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&l.service),
-            amt(l.amount)
+            money(l.amount)
         );
     }
     o.push_str("</tbody>\n<tfoot><tr><th>Usage subtotal</th>");
     let _ = writeln!(
         o,
         "<td class=\"num\">{}</td></tr></tfoot>\n</table>\n</section>",
-        amt(invoice.subtotal)
+        money(invoice.subtotal)
     );
 
     // Custom line items, in config order.
@@ -386,7 +391,7 @@ pub fn customer_invoice_page(
                 esc(&c.description),
                 esc(&c.account),
                 esc(&c.service),
-                amt(c.amount)
+                money(c.amount)
             );
         }
         o.push_str("</tbody>\n</table>\n</section>\n");
@@ -402,13 +407,13 @@ pub fn customer_invoice_page(
         let _ = writeln!(
             o,
             "<tr><th>{label}</th><td class=\"num\">{}</td></tr>",
-            amt(v)
+            money(v)
         );
     }
     let _ = writeln!(
         o,
         "<tr class=\"grand\"><th>Total ({currency})</th><td class=\"num\">{}</td></tr>",
-        amt(invoice.total)
+        money(invoice.total)
     );
     o.push_str("</table>\n</div>\n");
 
@@ -502,7 +507,7 @@ impl OrgRow<'_> {
     }
 
     fn percent(&self) -> String {
-        margin_percent(self.actual, self.proforma)
+        margin_percent(Money(self.actual), Money(self.proforma))
             .map(|p| format!("{p}%"))
             .unwrap_or_else(|| "\u{2013}".into())
     }
@@ -692,20 +697,20 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
         match (&r.customer, org_cfg) {
             (Some(c), Some(o)) if r.role == Role::Customer => {
                 for l in &c.lines {
-                    *by_service.entry(l.service.as_str()).or_default() += l.amount;
+                    *by_service.entry(l.service.as_str()).or_default() += l.amount.0;
                 }
                 for x in &c.custom {
-                    *by_service.entry(x.service.as_str()).or_default() += x.amount;
+                    *by_service.entry(x.service.as_str()).or_default() += x.amount.0;
                 }
                 rows.push(OrgRow {
                     id: r.id.as_str(),
                     name: o.name.as_str(),
-                    actual: r.actual.total,
-                    proforma: c.total,
+                    actual: r.actual.total.0,
+                    proforma: c.total.0,
                     quarantined: r.quarantined.len(),
                 });
             }
-            _ => own.push((r.id.as_str(), r.actual.total, r.quarantined.len())),
+            _ => own.push((r.id.as_str(), r.actual.total.0, r.quarantined.len())),
         }
     }
     let total_actual: i128 = rows.iter().map(|r| r.actual).sum();
@@ -767,7 +772,7 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
         "Margin",
         amt(total_margin),
         &currency,
-        match margin_percent(total_actual, total_proforma) {
+        match margin_percent(Money(total_actual), Money(total_proforma)) {
             Some(p) => format!("{p}% of pro forma revenue"),
             None => "no pro forma revenue".into(),
         },

@@ -13,12 +13,12 @@ use crate::config::{ActualCard, Config};
 use crate::csv_cell::csv_field;
 use crate::error::Result;
 use crate::invoice::{margin_percent, margin_rows, CURRENCY_DECIMALS};
-use crate::money::{format_fixed, format_fixed_exact};
+use crate::money::{format_fixed, format_fixed_exact, Money};
 use crate::pipeline::{FileReport, NotBilled, Role, RunResult};
 use crate::rate::Track;
 
-fn cents(v: i128) -> String {
-    format_fixed(v, CURRENCY_DECIMALS)
+fn cents(v: Money) -> String {
+    format_fixed(v.0, CURRENCY_DECIMALS)
 }
 
 #[derive(Serialize)]
@@ -213,24 +213,28 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                     line_item_type: l.line_type.as_str(),
                     rows: l.rows,
                     amount: cents(l.amount),
-                    exact_amount: format_fixed_exact(l.exact),
+                    exact_amount: l.exact.to_string(),
                 })
                 .collect(),
             total: cents(a.total),
-            exact_total: format_fixed_exact(a.exact_total),
-            rounding_difference: format_fixed_exact(a.total - a.exact_total),
-            effective_exact_total: format_fixed_exact(a.effective_total),
+            exact_total: a.exact_total.to_string(),
+            rounding_difference: format_fixed_exact(a.total.0 - a.exact_total.0),
+            effective_exact_total: a.effective_total.to_string(),
         };
         files.push((
             PathBuf::from(format!("partner/invoices/{org_id}.json")),
             json_bytes(&aj),
         ));
-        let line_sum: i128 = a.lines.iter().map(|l| l.amount).sum();
+        let line_sum = Money::checked_sum(a.lines.iter().map(|l| l.amount));
         checks.push(Check {
             name: "partner invoice lines sum to its total",
             org: org_id.into(),
-            passed: line_sum == a.total,
-            detail: format!("lines {} = total {}", cents(line_sum), cents(a.total)),
+            passed: line_sum == Some(a.total),
+            detail: format!(
+                "lines {} = total {}",
+                line_sum.map_or("(overflow)".into(), cents),
+                cents(a.total)
+            ),
         });
 
         // Customer's pro forma invoice.
@@ -317,13 +321,22 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 PathBuf::from(format!("customers/{org_id}/invoice.html")),
                 html::customer_invoice_page(config, o, c, period).into_bytes(),
             ));
-            let sum: i128 = c.lines.iter().map(|l| l.amount).sum::<i128>()
-                + c.custom.iter().map(|x| x.amount).sum::<i128>();
+            let sum = Money::checked_sum(
+                c.lines
+                    .iter()
+                    .map(|l| l.amount)
+                    .chain(c.custom.iter().map(|x| x.amount)),
+            );
             checks.push(Check {
                 name: "customer invoice lines sum to its total",
                 org: org_id.into(),
-                passed: sum == c.total && c.subtotal + c.fees + c.credits == c.total,
-                detail: format!("lines {} = total {}", cents(sum), cents(c.total)),
+                passed: sum == Some(c.total)
+                    && Money::checked_sum([c.subtotal, c.fees, c.credits]) == Some(c.total),
+                detail: format!(
+                    "lines {} = total {}",
+                    sum.map_or("(overflow)".into(), cents),
+                    cents(c.total)
+                ),
             });
             for m in margin_rows(org_id, a, c)? {
                 let (level, svc) = match &m.service {
@@ -334,14 +347,14 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                     "{level},{org_id},{svc},{},{},{},{}\n",
                     cents(m.actual),
                     cents(m.proforma),
-                    cents(m.proforma - m.actual),
+                    cents(Money(m.proforma.0 - m.actual.0)),
                     margin_percent(m.actual, m.proforma).unwrap_or_default()
                 ));
             }
-            cust_actual += a.total;
-            cust_proforma += c.total;
+            cust_actual += a.total.0;
+            cust_proforma += c.total.0;
         } else {
-            partner_actual += a.total;
+            partner_actual += a.total.0;
         }
 
         // Quarantine.
@@ -426,10 +439,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             actual_exact: format_fixed_exact(actual_exact),
             actual_invoice_total: cents(a.total),
             proforma_exact: proforma_exact.map(format_fixed_exact),
-            proforma_invoice_exact: r
-                .customer
-                .as_ref()
-                .map(|c| format_fixed_exact(c.exact_total)),
+            proforma_invoice_exact: r.customer.as_ref().map(|c| c.exact_total.to_string()),
             proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
             rows_without_public_price: r.ledger.rows_without_public_price,
             warnings: r.ledger.warnings.clone(),
@@ -464,11 +474,11 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         orgs: org_manifests,
         not_billed_to_partner: &result.not_billed,
         totals_customers: Totals {
-            actual: cents(cust_actual),
-            proforma: cents(cust_proforma),
-            margin: cents(cust_proforma - cust_actual),
+            actual: cents(Money(cust_actual)),
+            proforma: cents(Money(cust_proforma)),
+            margin: cents(Money(cust_proforma - cust_actual)),
         },
-        partner_own_actual: cents(partner_actual),
+        partner_own_actual: cents(Money(partner_actual)),
         checks,
         all_checks_passed: all_passed,
     };
