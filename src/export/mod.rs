@@ -20,6 +20,7 @@ mod cur;
 mod custom;
 mod dataset;
 mod focus_rows;
+mod held;
 mod read;
 pub mod rollup;
 mod rows;

@@ -9,6 +9,7 @@
 use super::*;
 use crate::invoice::CustomerInvoice;
 use crate::rate::RatedBatch;
+use held::HeldFile;
 
 /// The three datasets of an org's exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,24 +74,24 @@ struct Part {
 
 /// Rows held until month end: their amount on `track` waits for the org's
 /// month-end charges, which are split onto them in file order.
-struct Held {
-    track: Track,
+pub(super) struct Held {
+    pub(super) track: Track,
     /// The input file the rows come from (for messages).
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// The normalized rows.
-    norm: RecordBatch,
+    pub(super) norm: RecordBatch,
     /// Their carried columns.
-    wide: BTreeMap<String, ArrayRef>,
+    pub(super) wide: BTreeMap<String, ArrayRef>,
     /// Amount rated before month end (usually 0).
-    amount: Vec<i128>,
+    pub(super) amount: Vec<i128>,
     /// The track's treatment of each row.
-    treatment: Vec<Treatment>,
+    pub(super) treatment: Vec<Treatment>,
     /// The actual effective amount and the delivered one.
-    rated_effective: Vec<i128>,
-    effective_in: Vec<i128>,
+    pub(super) rated_effective: Vec<i128>,
+    pub(super) effective_in: Vec<i128>,
     /// The invoice line each row belongs to, and its usage quantity.
-    line: Vec<LineKey>,
-    usage: Vec<i128>,
+    pub(super) line: Vec<LineKey>,
+    pub(super) usage: Vec<i128>,
 }
 
 /// One task's share of an org's exports.
@@ -99,14 +100,15 @@ pub struct TaskSink {
     order: (usize, u64),
     path: PathBuf,
     parts: [Option<Part>; 3],
-    held: Vec<Held>,
+    /// Held rows per track (actual, pro forma), on disk.
+    held: [Option<HeldFile>; 2],
 }
 
 /// What a finished task leaves for the org's finish.
 pub struct TaskParts {
     order: (usize, u64),
     parts: [Option<Part>; 3],
-    held: Vec<Held>,
+    held: Vec<HeldFile>,
 }
 
 impl TaskParts {
@@ -316,7 +318,7 @@ impl<'a> OrgExport<'a> {
             order: (file, first_row),
             path: path.to_path_buf(),
             parts: self.new_parts(&format!("{file:06}-{first_row:012}"))?,
-            held: Vec::new(),
+            held: Default::default(),
         })
     }
 }
@@ -370,17 +372,17 @@ impl Part {
 }
 
 /// The normalized columns the sinks read, typed once per chunk.
-struct NormColumns<'b> {
+pub(super) struct NormColumns<'b> {
     rows: &'b UInt64Array,
-    types: &'b UInt8Array,
+    pub(super) types: &'b UInt8Array,
     products: &'b arrow::array::DictionaryArray<Int32Type>,
     accounts: &'b arrow::array::DictionaryArray<Int32Type>,
-    usage: &'b Decimal128Array,
+    pub(super) usage: &'b Decimal128Array,
     effective_in: &'b Decimal128Array,
 }
 
 impl<'b> NormColumns<'b> {
-    fn of(batch: &'b RecordBatch) -> Result<NormColumns<'b>> {
+    pub(super) fn of(batch: &'b RecordBatch) -> Result<NormColumns<'b>> {
         let missing = |c: &str| Error::Internal(format!("normalized column {c} missing"));
         let dict = |c: &str| {
             batch
@@ -410,7 +412,7 @@ impl<'b> NormColumns<'b> {
         })
     }
 
-    fn line_key(&self, i: usize, lt: LineType) -> LineKey {
+    pub(super) fn line_key(&self, i: usize, lt: LineType) -> LineKey {
         let text = |d: &arrow::array::DictionaryArray<Int32Type>| {
             d.values()
                 .as_string::<i32>()
@@ -569,7 +571,7 @@ impl TaskSink {
                 let at = UInt32Array::from_iter_values(w.idx.iter().map(|&i| i as u32));
                 let norm = arrow::compute::take_record_batch(batch, &at)
                     .map_err(|e| Error::Internal(format!("holding rows: {e}")))?;
-                self.held.push(Held {
+                let held = Held {
                     track: t,
                     path: self.path.clone(),
                     norm,
@@ -580,7 +582,15 @@ impl TaskSink {
                     effective_in: w.effective_in,
                     line: w.line,
                     usage: w.usage,
-                });
+                };
+                let (file, first_row) = self.order;
+                let source = self.path.clone();
+                self.held[ti]
+                    .get_or_insert_with(|| {
+                        let name = format!("held-{ti}-{file:06}-{first_row:012}.arrows");
+                        HeldFile::new(exp.parts.join(name), t, source)
+                    })
+                    .write(&held)?;
             }
         }
         Ok(())
@@ -591,10 +601,15 @@ impl TaskSink {
         for p in self.parts.iter_mut().flatten() {
             p.close()?;
         }
+        let mut held = Vec::new();
+        for mut h in self.held.into_iter().flatten() {
+            h.close()?;
+            held.push(h);
+        }
         Ok(TaskParts {
             order: self.order,
             parts: self.parts,
-            held: self.held,
+            held,
         })
     }
 }
@@ -634,8 +649,8 @@ impl OrgExport<'_> {
         // Held rows in file and row order, as the split needs.
         let mut split = Splitter::new(totals.deferred);
         for task in &mut tasks {
-            for held in std::mem::take(&mut task.held) {
-                self.write_held(&mut tail, &mut split, held)?;
+            for file in std::mem::take(&mut task.held) {
+                file.read_each(|held| self.write_held(&mut tail, &mut split, held))?;
             }
         }
         if let Some(p) = tail[0].as_mut() {
