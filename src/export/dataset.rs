@@ -5,9 +5,22 @@ use super::*;
 /// Rows per batch of a rolled-up file as it is written.
 pub(super) const ROLLED_BATCH_ROWS: usize = 65_536;
 
-/// The Parquet writer settings of every export file.
-pub(super) fn parquet_props() -> WriterProperties {
-    parquet_props_builder().build()
+/// The Parquet writer settings of every export file of `schema`: amounts (decimals, doubles) are written without a
+/// dictionary, since nearly every value differs and interning each one costs time for nothing.
+pub(super) fn parquet_props_for(schema: &Schema) -> WriterProperties {
+    let mut b = parquet_props_builder();
+    for f in schema.fields() {
+        if matches!(
+            f.data_type(),
+            DataType::Decimal128(_, _) | DataType::Float64
+        ) {
+            b = b.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(f.name().as_str()),
+                false,
+            );
+        }
+    }
+    b.build()
 }
 
 fn parquet_props_builder() -> parquet::file::properties::WriterPropertiesBuilder {
@@ -104,7 +117,7 @@ pub(super) fn write_roll_up(
     let mut rows = 0u64;
     match format {
         ExportFormat::Parquet => {
-            let mut pw = ArrowWriter::try_new(w, schema.clone(), Some(parquet_props()))
+            let mut pw = ArrowWriter::try_new(w, schema.clone(), Some(parquet_props_for(&schema)))
                 .map_err(|e| err(e.to_string()))?;
             agg.finish_with(ROLLED_BATCH_ROWS, |b| {
                 let b = rolled_for_output(b, &schema)?;

@@ -288,7 +288,7 @@ impl<'a> OrgExport<'a> {
         let w = create_file(&path)?;
         let sink = match self.ctx.opts.format {
             ExportFormat::Parquet => PartSink::Parquet(Box::new(
-                ArrowWriter::try_new(w, schema, Some(parquet_props()))
+                ArrowWriter::try_new(w, schema.clone(), Some(parquet_props_for(&schema)))
                     .map_err(|e| output_err(&path, e))?,
             )),
             ExportFormat::Csv => PartSink::Csv(w),
