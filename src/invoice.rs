@@ -11,8 +11,8 @@ use crate::config::{CliCharge, CliKind, CustomLineItem, Org};
 use crate::error::{Error, Result};
 use crate::money::{Money, Percent, Rounding};
 use crate::rate::Ledger;
-use crate::types::BillingPeriod;
 use crate::types::LineType;
+use crate::types::{AccountId, BillingPeriod};
 
 /// Decimal places of the invoice currency (USD).
 pub const CURRENCY_DECIMALS: u32 = 2;
@@ -21,7 +21,7 @@ pub const CURRENCY_DECIMALS: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageLine {
     /// Usage account.
-    pub account: String,
+    pub account: AccountId,
     /// Service (product code).
     pub service: String,
     /// Unrounded amount (internal scale).
@@ -40,7 +40,7 @@ pub struct CliLine {
     /// Fee or credit.
     pub kind: CliKind,
     /// Allocated account.
-    pub account: String,
+    pub account: AccountId,
     /// Service it is shown under.
     pub service: String,
     /// Unrounded signed amount (credits negative).
@@ -72,7 +72,7 @@ pub struct CustomerInvoice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActualLine {
     /// Usage account.
-    pub account: String,
+    pub account: AccountId,
     /// Service.
     pub service: String,
     /// Line item type.
@@ -103,6 +103,12 @@ fn add(a: Money, b: Money) -> Result<Money> {
         .ok_or_else(|| Error::Overflow("totalling an invoice".into()))
 }
 
+/// An invoice line's account from a ledger key: the rows' accounts were checked
+/// against the org's, so anything else is a bug.
+fn ledger_account(text: &str) -> Result<AccountId> {
+    AccountId::parse(text).map_err(|e| Error::Internal(format!("a rated line's account: {e}")))
+}
+
 fn add_exact(a: i128, b: i128) -> Result<i128> {
     a.checked_add(b)
         .ok_or_else(|| Error::Overflow("totalling an invoice".into()))
@@ -119,7 +125,7 @@ pub fn actual_invoice(ledger: &Ledger, rounding: Rounding) -> Result<ActualInvoi
         total = add(total, amount)?;
         exact_total = add(exact_total, exact)?;
         lines.push(ActualLine {
-            account: k.account.clone(),
+            account: ledger_account(&k.account)?,
             service: k.service.clone(),
             line_type: k.line_type,
             rows: s.rows,
@@ -249,7 +255,7 @@ pub fn customer_invoice(
             continue;
         }
         lines.push(UsageLine {
-            account,
+            account: ledger_account(&account)?,
             service,
             exact,
             amount,
@@ -269,7 +275,7 @@ pub fn customer_invoice(
             id: c.id.clone(),
             description: c.description.clone(),
             kind: c.kind,
-            account: c.account.to_string(),
+            account: c.account.clone(),
             service: c.presentation_service.clone(),
             exact,
             amount,

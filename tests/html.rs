@@ -12,7 +12,7 @@ use billxfer::normalize::Quarantined;
 use billxfer::pipeline::{NotBilled, OrgResult, Role, RunResult};
 use billxfer::rate::Ledger;
 use billxfer::render::html::{customer_invoice_page, partner_dashboard_page};
-use billxfer::types::{BillingPeriod, OrgId};
+use billxfer::types::{AccountId, BillingPeriod, OrgId};
 use serde_json::Value;
 
 mod common;
@@ -108,13 +108,13 @@ fn nasty_invoice() -> CustomerInvoice {
     CustomerInvoice {
         lines: vec![
             UsageLine {
-                account: "111111111111".into(),
+                account: AccountId::parse("111111111111").unwrap(),
                 service: "AmazonEC2".into(),
                 exact: Money(d("12.345")),
                 amount: Money(d("12.35")),
             },
             UsageLine {
-                account: "111111111112".into(),
+                account: AccountId::parse("111111111112").unwrap(),
                 service: "<script>alert(\"svc\")</script>".into(),
                 exact: Money(d("1")),
                 amount: Money(d("1")),
@@ -124,7 +124,7 @@ fn nasty_invoice() -> CustomerInvoice {
             id: "fee".into(),
             description: NASTY.into(),
             kind: CliKind::Fee,
-            account: "111111111111".into(),
+            account: AccountId::parse("111111111111").unwrap(),
             service: "AWSBillingConductor".into(),
             exact: Money(d("10")),
             amount: Money(d("10")),
@@ -437,7 +437,8 @@ fn big_run() -> (Config, RunResult) {
             let v = (((i * 7919 + k * 104_729) % 100_000) as i128 + 1) * 100_000_000;
             subtotal += v;
             lines.push(UsageLine {
-                account: format!("{:012}", 100_000_000_000u64 + i as u64),
+                account: AccountId::parse(&format!("{:012}", 100_000_000_000u64 + i as u64))
+                    .unwrap(),
                 service: (*svc).into(),
                 exact: Money(v),
                 amount: Money(v),
@@ -457,7 +458,8 @@ fn big_run() -> (Config, RunResult) {
                 id: "managed".into(),
                 description: "Managed services".into(),
                 kind: CliKind::Fee,
-                account: format!("{:012}", 100_000_000_000u64 + i as u64),
+                account: AccountId::parse(&format!("{:012}", 100_000_000_000u64 + i as u64))
+                    .unwrap(),
                 service: "AWSBillingConductor".into(),
                 exact: Money(fee),
                 amount: Money(fee),

@@ -88,9 +88,12 @@ pub(super) fn custom_cur_batch(
                 }
                 "bill_payer_account_id" => constant(mgmt, n),
                 "bill_payer_account_name" => constant(name, n),
-                "line_item_usage_account_id" => {
-                    texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect())
-                }
+                "line_item_usage_account_id" => texts(
+                    inv.custom
+                        .iter()
+                        .map(|c| Some(c.account.to_string()))
+                        .collect(),
+                ),
                 "line_item_line_item_type" => {
                     texts(inv.custom.iter().map(|c| Some(line_type(c))).collect())
                 }
@@ -263,7 +266,12 @@ pub(super) fn custom_focus_batch(
     );
     cols.insert(
         "SubAccountId",
-        texts(inv.custom.iter().map(|c| Some(c.account.clone())).collect()),
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(c.account.to_string()))
+                .collect(),
+        ),
     );
     cols.insert(
         "x_LineItemType",

@@ -347,7 +347,7 @@ pub fn customer_invoice_page(
     for l in &invoice.lines {
         if last_account != Some(l.account.as_str()) {
             last_account = Some(l.account.as_str());
-            let note = if l.account == mgmt {
+            let note = if l.account.as_str() == mgmt {
                 " <span>(management account)</span>"
             } else {
                 ""
@@ -355,7 +355,7 @@ pub fn customer_invoice_page(
             let _ = writeln!(
                 o,
                 "<tr class=\"acct\"><th colspan=\"2\">Account {}{note}</th></tr>",
-                esc(&l.account)
+                esc(l.account.as_str())
             );
         }
         let _ = writeln!(
@@ -389,7 +389,7 @@ pub fn customer_invoice_page(
                 o,
                 "<tr><td>{}</td><td>{kind}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
                 esc(&c.description),
-                esc(&c.account),
+                esc(c.account.as_str()),
                 esc(&c.service),
                 money(c.amount)
             );

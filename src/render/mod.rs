@@ -208,7 +208,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 .lines
                 .iter()
                 .map(|l| ActualLineJson {
-                    account_id: &l.account,
+                    account_id: l.account.as_str(),
                     service: &l.service,
                     line_item_type: l.line_type.as_str(),
                     rows: l.rows,
@@ -257,7 +257,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                     .lines
                     .iter()
                     .map(|l| CustomerLineJson {
-                        account_id: &l.account,
+                        account_id: l.account.as_str(),
                         service: &l.service,
                         amount: cents(l.amount),
                     })
@@ -269,7 +269,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                         id: &x.id,
                         description: &x.description,
                         kind: x.kind,
-                        account_id: &x.account,
+                        account_id: x.account.as_str(),
                         service: &x.service,
                         amount: cents(x.amount),
                     })
