@@ -7,7 +7,7 @@ use super::*;
 use crate::normalize::normalized_schema;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use sink::Held;
+use sink::{output_err as output, Held};
 
 /// Column name prefixes of a held batch: normalized columns, carried columns, amounts.
 const NORM: &str = "n.";
@@ -89,13 +89,6 @@ impl HeldFile {
             path: self.path.clone(),
             source: e,
         })
-    }
-}
-
-fn output(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Output {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -187,7 +180,6 @@ fn decode(batch: RecordBatch, track: Track, source: &Path) -> Result<Held> {
         line.push(cols.line_key(i, lt));
         usage.push(cols.usage.value(i));
     }
-    drop(cols);
     Ok(Held {
         track,
         path: source.to_path_buf(),

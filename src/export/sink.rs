@@ -161,25 +161,12 @@ pub struct OrgWritten {
     pub dropped: BTreeSet<String>,
 }
 
-fn output_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// An output error at `path` from any writer's error.
+pub(super) fn output_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Output {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     }
-}
-
-fn create_file(path: &Path) -> Result<BufWriter<File>> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| Error::Output {
-            path: d.to_path_buf(),
-            source: e,
-        })?;
-    }
-    let file = File::create(path).map_err(|e| Error::Output {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
 impl<'a> OrgExport<'a> {
@@ -285,7 +272,7 @@ impl<'a> OrgExport<'a> {
             kind.label(),
             ext(self.ctx.opts.format)
         ));
-        let w = create_file(&path)?;
+        let w = create_output(&path)?;
         let sink = match self.ctx.opts.format {
             ExportFormat::Parquet => PartSink::Parquet(Box::new(
                 ArrowWriter::try_new(w, schema.clone(), Some(parquet_props_for(&schema)))
