@@ -661,22 +661,6 @@ fn rollup_month(w: &Workdir) -> PathBuf {
     )
 }
 
-fn run_month(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--period",
-        "2026-10",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    ok(&run(&args));
-    out.join("2026-10")
-}
-
 /// The named columns of a CSV export, row by row (numbers normalized, so
 /// `0.0208`, `0.02080` and `2.08E-2` compare equal), sorted.
 fn csv_columns(path: &Path, names: &[&str]) -> Vec<Vec<String>> {
@@ -853,7 +837,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         v
     };
     for (granularity, expected) in [("daily", daily), ("monthly", monthly)] {
-        let dir = run_month(
+        let dir = common::run_october(
             &config,
             &w.join(format!("{granularity}-csv")),
             &["--granularity", granularity, "--format", "csv"],
@@ -904,7 +888,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         // No staging folder is left (or made).
         assert!(!dir.join(".line").exists());
         // Parquet: the same rows; CUR sums as doubles, FOCUS sums as exact decimals.
-        let pq = run_month(
+        let pq = common::run_october(
             &config,
             &w.join(format!("{granularity}-parquet")),
             &["--granularity", granularity],
@@ -943,7 +927,7 @@ fn daily_and_monthly_rollups_of_a_hand_made_month() {
         }
         // A re-run, with another thread count, gives the same bytes.
         for (format, first) in [("csv", &dir), ("parquet", &pq)] {
-            let again = run_month(
+            let again = common::run_october(
                 &config,
                 &w.join(format!("{granularity}-{format}-again")),
                 &[

@@ -109,7 +109,12 @@ pub fn manifest_org(manifest: &Value, org: &str) -> Value {
 /// `billxfer run` of sample_data/ for 2026-10 into `out` (`--quiet`, then
 /// `extra`), asserted to succeed; returns `out/2026-10`.
 pub fn run_sample(out: &Path, extra: &[&str]) -> PathBuf {
-    let config = repo().join("sample_data/billxfer.toml");
+    run_october(&repo().join("sample_data/billxfer.toml"), out, extra)
+}
+
+/// `billxfer run --config <config>` for 2026-10 into `out` (`--quiet`, then
+/// `extra`), asserted to succeed; returns `out/2026-10`.
+pub fn run_october(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
     let mut args = vec![
         "run",
         "--config",
