@@ -37,18 +37,7 @@ fn rerun(export: &Path, org: &str, mgmt: &str, accounts: &str, w: &Workdir) -> V
         ),
     );
     let out = w.join(format!("out-{org}"));
-    ok(&w.run([
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--period",
-        "2026-10",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--exports",
-        "none",
-    ]));
+    common::run_october(&config, &out, &["--exports", "none"]);
     let o = manifest_org(&json(&out.join("2026-10/manifest.json")), org);
     assert_eq!(o["rows_quarantined"], 0, "{}", export.display());
     json(&out.join(format!("2026-10/partner/invoices/{org}.json")))

@@ -204,6 +204,7 @@ impl<'a> OrgExport<'a> {
         let mut in_order = Vec::new();
         for (index, path) in files {
             let schema = input_schema(path)?;
+            // Opened as the rating reader opens it, so a bad file fails with that reader's message.
             let dialect = ingest::open(path)?.column_map().dialect;
             let k = wide_columns(dialect, &schema);
             if dialect != Dialect::Focus {
