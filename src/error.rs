@@ -56,6 +56,11 @@ pub enum Error {
     /// link, a file, a folder it did not write); nothing was written.
     #[error("{path} {reason}")]
     UnsafeOutput { path: PathBuf, reason: String },
+
+    /// A distributed run failed in the engine (unreachable scheduler, lost
+    /// executors, a failed job); nothing was published.
+    #[error("cluster {address}: {message}")]
+    Cluster { address: String, message: String },
 }
 
 impl Error {

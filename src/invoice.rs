@@ -18,7 +18,7 @@ use crate::types::{AccountId, BillingPeriod};
 pub const CURRENCY_DECIMALS: u32 = 2;
 
 /// A pro forma usage line: one account, one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageLine {
     /// Usage account.
     pub account: AccountId,
@@ -31,7 +31,7 @@ pub struct UsageLine {
 }
 
 /// A custom line item as charged this period.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CliLine {
     /// Item id.
     pub id: String,
@@ -50,7 +50,7 @@ pub struct CliLine {
 }
 
 /// The customer's pro forma invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerInvoice {
     /// Usage lines per account and service, sorted.
     pub lines: Vec<UsageLine>,
@@ -69,7 +69,7 @@ pub struct CustomerInvoice {
 }
 
 /// A line of the partner's actual invoice for one org.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActualLine {
     /// Usage account.
     pub account: AccountId,
@@ -86,7 +86,7 @@ pub struct ActualLine {
 }
 
 /// What AWS bills the partner for one organization, reconstructed at actual rates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActualInvoice {
     /// Lines per account, service and line item type.
     pub lines: Vec<ActualLine>,

@@ -26,6 +26,8 @@ pub mod export;
 pub mod pipeline;
 pub mod render;
 pub mod publish;
+#[cfg(feature = "distributed")]
+pub mod cluster;
 
 // Around the run.
 pub mod report;

@@ -370,7 +370,19 @@ pub fn format_fixed_exact(value: i128) -> String {
 }
 
 /// A money amount in internal units (10^-10 of the currency), exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Money(pub i128);
 
 impl Money {

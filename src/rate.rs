@@ -26,7 +26,9 @@ use crate::rules::{
 use crate::types::LineType;
 
 /// The two tracks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Track {
     /// What AWS charges the partner.
@@ -105,7 +107,7 @@ pub fn treatment(track: Track, pricing: &Pricing, lt: LineType, support: bool) -
 }
 
 /// An invoice line key: account, service, line item type.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct LineKey {
     /// Usage account id.
     pub account: String,
@@ -116,7 +118,7 @@ pub struct LineKey {
 }
 
 /// Sums for one line key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineSums {
     /// Rows rated into this key.
     pub rows: u64,
@@ -148,7 +150,7 @@ impl LineSums {
 }
 
 /// A distinct rule-matching key, owned.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct SkuKeyOwned {
     /// Product code.
     pub service: String,
@@ -175,7 +177,7 @@ impl SkuKeyOwned {
 }
 
 /// An organization's rated month (or part of it), mergeable across files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ledger {
     /// Sums per line key.
     pub lines: BTreeMap<LineKey, LineSums>,

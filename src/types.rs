@@ -227,7 +227,9 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
 }
 
 /// Line item types billxfer knows; anything else is quarantined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum LineType {
     /// On-demand usage.

@@ -199,6 +199,7 @@ fn names_descriptions_and_services_are_escaped_on_both_pages() {
 
     let result = RunResult {
         deliveries: Vec::new(),
+        engine: "local",
         period: period(),
         orgs: vec![
             org_result("partner", Role::Partner, 0, d("5"), None, 0),
@@ -229,6 +230,7 @@ fn pages_are_self_contained() {
     let page = customer_invoice_page(&config, &config.orgs[0], &invoice, period());
     let result = RunResult {
         deliveries: Vec::new(),
+        engine: "local",
         period: period(),
         orgs: vec![org_result(
             "acme",
@@ -483,6 +485,7 @@ fn big_run() -> (Config, RunResult) {
         config,
         RunResult {
             deliveries: Vec::new(),
+            engine: "local",
             period: period(),
             orgs,
             not_billed: Vec::new(),

@@ -1,6 +1,7 @@
 //! Command line: parse, dispatch, print errors for humans, map them to exit codes
 //! (0 ok, 1 data or input, 2 config or usage). One file per subcommand.
 
+mod cluster;
 mod diff;
 mod generate;
 mod report;
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 use crate::types::BillingPeriod;
 
+pub use cluster::{ClusterArgs, ClusterRole};
 pub use diff::DiffArgs;
 pub use generate::GenerateArgs;
 pub use report::ReportArgs;
@@ -84,6 +86,11 @@ pub enum Command {
         long_about = "Print a grouped table of a finished run's figures, read from its FOCUS exports with polars (so the run must have written them: --exports focus or all). Needs a build with `--features report` (polars is two thirds of a first build, so it is not in the default one).\n\nThe partner's view (default) shows, per group, the pro forma amount charged to customers, the actual amount AWS charges the partner for the same customers, and the margin. --track actual shows the partner's actual figures only, for every org including the partner's own. --customer-view shows one customer's pro forma figures and nothing else: safe to send to that customer.\n\nAmounts are summed exactly; the table shows them rounded to cents, --json and --csv give them exact.\n\nExamples:\n  billxfer report --out out --period 2026-10 --by org\n  billxfer report --out out --period 2026-10 --by service,region --top 10\n  billxfer report --out out --period 2026-10 --org acme --by account,tag:team --customer-view --csv"
     )]
     Report(ReportArgs),
+    /// Run a role of a Ballista cluster for `run --cluster`: scheduler or executor.
+    #[command(
+        long_about = "Run one role of an Apache DataFusion Ballista cluster that carries billxfer's operators; `billxfer run --cluster df://ADDR` then runs the month there, with the same output bytes as a run here (except the manifest's `engine`). Needs a build with `--features distributed`. See docs/DISTRIBUTED.md.\n\nExample, one machine:\n  billxfer cluster scheduler --bind 127.0.0.1:50050 &\n  billxfer cluster executor --scheduler 127.0.0.1:50050 --port 50051 --grpc-port 50052 &\n  billxfer cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &\n  billxfer run --config sample_data/billxfer.toml --out out --cluster df://127.0.0.1:50050"
+    )]
+    Cluster(ClusterArgs),
     /// Read exactly the columns a run needs from every input, and nothing else (benchmark floor).
     #[command(hide = true)]
     DecodeFloor(ValidateArgs),
@@ -122,5 +129,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::DecodeFloor(a) => validate::cmd_decode_floor(a).map(|_| 0),
         Command::ValidateFocus(a) => validate::cmd_validate_focus(a),
         Command::Report(a) => report::cmd_report(a).map(|_| 0),
+        Command::Cluster(a) => cluster::cmd_cluster(a).map(|_| 0),
     }
 }

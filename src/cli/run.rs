@@ -44,6 +44,68 @@ pub struct RunArgs {
     /// Rows of the exports: one per input line, or rolled up per day or month by the grouping keys.
     #[arg(long, value_enum, default_value = "line")]
     pub granularity: crate::export::Granularity,
+    /// Run the month on a Ballista cluster (`billxfer cluster ...`) at df://HOST:PORT instead
+    /// of here; the outputs are the same bytes (but the manifest's `engine`). The inputs,
+    /// the config and --out must be at the same paths on every executor. Needs a build
+    /// with `--features distributed`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+    /// With --cluster: partitions of the rating stage and of the finish stage (orgs are
+    /// hashed over the latter).
+    #[arg(long, value_name = "RATE,FINISH", value_parser = parse_partitions, requires = "cluster")]
+    pub partitions: Option<(usize, usize)>,
+}
+
+fn parse_partitions(text: &str) -> std::result::Result<(usize, usize), String> {
+    let number = |t: &str| match t.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`{text}`: expected two positive numbers, RATE,FINISH (for example 16,8)"
+        )),
+    };
+    match text.split_once(',') {
+        Some((rate, finish)) => Ok((number(rate)?, number(finish)?)),
+        None => Err(format!("`{text}`: expected RATE,FINISH (for example 16,8)")),
+    }
+}
+
+/// Runs the month here, or on the cluster `--cluster` names.
+fn run_month(
+    a: &RunArgs,
+    config: &Config,
+    period: BillingPeriod,
+    progress: &dyn Progress,
+    to: pipeline::ExportTo<'_>,
+) -> Result<(pipeline::RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+    let Some(address) = &a.cluster else {
+        return pipeline::run_month(config, period, progress, Some(to));
+    };
+    #[cfg(feature = "distributed")]
+    {
+        use crate::cluster::roles;
+        let scheduler =
+            roles::parse_address(address).map_err(|p| crate::error::Error::Invalid {
+                problems: vec![format!("--cluster: {p}")],
+            })?;
+        let mut partitions = roles::Partitions::default();
+        if let Some((rate, finish)) = a.partitions {
+            partitions = roles::Partitions { rate, finish };
+        }
+        let cluster = roles::ClusterRun {
+            scheduler,
+            config_path: &a.config,
+            partitions,
+        };
+        let (mut result, files) =
+            roles::run_month_on_cluster(&cluster, config, period, progress, Some(to))?;
+        result.engine = crate::cluster::ENGINE;
+        Ok((result, files))
+    }
+    #[cfg(not(feature = "distributed"))]
+    {
+        let _ = address;
+        Err(super::cluster::not_built())
+    }
 }
 
 /// Progress on stderr: rows, rows/s, organizations done and an ETA when the
@@ -122,7 +184,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
                 options: exports,
                 root: tmp,
             };
-            let (result, mut files) = pipeline::run_month(&config, period, &bar, Some(to))?;
+            let (result, mut files) = run_month(&a, &config, period, &bar, to)?;
             bar.bar.finish_and_clear();
             let writing = Instant::now();
             files.extend(render::render(&config, &result)?);

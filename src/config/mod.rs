@@ -308,7 +308,7 @@ pub struct Org {
 }
 
 /// FEE adds to the bill, CREDIT takes off it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CliKind {
     /// A charge.

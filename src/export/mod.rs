@@ -66,7 +66,7 @@ use crate::types::LineType;
 use rollup::{Metrics, Per, RollUp, RollUpSpec};
 
 /// Which exports a run writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportSet {
     /// Invoices only.
@@ -89,7 +89,7 @@ impl ExportSet {
 }
 
 /// File format of the exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// Apache Parquet (zstd).
@@ -101,7 +101,7 @@ pub enum ExportFormat {
 pub use rollup::Granularity;
 
 /// What to export and how.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct ExportOptions {
     /// Which exports.
     pub set: ExportSet,
@@ -122,14 +122,14 @@ impl Default for ExportOptions {
 }
 
 /// One written export file, for `exports.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ExportFile {
     /// Path relative to the period's output folder.
     pub path: String,
     /// Org the rows belong to.
     pub org: String,
     /// `cur`, `focus` or `partner_focus`.
-    pub kind: &'static str,
+    pub kind: String,
     /// Rows written.
     pub rows: u64,
     /// Σ of the cost column (line_item_unblended_cost or BilledCost), exact.

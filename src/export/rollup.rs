@@ -29,7 +29,9 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 
 /// Row granularity of the exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// One row per input row (plus custom line items).

@@ -154,6 +154,7 @@ pub struct OrgTotals<'a> {
 }
 
 /// What an org's exports wrote.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct OrgWritten {
     /// Files for `exports.json`.
     pub files: Vec<ExportFile>,
@@ -740,7 +741,7 @@ impl OrgExport<'_> {
         Ok(ExportFile {
             path: rel,
             org: self.ctx.org_id.to_string(),
-            kind: kind.label(),
+            kind: kind.label().to_string(),
             rows,
             cost_total: format_fixed_exact(total),
         })

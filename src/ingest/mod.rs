@@ -249,7 +249,7 @@ pub trait ChunkSource: Send {
 }
 
 /// A slice of a Parquet file: some row groups, so one large file can be read by several threads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Part {
     /// Row group indexes.
     pub groups: Vec<usize>,

@@ -74,7 +74,7 @@ impl OrgCheck {
 }
 
 /// A row that was not rated, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
     /// Input file.
     pub file: PathBuf,

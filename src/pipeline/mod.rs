@@ -40,7 +40,7 @@ use crate::types::{BillingPeriod, OrgId};
 use deliveries::DeliveryChoice;
 
 /// Whose files these are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The partner's own organization.
@@ -50,7 +50,7 @@ pub enum Role {
 }
 
 /// One input file as resolved from the config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     /// Index of the org (0 = partner, then customers in config order).
     pub org_index: usize,
@@ -64,7 +64,7 @@ pub struct InputFile {
 }
 
 /// What reading one file produced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileReport {
     /// Org id.
     pub org: String,
@@ -87,7 +87,7 @@ pub struct FileReport {
 }
 
 /// One organization's finished month.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct OrgResult {
     /// Org id.
     pub id: OrgId,
@@ -131,6 +131,9 @@ pub struct RunResult {
     pub not_billed: Vec<NotBilled>,
     /// Deliveries chosen in export roots: (org id, choice).
     pub deliveries: Vec<(String, DeliveryChoice)>,
+    /// The engine that ran the month (`local`, or a cluster's): the manifest's
+    /// one field that differs between a run here and on a cluster.
+    pub engine: &'static str,
 }
 
 impl RunResult {
@@ -172,7 +175,8 @@ pub(crate) fn pricing_for(config: &Config, org: Option<&Org>) -> (Pricing, Prici
     (actual, proforma)
 }
 
-fn sha256_file(path: &Path) -> Result<(u64, String)> {
+/// A file's size and SHA-256 (hex), read in 64 KiB blocks.
+pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -188,14 +192,17 @@ fn sha256_file(path: &Path) -> Result<(u64, String)> {
     Ok((n, hex(&h.finalize())))
 }
 
-struct FileOutcome {
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct FileOutcome {
     report: FileReport,
     ledger: Ledger,
     quarantined: Vec<Quarantined>,
     rated_unblended: i128,
     /// (identity hash, row) of rated rows, kept only for orgs with several deliveries.
     identity: Vec<(u64, u64)>,
-    /// The file's parts of the org's exports, one per task.
+    /// The file's parts of the org's exports, one per task (they stay on the
+    /// machine that wrote them: a cluster's rating stage writes none).
+    #[serde(skip)]
     exports: Vec<TaskParts>,
 }
 
@@ -231,7 +238,7 @@ pub(crate) fn org_check(config: &Config, org_index: usize, period: BillingPeriod
 }
 
 /// One unit of parallel work: a whole file, or some row groups of a Parquet file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     /// Index into the planned input files.
     pub file: usize,
@@ -524,6 +531,73 @@ fn plan_exports<'a>(
         .collect()
 }
 
+/// A month's inputs, planned before any row is rated: what a run here and a
+/// run on a cluster both start from.
+#[derive(Debug, Clone)]
+pub struct Month {
+    /// The period.
+    pub period: BillingPeriod,
+    /// Every input file of the period, in plan order.
+    pub files: Vec<InputFile>,
+    /// Every task, in plan order (identities read where deliveries are compared).
+    pub tasks: Vec<Task>,
+    /// The billed orgs, partner first, in config order.
+    pub billed: Vec<usize>,
+    /// Rows known from Parquet footers, and whether every file's are.
+    pub known_rows: (u64, bool),
+    /// Orgs outside their transfer this month.
+    pub not_billed: Vec<NotBilled>,
+    /// Deliveries chosen in export roots.
+    pub deliveries: Vec<(String, DeliveryChoice)>,
+}
+
+impl Month {
+    /// The whole month as work to rate.
+    pub fn work(&self) -> Work<'_> {
+        Work {
+            period: self.period,
+            files: &self.files,
+            tasks: &self.tasks,
+        }
+    }
+}
+
+/// Files and tasks to rate: a whole month, or the part of it one cluster task has.
+#[derive(Debug, Clone, Copy)]
+pub struct Work<'m> {
+    /// The period.
+    pub period: BillingPeriod,
+    /// Every input file of the period (tasks index into it).
+    pub files: &'m [InputFile],
+    /// The tasks to run.
+    pub tasks: &'m [Task],
+}
+
+/// Finds the period's inputs and splits them into tasks.
+pub fn plan_month(config: &Config, period: BillingPeriod) -> Result<Month> {
+    let InputPlan {
+        files,
+        not_billed,
+        deliveries,
+    } = plan_inputs(config, Some(period))?;
+    let billed = billed_orgs(config, period);
+    let (mut tasks, known_rows, all_known) = plan_tasks(&files)?;
+    // Identities are read only where an org has several deliveries to compare.
+    let compared = orgs_with_several_deliveries(&files);
+    for t in &mut tasks {
+        t.identity = compared.contains(&files[t.file].org_index);
+    }
+    Ok(Month {
+        period,
+        files,
+        tasks,
+        billed,
+        known_rows: (known_rows, all_known),
+        not_billed,
+        deliveries,
+    })
+}
+
 /// Rates every org of the period, builds all invoices and, with `exports`,
 /// writes every export in the same pass (one read of each input). Returns the
 /// run's results and the small files the exports add (`exports.json`).
@@ -533,24 +607,74 @@ pub fn run_month(
     progress: &dyn Progress,
     exports: Option<ExportTo<'_>>,
 ) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
-    let InputPlan {
-        files,
-        not_billed,
-        deliveries,
-    } = plan_inputs(config, Some(period))?;
-    let billed = billed_orgs(config, period);
-    let plans = plan_exports(config, period, &files, &billed, exports)?;
-    let (mut tasks, known_rows, all_known) = plan_tasks(&files)?;
-    // Identities are read only where an org has several deliveries to compare.
-    let compared = orgs_with_several_deliveries(&files);
-    for t in &mut tasks {
-        t.identity = compared.contains(&files[t.file].org_index);
-    }
-    let checks: Vec<OrgCheck> = (0..=config.orgs.len())
-        .map(|i| org_check(config, i, period))
+    let month = plan_month(config, period)?;
+    let (known, all_known) = month.known_rows;
+    let orgs_with_tasks: BTreeSet<usize> = month
+        .tasks
+        .iter()
+        .map(|t| month.files[t.file].org_index)
         .collect();
-    let orgs_with_tasks: BTreeSet<usize> = tasks.iter().map(|t| files[t.file].org_index).collect();
-    progress.start(known_rows, all_known, orgs_with_tasks.len());
+    progress.start(known, all_known, orgs_with_tasks.len());
+    let finished = rate_orgs(config, month.work(), &month.billed, progress, exports)?;
+    conclude(config, month, finished, exports)
+}
+
+/// Assembles a month's results from every billed org's finished month (in any
+/// order): checks for an empty period and lists the exports.
+pub fn conclude(
+    config: &Config,
+    month: Month,
+    finished: Vec<Finished>,
+    exports: Option<ExportTo<'_>>,
+) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+    let mut by_org: BTreeMap<usize, Finished> =
+        finished.into_iter().map(|f| (f.0.org_index, f)).collect();
+    let results: Result<Vec<Finished>> = month
+        .billed
+        .iter()
+        .map(|idx| {
+            by_org
+                .remove(idx)
+                .ok_or_else(|| Error::Internal(format!("org {idx} was not finished")))
+        })
+        .collect();
+    let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
+    if !config.allow_empty_period {
+        empty_period(&orgs, month.period)?;
+    }
+    let mut extra = Vec::new();
+    if let Some(to) = exports.filter(|t| t.options.set != ExportSet::None) {
+        remove_parts(to.root)?;
+        extra.push(crate::export::listing(
+            to.options,
+            written.into_iter().flatten().collect(),
+        ));
+    }
+    Ok((
+        RunResult {
+            period: month.period,
+            orgs,
+            not_billed: month.not_billed,
+            deliveries: month.deliveries,
+            engine: "local",
+        },
+        extra,
+    ))
+}
+
+/// Rates the `billed` orgs' tasks of `work` and finishes each org (invoices
+/// and, with `exports`, its export files), partner first, in config order.
+pub fn rate_orgs(
+    config: &Config,
+    work: Work<'_>,
+    billed: &[usize],
+    progress: &dyn Progress,
+    exports: Option<ExportTo<'_>>,
+) -> Result<Vec<Finished>> {
+    let period = work.period;
+    let plans = plan_exports(config, period, work.files, billed, exports)?;
+    let checks = all_checks(config, period);
+    let compared = orgs_with_several_deliveries(work.files);
     // Orgs with one delivery are finished as soon as their tasks end; orgs whose
     // deliveries are compared wait for the comparison.
     let early: BTreeSet<usize> = plans
@@ -567,56 +691,93 @@ pub fn run_month(
             .insert(idx, done);
         Ok(())
     };
-    let mut per_file = run_tasks(
-        config,
-        &files,
-        &tasks,
-        &checks,
-        &plans,
-        progress,
-        (&early, &finish),
-    )?;
-    same_content_twice(&files, &per_file)?;
-    let excluded = overlapping_deliveries(config, &files, &per_file, &compared)?;
-    if !excluded.is_empty() {
-        let run = TaskRun {
-            config,
-            files: &files,
-            plans: &plans,
-        };
-        rate_again_without_repeats(&run, &tasks, &checks, &excluded, &mut per_file, &finish)?;
-    }
+    let per_file = run_tasks(config, work, &checks, &plans, progress, (&early, &finish))?;
     let finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
-    let results = finish_the_rest(
-        config, period, &files, per_file, finished, &plans, &excluded,
-    );
-    let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
-    if !config.allow_empty_period {
-        empty_period(&orgs, period)?;
+    let run = TaskRun {
+        config,
+        work,
+        plans: &plans,
+    };
+    settle(&run, billed, &checks, per_file, finished)
+}
+
+/// Every org's row checks, by org index.
+fn all_checks(config: &Config, period: BillingPeriod) -> Vec<OrgCheck> {
+    (0..=config.orgs.len())
+        .map(|i| org_check(config, i, period))
+        .collect()
+}
+
+/// Rates one task alone, without exports: a cluster's rating stage.
+pub fn rate_task_alone(config: &Config, work: Work<'_>, task: &Task) -> Result<FileOutcome> {
+    let file = work
+        .files
+        .get(task.file)
+        .ok_or_else(|| Error::Internal(format!("task for unknown file {}", task.file)))?;
+    let check = org_check(config, file.org_index, work.period);
+    guarded(&file.path, || {
+        rate_task(config, (task.file, file), task, &check, None, &Silent)
+    })
+}
+
+/// Finishes one org from its tasks' outcomes, in any order (a cluster's finish
+/// stage, after the shuffle by org): compares its deliveries, prices month-end
+/// charges and builds its invoices, as a run here does.
+pub fn finish_rated_org(
+    config: &Config,
+    work: Work<'_>,
+    org: usize,
+    mut outcomes: Vec<(usize, FileOutcome)>,
+) -> Result<Finished> {
+    outcomes.sort_by_key(|(task, _)| *task);
+    let mut per_file: Vec<Option<FileOutcome>> = (0..work.files.len()).map(|_| None).collect();
+    for (task, o) in outcomes {
+        let t = work
+            .tasks
+            .get(task)
+            .ok_or_else(|| Error::Internal(format!("outcome of unknown task {task}")))?;
+        match per_file.get_mut(t.file) {
+            Some(slot @ None) => *slot = Some(o),
+            Some(Some(acc)) => merge_outcome(acc, o)?,
+            None => return Err(Error::Internal(format!("task of unknown file {}", t.file))),
+        }
     }
-    let mut extra = Vec::new();
-    if let Some(to) = exports.filter(|t| t.options.set != ExportSet::None) {
-        remove_parts(to.root)?;
-        extra.push(crate::export::listing(
-            to.options,
-            written.into_iter().flatten().collect(),
-        ));
+    let checks = all_checks(config, work.period);
+    let plans = Plans::new();
+    let run = TaskRun {
+        config,
+        work,
+        plans: &plans,
+    };
+    let mut done = settle(&run, &[org], &checks, per_file, BTreeMap::new())?;
+    done.pop()
+        .ok_or_else(|| Error::Internal(format!("org {org} was not finished")))
+}
+
+/// After every task ran: refuses a file delivered twice, rates older
+/// deliveries again without the rows a later one repeats, and finishes the
+/// orgs not finished early.
+fn settle(
+    run: &TaskRun<'_, '_>,
+    billed: &[usize],
+    checks: &[OrgCheck],
+    mut per_file: Vec<Option<FileOutcome>>,
+    finished: BTreeMap<usize, Finished>,
+) -> Result<Vec<Finished>> {
+    let files = run.work.files;
+    same_content_twice(files, &per_file)?;
+    let compared = orgs_with_several_deliveries(files);
+    let excluded = overlapping_deliveries(run.config, files, &per_file, &compared)?;
+    if !excluded.is_empty() {
+        rate_again_without_repeats(run, checks, &excluded, &mut per_file)?;
     }
-    Ok((
-        RunResult {
-            period,
-            orgs,
-            not_billed,
-            deliveries,
-        },
-        extra,
-    ))
+    finish_the_rest(run, billed, per_file, finished, &excluded)
 }
 
 /// What every `run_tasks` of a run shares.
 struct TaskRun<'r, 'a> {
     config: &'r Config,
-    files: &'r [InputFile],
+    work: Work<'r>,
     plans: &'r Plans<'a>,
 }
 
@@ -624,18 +785,18 @@ struct TaskRun<'r, 'a> {
 /// delivery repeats; their outcomes (and export parts) replace the first ones.
 fn rate_again_without_repeats(
     run: &TaskRun<'_, '_>,
-    tasks: &[Task],
     checks: &[OrgCheck],
     excluded: &Exclusions,
     per_file: &mut [Option<FileOutcome>],
-    finish: &FinishEarly<'_>,
 ) -> Result<()> {
     let mut checks = checks.to_vec();
     for (org, map) in excluded {
         checks[*org].excluded = Arc::new(map.clone());
     }
-    let files = run.files;
-    let again: Vec<Task> = tasks
+    let files = run.work.files;
+    let again: Vec<Task> = run
+        .work
+        .tasks
         .iter()
         .filter(|t| {
             let f = &files[t.file];
@@ -645,14 +806,17 @@ fn rate_again_without_repeats(
         })
         .cloned()
         .collect();
+    let never = |_: usize, _: Vec<FileOutcome>| -> Result<()> { Ok(()) };
     let redone = run_tasks(
         run.config,
-        files,
-        &again,
+        Work {
+            tasks: &again,
+            ..run.work
+        },
         &checks,
         run.plans,
         &Silent,
-        (&BTreeSet::new(), finish),
+        (&BTreeSet::new(), &never),
     )?;
     for (i, o) in redone.into_iter().enumerate() {
         if let Some(mut o) = o {
@@ -670,15 +834,13 @@ fn rate_again_without_repeats(
 /// without files, runs without exports) and returns every billed org's month,
 /// partner first, in config order.
 fn finish_the_rest(
-    config: &Config,
-    period: BillingPeriod,
-    files: &[InputFile],
+    run: &TaskRun<'_, '_>,
+    billed: &[usize],
     per_file: Vec<Option<FileOutcome>>,
     mut finished: BTreeMap<usize, Finished>,
-    plans: &Plans<'_>,
     excluded: &Exclusions,
 ) -> Result<Vec<Finished>> {
-    let billed = billed_orgs(config, period);
+    let (config, period, files, plans) = (run.config, run.work.period, run.work.files, run.plans);
     let mut by_org: BTreeMap<usize, std::sync::Mutex<Vec<FileOutcome>>> = BTreeMap::new();
     for (f, o) in files.iter().zip(per_file) {
         if let Some(o) = o {
@@ -721,7 +883,7 @@ fn finish_the_rest(
 }
 
 /// An org's finished month: its results and what its exports wrote.
-type Finished = (OrgResult, Option<OrgWritten>);
+pub type Finished = (OrgResult, Option<OrgWritten>);
 
 /// Finishes an org from its files' outcomes (in file order): the merged ledger,
 /// the invoices and, when it has an export plan, its exports.
@@ -790,8 +952,7 @@ type FinishEarly<'x> = dyn Fn(usize, Vec<FileOutcome>) -> Result<()> + Sync + 'x
 
 fn run_tasks(
     config: &Config,
-    files: &[InputFile],
-    tasks: &[Task],
+    Work { files, tasks, .. }: Work<'_>,
     checks: &[OrgCheck],
     plans: &Plans<'_>,
     progress: &dyn Progress,

@@ -153,6 +153,8 @@ struct ConfigRef {
 #[derive(Serialize)]
 struct Manifest<'a> {
     billxfer_version: &'static str,
+    /// `local`, or the cluster engine (docs/DISTRIBUTED.md).
+    engine: &'static str,
     billing_period: String,
     config: ConfigRef,
     rounding: crate::money::Rounding,
@@ -455,6 +457,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
     let all_passed = checks.iter().all(|c| c.passed);
     let manifest = Manifest {
         billxfer_version: env!("CARGO_PKG_VERSION"),
+        engine: result.engine,
         billing_period: period.to_string(),
         config: ConfigRef {
             path: config

@@ -1,0 +1,90 @@
+//! How billxfer's operators travel from the driver to the scheduler and on to
+//! executors: Ballista's own codec for its nodes, a tagged encoding for ours.
+
+use std::sync::Arc;
+
+use ballista_core::serde::BallistaPhysicalExtensionCodec;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+
+use super::{FinishOrgsExec, JobSpec, RateTasksExec};
+
+/// First byte of an encoded node: whose it is.
+const BALLISTA: u8 = 0;
+const RATE: u8 = 1;
+const FINISH: u8 = 2;
+
+/// The physical codec every role of a billxfer cluster uses (driver, scheduler, executors).
+#[derive(Debug, Default)]
+pub struct BillxferCodec {
+    ballista: BallistaPhysicalExtensionCodec,
+}
+
+/// The codec as the engine takes it.
+pub fn codec() -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(BillxferCodec::default())
+}
+
+fn wire_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Internal(format!("billxfer cluster plan: {what}: {e}"))
+}
+
+impl PhysicalExtensionCodec for BillxferCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let Some((&tag, body)) = buf.split_first() else {
+            return Err(wire_err("decoding", "an empty node"));
+        };
+        match tag {
+            BALLISTA => self.ballista.try_decode(body, inputs, ctx, converter),
+            RATE => {
+                let (spec, partitions): (JobSpec, usize) = bincode::deserialize(body)
+                    .map_err(|e| wire_err("decoding RateTasksExec", e))?;
+                Ok(Arc::new(RateTasksExec::new(Arc::new(spec), partitions)))
+            }
+            FINISH => {
+                let spec: JobSpec = bincode::deserialize(body)
+                    .map_err(|e| wire_err("decoding FinishOrgsExec", e))?;
+                let [input] = inputs else {
+                    return Err(wire_err("decoding FinishOrgsExec", "it takes one input"));
+                };
+                Ok(Arc::new(FinishOrgsExec::new(
+                    Arc::new(spec),
+                    Arc::clone(input),
+                )))
+            }
+            other => Err(wire_err("decoding", format!("unknown node tag {other}"))),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        if let Some(rate) = node.downcast_ref::<RateTasksExec>() {
+            buf.push(RATE);
+            let body = bincode::serialize(&(rate.spec.as_ref(), rate.partitions()))
+                .map_err(|e| wire_err("encoding RateTasksExec", e))?;
+            buf.extend_from_slice(&body);
+            return Ok(());
+        }
+        if let Some(finish) = node.downcast_ref::<FinishOrgsExec>() {
+            buf.push(FINISH);
+            let body = bincode::serialize(finish.spec.as_ref())
+                .map_err(|e| wire_err("encoding FinishOrgsExec", e))?;
+            buf.extend_from_slice(&body);
+            return Ok(());
+        }
+        buf.push(BALLISTA);
+        self.ballista.try_encode(node, buf, converter)
+    }
+}

@@ -1,0 +1,390 @@
+//! The two billxfer operators of a cluster job, as DataFusion `ExecutionPlan`s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BinaryArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use super::JobSpec;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, FileOutcome, Finished, Silent};
+
+/// Column of the org index in both operators' rows (the shuffle's key).
+pub const ORG: &str = "org";
+
+/// A billxfer error as the engine carries it (the message reaches the driver).
+fn engine_err(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serialize(value).map_err(|e| Error::Internal(format!("encoding a cluster row: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    bincode::deserialize(bytes).map_err(|e| Error::Internal(format!("decoding a cluster row: {e}")))
+}
+
+fn properties(schema: SchemaRef, partitioning: Partitioning) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        partitioning,
+        EmissionType::Final,
+        Boundedness::Bounded,
+    ))
+}
+
+/// Runs blocking billxfer work (rayon, files) off the engine's async threads,
+/// as a one-batch stream.
+fn blocking_stream(
+    schema: SchemaRef,
+    work: impl FnOnce() -> Result<RecordBatch> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let once = futures::stream::once(async move {
+        match tokio::task::spawn_blocking(move || {
+            pipeline::guarded(std::path::Path::new("cluster task"), work)
+        })
+        .await
+        {
+            Ok(r) => r.map_err(engine_err),
+            Err(e) => Err(DataFusionError::External(Box::new(e))),
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, once))
+}
+
+// ---------------------------------------------------------------------------
+// Rating stage
+// ---------------------------------------------------------------------------
+
+/// The rating stage: partition `p` rates tasks `p, p + n, p + 2n, …` of the
+/// job (round robin, so a large org's row groups spread over every
+/// partition) and emits one row per task: its org, its index and its outcome
+/// (partial ledger, quarantine, file report), encoded.
+#[derive(Debug)]
+pub struct RateTasksExec {
+    /// The job.
+    pub spec: Arc<JobSpec>,
+    partitions: usize,
+    props: Arc<PlanProperties>,
+}
+
+impl RateTasksExec {
+    /// The rating stage of `spec` in `partitions` partitions.
+    pub fn new(spec: Arc<JobSpec>, partitions: usize) -> RateTasksExec {
+        let partitions = partitions.max(1);
+        RateTasksExec {
+            spec,
+            partitions,
+            props: properties(
+                Self::row_schema(),
+                Partitioning::UnknownPartitioning(partitions),
+            ),
+        }
+    }
+
+    /// Its partitions.
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    /// (org, task, outcome).
+    pub fn row_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(ORG, DataType::UInt32, false),
+            Field::new("task", DataType::UInt32, false),
+            Field::new("outcome", DataType::Binary, false),
+        ]))
+    }
+
+    fn rate_partition(spec: &JobSpec, partition: usize, partitions: usize) -> Result<RecordBatch> {
+        let config = spec.load_config()?;
+        let work = spec.work();
+        let (mut orgs, mut tasks, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, task) in spec
+            .tasks
+            .iter()
+            .enumerate()
+            .skip(partition)
+            .step_by(partitions)
+        {
+            let outcome = pipeline::rate_task_alone(&config, work, task)?;
+            let org = spec.files[task.file].org_index;
+            orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
+            tasks.push(u32::try_from(i).map_err(|_| Error::Internal("task index".into()))?);
+            outcomes.push(encode(&outcome)?);
+        }
+        let outcomes: BinaryArray = outcomes.iter().map(|b| Some(b.as_slice())).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from(orgs)),
+            Arc::new(UInt32Array::from(tasks)),
+            Arc::new(outcomes),
+        ];
+        RecordBatch::try_new(Self::row_schema(), columns)
+            .map_err(|e| Error::Internal(format!("rating stage batch: {e}")))
+    }
+}
+
+impl DisplayAs for RateTasksExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "RateTasksExec: tasks={}, partitions={}",
+            self.spec.tasks.len(),
+            self.partitions
+        )
+    }
+}
+
+impl ExecutionPlan for RateTasksExec {
+    fn name(&self) -> &str {
+        "RateTasksExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let (spec, n) = (Arc::clone(&self.spec), self.partitions);
+        Ok(blocking_stream(Self::row_schema(), move || {
+            Self::rate_partition(&spec, partition, n)
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Finish stage
+// ---------------------------------------------------------------------------
+
+/// The finish stage, after the shuffle by org: each partition gathers its
+/// orgs' task outcomes, prices month-end charges and builds each org's
+/// invoices (with exports on, the org's executor also writes its exports in
+/// one pass over its files); one row per org: its index and its finished
+/// month, encoded.
+#[derive(Debug)]
+pub struct FinishOrgsExec {
+    /// The job.
+    pub spec: Arc<JobSpec>,
+    input: Arc<dyn ExecutionPlan>,
+    props: Arc<PlanProperties>,
+}
+
+impl FinishOrgsExec {
+    /// The finish stage of `spec` over `input` (the shuffled rating stage).
+    pub fn new(spec: Arc<JobSpec>, input: Arc<dyn ExecutionPlan>) -> FinishOrgsExec {
+        let partitions = input.properties().partitioning.partition_count();
+        FinishOrgsExec {
+            spec,
+            input,
+            props: properties(
+                Self::row_schema(),
+                Partitioning::UnknownPartitioning(partitions),
+            ),
+        }
+    }
+
+    /// (org, finished).
+    pub fn row_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(ORG, DataType::UInt32, false),
+            Field::new("finished", DataType::Binary, false),
+        ]))
+    }
+
+    /// Decodes the rating stage's rows, grouped by org.
+    fn outcomes_by_org(
+        batches: &[RecordBatch],
+    ) -> Result<BTreeMap<usize, Vec<(usize, FileOutcome)>>> {
+        let mut by_org: BTreeMap<usize, Vec<(usize, FileOutcome)>> = BTreeMap::new();
+        for b in batches {
+            let col = |i: usize| b.column(i).as_any();
+            let (Some(orgs), Some(tasks), Some(outcomes)) = (
+                col(0).downcast_ref::<UInt32Array>(),
+                col(1).downcast_ref::<UInt32Array>(),
+                col(2).downcast_ref::<BinaryArray>(),
+            ) else {
+                return Err(Error::Internal(
+                    "the rating stage's rows have another schema".into(),
+                ));
+            };
+            for r in 0..b.num_rows() {
+                let outcome: FileOutcome = decode(outcomes.value(r))?;
+                by_org
+                    .entry(orgs.value(r) as usize)
+                    .or_default()
+                    .push((tasks.value(r) as usize, outcome));
+            }
+        }
+        Ok(by_org)
+    }
+
+    fn finish_partition(spec: &JobSpec, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+        let config = spec.load_config()?;
+        let by_org = Self::outcomes_by_org(&batches)?;
+        drop(batches);
+        let (mut orgs, mut finished) = (Vec::new(), Vec::new());
+        for (org, outcomes) in by_org {
+            let done = finish_org(&config, spec, org, outcomes)?;
+            orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
+            finished.push(encode(&done)?);
+        }
+        let finished: BinaryArray = finished.iter().map(|b| Some(b.as_slice())).collect();
+        let columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(orgs)), Arc::new(finished)];
+        RecordBatch::try_new(Self::row_schema(), columns)
+            .map_err(|e| Error::Internal(format!("finish stage batch: {e}")))
+    }
+
+    /// Decodes the finish stage's rows.
+    pub fn decode_rows(batch: &RecordBatch) -> Result<Vec<Finished>> {
+        let finished = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| Error::Internal("the finish stage's rows have another schema".into()))?;
+        (0..finished.len())
+            .map(|r| decode(finished.value(r)))
+            .collect()
+    }
+}
+
+/// One org's finished month from its tasks' outcomes. With exports on, the
+/// org's rows are needed again, so its files are rated once more here with
+/// the export sinks (docs/DISTRIBUTED.md, "Exports").
+fn finish_org(
+    config: &crate::config::Config,
+    spec: &JobSpec,
+    org: usize,
+    outcomes: Vec<(usize, FileOutcome)>,
+) -> Result<Finished> {
+    let work = spec.work();
+    let Some((options, root)) = spec
+        .exports
+        .as_ref()
+        .filter(|(o, _)| o.set != crate::export::ExportSet::None)
+    else {
+        return pipeline::finish_rated_org(config, work, org, outcomes);
+    };
+    let own: Vec<crate::pipeline::Task> = spec
+        .tasks
+        .iter()
+        .filter(|t| spec.files[t.file].org_index == org)
+        .cloned()
+        .collect();
+    let to = pipeline::ExportTo {
+        options: *options,
+        root,
+    };
+    let work = pipeline::Work {
+        tasks: &own,
+        ..work
+    };
+    let mut done = pipeline::rate_orgs(config, work, &[org], &Silent, Some(to))?;
+    done.pop()
+        .ok_or_else(|| Error::Internal(format!("org {org} was not finished")))
+}
+
+impl DisplayAs for FinishOrgsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "FinishOrgsExec: files={}", self.spec.files.len())
+    }
+}
+
+impl ExecutionPlan for FinishOrgsExec {
+    fn name(&self) -> &str {
+        "FinishOrgsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match children.as_slice() {
+            [input] => Ok(Arc::new(FinishOrgsExec::new(
+                Arc::clone(&self.spec),
+                Arc::clone(input),
+            ))),
+            _ => Err(DataFusionError::Internal(
+                "FinishOrgsExec takes one input".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let spec = Arc::clone(&self.spec);
+        let schema = Self::row_schema();
+        let once = futures::stream::once(async move {
+            let batches: Vec<RecordBatch> = input
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<DfResult<_>>()?;
+            let task = move || Self::finish_partition(&spec, batches);
+            match tokio::task::spawn_blocking(move || {
+                pipeline::guarded(std::path::Path::new("cluster task"), task)
+            })
+            .await
+            {
+                Ok(r) => r.map_err(engine_err),
+                Err(e) => Err(DataFusionError::External(Box::new(e))),
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, once)))
+    }
+}

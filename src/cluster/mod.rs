@@ -1,0 +1,101 @@
+//! Beyond one machine (feature `distributed`): the month-end run as an Apache
+//! DataFusion Ballista job, with the same bytes as a run here (docs/DISTRIBUTED.md).
+//!
+//! The driver plans the month as a run here does ([`pipeline::plan_month`]),
+//! then submits one physical plan:
+//!
+//! ```text
+//! FinishOrgsExec          per org: month-end pricing, invoices (and exports)
+//!   RepartitionExec       hash by org: the shuffle (Ballista's stage boundary)
+//!     RateTasksExec       row-group tasks: normalize and rate, partial ledgers
+//! ```
+//!
+//! Executors run billxfer's own code for both nodes (they travel through
+//! [`codec::BillxferCodec`]); the driver gathers every org's finished month and
+//! writes and publishes the output exactly as a run here does.
+
+pub mod codec;
+mod exec;
+pub mod roles;
+
+pub use exec::{FinishOrgsExec, RateTasksExec};
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::export::ExportOptions;
+use crate::pipeline::{InputFile, Month, Task, Work};
+use crate::types::BillingPeriod;
+
+/// What every task of a job needs, sent with the plan: the config to load, the
+/// planned files and tasks, and where exports go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The config file, at a path every executor reads (shared storage).
+    pub config: PathBuf,
+    /// SHA-256 of the config file's bytes as the driver read them.
+    pub config_sha256: String,
+    /// The period.
+    pub period: BillingPeriod,
+    /// Every input file of the period, as the driver planned them.
+    pub files: Vec<InputFile>,
+    /// Every task, in plan order.
+    pub tasks: Vec<Task>,
+    /// Exports and the output folder being built (shared storage), if any.
+    pub exports: Option<(ExportOptions, PathBuf)>,
+}
+
+impl JobSpec {
+    /// The spec of `month`, read from `config` (the file) by every executor.
+    pub fn new(
+        config: PathBuf,
+        month: &Month,
+        exports: Option<(ExportOptions, PathBuf)>,
+    ) -> Result<JobSpec> {
+        let config = std::path::absolute(&config).map_err(|e| Error::io(&config, e))?;
+        Ok(JobSpec {
+            config_sha256: sha256_of(&config)?,
+            config,
+            period: month.period,
+            files: month.files.clone(),
+            tasks: month.tasks.clone(),
+            exports,
+        })
+    }
+
+    /// Loads the job's config on an executor, refusing one that differs from
+    /// the driver's (an executor must rate with the same plans).
+    pub fn load_config(&self) -> Result<Config> {
+        let seen = sha256_of(&self.config)?;
+        if seen != self.config_sha256 {
+            return Err(Error::input(
+                &self.config,
+                format!(
+                    "the config file this executor reads (sha256 {seen}) differs from the driver's ({}); every executor must read the same file",
+                    self.config_sha256
+                ),
+            ));
+        }
+        Config::load(&self.config)
+    }
+
+    /// The job's work.
+    pub fn work(&self) -> Work<'_> {
+        Work {
+            period: self.period,
+            files: &self.files,
+            tasks: &self.tasks,
+        }
+    }
+}
+
+fn sha256_of(path: &std::path::Path) -> Result<String> {
+    Ok(crate::pipeline::sha256_file(path)?.1)
+}
+
+/// The engine named in the manifest of a cluster run (the one field in which
+/// its outputs differ from a run here).
+pub const ENGINE: &str = "ballista 55";
