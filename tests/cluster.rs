@@ -72,6 +72,25 @@ fn assert_same_month(local: &Path, cluster: &Path) {
 }
 
 /// Runs October here and on `cluster` with `extra` arguments (and `cluster_only` there).
+/// [`assert_same_month`] for a month without exports.
+fn assert_same_invoices(local: &Path, cluster: &Path) {
+    let here = month_bytes(local, "local");
+    let there = month_bytes(cluster, billxfer::cluster::ENGINE);
+    assert_eq!(
+        here.keys().collect::<Vec<_>>(),
+        there.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (path, bytes) in &here {
+        assert!(
+            &there[path] == bytes,
+            "{} differs between a run here and on the cluster",
+            path.display()
+        );
+    }
+    assert!(here.contains_key(Path::new("partner/margin.csv")));
+}
+
 fn run_both(
     config: &Path,
     w: &Workdir,
@@ -129,6 +148,16 @@ fn a_generated_200k_line_base_on_a_cluster_is_byte_identical_to_a_run_here() {
     let config = base.join("billxfer.toml");
     let (local, there) = run_both(&config, &w, &cluster, &[], &["--partitions", "5,3"]);
     assert_same_month(&local, &there);
+    // Without exports, the invoices come from the shuffled partial ledgers alone.
+    let w2 = Workdir::new();
+    let (local, there) = run_both(
+        &config,
+        &w2,
+        &cluster,
+        &["--exports", "none"],
+        &["--partitions", "5,3"],
+    );
+    assert_same_invoices(&local, &there);
     let manifest = json(&there.join("manifest.json"));
     let rows: u64 = manifest["inputs"]
         .as_array()

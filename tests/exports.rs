@@ -218,6 +218,32 @@ fn report_without_the_feature_says_how_to_get_it() {
 }
 
 #[test]
+#[cfg(not(feature = "distributed"))]
+fn cluster_without_the_feature_says_how_to_get_it() {
+    let w = Workdir::new();
+    let config = repo().join("sample_data/billxfer.toml");
+    let out = w.join("out");
+    for args in [
+        vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--cluster",
+            "df://127.0.0.1:50050",
+        ],
+        vec!["cluster", "scheduler"],
+    ] {
+        let o = w.run(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("--features distributed"), "{stderr}");
+    }
+    assert!(!out.join("2026-10").exists(), "nothing was published");
+}
+
+#[test]
 #[cfg(feature = "report")]
 fn report_views_and_their_limits() {
     let w = Workdir::new();

@@ -45,9 +45,15 @@ impl PhysicalExtensionCodec for BillxferCodec {
         match tag {
             BALLISTA => self.ballista.try_decode(body, inputs, ctx, converter),
             RATE => {
-                let (spec, partitions): (JobSpec, usize) = bincode::deserialize(body)
+                let spec: JobSpec = bincode::deserialize(body)
                     .map_err(|e| wire_err("decoding RateTasksExec", e))?;
-                Ok(Arc::new(RateTasksExec::new(Arc::new(spec), partitions)))
+                let [input] = inputs else {
+                    return Err(wire_err("decoding RateTasksExec", "it takes one input"));
+                };
+                Ok(Arc::new(RateTasksExec::new(
+                    Arc::new(spec),
+                    Arc::clone(input),
+                )))
             }
             FINISH => {
                 let spec: JobSpec = bincode::deserialize(body)
@@ -72,7 +78,7 @@ impl PhysicalExtensionCodec for BillxferCodec {
     ) -> DfResult<()> {
         if let Some(rate) = node.downcast_ref::<RateTasksExec>() {
             buf.push(RATE);
-            let body = bincode::serialize(&(rate.spec.as_ref(), rate.partitions()))
+            let body = bincode::serialize(rate.spec.as_ref())
                 .map_err(|e| wire_err("encoding RateTasksExec", e))?;
             buf.extend_from_slice(&body);
             return Ok(());

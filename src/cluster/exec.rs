@@ -48,15 +48,22 @@ fn properties(schema: SchemaRef, partitioning: Partitioning) -> Arc<PlanProperti
     ))
 }
 
-/// Runs blocking billxfer work (rayon, files) off the engine's async threads,
-/// as a one-batch stream.
-fn blocking_stream(
+/// Gathers `input`'s batches, then runs blocking billxfer work on them
+/// (rayon, files) off the engine's async threads, as a one-batch stream.
+fn gathered_then_blocking(
     schema: SchemaRef,
-    work: impl FnOnce() -> Result<RecordBatch> + Send + 'static,
+    input: SendableRecordBatchStream,
+    work: impl FnOnce(Vec<RecordBatch>) -> Result<RecordBatch> + Send + 'static,
 ) -> SendableRecordBatchStream {
     let once = futures::stream::once(async move {
+        let batches: Vec<RecordBatch> = input
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<DfResult<_>>()?;
+        let task = move || work(batches);
         match tokio::task::spawn_blocking(move || {
-            pipeline::guarded(std::path::Path::new("cluster task"), work)
+            pipeline::guarded(std::path::Path::new("cluster task"), task)
         })
         .await
         {
@@ -71,35 +78,62 @@ fn blocking_stream(
 // Rating stage
 // ---------------------------------------------------------------------------
 
-/// The rating stage: partition `p` rates tasks `p, p + n, p + 2n, …` of the
-/// job (round robin, so a large org's row groups spread over every
-/// partition) and emits one row per task: its org, its index and its outcome
+/// The rating stage: each partition rates the tasks its input partition
+/// lists (one UInt32 `task` column: indexes into the job's tasks), one after
+/// another, and emits one row per task: its org, its index and its outcome
 /// (partial ledger, quarantine, file report), encoded.
+///
+/// The task lists are data, an in-memory scan ([`task_lists`]), not a
+/// property of this node: Ballista hands an executor a slice of a stage's
+/// partitions by restricting the stage's leaf scan, which it knows how to do
+/// for an in-memory scan and not for a custom leaf (that would run the wrong
+/// partitions).
 #[derive(Debug)]
 pub struct RateTasksExec {
     /// The job.
     pub spec: Arc<JobSpec>,
-    partitions: usize,
+    input: Arc<dyn ExecutionPlan>,
     props: Arc<PlanProperties>,
 }
 
+/// The job's tasks dealt round robin over `partitions` partitions (so a
+/// large org's row groups spread over all of them), as an in-memory scan.
+pub fn task_lists(tasks: usize, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    let partitions = partitions.clamp(1, tasks.max(1));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "task",
+        DataType::UInt32,
+        false,
+    )]));
+    let mut lists: Vec<Vec<RecordBatch>> = Vec::with_capacity(partitions);
+    for p in 0..partitions {
+        let ids: Vec<u32> = (p..tasks)
+            .step_by(partitions)
+            .map(|t| u32::try_from(t).map_err(|_| Error::Internal("task index".into())))
+            .collect::<Result<_>>()?;
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(UInt32Array::from(ids))])
+                .map_err(|e| Error::Internal(format!("task list: {e}")))?;
+        lists.push(vec![batch]);
+    }
+    let scan =
+        datafusion::datasource::memory::MemorySourceConfig::try_new_exec(&lists, schema, None)
+            .map_err(|e| Error::Internal(format!("task list scan: {e}")))?;
+    Ok(scan)
+}
+
 impl RateTasksExec {
-    /// The rating stage of `spec` in `partitions` partitions.
-    pub fn new(spec: Arc<JobSpec>, partitions: usize) -> RateTasksExec {
-        let partitions = partitions.max(1);
+    /// The rating stage of `spec` over `input` (its task lists).
+    pub fn new(spec: Arc<JobSpec>, input: Arc<dyn ExecutionPlan>) -> RateTasksExec {
+        let partitions = input.properties().partitioning.partition_count();
         RateTasksExec {
             spec,
-            partitions,
+            input,
             props: properties(
                 Self::row_schema(),
                 Partitioning::UnknownPartitioning(partitions),
             ),
         }
-    }
-
-    /// Its partitions.
-    pub fn partitions(&self) -> usize {
-        self.partitions
     }
 
     /// (org, task, outcome).
@@ -111,22 +145,27 @@ impl RateTasksExec {
         ]))
     }
 
-    fn rate_partition(spec: &JobSpec, partition: usize, partitions: usize) -> Result<RecordBatch> {
+    fn rate_tasks(spec: &JobSpec, lists: &[RecordBatch]) -> Result<RecordBatch> {
         let config = spec.load_config()?;
         let work = spec.work();
         let (mut orgs, mut tasks, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, task) in spec
-            .tasks
-            .iter()
-            .enumerate()
-            .skip(partition)
-            .step_by(partitions)
-        {
-            let outcome = pipeline::rate_task_alone(&config, work, task)?;
-            let org = spec.files[task.file].org_index;
-            orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
-            tasks.push(u32::try_from(i).map_err(|_| Error::Internal("task index".into()))?);
-            outcomes.push(encode(&outcome)?);
+        for list in lists {
+            let ids = list
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| Error::Internal("a task list of another type".into()))?;
+            for i in ids.values().iter().copied() {
+                let task = spec
+                    .tasks
+                    .get(i as usize)
+                    .ok_or_else(|| Error::Internal(format!("unknown task {i}")))?;
+                let outcome = pipeline::rate_task_alone(&config, work, task)?;
+                let org = spec.files[task.file].org_index;
+                orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
+                tasks.push(i);
+                outcomes.push(encode(&outcome)?);
+            }
         }
         let outcomes: BinaryArray = outcomes.iter().map(|b| Some(b.as_slice())).collect();
         let columns: Vec<ArrayRef> = vec![
@@ -141,12 +180,7 @@ impl RateTasksExec {
 
 impl DisplayAs for RateTasksExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "RateTasksExec: tasks={}, partitions={}",
-            self.spec.tasks.len(),
-            self.partitions
-        )
+        write!(f, "RateTasksExec: tasks={}", self.spec.tasks.len())
     }
 }
 
@@ -160,7 +194,7 @@ impl ExecutionPlan for RateTasksExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        vec![&self.input]
     }
 
     fn apply_expressions(
@@ -172,20 +206,31 @@ impl ExecutionPlan for RateTasksExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+        match children.as_slice() {
+            [input] => Ok(Arc::new(RateTasksExec::new(
+                Arc::clone(&self.spec),
+                Arc::clone(input),
+            ))),
+            _ => Err(DataFusionError::Internal(
+                "RateTasksExec takes one input".into(),
+            )),
+        }
     }
 
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let (spec, n) = (Arc::clone(&self.spec), self.partitions);
-        Ok(blocking_stream(Self::row_schema(), move || {
-            Self::rate_partition(&spec, partition, n)
-        }))
+        let input = self.input.execute(partition, context)?;
+        let spec = Arc::clone(&self.spec);
+        Ok(gathered_then_blocking(
+            Self::row_schema(),
+            input,
+            move |lists| Self::rate_tasks(&spec, &lists),
+        ))
     }
 }
 
@@ -368,23 +413,10 @@ impl ExecutionPlan for FinishOrgsExec {
     ) -> DfResult<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let spec = Arc::clone(&self.spec);
-        let schema = Self::row_schema();
-        let once = futures::stream::once(async move {
-            let batches: Vec<RecordBatch> = input
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<DfResult<_>>()?;
-            let task = move || Self::finish_partition(&spec, batches);
-            match tokio::task::spawn_blocking(move || {
-                pipeline::guarded(std::path::Path::new("cluster task"), task)
-            })
-            .await
-            {
-                Ok(r) => r.map_err(engine_err),
-                Err(e) => Err(DataFusionError::External(Box::new(e))),
-            }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, once)))
+        Ok(gathered_then_blocking(
+            Self::row_schema(),
+            input,
+            move |batches| Self::finish_partition(&spec, batches),
+        ))
     }
 }

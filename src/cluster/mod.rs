@@ -20,7 +20,7 @@ pub mod roles;
 
 pub use exec::{FinishOrgsExec, RateTasksExec};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,12 +55,22 @@ impl JobSpec {
         month: &Month,
         exports: Option<(ExportOptions, PathBuf)>,
     ) -> Result<JobSpec> {
-        let config = std::path::absolute(&config).map_err(|e| Error::io(&config, e))?;
+        // Executors run in other folders, on other machines: every path they get is absolute.
+        let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
+        let config = absolute(&config)?;
+        let mut files = month.files.clone();
+        for f in &mut files {
+            f.path = absolute(&f.path)?;
+        }
+        let exports = match exports {
+            Some((options, root)) => Some((options, absolute(&root)?)),
+            None => None,
+        };
         Ok(JobSpec {
             config_sha256: sha256_of(&config)?,
             config,
             period: month.period,
-            files: month.files.clone(),
+            files,
             tasks: month.tasks.clone(),
             exports,
         })

@@ -75,6 +75,7 @@ pub fn scheduler(bind: SocketAddr) -> Result<()> {
         config.executor_timeout_seconds = EXECUTOR_TIMEOUT_SECONDS;
         config.expire_dead_executor_interval_seconds = 1;
         config.no_executors_grace_period_seconds = EXECUTOR_TIMEOUT_SECONDS;
+        eprintln!("billxfer: Ballista scheduler listening on {bind} (jobs: billxfer run --cluster df://{bind})");
         let cluster = ballista_scheduler::cluster::BallistaCluster::new_from_config(&config)
             .await
             .map_err(|e| cluster_err(&address, e))?;
@@ -117,6 +118,13 @@ pub fn executor(setup: ExecutorSetup) -> Result<()> {
         print_thread_info: false,
         ..Default::default()
     };
+    eprintln!(
+        "billxfer: Ballista executor on {}:{} (gRPC {}), {} core(s), registering with {address}",
+        setup.host,
+        setup.ports.0,
+        setup.ports.1,
+        setup.cores.max(1)
+    );
     runtime(setup.cores.max(2))?.block_on(async move {
         ballista_executor::executor_process::start_executor_process(Arc::new(opt))
             .await
@@ -180,8 +188,8 @@ impl Default for Partitions {
 
 /// The job's physical plan: rate, shuffle by org, finish.
 pub fn job_plan(spec: Arc<JobSpec>, partitions: Partitions) -> Result<Arc<dyn ExecutionPlan>> {
-    let rate_parts = partitions.rate.min(spec.tasks.len()).max(1);
-    let rate: Arc<dyn ExecutionPlan> = Arc::new(RateTasksExec::new(Arc::clone(&spec), rate_parts));
+    let lists = super::exec::task_lists(spec.tasks.len(), partitions.rate)?;
+    let rate: Arc<dyn ExecutionPlan> = Arc::new(RateTasksExec::new(Arc::clone(&spec), lists));
     let by_org = Partitioning::Hash(
         vec![Arc::new(Column::new(super::exec::ORG, 0))],
         partitions.finish.max(1),
