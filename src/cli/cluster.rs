@@ -94,7 +94,6 @@ pub(super) fn cmd_cluster(a: ClusterArgs) -> Result<()> {
 }
 
 /// The refusal of `run --cluster` in a build without the feature.
-#[allow(dead_code)]
 pub(super) fn not_built() -> Error {
     Error::Invalid {
         problems: vec![NOT_BUILT.to_string()],

@@ -164,6 +164,10 @@ impl Progress for Bar {
 }
 
 pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
+    // A usage problem: refused before any input is read.
+    if a.cluster.is_some() && !cfg!(feature = "distributed") {
+        return Err(super::cluster::not_built());
+    }
     pipeline::configure_threads(a.threads);
     let started = Instant::now();
     let config = Config::load(&a.config)?;
