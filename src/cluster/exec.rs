@@ -48,6 +48,47 @@ fn properties(schema: SchemaRef, partitioning: Partitioning) -> Arc<PlanProperti
     ))
 }
 
+/// The `ExecutionPlan` methods both operators share: one input, no
+/// expressions, rebuilt from the job's spec and a new input.
+macro_rules! one_input_plan {
+    ($name:literal) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn properties(&self) -> &Arc<PlanProperties> {
+            &self.props
+        }
+
+        fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        ) -> DfResult<TreeNodeRecursion> {
+            Ok(TreeNodeRecursion::Continue)
+        }
+
+        fn with_new_children(
+            self: Arc<Self>,
+            children: Vec<Arc<dyn ExecutionPlan>>,
+        ) -> DfResult<Arc<dyn ExecutionPlan>> {
+            match children.as_slice() {
+                [input] => Ok(Arc::new(Self::new(
+                    Arc::clone(&self.spec),
+                    Arc::clone(input),
+                ))),
+                _ => Err(DataFusionError::Internal(format!(
+                    "{} takes one input",
+                    $name
+                ))),
+            }
+        }
+    };
+}
+
 /// Gathers `input`'s batches, then runs blocking billxfer work on them
 /// (rayon, files) off the engine's async threads, as a one-batch stream.
 fn gathered_then_blocking(
@@ -185,39 +226,7 @@ impl DisplayAs for RateTasksExec {
 }
 
 impl ExecutionPlan for RateTasksExec {
-    fn name(&self) -> &str {
-        "RateTasksExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.props
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match children.as_slice() {
-            [input] => Ok(Arc::new(RateTasksExec::new(
-                Arc::clone(&self.spec),
-                Arc::clone(input),
-            ))),
-            _ => Err(DataFusionError::Internal(
-                "RateTasksExec takes one input".into(),
-            )),
-        }
-    }
+    one_input_plan!("RateTasksExec");
 
     fn execute(
         &self,
@@ -372,39 +381,7 @@ impl DisplayAs for FinishOrgsExec {
 }
 
 impl ExecutionPlan for FinishOrgsExec {
-    fn name(&self) -> &str {
-        "FinishOrgsExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.props
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match children.as_slice() {
-            [input] => Ok(Arc::new(FinishOrgsExec::new(
-                Arc::clone(&self.spec),
-                Arc::clone(input),
-            ))),
-            _ => Err(DataFusionError::Internal(
-                "FinishOrgsExec takes one input".into(),
-            )),
-        }
-    }
+    one_input_plan!("FinishOrgsExec");
 
     fn execute(
         &self,
