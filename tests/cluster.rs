@@ -201,3 +201,39 @@ fn an_unreachable_scheduler_is_a_clear_error_soon_and_the_last_month_stays() {
     );
     assert_eq!(tree_bytes(&month), before, "the previous output is intact");
 }
+
+#[test]
+fn a_real_legacy_cur_file_nobody_on_the_project_wrote_gives_the_same_bytes_on_a_cluster() {
+    let Some(data) = shared_data(
+        "focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv",
+    ) else {
+        return;
+    };
+    let cluster = Cluster::start(2);
+    let w = Workdir::new();
+    let config = w.write_config(format!(
+        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
+        data.to_str().unwrap()
+    ));
+    let month = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--period",
+            "2023-11",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        ok(&w.run(&args));
+        out.join("2023-11")
+    };
+    let local = month(&w.join("local"), &[]);
+    let there = month(&w.join("cluster"), &["--cluster", cluster.url.as_str()]);
+    assert_same_month(&local, &there);
+    // The same figure as tests/e2e.rs: Σ lineItem/UnblendedCost of the file (shared/data/README.md).
+    let inv = json(&there.join("partner/invoices/anon.json"));
+    assert_eq!(inv["exact_total"], "1.6823086974");
+}
