@@ -53,7 +53,9 @@ fn month_bytes(dir: &Path, engine: &str) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-fn assert_same_month(local: &Path, cluster: &Path) {
+/// Every file of the month run here equals the one run on the cluster (the
+/// manifest's `engine` aside); returns them.
+fn assert_same_files(local: &Path, cluster: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let here = month_bytes(local, "local");
     let there = month_bytes(cluster, billxfer::cluster::ENGINE);
     let names = |m: &BTreeMap<PathBuf, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
@@ -65,32 +67,18 @@ fn assert_same_month(local: &Path, cluster: &Path) {
             path.display()
         );
     }
-    // Not vacuous: the month has invoices and exports.
+    assert!(here.contains_key(Path::new("partner/margin.csv")));
+    here
+}
+
+/// [`assert_same_files`] for a month with exports (not vacuous: it has FOCUS files).
+fn assert_same_month(local: &Path, cluster: &Path) {
+    let here = assert_same_files(local, cluster);
     let export = |p: &PathBuf| p.components().any(|c| c.as_os_str() == "focus");
     assert!(here.keys().any(export), "the month has FOCUS exports");
-    assert!(here.contains_key(Path::new("partner/margin.csv")));
 }
 
 /// Runs October here and on `cluster` with `extra` arguments (and `cluster_only` there).
-/// [`assert_same_month`] for a month without exports.
-fn assert_same_invoices(local: &Path, cluster: &Path) {
-    let here = month_bytes(local, "local");
-    let there = month_bytes(cluster, billxfer::cluster::ENGINE);
-    assert_eq!(
-        here.keys().collect::<Vec<_>>(),
-        there.keys().collect::<Vec<_>>(),
-        "the same files"
-    );
-    for (path, bytes) in &here {
-        assert!(
-            &there[path] == bytes,
-            "{} differs between a run here and on the cluster",
-            path.display()
-        );
-    }
-    assert!(here.contains_key(Path::new("partner/margin.csv")));
-}
-
 fn run_both(
     config: &Path,
     w: &Workdir,
@@ -157,7 +145,7 @@ fn a_generated_200k_line_base_on_a_cluster_is_byte_identical_to_a_run_here() {
         &["--exports", "none"],
         &["--partitions", "5,3"],
     );
-    assert_same_invoices(&local, &there);
+    assert_same_files(&local, &there);
     let manifest = json(&there.join("manifest.json"));
     let rows: u64 = manifest["inputs"]
         .as_array()
@@ -204,34 +192,19 @@ fn an_unreachable_scheduler_is_a_clear_error_soon_and_the_last_month_stays() {
 
 #[test]
 fn a_real_legacy_cur_file_nobody_on_the_project_wrote_gives_the_same_bytes_on_a_cluster() {
-    let Some(data) = shared_data(
-        "focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv",
-    ) else {
+    let Some(data) = shared_data(ANONYMOUS_CUR) else {
         return;
     };
     let cluster = Cluster::start(2);
     let w = Workdir::new();
-    let config = w.write_config(format!(
-        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
-        data.to_str().unwrap()
-    ));
-    let month = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--period",
-            "2023-11",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ];
-        args.extend_from_slice(extra);
-        ok(&w.run(&args));
-        out.join("2023-11")
-    };
-    let local = month(&w.join("local"), &[]);
-    let there = month(&w.join("cluster"), &["--cluster", cluster.url.as_str()]);
+    let config = w.write_config(anonymous_cur_config(&data));
+    let local = run_period(&config, "2023-11", &w.join("local"), &[]);
+    let there = run_period(
+        &config,
+        "2023-11",
+        &w.join("cluster"),
+        &["--cluster", cluster.url.as_str()],
+    );
     assert_same_month(&local, &there);
     // The same figure as tests/e2e.rs: Σ lineItem/UnblendedCost of the file (shared/data/README.md).
     let inv = json(&there.join("partner/invoices/anon.json"));

@@ -4,7 +4,10 @@
 use std::fs;
 
 mod common;
-use common::{json, ok, readable_text, repo, run, run_sample, shared_data, tree_bytes, Workdir};
+use common::{
+    anonymous_cur_config, json, ok, readable_text, repo, run, run_sample, shared_data, tree_bytes,
+    Workdir, ANONYMOUS_CUR,
+};
 
 #[test]
 fn sample_month_matches_the_hand_worked_totals() {
@@ -173,14 +176,11 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
 
 #[test]
 fn real_legacy_cur_file_rates_to_its_unblended_sum() {
-    let Some(data) = shared_data("focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv") else {
+    let Some(data) = shared_data(ANONYMOUS_CUR) else {
         return;
     };
     let w = Workdir::new();
-    let config = w.write_config(format!(
-        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
-        data.to_str().unwrap()
-    ));
+    let config = w.write_config(anonymous_cur_config(&data));
     let out = w.join("out");
     ok(&w.run([
         "run",

@@ -87,9 +87,7 @@ pub(super) fn cmd_cluster(a: ClusterArgs) -> Result<()> {
     #[cfg(not(feature = "distributed"))]
     {
         let _ = a;
-        Err(Error::Invalid {
-            problems: vec![NOT_BUILT.to_string()],
-        })
+        Err(not_built())
     }
 }
 

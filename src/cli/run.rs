@@ -93,7 +93,6 @@ fn run_month(
         }
         let cluster = roles::ClusterRun {
             scheduler,
-            config_path: &a.config,
             partitions,
         };
         let (mut result, files) =

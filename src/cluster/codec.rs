@@ -31,6 +31,20 @@ fn wire_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("billxfer cluster plan: {what}: {e}"))
 }
 
+/// The job's spec and the one input of an encoded billxfer node.
+fn spec_and_input(
+    body: &[u8],
+    inputs: &[Arc<dyn ExecutionPlan>],
+    node: &str,
+) -> DfResult<(Arc<JobSpec>, Arc<dyn ExecutionPlan>)> {
+    let spec: JobSpec =
+        bincode::deserialize(body).map_err(|e| wire_err(&format!("decoding {node}"), e))?;
+    let [input] = inputs else {
+        return Err(wire_err(&format!("decoding {node}"), "it takes one input"));
+    };
+    Ok((Arc::new(spec), Arc::clone(input)))
+}
+
 impl PhysicalExtensionCodec for BillxferCodec {
     fn try_decode(
         &self,
@@ -45,26 +59,12 @@ impl PhysicalExtensionCodec for BillxferCodec {
         match tag {
             BALLISTA => self.ballista.try_decode(body, inputs, ctx, converter),
             RATE => {
-                let spec: JobSpec = bincode::deserialize(body)
-                    .map_err(|e| wire_err("decoding RateTasksExec", e))?;
-                let [input] = inputs else {
-                    return Err(wire_err("decoding RateTasksExec", "it takes one input"));
-                };
-                Ok(Arc::new(RateTasksExec::new(
-                    Arc::new(spec),
-                    Arc::clone(input),
-                )))
+                let (spec, input) = spec_and_input(body, inputs, "RateTasksExec")?;
+                Ok(Arc::new(RateTasksExec::new(spec, input)))
             }
             FINISH => {
-                let spec: JobSpec = bincode::deserialize(body)
-                    .map_err(|e| wire_err("decoding FinishOrgsExec", e))?;
-                let [input] = inputs else {
-                    return Err(wire_err("decoding FinishOrgsExec", "it takes one input"));
-                };
-                Ok(Arc::new(FinishOrgsExec::new(
-                    Arc::new(spec),
-                    Arc::clone(input),
-                )))
+                let (spec, input) = spec_and_input(body, inputs, "FinishOrgsExec")?;
+                Ok(Arc::new(FinishOrgsExec::new(spec, input)))
             }
             other => Err(wire_err("decoding", format!("unknown node tag {other}"))),
         }
@@ -76,18 +76,18 @@ impl PhysicalExtensionCodec for BillxferCodec {
         buf: &mut Vec<u8>,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
-        if let Some(rate) = node.downcast_ref::<RateTasksExec>() {
-            buf.push(RATE);
-            let body = bincode::serialize(rate.spec.as_ref())
-                .map_err(|e| wire_err("encoding RateTasksExec", e))?;
-            buf.extend_from_slice(&body);
-            return Ok(());
-        }
-        if let Some(finish) = node.downcast_ref::<FinishOrgsExec>() {
-            buf.push(FINISH);
-            let body = bincode::serialize(finish.spec.as_ref())
-                .map_err(|e| wire_err("encoding FinishOrgsExec", e))?;
-            buf.extend_from_slice(&body);
+        let ours = match (
+            node.downcast_ref::<RateTasksExec>(),
+            node.downcast_ref::<FinishOrgsExec>(),
+        ) {
+            (Some(rate), _) => Some((RATE, &rate.spec)),
+            (_, Some(finish)) => Some((FINISH, &finish.spec)),
+            _ => None,
+        };
+        if let Some((tag, spec)) = ours {
+            buf.push(tag);
+            bincode::serialize_into(&mut *buf, spec.as_ref())
+                .map_err(|e| wire_err("encoding a billxfer node", e))?;
             return Ok(());
         }
         buf.push(BALLISTA);

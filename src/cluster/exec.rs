@@ -21,6 +21,7 @@ use futures::StreamExt;
 
 use super::JobSpec;
 use crate::error::{Error, Result};
+use crate::normalize::OrgCheck;
 use crate::pipeline::{self, FileOutcome, Finished, Silent};
 
 /// Column of the org index in both operators' rows (the shuffle's key).
@@ -122,7 +123,10 @@ fn gathered_then_blocking(
 /// The rating stage: each partition rates the tasks its input partition
 /// lists (one UInt32 `task` column: indexes into the job's tasks), one after
 /// another, and emits one row per task: its org, its index and its outcome
-/// (partial ledger, quarantine, file report), encoded.
+/// (partial ledger, quarantine, file report), encoded. With exports on, the
+/// finish stage rates each org's files with its export sinks (one pass), so
+/// this stage only routes the tasks to their org's finish partition (empty
+/// outcomes).
 ///
 /// The task lists are data, an in-memory scan ([`task_lists`]), not a
 /// property of this node: Ballista hands an executor a slice of a stage's
@@ -187,7 +191,10 @@ impl RateTasksExec {
     }
 
     fn rate_tasks(spec: &JobSpec, lists: &[RecordBatch]) -> Result<RecordBatch> {
-        let config = spec.load_config()?;
+        let config = match spec.export_to() {
+            None => Some(spec.load_config()?),
+            Some(_) => None,
+        };
         let work = spec.work();
         let (mut orgs, mut tasks, mut outcomes) = (Vec::new(), Vec::new(), Vec::new());
         for list in lists {
@@ -201,11 +208,14 @@ impl RateTasksExec {
                     .tasks
                     .get(i as usize)
                     .ok_or_else(|| Error::Internal(format!("unknown task {i}")))?;
-                let outcome = pipeline::rate_task_alone(&config, work, task)?;
+                let outcome = match &config {
+                    Some(config) => encode(&pipeline::rate_task_alone(config, work, task)?)?,
+                    None => Vec::new(),
+                };
                 let org = spec.files[task.file].org_index;
                 orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
                 tasks.push(i);
-                outcomes.push(encode(&outcome)?);
+                outcomes.push(outcome);
             }
         }
         let outcomes: BinaryArray = outcomes.iter().map(|b| Some(b.as_slice())).collect();
@@ -282,11 +292,9 @@ impl FinishOrgsExec {
         ]))
     }
 
-    /// Decodes the rating stage's rows, grouped by org.
-    fn outcomes_by_org(
-        batches: &[RecordBatch],
-    ) -> Result<BTreeMap<usize, Vec<(usize, FileOutcome)>>> {
-        let mut by_org: BTreeMap<usize, Vec<(usize, FileOutcome)>> = BTreeMap::new();
+    /// The rating stage's rows, grouped by org: (task, encoded outcome).
+    fn outcomes_by_org(batches: &[RecordBatch]) -> Result<BTreeMap<usize, Vec<(usize, &[u8])>>> {
+        let mut by_org: BTreeMap<usize, Vec<(usize, &[u8])>> = BTreeMap::new();
         for b in batches {
             let col = |i: usize| b.column(i).as_any();
             let (Some(orgs), Some(tasks), Some(outcomes)) = (
@@ -299,11 +307,10 @@ impl FinishOrgsExec {
                 ));
             };
             for r in 0..b.num_rows() {
-                let outcome: FileOutcome = decode(outcomes.value(r))?;
                 by_org
                     .entry(orgs.value(r) as usize)
                     .or_default()
-                    .push((tasks.value(r) as usize, outcome));
+                    .push((tasks.value(r) as usize, outcomes.value(r)));
             }
         }
         Ok(by_org)
@@ -311,11 +318,11 @@ impl FinishOrgsExec {
 
     fn finish_partition(spec: &JobSpec, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
         let config = spec.load_config()?;
+        let checks = pipeline::all_checks(&config, spec.period);
         let by_org = Self::outcomes_by_org(&batches)?;
-        drop(batches);
         let (mut orgs, mut finished) = (Vec::new(), Vec::new());
         for (org, outcomes) in by_org {
-            let done = finish_org(&config, spec, org, outcomes)?;
+            let done = finish_org(&config, &checks, spec, org, outcomes)?;
             orgs.push(u32::try_from(org).map_err(|_| Error::Internal("org index".into()))?);
             finished.push(encode(&done)?);
         }
@@ -338,38 +345,36 @@ impl FinishOrgsExec {
     }
 }
 
-/// One org's finished month from its tasks' outcomes. With exports on, the
-/// org's rows are needed again, so its files are rated once more here with
-/// the export sinks (docs/DISTRIBUTED.md, "Exports").
+/// One org's finished month from its tasks' encoded outcomes. With exports
+/// on, the org's files are rated here with the export sinks instead (the
+/// rating stage left the outcomes empty; docs/DISTRIBUTED.md, "Exports").
 fn finish_org(
     config: &crate::config::Config,
+    checks: &[OrgCheck],
     spec: &JobSpec,
     org: usize,
-    outcomes: Vec<(usize, FileOutcome)>,
+    outcomes: Vec<(usize, &[u8])>,
 ) -> Result<Finished> {
     let work = spec.work();
-    let Some((options, root)) = spec
-        .exports
-        .as_ref()
-        .filter(|(o, _)| o.set != crate::export::ExportSet::None)
-    else {
-        return pipeline::finish_rated_org(config, work, org, outcomes);
+    let Some(to) = spec.export_to() else {
+        let outcomes = outcomes
+            .into_iter()
+            .map(|(task, bytes)| Ok((task, decode::<FileOutcome>(bytes)?)))
+            .collect::<Result<Vec<_>>>()?;
+        return pipeline::finish_rated_org(config, work, checks, org, outcomes);
     };
-    let own: Vec<crate::pipeline::Task> = spec
-        .tasks
-        .iter()
-        .filter(|t| spec.files[t.file].org_index == org)
-        .cloned()
+    // The org's tasks in plan order, as a run here has them.
+    let mut ids: Vec<usize> = outcomes.iter().map(|(task, _)| *task).collect();
+    ids.sort_unstable();
+    let own: Vec<crate::pipeline::Task> = ids
+        .into_iter()
+        .filter_map(|task| spec.tasks.get(task).cloned())
         .collect();
-    let to = pipeline::ExportTo {
-        options: *options,
-        root,
-    };
     let work = pipeline::Work {
         tasks: &own,
         ..work
     };
-    let mut done = pipeline::rate_orgs(config, work, &[org], &Silent, Some(to))?;
+    let mut done = pipeline::rate_orgs(config, work, checks, &[org], &Silent, Some(to))?;
     done.pop()
         .ok_or_else(|| Error::Internal(format!("org {org} was not finished")))
 }

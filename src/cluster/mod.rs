@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::export::ExportOptions;
-use crate::pipeline::{InputFile, Month, Task, Work};
+use crate::export::{ExportOptions, ExportSet};
+use crate::pipeline::{ExportTo, InputFile, Month, Task, Work};
 use crate::types::BillingPeriod;
 
 /// What every task of a job needs, sent with the plan: the config to load, the
@@ -49,15 +49,14 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The spec of `month`, read from `config` (the file) by every executor.
+    /// The spec of `month`, planned from `config`, whose file every executor reads.
     pub fn new(
-        config: PathBuf,
+        config: &Config,
         month: &Month,
         exports: Option<(ExportOptions, PathBuf)>,
     ) -> Result<JobSpec> {
         // Executors run in other folders, on other machines: every path they get is absolute.
         let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
-        let config = absolute(&config)?;
         let mut files = month.files.clone();
         for f in &mut files {
             f.path = absolute(&f.path)?;
@@ -67,8 +66,8 @@ impl JobSpec {
             None => None,
         };
         Ok(JobSpec {
-            config_sha256: sha256_of(&config)?,
-            config,
+            config: absolute(&config.path)?,
+            config_sha256: config.digest.clone(),
             period: month.period,
             files,
             tasks: month.tasks.clone(),
@@ -79,17 +78,28 @@ impl JobSpec {
     /// Loads the job's config on an executor, refusing one that differs from
     /// the driver's (an executor must rate with the same plans).
     pub fn load_config(&self) -> Result<Config> {
-        let seen = sha256_of(&self.config)?;
-        if seen != self.config_sha256 {
+        let config = Config::load(&self.config)?;
+        if config.digest != self.config_sha256 {
             return Err(Error::input(
                 &self.config,
                 format!(
-                    "the config file this executor reads (sha256 {seen}) differs from the driver's ({}); every executor must read the same file",
-                    self.config_sha256
+                    "the config file this executor reads (sha256 {}) differs from the driver's ({}); every executor must read the same file",
+                    config.digest, self.config_sha256
                 ),
             ));
         }
-        Config::load(&self.config)
+        Ok(config)
+    }
+
+    /// Where the job writes exports, if it writes any.
+    pub fn export_to(&self) -> Option<ExportTo<'_>> {
+        self.exports
+            .as_ref()
+            .filter(|(options, _)| options.set != ExportSet::None)
+            .map(|(options, root)| ExportTo {
+                options: *options,
+                root,
+            })
     }
 
     /// The job's work.
@@ -100,10 +110,6 @@ impl JobSpec {
             tasks: &self.tasks,
         }
     }
-}
-
-fn sha256_of(path: &std::path::Path) -> Result<String> {
-    Ok(crate::pipeline::sha256_file(path)?.1)
 }
 
 /// The engine named in the manifest of a cluster run (the one field in which

@@ -2,7 +2,7 @@
 //! run --cluster`), plus an in-process cluster for tests.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -215,11 +215,9 @@ fn reachable(address: SocketAddr) -> Result<()> {
 }
 
 /// What a cluster run needs besides the month.
-pub struct ClusterRun<'a> {
+pub struct ClusterRun {
     /// The scheduler.
     pub scheduler: SocketAddr,
-    /// The config file (every executor reads it at the same path).
-    pub config_path: &'a Path,
     /// Stage partitions.
     pub partitions: Partitions,
 }
@@ -227,7 +225,7 @@ pub struct ClusterRun<'a> {
 /// `billxfer run --cluster`: the month as one Ballista job. Returns what
 /// [`pipeline::run_month`] returns for the same inputs.
 pub fn run_month_on_cluster(
-    cluster: &ClusterRun<'_>,
+    cluster: &ClusterRun,
     config: &Config,
     period: BillingPeriod,
     progress: &dyn Progress,
@@ -238,7 +236,7 @@ pub fn run_month_on_cluster(
     let (known, all_known) = month.known_rows;
     progress.start(known, all_known, month.billed.len());
     let spec = Arc::new(JobSpec::new(
-        cluster.config_path.to_path_buf(),
+        config,
         &month,
         exports.map(|t| (t.options, t.root.to_path_buf())),
     )?);
@@ -270,7 +268,8 @@ fn orgs_without_tasks(
         tasks: &[],
         ..month.work()
     };
-    pipeline::rate_orgs(config, work, &left, &Silent, exports)
+    let checks = pipeline::all_checks(config, month.period);
+    pipeline::rate_orgs(config, work, &checks, &left, &Silent, exports)
 }
 
 /// Submits the plan and gathers every org's finished month.

@@ -175,8 +175,7 @@ pub(crate) fn pricing_for(config: &Config, org: Option<&Org>) -> (Pricing, Prici
     (actual, proforma)
 }
 
-/// A file's size and SHA-256 (hex), read in 64 KiB blocks.
-pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
+fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -615,7 +614,15 @@ pub fn run_month(
         .map(|t| month.files[t.file].org_index)
         .collect();
     progress.start(known, all_known, orgs_with_tasks.len());
-    let finished = rate_orgs(config, month.work(), &month.billed, progress, exports)?;
+    let checks = all_checks(config, period);
+    let finished = rate_orgs(
+        config,
+        month.work(),
+        &checks,
+        &month.billed,
+        progress,
+        exports,
+    )?;
     conclude(config, month, finished, exports)
 }
 
@@ -664,16 +671,17 @@ pub fn conclude(
 
 /// Rates the `billed` orgs' tasks of `work` and finishes each org (invoices
 /// and, with `exports`, its export files), partner first, in config order.
+/// `checks` are [`all_checks`], built once by the caller.
 pub fn rate_orgs(
     config: &Config,
     work: Work<'_>,
+    checks: &[OrgCheck],
     billed: &[usize],
     progress: &dyn Progress,
     exports: Option<ExportTo<'_>>,
 ) -> Result<Vec<Finished>> {
     let period = work.period;
     let plans = plan_exports(config, period, work.files, billed, exports)?;
-    let checks = all_checks(config, period);
     let compared = orgs_with_several_deliveries(work.files);
     // Orgs with one delivery are finished as soon as their tasks end; orgs whose
     // deliveries are compared wait for the comparison.
@@ -691,18 +699,19 @@ pub fn rate_orgs(
             .insert(idx, done);
         Ok(())
     };
-    let per_file = run_tasks(config, work, &checks, &plans, progress, (&early, &finish))?;
+    let per_file = run_tasks(config, work, checks, &plans, progress, (&early, &finish))?;
     let finished = finished.into_inner().unwrap_or_else(|e| e.into_inner());
     let run = TaskRun {
         config,
         work,
         plans: &plans,
     };
-    settle(&run, billed, &checks, per_file, finished)
+    settle(&run, billed, checks, per_file, finished)
 }
 
-/// Every org's row checks, by org index.
-fn all_checks(config: &Config, period: BillingPeriod) -> Vec<OrgCheck> {
+/// Every org's row checks, by org index (0 = partner): built once per run, or
+/// per cluster task, never per org.
+pub fn all_checks(config: &Config, period: BillingPeriod) -> Vec<OrgCheck> {
     (0..=config.orgs.len())
         .map(|i| org_check(config, i, period))
         .collect()
@@ -726,6 +735,7 @@ pub fn rate_task_alone(config: &Config, work: Work<'_>, task: &Task) -> Result<F
 pub fn finish_rated_org(
     config: &Config,
     work: Work<'_>,
+    checks: &[OrgCheck],
     org: usize,
     mut outcomes: Vec<(usize, FileOutcome)>,
 ) -> Result<Finished> {
@@ -742,14 +752,13 @@ pub fn finish_rated_org(
             None => return Err(Error::Internal(format!("task of unknown file {}", t.file))),
         }
     }
-    let checks = all_checks(config, work.period);
     let plans = Plans::new();
     let run = TaskRun {
         config,
         work,
         plans: &plans,
     };
-    let mut done = settle(&run, &[org], &checks, per_file, BTreeMap::new())?;
+    let mut done = settle(&run, &[org], checks, per_file, BTreeMap::new())?;
     done.pop()
         .ok_or_else(|| Error::Internal(format!("org {org} was not finished")))
 }

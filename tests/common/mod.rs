@@ -115,19 +115,37 @@ pub fn run_sample(out: &Path, extra: &[&str]) -> PathBuf {
 /// `billxfer run --config <config>` for 2026-10 into `out` (`--quiet`, then
 /// `extra`), asserted to succeed; returns `out/2026-10`.
 pub fn run_october(config: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    run_period(config, "2026-10", out, extra)
+}
+
+/// Runs `period` with `config` into `out` (quiet, plus `extra`); returns the period folder.
+pub fn run_period(config: &Path, period: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let mut args = vec![
         "run",
         "--config",
         config.to_str().unwrap(),
         "--period",
-        "2026-10",
+        period,
         "--out",
         out.to_str().unwrap(),
         "--quiet",
     ];
     args.extend_from_slice(extra);
     ok(&run(&args));
-    out.join("2026-10")
+    out.join(period)
+}
+
+/// A real legacy CUR CSV nobody on the project wrote (focus_converters' anonymous
+/// AWS export, 1,281 rows of November 2023), under `../shared/data/`.
+pub const ANONYMOUS_CUR: &str =
+    "focus_converters/focus_converter_base/tests/provider_config_tests/aws/sample-anonymous-aws-export-dataset.csv";
+
+/// A config billing [`ANONYMOUS_CUR`] (at `data`) as org `anon` on the basic plan.
+pub fn anonymous_cur_config(data: &Path) -> String {
+    format!(
+        "[partner]\nid = \"partner\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[actual]\nmode = \"billed\"\n\n[[orgs]]\nid = \"anon\"\nname = \"Anonymous\"\nmanagement_account = \"123412340534\"\nfiles = [{:?}]\nplan = \"basic\"\ntransfer = {{ start = \"2023-11\", source_payer = true }}\n",
+        data.to_str().unwrap()
+    )
 }
 
 /// A temporary folder, removed when dropped, to write a month into and run
