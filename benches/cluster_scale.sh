@@ -19,6 +19,12 @@ trap 'stop_all; rm -rf "$work"' EXIT
 base_port="${CLUSTER_BASE_PORT:-22050}"
 wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.2; done; }
 now() { date +%s.%N; }
+# Stage 1's files are the shuffle (rating -> finish); stage 2's hold the finished orgs the
+# driver fetches. Paths: <executor work dir>/<job>/<stage>/<partition>/data*.arrow.
+stage_bytes() {
+    for d in "$work"/e$n-*; do find "$d" -name 'data*.arrow' -printf '%P %s\n' 2>/dev/null; done |
+        awk -v s="$1" '{split($1, p, "/"); if (p[2] == s) t += $2} END {print t+0}'
+}
 
 run_once() { # out [args]
     local out="$1"; shift
@@ -44,13 +50,23 @@ for n in 1 2; do
         wait_port $((base_port + 10 * k + 1))
     done
     sleep 3
-    s=$(run_once "$work/c$n" --cluster "df://127.0.0.1:$base_port")
-    shuffle=$(find "$work"/e$n-* -name 'data*.arrow' -printf '%s\n' | awk '{t+=$1} END {print t+0}')
+    run_once "$work/c$n" --cluster "df://127.0.0.1:$base_port" >"$work/wall" &
+    run_pid=$!
+    # Ballista removes a stage's shuffle files once the job is done: sample them meanwhile.
+    shuffle=0
+    while kill -0 "$run_pid" 2>/dev/null; do
+        now_bytes=$(stage_bytes 1)
+        [ "$now_bytes" -gt "$shuffle" ] && shuffle=$now_bytes
+        sleep 0.1
+    done
+    wait "$run_pid"
+    s=$(cat "$work/wall")
+    results=$(stage_bytes 2)
     rss=""
     for p in "${execs[@]}"; do rss="$rss $(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$p/status")MB"; done
     per_line=$(python3 -c "print(round($shuffle / max($rows, 1), 2))")
     ratio=$(python3 -c "print(round($s / $local_s, 2))")
-    echo "cluster, $n executor(s) x $((cores / n)) core(s): ${s}s (${ratio}x local), shuffle $shuffle bytes (${per_line} B/line), peak RSS per executor:$rss"
+    echo "cluster, $n executor(s) x $((cores / n)) core(s): ${s}s (${ratio}x local), shuffle $shuffle bytes (${per_line} B/line), finished orgs $results bytes, peak RSS per executor:$rss"
     cmp <(cd "$work/local/2026-10" && find . -type f ! -name manifest.json -print0 | sort -z | xargs -0 sha256sum) \
         <(cd "$work/c$n/2026-10" && find . -type f ! -name manifest.json -print0 | sort -z | xargs -0 sha256sum) \
         && echo "  same bytes as local (manifest aside)"
