@@ -528,6 +528,7 @@ mod tests {
                 id: "basic".into(),
                 description: String::new(),
                 kind: PlanKind::Passthrough,
+                base: Default::default(),
             }),
             transfer: Transfer {
                 start: period(),
@@ -535,6 +536,7 @@ mod tests {
                 source_payer: false,
             },
             custom_line_items: items,
+            level: crate::config::Level::Direct,
         }
     }
 

@@ -197,7 +197,17 @@ pub struct Ledger {
     /// Charges priced at month end (custom tiers, free tier off) per track and
     /// line: (amount, quantity), so exports can split them back onto rows.
     pub deferred: BTreeMap<(Track, LineKey), (i128, i128)>,
+    /// `Usage` lines on a rules plan whose unblended cost is more than
+    /// [`BELOW_PUBLIC_TOLERANCE_PER_MILLE`] below usage × public on-demand rate,
+    /// per `service usage_type` (docs/DOMAIN.md, "The pro forma base").
+    #[serde(default)]
+    pub below_public: BTreeMap<String, u64>,
 }
+
+/// A line counts as priced below public when its unblended cost is under
+/// (1000 - this) / 1000 of usage × public rate: 0.1%, well above the rounding
+/// of CUR's doubles and far below any real private rate.
+pub const BELOW_PUBLIC_TOLERANCE_PER_MILLE: i128 = 1;
 
 impl Ledger {
     /// Adds another part of the same org's month.
@@ -223,6 +233,9 @@ impl Ledger {
             *e = (*e).max(v);
         }
         self.rows_without_public_price += other.rows_without_public_price;
+        for (k, n) in other.below_public {
+            *self.below_public.entry(k).or_default() += n;
+        }
         self.warnings.extend(other.warnings);
         self.unpriced_free_skus.extend(other.unpriced_free_skus);
         Ok(())
@@ -369,12 +382,17 @@ pub struct Rater {
     tier_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
     free_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
     max_paid_rate: FxHashMap<u32, i128>,
+    /// Rows per SKU id billed below usage × public rate (see [`Ledger::below_public`]).
+    below_public: FxHashMap<u32, u64>,
     /// Treatment per (line type code × 2 + is_support) on [actual, pro forma].
     treatments: Vec<[Treatment; 2]>,
     rows_without_public_price: u64,
     /// Pro forma Usage lines start from list cost, not billed cost: FOCUS input,
     /// whose BilledCost already carries the partner's negotiated discounts.
     pub list_base: bool,
+    /// Pro forma Usage lines start from usage × public on-demand rate (the plan's
+    /// `base = "public_on_demand"`); lines AWS billed 0 (free tier) stay 0.
+    pub public_base: bool,
 }
 
 /// Per-row amounts of one rated batch (kept for exports and tests).
@@ -417,9 +435,11 @@ impl Rater {
             tier_usage: FxHashMap::default(),
             free_usage: FxHashMap::default(),
             max_paid_rate: FxHashMap::default(),
+            below_public: FxHashMap::default(),
             treatments,
             rows_without_public_price: 0,
             list_base: false,
+            public_base: false,
         }
     }
 
@@ -596,6 +616,9 @@ impl Rater {
                 if let Some(r) = public_rate.filter(|r| *r > 0) {
                     let e = self.max_paid_rate.entry(id).or_insert(r);
                     *e = (*e).max(r);
+                    if lt == LineType::Usage && treatments[1] == Treatment::Rate {
+                        self.count_below_public(id, qty, r, unb);
+                    }
                 }
                 Some(id)
             } else {
@@ -629,15 +652,23 @@ impl Rater {
                             // The pro forma base is the line's public price as AWS computed it
                             // for this org (unblended: free tier and volume tiers applied, no
                             // non-public discount); public-rate actual cards use list prices.
+                            let billed_base = |u: i128| !self.public_base || u == 0;
                             let base = match (t, unb) {
-                                (Track::Proforma, Some(u)) if !self.list_base => Some(u),
+                                (Track::Proforma, Some(u)) if !self.list_base && billed_base(u) => {
+                                    Some(u)
+                                }
                                 (_, u) => list()?.or(u),
                             };
                             let free_tier = res.is_none_or(|r| r.free_tier);
-                            let looks_free = qty > 0 && base.unwrap_or(0) == 0;
-                            let base = if !free_tier && looks_free {
+                            // Free tier off: every unit at its paid rate, so a line on which
+                            // the allowance ran out part-way loses its free part (T-D8).
+                            let base = if !free_tier && qty > 0 {
                                 match public_rate.filter(|r| *r > 0) {
-                                    Some(r) => Some(mul_fixed(qty, r).ok_or_else(overflow)?),
+                                    Some(r) => {
+                                        let paid = mul_fixed(qty, r).ok_or_else(overflow)?;
+                                        Some(base.map_or(paid, |b| b.max(paid)))
+                                    }
+                                    None if base.is_some_and(|b| b != 0) => base,
                                     None => {
                                         let e = self
                                             .free_usage
@@ -691,6 +722,26 @@ impl Rater {
         Ok(out)
     }
 
+    /// Counts a `Usage` row whose unblended cost is below usage × public rate
+    /// beyond the tolerance; rows AWS billed 0 (free tier) are explained and not counted.
+    fn count_below_public(&mut self, sku: u32, qty: i128, rate: i128, unblended: Option<i128>) {
+        let Some(u) = unblended.filter(|u| *u > 0) else {
+            return;
+        };
+        let Some(public) = mul_fixed(qty, rate).filter(|p| *p > 0) else {
+            return;
+        };
+        let (lhs, rhs) = (
+            u.checked_mul(1000),
+            public.checked_mul(1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE),
+        );
+        if let (Some(l), Some(r)) = (lhs, rhs) {
+            if l < r {
+                *self.below_public.entry(sku).or_default() += 1;
+            }
+        }
+    }
+
     /// The rated lines as an org-mergeable ledger.
     pub fn finish(self) -> Ledger {
         let acct = |i: u32| self.accounts.names[i as usize].clone();
@@ -738,6 +789,13 @@ impl Rater {
             ledger
                 .max_paid_rate
                 .insert(self.sku_entries[*sku as usize].key.clone(), *r);
+        }
+        for (sku, n) in &self.below_public {
+            let k = &self.sku_entries[*sku as usize].key;
+            *ledger
+                .below_public
+                .entry(format!("{} {}", k.service, k.usage_type))
+                .or_default() += n;
         }
         ledger
     }

@@ -172,6 +172,7 @@ fn org_result(
             effective_total: Money(actual),
         },
         customer,
+        seller_cost: None,
     }
 }
 

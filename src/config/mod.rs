@@ -34,6 +34,8 @@ struct RawConfig {
     plans: Vec<RawPlan>,
     #[serde(default)]
     orgs: Vec<RawOrg>,
+    #[serde(default)]
+    sellers: Vec<RawSeller>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,7 +114,49 @@ struct RawPlan {
     #[serde(default)]
     description: String,
     #[serde(default)]
+    base: ProformaBase,
+    #[serde(default)]
     rules: Vec<RawRule>,
+}
+
+/// What a rules plan's markups and discounts apply to on a `Usage` line (docs/DOMAIN.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProformaBase {
+    /// The line's unblended cost as AWS billed it to this org (free tier and volume tiers applied).
+    #[default]
+    Billed,
+    /// Usage × `pricing_public_on_demand_rate` (else the public cost): the price list, as
+    /// Billing Conductor does; free-tier lines (unblended 0) stay free while the free tier is on.
+    PublicOnDemand,
+}
+
+/// A downstream seller (reseller) in a two-level chain: its own organization's
+/// usage, the top's plan for it, its customers and its own plans for them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeller {
+    id: String,
+    name: String,
+    management_account: String,
+    #[serde(default)]
+    accounts: Vec<String>,
+    #[serde(default)]
+    files: Vec<String>,
+    plan: String,
+    #[serde(default)]
+    allow_passthrough: bool,
+    transfer: RawTransfer,
+    #[serde(default)]
+    custom_line_items: Vec<RawCli>,
+    #[serde(default)]
+    customers: Vec<String>,
+    #[serde(default)]
+    plans: Vec<RawPlan>,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    payment_terms: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +183,7 @@ struct RawTier {
     rate: DecimalText,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOrg {
     id: String,
@@ -157,7 +201,7 @@ struct RawOrg {
     custom_line_items: Vec<RawCli>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTransfer {
     start: String,
@@ -166,7 +210,7 @@ struct RawTransfer {
     source_payer: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCli {
     id: String,
@@ -265,6 +309,8 @@ pub struct Plan {
     pub description: String,
     /// What the plan does.
     pub kind: PlanKind,
+    /// What markups and discounts apply to on `Usage` lines.
+    pub base: ProformaBase,
 }
 
 /// The months a customer's bill is transferred to the partner (inclusive).
@@ -305,6 +351,49 @@ pub struct Org {
     pub transfer: Transfer,
     /// Custom line items.
     pub custom_line_items: Vec<CustomLineItem>,
+    /// Where the org sits in a chain: a direct customer, a seller's own usage, or a seller's customer.
+    pub level: Level,
+}
+
+/// Where an org sits in the chain of who bills whom (docs/CHAINS.md).
+#[derive(Debug, Clone)]
+pub enum Level {
+    /// A customer the top partner bills directly.
+    Direct,
+    /// A downstream seller's own usage, priced by the top's plan for the seller;
+    /// the seller bills `customers` in turn.
+    Seller {
+        /// The seller's end customers, in config order.
+        customers: Vec<OrgId>,
+    },
+    /// An end customer billed through a seller.
+    EndCustomer {
+        /// The seller.
+        seller: OrgId,
+        /// The top's plan for the seller's group: the seller's cost of this org.
+        cost_plan: Arc<Plan>,
+        /// The seller as the issuer of this org's invoice.
+        issuer: Arc<Partner>,
+    },
+}
+
+impl Org {
+    /// The folder of the org's pro forma outputs: `customers/<id>`, or
+    /// `sellers/<id>/own` for a seller's own usage (what the top charges it).
+    pub fn proforma_dir(&self) -> String {
+        match self.level {
+            Level::Seller { .. } => format!("sellers/{}/own", self.id),
+            _ => format!("customers/{}", self.id),
+        }
+    }
+
+    /// The seller this org's bill goes through, if any.
+    pub fn seller(&self) -> Option<&OrgId> {
+        match &self.level {
+            Level::EndCustomer { seller, .. } => Some(seller),
+            _ => None,
+        }
+    }
 }
 
 /// FEE adds to the bill, CREDIT takes off it.
@@ -473,6 +562,14 @@ impl Config {
         }
     }
 
+    /// Who issues an org's invoice: its seller for a seller's customer, else the top partner.
+    pub fn issuer<'c>(&'c self, org: &'c Org) -> &'c Partner {
+        match &org.level {
+            Level::EndCustomer { issuer, .. } => issuer,
+            _ => &self.partner,
+        }
+    }
+
     /// Every org id, the partner's first.
     pub fn org_ids(&self) -> impl Iterator<Item = &OrgId> {
         std::iter::once(&self.partner.id).chain(self.orgs.iter().map(|o| &o.id))
@@ -552,183 +649,96 @@ fn build(
         }
     };
 
-    // Plans.
-    let mut plans: BTreeMap<String, Arc<Plan>> = BTreeMap::new();
-    plans.insert(
-        "basic".into(),
-        Arc::new(Plan {
-            id: "basic".into(),
-            description: "Public on-demand prices; non-public discounts, credits, tax and support excluded (AWS BasicPricingPlan).".into(),
-            kind: PlanKind::Rated(Arc::new(RuleSet::default())),
-        }),
-    );
-    plans.insert(
-        "passthrough".into(),
-        Arc::new(Plan {
-            id: "passthrough".into(),
-            description:
-                "The actual AWS bill, including the partner's discounts (AWS Passthrough).".into(),
-            kind: PlanKind::Passthrough,
-        }),
-    );
-    for (i, plan) in raw.plans.iter().enumerate() {
-        let key = format!("plans[{i}] (id `{}`)", plan.id);
-        if plans.contains_key(&plan.id) {
-            let why = if plan.id == "basic" || plan.id == "passthrough" {
-                "is a built-in plan"
-            } else {
-                "is defined twice"
-            };
-            p.push(&format!("{key}.id"), format!("plan id `{}` {why}", plan.id));
-            continue;
-        }
-        if plan.id.is_empty() {
-            p.push(&format!("{key}.id"), "plan ids cannot be empty");
-            continue;
-        }
-        if let Some(rs) = rule_set(p, &key, &plan.rules) {
-            plans.insert(
-                plan.id.clone(),
-                Arc::new(Plan {
-                    id: plan.id.clone(),
-                    description: plan.description.clone(),
-                    kind: PlanKind::Rated(Arc::new(rs)),
+    // Plans: the top partner's, then each seller's own (for its customers).
+    let plans = plan_table(p, "plans", &raw.plans);
+    let mut registry = Registry::new(&raw.partner.id, claimed);
+    let chain = chain_map(p, &raw);
+
+    // Orgs: direct customers of the top, and sellers' end customers.
+    let mut orgs = Vec::new();
+    let mut issuers: BTreeMap<String, Arc<Partner>> = BTreeMap::new();
+    let mut seller_plans: BTreeMap<String, BTreeMap<String, Arc<Plan>>> = BTreeMap::new();
+    for (i, s) in raw.sellers.iter().enumerate() {
+        let key = format!("sellers[{i}] (id `{}`)", s.id);
+        seller_plans.insert(s.id.clone(), plan_table(p, &format!("{key}.plans"), &s.plans));
+        if let (Ok(id), Some(mgmt)) = (
+            OrgId::parse(&s.id),
+            AccountId::parse(&s.management_account).ok(),
+        ) {
+            issuers.insert(
+                s.id.clone(),
+                Arc::new(Partner {
+                    id,
+                    name: s.name.clone(),
+                    management_account: mgmt,
+                    accounts: BTreeSet::new(),
+                    currency: raw.partner.currency.clone(),
+                    files: Vec::new(),
+                    address: s.address.clone(),
+                    logo: None,
+                    payment_terms: s.payment_terms.clone(),
                 }),
             );
         }
     }
-
-    // Orgs.
-    let mut orgs = Vec::new();
-    let mut org_ids: BTreeSet<String> = BTreeSet::new();
-    org_ids.insert(raw.partner.id.clone());
-    // Ids name files and folders: ids equal but for case would overwrite each other
-    // on a case-insensitive filesystem (macOS, Windows). Lower-cased id -> (key, id).
-    let mut folded: BTreeMap<String, (String, String)> = BTreeMap::new();
-    folded.insert(
-        raw.partner.id.to_ascii_lowercase(),
-        ("partner.id".into(), raw.partner.id.clone()),
-    );
     for (i, o) in raw.orgs.iter().enumerate() {
         let key = format!("orgs[{i}] (id `{}`)", o.id);
-        let id = OrgId::parse(&o.id)
-            .map_err(|e| p.push(&format!("{key}.id"), e))
-            .ok();
-        if !org_ids.insert(o.id.clone()) {
-            p.push(
-                &format!("{key}.id"),
-                format!(
-                    "org id `{}` is used twice (the partner's id counts too)",
-                    o.id
-                ),
-            );
-        } else if let Some((other_key, other_id)) = folded.get(&o.id.to_ascii_lowercase()) {
-            p.push(
-                &format!("{key}.id"),
-                format!(
-                    "org id `{}` differs from `{other_id}` ({other_key}) only by case; ids name output files, which would overwrite each other on a case-insensitive filesystem (macOS, Windows): make them differ by more than case",
-                    o.id
-                ),
-            );
-        } else {
-            folded.insert(
-                o.id.to_ascii_lowercase(),
-                (format!("{key}.id"), o.id.clone()),
-            );
-        }
-        let mgmt = account(
-            p,
-            &format!("{key}.management_account"),
-            &o.management_account,
-        );
-        let mut accounts = BTreeSet::new();
-        for (j, a) in o.accounts.iter().enumerate() {
-            if let Some(a) = account(p, &format!("{key}.accounts[{j}]"), a) {
-                accounts.insert(a);
-            }
-        }
-        if let Some(m) = &mgmt {
-            accounts.insert(m.clone());
-        }
-        let label = format!("org `{}`", o.id);
-        for a in &accounts {
-            if let Some(other) = claimed.insert(a.clone(), label.clone()) {
-                p.push(&format!("{key}.accounts"), format!("account {a} is claimed by both {other} and {label}; an account belongs to exactly one organization"));
-            }
-        }
-        if o.files.is_empty() {
-            p.push(
-                &format!("{key}.files"),
-                "no input files: give at least one path or glob pattern",
-            );
-        }
-        let plan = match plans.get(&o.plan) {
-            Some(pl) => Some(pl.clone()),
-            None => {
-                let known: Vec<&str> = plans.keys().map(String::as_str).collect();
-                p.push(
-                    &format!("{key}.plan"),
-                    format!(
-                        "plan `{}` does not exist (known plans: {})",
-                        o.plan,
-                        known.join(", ")
-                    ),
-                );
-                None
-            }
-        };
-        if let Some(pl) = &plan {
-            if matches!(pl.kind, PlanKind::Passthrough) && !o.allow_passthrough {
-                p.push(
-                    &format!("{key}.plan"),
-                    "the passthrough plan shows this customer the partner's actual bill, including non-public discounts; set `allow_passthrough = true` on the org to confirm",
-                );
-            }
-        }
-        let transfer = transfer(p, &key, &o.transfer);
-        let mut clis = Vec::new();
-        let mut cli_ids = BTreeSet::new();
-        for (j, c) in o.custom_line_items.iter().enumerate() {
-            let ckey = format!("{key}.custom_line_items[{j}] (id `{}`)", c.id);
-            if !cli_ids.insert(c.id.clone()) {
-                p.push(
-                    &format!("{ckey}.id"),
-                    format!("custom line item id `{}` is used twice in this org", c.id),
-                );
-            }
-            if let Some(cli) = custom_line_item(p, &ckey, c, mgmt.as_ref(), &accounts) {
-                clis.push(cli);
-            }
-        }
-        // Percentage items may include flat items only (Billing Conductor: ILLEGAL_CHILD_ASSOCIATE_RESOURCE).
-        for (j, c) in clis.iter().enumerate() {
-            if let CliCharge::Percentage { include_items, .. } = &c.charge {
-                for name in include_items {
-                    match clis.iter().find(|x| &x.id == name) {
-                        None => p.push(
-                            &format!("{key}.custom_line_items[{j}].include_items"),
-                            format!("custom line item `{name}` does not exist in this org"),
-                        ),
-                        Some(x) if !matches!(x.charge, CliCharge::Flat(_)) => p.push(
-                            &format!("{key}.custom_line_items[{j}].include_items"),
-                            format!("`{name}` is a percentage item; a percentage can include flat items only"),
-                        ),
-                        _ => {}
-                    }
+        let level = match chain.get(&o.id) {
+            None => Some((Level::Direct, &plans, "the top partner's plans")),
+            Some(&si) => {
+                let s = &raw.sellers[si];
+                let cost_plan = plans.get(&s.plan).cloned();
+                match (cost_plan, issuers.get(&s.id), seller_plans.get(&s.id)) {
+                    (Some(cost_plan), Some(issuer), Some(table)) => Some((
+                        Level::EndCustomer {
+                            seller: issuer.id.clone(),
+                            cost_plan,
+                            issuer: issuer.clone(),
+                        },
+                        table,
+                        "the plans of its seller",
+                    )),
+                    // The seller's own problems are reported under its key.
+                    _ => None,
                 }
             }
+        };
+        let Some((level, table, whose)) = level else {
+            continue;
+        };
+        if let Some(org) = org_entry(p, &key, o, &mut registry, (table, whose), level) {
+            orgs.push(org);
         }
-        if let (Some(id), Some(mgmt), Some(plan), Some(transfer)) = (id, mgmt, plan, transfer) {
-            orgs.push(Org {
-                id,
-                name: o.name.clone(),
-                management_account: mgmt,
-                accounts,
-                files: o.files.clone(),
-                plan,
-                transfer,
-                custom_line_items: clis,
-            });
+    }
+    // Each seller's own usage, priced by the top's plan for the seller.
+    for (i, s) in raw.sellers.iter().enumerate() {
+        let key = format!("sellers[{i}] (id `{}`)", s.id);
+        let as_org = RawOrg {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            management_account: s.management_account.clone(),
+            accounts: s.accounts.clone(),
+            files: s.files.clone(),
+            plan: s.plan.clone(),
+            allow_passthrough: s.allow_passthrough,
+            transfer: s.transfer.clone(),
+            custom_line_items: s.custom_line_items.clone(),
+        };
+        let customers = s
+            .customers
+            .iter()
+            .filter_map(|c| OrgId::parse(c).ok())
+            .collect();
+        let level = Level::Seller { customers };
+        if let Some(org) = org_entry(
+            p,
+            &key,
+            &as_org,
+            &mut registry,
+            (&plans, "the top partner's plans"),
+            level,
+        ) {
+            orgs.push(org);
         }
     }
 
@@ -788,6 +798,267 @@ fn build(
         plans,
         orgs,
     })
+}
+
+/// The built-in plans and the plans declared under `key` (the top's `plans`, or a seller's).
+fn plan_table(p: &mut Problems, key: &str, raw: &[RawPlan]) -> BTreeMap<String, Arc<Plan>> {
+    let mut plans: BTreeMap<String, Arc<Plan>> = BTreeMap::new();
+    plans.insert(
+        "basic".into(),
+        Arc::new(Plan {
+            id: "basic".into(),
+            description: "Public on-demand prices; non-public discounts, credits, tax and support excluded (AWS BasicPricingPlan).".into(),
+            kind: PlanKind::Rated(Arc::new(RuleSet::default())),
+            base: ProformaBase::Billed,
+        }),
+    );
+    plans.insert(
+        "passthrough".into(),
+        Arc::new(Plan {
+            id: "passthrough".into(),
+            description: "The bill of the level above, line for line (AWS Passthrough).".into(),
+            kind: PlanKind::Passthrough,
+            base: ProformaBase::Billed,
+        }),
+    );
+    for (i, plan) in raw.iter().enumerate() {
+        let key = format!("{key}[{i}] (id `{}`)", plan.id);
+        if plans.contains_key(&plan.id) {
+            let why = if plan.id == "basic" || plan.id == "passthrough" {
+                "is a built-in plan"
+            } else {
+                "is defined twice"
+            };
+            p.push(&format!("{key}.id"), format!("plan id `{}` {why}", plan.id));
+            continue;
+        }
+        if plan.id.is_empty() {
+            p.push(&format!("{key}.id"), "plan ids cannot be empty");
+            continue;
+        }
+        if let Some(rs) = rule_set(p, &key, &plan.rules) {
+            plans.insert(
+                plan.id.clone(),
+                Arc::new(Plan {
+                    id: plan.id.clone(),
+                    description: plan.description.clone(),
+                    kind: PlanKind::Rated(Arc::new(rs)),
+                    base: plan.base,
+                }),
+            );
+        }
+    }
+    plans
+}
+
+/// Ids and accounts claimed so far: each id and each account belongs to one org.
+struct Registry {
+    /// Account → the label of the org that claims it.
+    claimed: BTreeMap<AccountId, String>,
+    /// Ids used (the partner's included).
+    ids: BTreeSet<String>,
+    /// Lower-cased id → (key, id): ids equal but for case would overwrite each
+    /// other's files on a case-insensitive filesystem (macOS, Windows).
+    folded: BTreeMap<String, (String, String)>,
+}
+
+impl Registry {
+    fn new(partner_id: &str, claimed: BTreeMap<AccountId, String>) -> Registry {
+        Registry {
+            claimed,
+            ids: BTreeSet::from([partner_id.to_string()]),
+            folded: BTreeMap::from([(
+                partner_id.to_ascii_lowercase(),
+                ("partner.id".to_string(), partner_id.to_string()),
+            )]),
+        }
+    }
+
+    /// Claims an org id, reporting a repeat or a case-only difference.
+    fn claim_id(&mut self, p: &mut Problems, key: &str, id: &str) {
+        if !self.ids.insert(id.to_string()) {
+            p.push(
+                &format!("{key}.id"),
+                format!("org id `{id}` is used twice (the partner's and the sellers' ids count too)"),
+            );
+        } else if let Some((other_key, other_id)) = self.folded.get(&id.to_ascii_lowercase()) {
+            p.push(
+                &format!("{key}.id"),
+                format!(
+                    "org id `{id}` differs from `{other_id}` ({other_key}) only by case; ids name output files, which would overwrite each other on a case-insensitive filesystem (macOS, Windows): make them differ by more than case"
+                ),
+            );
+        } else {
+            self.folded
+                .insert(id.to_ascii_lowercase(), (format!("{key}.id"), id.to_string()));
+        }
+    }
+}
+
+/// End customer id → index of the seller that lists it, after refusing what
+/// AWS billing transfer cannot do: cycles, chains longer than two levels, an
+/// org under two sellers, and customers that are not in `[[orgs]]`.
+fn chain_map(p: &mut Problems, raw: &RawConfig) -> BTreeMap<String, usize> {
+    let sellers: BTreeMap<&str, usize> = raw
+        .sellers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let orgs: BTreeSet<&str> = raw.orgs.iter().map(|o| o.id.as_str()).collect();
+    let mut under: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, s) in raw.sellers.iter().enumerate() {
+        let key = format!("sellers[{i}] (id `{}`).customers", s.id);
+        for c in &s.customers {
+            if c == &s.id {
+                p.push(&key, format!("seller `{c}` lists itself as its customer: a chain cannot be a cycle"));
+            } else if c == &raw.partner.id {
+                p.push(&key, format!("`{c}` is the top partner: a seller cannot bill the partner above it (a cycle)"));
+            } else if let Some(&j) = sellers.get(c.as_str()) {
+                if raw.sellers[j].customers.iter().any(|x| x == &s.id) {
+                    p.push(&key, format!("sellers `{}` and `{c}` list each other as customers: a chain cannot be a cycle", s.id));
+                } else {
+                    p.push(&key, format!("`{c}` is a seller itself: AWS billing transfer allows at most two levels (top partner -> seller -> end customer), so a seller's customer cannot bill customers of its own"));
+                }
+            } else if !orgs.contains(c.as_str()) {
+                p.push(&key, format!("`{c}` is not an org: list each end customer under [[orgs]] and name it here"));
+            } else if let Some(&j) = under.get(c) {
+                if j == i {
+                    p.push(&key, format!("org `{c}` is listed twice"));
+                } else {
+                    p.push(&key, format!("org `{c}` is listed under two sellers, `{}` and `{}`: an org's bill is transferred to one payer", raw.sellers[j].id, s.id));
+                }
+            } else {
+                under.insert(c.clone(), i);
+            }
+        }
+    }
+    under
+}
+
+/// Validates one org (a direct customer, an end customer or a seller's own
+/// usage) against the plans of its level.
+fn org_entry(
+    p: &mut Problems,
+    key: &str,
+    o: &RawOrg,
+    registry: &mut Registry,
+    (plans, whose): (&BTreeMap<String, Arc<Plan>>, &str),
+    level: Level,
+) -> Option<Org> {
+    let id = OrgId::parse(&o.id)
+        .map_err(|e| p.push(&format!("{key}.id"), e))
+        .ok();
+    registry.claim_id(p, key, &o.id);
+    let mgmt = account(
+        p,
+        &format!("{key}.management_account"),
+        &o.management_account,
+    );
+    let mut accounts = BTreeSet::new();
+    for (j, a) in o.accounts.iter().enumerate() {
+        if let Some(a) = account(p, &format!("{key}.accounts[{j}]"), a) {
+            accounts.insert(a);
+        }
+    }
+    if let Some(m) = &mgmt {
+        accounts.insert(m.clone());
+    }
+    let label = format!("org `{}`", o.id);
+    for a in &accounts {
+        if let Some(other) = registry.claimed.insert(a.clone(), label.clone()) {
+            p.push(&format!("{key}.accounts"), format!("account {a} is claimed by both {other} and {label}; an account belongs to exactly one organization"));
+        }
+    }
+    if o.files.is_empty() {
+        p.push(
+            &format!("{key}.files"),
+            "no input files: give at least one path or glob pattern",
+        );
+    }
+    let plan = match plans.get(&o.plan) {
+        Some(pl) => Some(pl.clone()),
+        None => {
+            let known: Vec<&str> = plans.keys().map(String::as_str).collect();
+            p.push(
+                &format!("{key}.plan"),
+                format!(
+                    "plan `{}` does not exist in {whose} (known plans: {})",
+                    o.plan,
+                    known.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    if let Some(pl) = &plan {
+        if matches!(pl.kind, PlanKind::Passthrough) && !o.allow_passthrough {
+            let shown = match level {
+                Level::EndCustomer { .. } => "its seller's cost (the top partner's prices)",
+                _ => "the partner's actual bill, including non-public discounts",
+            };
+            p.push(
+                &format!("{key}.plan"),
+                format!("the passthrough plan shows this customer {shown}; set `allow_passthrough = true` on the org to confirm"),
+            );
+        }
+    }
+    let transfer = transfer(p, key, &o.transfer);
+    let clis = custom_items(p, key, &o.custom_line_items, mgmt.as_ref(), &accounts);
+    Some(Org {
+        id: id?,
+        name: o.name.clone(),
+        management_account: mgmt?,
+        accounts,
+        files: o.files.clone(),
+        plan: plan?,
+        transfer: transfer?,
+        custom_line_items: clis,
+        level,
+    })
+}
+
+/// An org's custom line items, checked one by one and then together.
+fn custom_items(
+    p: &mut Problems,
+    key: &str,
+    raw: &[RawCli],
+    mgmt: Option<&AccountId>,
+    accounts: &BTreeSet<AccountId>,
+) -> Vec<CustomLineItem> {
+    let mut clis = Vec::new();
+    let mut cli_ids = BTreeSet::new();
+    for (j, c) in raw.iter().enumerate() {
+        let ckey = format!("{key}.custom_line_items[{j}] (id `{}`)", c.id);
+        if !cli_ids.insert(c.id.clone()) {
+            p.push(
+                &format!("{ckey}.id"),
+                format!("custom line item id `{}` is used twice in this org", c.id),
+            );
+        }
+        if let Some(cli) = custom_line_item(p, &ckey, c, mgmt, accounts) {
+            clis.push(cli);
+        }
+    }
+    // Percentage items may include flat items only (Billing Conductor: ILLEGAL_CHILD_ASSOCIATE_RESOURCE).
+    for (j, c) in clis.iter().enumerate() {
+        if let CliCharge::Percentage { include_items, .. } = &c.charge {
+            for name in include_items {
+                match clis.iter().find(|x| &x.id == name) {
+                    None => p.push(
+                        &format!("{key}.custom_line_items[{j}].include_items"),
+                        format!("custom line item `{name}` does not exist in this org"),
+                    ),
+                    Some(x) if !matches!(x.charge, CliCharge::Flat(_)) => p.push(
+                        &format!("{key}.custom_line_items[{j}].include_items"),
+                        format!("`{name}` is a percentage item; a percentage can include flat items only"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    clis
 }
 
 fn month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {

@@ -228,9 +228,9 @@ pub(super) fn custom_focus_batch(
         ),
     );
     cols.insert("InvoiceId", constant(number, n));
-    cols.insert("InvoiceIssuerName", constant(&ctx.config.partner.name, n));
-    cols.insert("ProviderName", constant(&ctx.config.partner.name, n));
-    cols.insert("PublisherName", constant(&ctx.config.partner.name, n));
+    cols.insert("InvoiceIssuerName", constant(ctx.issuer, n));
+    cols.insert("ProviderName", constant(ctx.issuer, n));
+    cols.insert("PublisherName", constant(ctx.issuer, n));
     cols.insert(
         "ServiceCategory",
         texts(

@@ -248,7 +248,7 @@ impl<'s, 'a> FocusRows<'s, 'a> {
                     )
                 })
             } else {
-                constant(&ctx.config.partner.name, n)
+                constant(ctx.issuer, n)
             },
         );
         cols.insert("PricingCurrency", constant(ctx.currency, n));

@@ -357,6 +357,10 @@ pub(super) struct OrgCtx<'a> {
     pub(super) customer: Option<(&'a str, &'a str, String)>,
     pub(super) mgmt: &'a str,
     pub(super) currency: &'a str,
+    /// Who issues the org's pro forma invoice: the top partner, or the org's seller.
+    pub(super) issuer: &'a str,
+    /// The folder of the org's pro forma datasets (`customers/<org>`, `sellers/<org>/own`).
+    pub(super) proforma_dir: String,
     pub(super) opts: ExportOptions,
     /// Rolled up (`--granularity daily|monthly`): rows are built with CUR doubles
     /// as exact decimals, summed, and only the sums become doubles.

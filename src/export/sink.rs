@@ -197,6 +197,8 @@ impl<'a> OrgExport<'a> {
             }),
             mgmt: party.management_account().as_str(),
             currency: config.partner.currency.as_str(),
+            issuer: org.map_or(&config.partner, |o| config.issuer(o)).name.as_str(),
+            proforma_dir: org.map_or_else(String::new, |o| o.proforma_dir()),
             opts,
             rolled: opts.granularity != Granularity::Line,
         };
@@ -248,8 +250,8 @@ impl<'a> OrgExport<'a> {
     fn rel(&self, kind: Kind) -> String {
         let (org, period, e) = (self.ctx.org_id, self.ctx.period, ext(self.ctx.opts.format));
         match kind {
-            Kind::Cur => format!("customers/{org}/cur/{org}-{period}.{e}"),
-            Kind::Focus => format!("customers/{org}/focus/{org}-{period}.{e}"),
+            Kind::Cur => format!("{}/cur/{org}-{period}.{e}", self.ctx.proforma_dir),
+            Kind::Focus => format!("{}/focus/{org}-{period}.{e}", self.ctx.proforma_dir),
             Kind::PartnerFocus => format!("partner/focus/{org}-{period}.{e}"),
         }
     }

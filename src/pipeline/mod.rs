@@ -27,7 +27,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::config::{hex, ActualCard, Config, Org, PlanKind};
+use crate::config::{hex, ActualCard, Config, Level, Org, Plan, PlanKind, ProformaBase};
 use crate::error::{Error, Result};
 use crate::export::{
     ExportOptions, ExportSet, OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR,
@@ -45,8 +45,12 @@ use deliveries::DeliveryChoice;
 pub enum Role {
     /// The partner's own organization.
     Partner,
-    /// A customer organization under billing transfer.
+    /// A customer organization under billing transfer, billed by the top partner.
     Customer,
+    /// A downstream seller's own organization (the top prices its usage).
+    Seller,
+    /// A seller's customer: billed by the seller, whose cost the top prices.
+    EndCustomer,
 }
 
 /// One input file as resolved from the config.
@@ -107,6 +111,9 @@ pub struct OrgResult {
     pub actual: ActualInvoice,
     /// The customer's pro forma invoice (customers only).
     pub customer: Option<CustomerInvoice>,
+    /// For a seller's customer: what the top charges the seller for it (the
+    /// top's plan for the seller, no custom line items).
+    pub seller_cost: Option<CustomerInvoice>,
     /// Rows not billed because a later delivery repeats them (the exports skip them too).
     pub excluded: Arc<ExcludedRows>,
 }
@@ -167,12 +174,43 @@ pub(crate) fn pricing_for(config: &Config, org: Option<&Org>) -> (Pricing, Prici
         ActualCard::Billed => Pricing::Billed,
         ActualCard::Public(rules) => Pricing::Rules(rules.clone()),
     };
-    let proforma = match org.map(|o| &o.plan.kind) {
-        None => Pricing::None,
-        Some(PlanKind::Passthrough) => Pricing::SameAsActual,
-        Some(PlanKind::Rated(rules)) => Pricing::Rules(rules.clone()),
-    };
+    let proforma = org.map_or(Pricing::None, |o| plan_pricing(shown_plan(o)));
     (actual, proforma)
+}
+
+/// A plan as a track's pricing (`passthrough`: the actual amounts).
+fn plan_pricing(plan: &Plan) -> Pricing {
+    match &plan.kind {
+        PlanKind::Passthrough => Pricing::SameAsActual,
+        PlanKind::Rated(rules) => Pricing::Rules(rules.clone()),
+    }
+}
+
+/// The plan whose prices an org's pro forma track shows: its own, except that
+/// `passthrough` under a seller passes the seller's cost on (the top's plan).
+pub(crate) fn shown_plan(org: &Org) -> &Plan {
+    match (&org.plan.kind, &org.level) {
+        (PlanKind::Passthrough, Level::EndCustomer { cost_plan, .. }) => cost_plan,
+        _ => &org.plan,
+    }
+}
+
+/// For a seller's customer on its own plan: the pricing of the seller's cost
+/// (the top's plan for the seller), rated beside the customer's price from the
+/// same rows. `None` when the customer's price is that cost (`passthrough`).
+pub(crate) fn seller_cost_plan(org: &Org) -> Option<&Plan> {
+    match (&org.plan.kind, &org.level) {
+        (PlanKind::Rated(_), Level::EndCustomer { cost_plan, .. }) => Some(cost_plan),
+        _ => None,
+    }
+}
+
+/// A rater for a track pair, its pro forma base set from the plan and the file's dialect.
+fn rater_for(actual: Pricing, plan: Option<&Plan>, proforma: Pricing, focus: bool) -> Rater {
+    let mut rater = Rater::new(actual, proforma);
+    rater.list_base = focus;
+    rater.public_base = plan.is_some_and(|p| p.base == ProformaBase::PublicOnDemand);
+    rater
 }
 
 fn sha256_file(path: &Path) -> Result<(u64, String)> {
@@ -199,6 +237,8 @@ pub struct FileOutcome {
     rated_unblended: i128,
     /// (identity hash, row) of rated rows, kept only for orgs with several deliveries.
     identity: Vec<(u64, u64)>,
+    /// A seller's customer: the same rows at the seller's cost (see [`seller_cost_plan`]).
+    seller_cost: Option<Ledger>,
     /// The file's parts of the org's exports, one per task (they stay on the
     /// machine that wrote them: a cluster's rating stage writes none).
     #[serde(skip)]
@@ -345,8 +385,11 @@ fn rate_task(
     };
     let mut source = ingest::open_with(&file.path, task.part.as_ref(), reading)?;
     let format = source.describe();
-    let mut rater = Rater::new(actual, proforma);
-    rater.list_base = source.column_map().dialect == ingest::Dialect::Focus;
+    let focus = source.column_map().dialect == ingest::Dialect::Focus;
+    let mut rater = rater_for(actual.clone(), org.map(shown_plan), proforma, focus);
+    let mut cost_rater = org
+        .and_then(seller_cost_plan)
+        .map(|plan| rater_for(actual, Some(plan), plan_pricing(plan), focus));
     let display = PathBuf::from(&file.display);
     let first_row = task.part.as_ref().map_or(0, |p| p.first_row);
     let mut sink = export
@@ -356,7 +399,7 @@ fn rate_task(
         source.as_mut(),
         &display,
         check,
-        &mut rater,
+        (&mut rater, cost_rater.as_mut()),
         progress,
         sink.as_mut().map(|(e, s)| (*e, s)),
     )?;
@@ -382,6 +425,7 @@ fn rate_task(
         quarantined: streamed.quarantined,
         rated_unblended: streamed.rated_unblended,
         identity: streamed.identity,
+        seller_cost: cost_rater.map(Rater::finish),
         exports,
     })
 }
@@ -411,7 +455,7 @@ pub fn rate_source(
     rater: &mut Rater,
     progress: &dyn Progress,
 ) -> Result<Streamed> {
-    stream_source(source, display, check, rater, progress, None)
+    stream_source(source, display, check, (rater, None), progress, None)
 }
 
 /// [`rate_source`], also handing each rated chunk to the export sink, if any.
@@ -419,10 +463,11 @@ fn stream_source(
     source: &mut dyn ingest::ChunkSource,
     display: &std::path::Path,
     check: &OrgCheck,
-    rater: &mut Rater,
+    (rater, cost_rater): (&mut Rater, Option<&mut Rater>),
     progress: &dyn Progress,
     mut sink: Option<(&OrgExport<'_>, &mut TaskSink)>,
 ) -> Result<Streamed> {
+    let mut cost_rater = cost_rater;
     let mut out = Streamed::default();
     while let Some(chunk) = source.next_chunk() {
         let mut chunk = chunk?;
@@ -436,6 +481,9 @@ fn stream_source(
             .checked_add(norm.rated_unblended)
             .ok_or_else(|| Error::Overflow(format!("summing {}", display.display())))?;
         let rated = rater.rate(&norm.batch)?;
+        if let Some(r) = cost_rater.as_deref_mut() {
+            r.rate(&norm.batch)?;
+        }
         if let Some((export, sink)) = sink.as_mut() {
             let (carried, rows) = carried.ok_or_else(|| {
                 Error::Internal(format!(
@@ -456,6 +504,11 @@ fn stream_source(
 /// Adds a task's outcome for the same file into `into`.
 fn merge_outcome(into: &mut FileOutcome, o: FileOutcome) -> Result<()> {
     into.ledger.merge(o.ledger)?;
+    match (&mut into.seller_cost, o.seller_cost) {
+        (Some(acc), Some(l)) => acc.merge(l)?,
+        (acc @ None, l) => *acc = l,
+        (Some(_), None) => {}
+    }
     into.quarantined.extend(o.quarantined);
     into.identity.extend(o.identity);
     let mut incoming = o.exports;
@@ -1084,11 +1137,15 @@ fn finish_org(
     let org = config.party(idx).customer();
     let (actual, proforma) = pricing_for(config, org);
     let mut ledger = Ledger::default();
+    let mut cost_ledger = org.and_then(seller_cost_plan).map(|_| Ledger::default());
     let mut quarantined = Vec::new();
     let mut files = Vec::new();
     let mut rated_unblended = 0i128;
     for o in outcomes {
         ledger.merge(o.ledger)?;
+        if let (Some(acc), Some(l)) = (cost_ledger.as_mut(), o.seller_cost) {
+            acc.merge(l)?;
+        }
         quarantined.extend(o.quarantined);
         files.push(o.report);
         rated_unblended = rated_unblended
@@ -1096,6 +1153,9 @@ fn finish_org(
             .ok_or_else(|| Error::Overflow("summing an org".into()))?;
     }
     ledger.finalize(&actual, &proforma)?;
+    if let Some(o) = org {
+        warn_below_public(&mut ledger, o);
+    }
     ledger.warnings = counted(std::mem::take(&mut ledger.warnings));
     let actual_inv = actual_invoice(&ledger, config.rounding)?;
     let customer = match org {
@@ -1108,14 +1168,24 @@ fn finish_org(
         )?),
         None => None,
     };
+    let seller_cost = match (org, cost_ledger) {
+        (Some(o), Some(mut cost)) => {
+            let plan = seller_cost_plan(o).map_or(Pricing::None, plan_pricing);
+            cost.finalize(&actual, &plan)?;
+            Some(seller_cost_invoice(&cost, o, (config, period))?)
+        }
+        (Some(o), None) if o.seller().is_some() => Some(seller_cost_invoice(&ledger, o, (config, period))?),
+        _ => None,
+    };
     Ok(OrgResult {
         id: org
             .map(|o| o.id.clone())
             .unwrap_or_else(|| config.partner.id.clone()),
-        role: if org.is_some() {
-            Role::Customer
-        } else {
-            Role::Partner
+        role: match org.map(|o| &o.level) {
+            None => Role::Partner,
+            Some(Level::Direct) => Role::Customer,
+            Some(Level::Seller { .. }) => Role::Seller,
+            Some(Level::EndCustomer { .. }) => Role::EndCustomer,
         },
         org_index: idx,
         ledger,
@@ -1124,8 +1194,56 @@ fn finish_org(
         rated_unblended,
         actual: actual_inv,
         customer,
+        seller_cost,
         excluded: Default::default(),
     })
+}
+
+/// What the top charges a seller for one of its customers: the rows at the
+/// top's plan for the seller, without the seller's custom line items.
+fn seller_cost_invoice(
+    ledger: &Ledger,
+    org: &Org,
+    (config, period): (&Config, BillingPeriod),
+) -> Result<CustomerInvoice> {
+    let bare = Org {
+        custom_line_items: Vec::new(),
+        ..org.clone()
+    };
+    customer_invoice(
+        ledger,
+        &bare,
+        period,
+        config.rounding,
+        config.show_zero_lines,
+    )
+}
+
+/// Most SKUs a below-public warning names.
+const BELOW_PUBLIC_SKUS_NAMED: usize = 10;
+
+/// Warns, for an org whose pro forma base is the billed cost, that some lines
+/// were billed below the public rate, so the customer's price starts from it.
+fn warn_below_public(ledger: &mut Ledger, org: &Org) {
+    let plan = shown_plan(org);
+    let lines: u64 = ledger.below_public.values().sum();
+    if lines == 0 || plan.base != ProformaBase::Billed || !matches!(plan.kind, PlanKind::Rated(_)) {
+        return;
+    }
+    let mut skus: Vec<(&String, &u64)> = ledger.below_public.iter().collect();
+    skus.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let named: Vec<String> = skus
+        .iter()
+        .take(BELOW_PUBLIC_SKUS_NAMED)
+        .map(|(k, n)| format!("{k} ({n})"))
+        .collect();
+    let more = skus.len().saturating_sub(BELOW_PUBLIC_SKUS_NAMED);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    ledger.warnings.push(format!(
+        "{lines} Usage line(s) are billed more than 0.1% below usage x public on-demand rate (a private rate, or a line only partly free): plan `{}` prices from the billed cost, so the customer's price starts from that rate; SKUs: {}{more}. Set `base = \"public_on_demand\"` on the plan to price from the public rate",
+        plan.id,
+        named.join(", ")
+    ));
 }
 
 /// Each distinct warning once, sorted, with how often it came (tasks finish in any order).

@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::config::{CliKind, Config, Org};
+use crate::config::{CliKind, Config, Org, Partner};
 use crate::invoice::{margin_percent, CustomerInvoice, CURRENCY_DECIMALS};
 use crate::money::{format_fixed, Money};
 use crate::pipeline::{Role, RunResult};
@@ -45,7 +45,7 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 /// Escapes text for HTML element content and quoted attribute values (and SVG).
 /// C0 control characters other than tab and newline are dropped: they are not
 /// allowed in HTML text.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     esc_into(&mut out, s);
     out
@@ -102,8 +102,8 @@ fn base64(data: &[u8]) -> String {
 
 /// The partner's logo as a `data:` URI, or `None` when there is none, its type is
 /// not PNG/JPEG/SVG, or it cannot be read (the page is then rendered without it).
-fn logo_data_uri(config: &Config) -> Option<String> {
-    let path = config.partner.logo.as_ref()?;
+fn logo_data_uri(issuer: &Partner) -> Option<String> {
+    let path = issuer.logo.as_ref()?;
     let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
     let mime = match ext.as_str() {
         "png" => "image/png",
@@ -267,10 +267,37 @@ pub fn customer_invoice_page(
     invoice: &CustomerInvoice,
     period: BillingPeriod,
 ) -> String {
-    let partner = &config.partner;
+    let parties = InvoiceParties {
+        number: format!("{}-{}", org.id, period),
+        issuer: config.issuer(org),
+        bill_to: (&org.name, org.id.as_str(), org.management_account.as_str()),
+        usage_of: org.id.as_str(),
+    };
+    invoice_page(&parties, invoice, period)
+}
+
+/// Who an invoice page is from and to, and whose usage it bills.
+pub struct InvoiceParties<'a> {
+    /// Invoice number.
+    pub number: String,
+    /// The issuer (the top partner, or a seller).
+    pub issuer: &'a Partner,
+    /// Bill to: name, org id, management account.
+    pub bill_to: (&'a str, &'a str, &'a str),
+    /// The org whose AWS usage is billed.
+    pub usage_of: &'a str,
+}
+
+/// An invoice page between any two levels of a chain (see [`customer_invoice_page`]).
+pub fn invoice_page(
+    parties: &InvoiceParties<'_>,
+    invoice: &CustomerInvoice,
+    period: BillingPeriod,
+) -> String {
+    let partner = parties.issuer;
     let currency = esc(&partner.currency);
-    let number = format!("{}-{}", org.id, period);
-    let mgmt = org.management_account.as_str();
+    let number = parties.number.clone();
+    let (bill_name, bill_id, mgmt) = parties.bill_to;
     let mut o = String::with_capacity(16 * 1024 + invoice.lines.len() * 128);
     head(
         &mut o,
@@ -278,7 +305,7 @@ pub fn customer_invoice_page(
         INVOICE_CSS,
     );
     o.push_str("<body>\n<main class=\"sheet\">\n<header class=\"head\">\n<div class=\"issuer\">\n");
-    if let Some(uri) = logo_data_uri(config) {
+    if let Some(uri) = logo_data_uri(partner) {
         let _ = writeln!(
             o,
             "<img class=\"logo\" src=\"{uri}\" alt=\"{}\">",
@@ -315,8 +342,8 @@ pub fn customer_invoice_page(
 
     // Parties and amount due.
     o.push_str("<section class=\"parties\">\n<div>\n<h2>Bill to</h2>\n");
-    let _ = writeln!(o, "<div class=\"customer-name\">{}</div>", esc(&org.name));
-    let _ = writeln!(o, "<div>Organization <b>{}</b></div>", esc(org.id.as_str()));
+    let _ = writeln!(o, "<div class=\"customer-name\">{}</div>", esc(bill_name));
+    let _ = writeln!(o, "<div>Organization <b>{}</b></div>", esc(bill_id));
     let _ = writeln!(o, "<div>Management account <b>{}</b></div>", esc(mgmt));
     o.push_str("</div>\n<div class=\"due\">\n<h2>Amount due</h2>\n");
     let _ = writeln!(
@@ -434,7 +461,7 @@ pub fn customer_invoice_page(
     let _ = writeln!(
         o,
         "<p>AWS usage of organization {} for {}, billed by {}.</p>",
-        esc(org.id.as_str()),
+        esc(parties.usage_of),
         esc(&period_title(period)),
         esc(&partner.name)
     );
@@ -482,6 +509,8 @@ details summary span{font-weight:400;color:var(--muted)}
 struct OrgRow<'a> {
     id: &'a str,
     name: &'a str,
+    /// The invoice the top issues for the org, relative to the output folder.
+    invoice: String,
     actual: i128,
     proforma: i128,
     quarantined: usize,
@@ -631,14 +660,23 @@ fn count(n: usize) -> String {
 }
 
 fn org_link(r: &OrgRow<'_>) -> String {
-    let id = esc(r.id);
+    let (id, href) = (esc(r.id), esc(&r.invoice));
     if r.name == r.id {
-        format!("<a href=\"../customers/{id}/invoice.html\">{id}</a>")
+        format!("<a href=\"../{href}\">{id}</a>")
     } else {
         format!(
-            "<a href=\"../customers/{id}/invoice.html\">{}</a> <span class=\"id\">{id}</span>",
+            "<a href=\"../{href}\">{}</a> <span class=\"id\">{id}</span>",
             esc(r.name)
         )
+    }
+}
+
+/// The page of the invoice the top issues for an org (for a seller's customer,
+/// the one it issues to the seller).
+pub fn top_invoice_page(o: &Org) -> String {
+    match o.seller() {
+        Some(s) => format!("sellers/{s}/invoices/{}.html", o.id),
+        None => format!("{}/invoice.html", o.proforma_dir()),
     }
 }
 
@@ -694,8 +732,14 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
         if !r.quarantined.is_empty() {
             quarantine.push((r.id.as_str(), r.quarantined.len()));
         }
-        match (&r.customer, org_cfg) {
-            (Some(c), Some(o)) if r.role == Role::Customer => {
+        // What the top is paid for the org: a seller's customer is paid for by the seller.
+        let billed_by_top = match r.role {
+            Role::EndCustomer => r.seller_cost.as_ref(),
+            Role::Customer | Role::Seller => r.customer.as_ref(),
+            Role::Partner => None,
+        };
+        match (billed_by_top, org_cfg) {
+            (Some(c), Some(o)) => {
                 for l in &c.lines {
                     *by_service.entry(l.service.as_str()).or_default() += l.amount.0;
                 }
@@ -705,6 +749,7 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
                 rows.push(OrgRow {
                     id: r.id.as_str(),
                     name: o.name.as_str(),
+                    invoice: top_invoice_page(o),
                     actual: r.actual.total.0,
                     proforma: c.total.0,
                     quarantined: r.quarantined.len(),
@@ -726,7 +771,7 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
         DASHBOARD_CSS,
     );
     o.push_str("<body>\n<div class=\"wrap\">\n<header class=\"dash-head\">\n");
-    if let Some(uri) = logo_data_uri(config) {
+    if let Some(uri) = logo_data_uri(partner) {
         let _ = writeln!(o, "<img src=\"{uri}\" alt=\"{}\">", esc(&partner.name));
     }
     let _ = writeln!(

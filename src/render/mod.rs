@@ -3,6 +3,7 @@
 //! in a fixed order with sorted keys and no timestamps, so a re-run of the same
 //! inputs gives byte-identical outputs; `crate::publish` puts them in place.
 
+mod chain;
 pub mod html;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ struct CustomerInvoiceJson<'a> {
     currency: &'a str,
     issuer: Party<'a>,
     customer: CustomerParty<'a>,
+    /// The org whose usage a seller's invoice from the top bills (absent on a customer's own invoice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_of: Option<CustomerParty<'a>>,
     lines: Vec<CustomerLineJson<'a>>,
     custom_line_items: Vec<CustomItemJson<'a>>,
     subtotal: String,
@@ -123,6 +127,17 @@ struct OrgManifest {
     warnings: Vec<String>,
     /// Zero-rated SKUs with the free tier off and no paid rate this month (they stay at 0).
     free_tier_off_unpriced_skus: Vec<String>,
+    /// What the plan's markups apply to on Usage lines (`billed`, `public_on_demand`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proforma_base: Option<crate::config::ProformaBase>,
+    /// Usage lines billed more than 0.1% below usage x public on-demand rate, per SKU.
+    usage_lines_below_public_on_demand: u64,
+    skus_below_public_on_demand: std::collections::BTreeMap<String, u64>,
+    /// A seller's customer: its seller, and what the top charges the seller for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seller: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seller_cost_invoice_total: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +179,9 @@ struct Manifest<'a> {
     orgs: Vec<OrgManifest>,
     not_billed_to_partner: &'a [NotBilled],
     totals_customers: Totals,
+    /// Per downstream seller: what the top charges it and what it charges its customers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sellers: Vec<chain::SellerTotals>,
     partner_own_actual: String,
     checks: Vec<Check>,
     all_checks_passed: bool,
@@ -173,6 +191,120 @@ fn json_bytes<T: Serialize>(v: &T) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
     s.push(b'\n');
     s
+}
+
+/// The header of an invoice between two levels.
+struct InvoiceHead<'a> {
+    number: String,
+    period: crate::types::BillingPeriod,
+    currency: &'a str,
+    issuer: &'a str,
+    customer: CustomerParty<'a>,
+    usage_of: Option<CustomerParty<'a>>,
+}
+
+fn party_of(o: &crate::config::Org) -> CustomerParty<'_> {
+    CustomerParty {
+        org_id: o.id.as_str(),
+        name: &o.name,
+        management_account_id: o.management_account.as_str(),
+    }
+}
+
+/// Whether an invoice's lines sum exactly to its total.
+fn invoice_sums(c: &crate::invoice::CustomerInvoice) -> bool {
+    let sum = Money::checked_sum(
+        c.lines
+            .iter()
+            .map(|l| l.amount)
+            .chain(c.custom.iter().map(|x| x.amount)),
+    );
+    sum == Some(c.total) && Money::checked_sum([c.subtotal, c.fees, c.credits]) == Some(c.total)
+}
+
+fn invoice_json<'a>(
+    head: InvoiceHead<'a>,
+    c: &'a crate::invoice::CustomerInvoice,
+) -> CustomerInvoiceJson<'a> {
+    CustomerInvoiceJson {
+        invoice_number: head.number,
+        billing_period: head.period.to_string(),
+        period_start: head.period.start_iso(),
+        period_end: head.period.end_iso(),
+        currency: head.currency,
+        issuer: Party { name: head.issuer },
+        customer: head.customer,
+        usage_of: head.usage_of,
+        lines: c
+            .lines
+            .iter()
+            .map(|l| CustomerLineJson {
+                account_id: l.account.as_str(),
+                service: &l.service,
+                amount: cents(l.amount),
+            })
+            .collect(),
+        custom_line_items: c
+            .custom
+            .iter()
+            .map(|x| CustomItemJson {
+                id: &x.id,
+                description: &x.description,
+                kind: x.kind,
+                account_id: x.account.as_str(),
+                service: &x.service,
+                amount: cents(x.amount),
+            })
+            .collect(),
+        subtotal: cents(c.subtotal),
+        fees: cents(c.fees),
+        credits: cents(c.credits),
+        total: cents(c.total),
+    }
+}
+
+/// An invoice as `<stem>.json`, `<stem>.csv` and `<stem>.html`.
+fn invoice_files(
+    stem: &str,
+    json: &CustomerInvoiceJson<'_>,
+    c: &crate::invoice::CustomerInvoice,
+    page: String,
+) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut csv = String::from("line_type,account_id,service,description,amount\n");
+    for l in &c.lines {
+        csv.push_str(&format!(
+            "usage,{},{},,{}\n",
+            l.account,
+            csv_field(&l.service),
+            cents(l.amount)
+        ));
+    }
+    for x in &c.custom {
+        let kind = match x.kind {
+            crate::config::CliKind::Fee => "fee",
+            crate::config::CliKind::Credit => "credit",
+        };
+        csv.push_str(&format!(
+            "{kind},{},{},{},{}\n",
+            x.account,
+            csv_field(&x.service),
+            csv_field(&x.description),
+            cents(x.amount)
+        ));
+    }
+    for (label, v) in [
+        ("subtotal", c.subtotal),
+        ("fees", c.fees),
+        ("credits", c.credits),
+        ("total", c.total),
+    ] {
+        csv.push_str(&format!("{label},,,,{}\n", cents(v)));
+    }
+    vec![
+        (PathBuf::from(format!("{stem}.json")), json_bytes(json)),
+        (PathBuf::from(format!("{stem}.csv")), csv.into_bytes()),
+        (PathBuf::from(format!("{stem}.html")), page.into_bytes()),
+    ]
 }
 
 /// Everything the run will write, as (relative path, bytes), in a fixed order.
@@ -241,88 +373,29 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
 
         // Customer's pro forma invoice.
         if let (Some(c), Some(o)) = (&r.customer, org_cfg) {
-            let cj = CustomerInvoiceJson {
-                invoice_number: format!("{org_id}-{period}"),
-                billing_period: period.to_string(),
-                period_start: period.start_iso(),
-                period_end: period.end_iso(),
-                currency,
-                issuer: Party {
-                    name: &config.partner.name,
+            let issuer = config.issuer(o);
+            let json = invoice_json(
+                InvoiceHead {
+                    number: format!("{org_id}-{period}"),
+                    period,
+                    currency,
+                    issuer: &issuer.name,
+                    customer: party_of(o),
+                    usage_of: None,
                 },
-                customer: CustomerParty {
-                    org_id,
-                    name: &o.name,
-                    management_account_id: o.management_account.as_str(),
-                },
-                lines: c
-                    .lines
-                    .iter()
-                    .map(|l| CustomerLineJson {
-                        account_id: l.account.as_str(),
-                        service: &l.service,
-                        amount: cents(l.amount),
-                    })
-                    .collect(),
-                custom_line_items: c
-                    .custom
-                    .iter()
-                    .map(|x| CustomItemJson {
-                        id: &x.id,
-                        description: &x.description,
-                        kind: x.kind,
-                        account_id: x.account.as_str(),
-                        service: &x.service,
-                        amount: cents(x.amount),
-                    })
-                    .collect(),
-                subtotal: cents(c.subtotal),
-                fees: cents(c.fees),
-                credits: cents(c.credits),
-                total: cents(c.total),
-            };
-            files.push((
-                PathBuf::from(format!("customers/{org_id}/invoice.json")),
-                json_bytes(&cj),
-            ));
-            let mut csv = String::from("line_type,account_id,service,description,amount\n");
-            for l in &c.lines {
-                csv.push_str(&format!(
-                    "usage,{},{},,{}\n",
-                    l.account,
-                    csv_field(&l.service),
-                    cents(l.amount)
-                ));
+                c,
+            );
+            let page = html::customer_invoice_page(config, o, c, period);
+            files.extend(invoice_files(&format!("{}/invoice", o.proforma_dir()), &json, c, page));
+            if let (Some(cost), Some(seller)) = (&r.seller_cost, o.seller()) {
+                files.extend(chain::seller_cost_files(config, o, seller, cost, period)?);
+                checks.push(Check {
+                    name: "seller's invoice from the top sums to its total",
+                    org: org_id.into(),
+                    passed: invoice_sums(cost),
+                    detail: format!("total {}", cents(cost.total)),
+                });
             }
-            for x in &c.custom {
-                let kind = match x.kind {
-                    crate::config::CliKind::Fee => "fee",
-                    crate::config::CliKind::Credit => "credit",
-                };
-                csv.push_str(&format!(
-                    "{kind},{},{},{},{}\n",
-                    x.account,
-                    csv_field(&x.service),
-                    csv_field(&x.description),
-                    cents(x.amount)
-                ));
-            }
-            for (label, v) in [
-                ("subtotal", c.subtotal),
-                ("fees", c.fees),
-                ("credits", c.credits),
-                ("total", c.total),
-            ] {
-                csv.push_str(&format!("{label},,,,{}\n", cents(v)));
-            }
-            files.push((
-                PathBuf::from(format!("customers/{org_id}/invoice.csv")),
-                csv.into_bytes(),
-            ));
-            files.push((
-                PathBuf::from(format!("customers/{org_id}/invoice.html")),
-                html::customer_invoice_page(config, o, c, period).into_bytes(),
-            ));
             let sum = Money::checked_sum(
                 c.lines
                     .iter()
@@ -332,15 +405,16 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             checks.push(Check {
                 name: "customer invoice lines sum to its total",
                 org: org_id.into(),
-                passed: sum == Some(c.total)
-                    && Money::checked_sum([c.subtotal, c.fees, c.credits]) == Some(c.total),
+                passed: invoice_sums(c),
                 detail: format!(
                     "lines {} = total {}",
                     sum.map_or("(overflow)".into(), cents),
                     cents(c.total)
                 ),
             });
-            for m in margin_rows(org_id, a, c)? {
+            // The top's revenue for a seller's customer is what it charges the seller.
+            let top_revenue = r.seller_cost.as_ref().unwrap_or(c);
+            for m in margin_rows(org_id, a, top_revenue)? {
                 let (level, svc) = match &m.service {
                     None => ("org", String::new()),
                     Some(s) => ("service", csv_field(s)),
@@ -354,7 +428,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 ));
             }
             cust_actual += a.total.0;
-            cust_proforma += c.total.0;
+            cust_proforma += top_revenue.total.0;
         } else {
             partner_actual += a.total.0;
         }
@@ -446,7 +520,17 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             rows_without_public_price: r.ledger.rows_without_public_price,
             warnings: r.ledger.warnings.clone(),
             free_tier_off_unpriced_skus: r.ledger.unpriced_free_skus.iter().cloned().collect(),
+            proforma_base: org_cfg.map(|o| crate::pipeline::shown_plan(o).base),
+            usage_lines_below_public_on_demand: r.ledger.below_public.values().sum(),
+            skus_below_public_on_demand: r.ledger.below_public.clone(),
+            seller: org_cfg.and_then(|o| o.seller()).map(|s| s.to_string()),
+            seller_cost_invoice_total: r.seller_cost.as_ref().map(|c| cents(c.total)),
         });
+    }
+    let (seller_files, seller_totals) = chain::seller_outputs(config, result)?;
+    files.extend(seller_files);
+    for t in &seller_totals {
+        margin.push_str(&t.margin_row());
     }
     files.push((PathBuf::from("partner/margin.csv"), margin.into_bytes()));
     files.push((
@@ -476,6 +560,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             .collect(),
         orgs: org_manifests,
         not_billed_to_partner: &result.not_billed,
+        sellers: seller_totals,
         totals_customers: Totals {
             actual: cents(Money(cust_actual)),
             proforma: cents(Money(cust_proforma)),
