@@ -586,6 +586,82 @@ fn csv_line(values: &[String]) -> String {
     cells.join(",") + "\n"
 }
 
+/// Contoso, a downstream seller: its own usage (the top partner prices it).
+fn contoso() -> Vec<Line> {
+    vec![l(
+        "D1",
+        "444400000001",
+        "Usage",
+        "AmazonEC2",
+        "USE1-BoxUsage:t3.small",
+        "RunInstances",
+        "720",
+        "0.0208",
+        "14.976",
+        "$0.0208 per On Demand Linux t3.small Instance Hour",
+    )]
+}
+
+/// Umbrella, Contoso's customer.
+fn umbrella() -> Vec<Line> {
+    vec![
+        l(
+            "U1",
+            "555500000001",
+            "Usage",
+            "AmazonS3",
+            "USE1-TimedStorage-ByteHrs",
+            "PutObject",
+            "200",
+            "0.023",
+            "4.6",
+            "$0.023 per GB-Month of storage used",
+        ),
+        l(
+            "U2",
+            "555500000001",
+            "Usage",
+            "AmazonEC2",
+            "USE1-BoxUsage:m5.large",
+            "RunInstances",
+            "100",
+            "0.096",
+            "9.6",
+            "$0.096 per On Demand Linux m5.large Instance Hour",
+        ),
+    ]
+}
+
+/// Hooli, Contoso's other customer.
+fn hooli() -> Vec<Line> {
+    vec![
+        l(
+            "H1",
+            "666600000001",
+            "Usage",
+            "AWSLambda",
+            "USE1-Request",
+            "Invoke",
+            "2000000",
+            "0.0000002",
+            "0.4",
+            "$0.20 per 1M requests",
+        ),
+        l(
+            "H2",
+            "666600000001",
+            "Usage",
+            "AmazonRDS",
+            "USE1-InstanceUsage:db.t3.micro",
+            "CreateDBInstance:0002",
+            "720",
+            "0.017",
+            "12.24",
+            "$0.017 per RDS db.t3.micro instance hour",
+        ),
+    ]
+}
+
 fn write_cur2_csv(path: &Path, lines: &[Line], gzip: bool) {
     let mut text = csv_line(
         &CUR2_HEADER
@@ -721,7 +797,9 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "sample_data".into());
     let root = Path::new(&root);
-    for d in ["partner", "acme", "globex", "initech"] {
+    for d in [
+        "partner", "acme", "globex", "initech", "contoso", "umbrella", "hooli",
+    ] {
         fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     write_cur2_csv(&root.join("partner/cur-2026-10.csv.gz"), &partner(), true);
@@ -743,5 +821,12 @@ fn main() {
         &globex_file2(),
     );
     write_legacy_csv(&root.join("initech/legacy-cur-2026-10.csv"), &initech());
+    for (org, lines) in [
+        ("contoso", contoso()),
+        ("umbrella", umbrella()),
+        ("hooli", hooli()),
+    ] {
+        write_cur2_csv(&root.join(format!("{org}/cur-2026-10.csv")), &lines, false);
+    }
     eprintln!("wrote sample inputs under {}", root.display());
 }

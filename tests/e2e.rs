@@ -62,9 +62,9 @@ fn sample_month_matches_the_hand_worked_totals() {
 
     let manifest = json(&dir.join("manifest.json"));
     assert_eq!(manifest["all_checks_passed"], true);
-    assert_eq!(manifest["totals_customers"]["actual"], "302.89");
-    assert_eq!(manifest["totals_customers"]["proforma"], "440.02");
-    assert_eq!(manifest["totals_customers"]["margin"], "137.13");
+    assert_eq!(manifest["totals_customers"]["actual"], "344.71");
+    assert_eq!(manifest["totals_customers"]["proforma"], "483.10");
+    assert_eq!(manifest["totals_customers"]["margin"], "138.39");
     let orgs = manifest["orgs"].as_array().unwrap();
     let read: u64 = orgs.iter().map(|o| o["rows_read"].as_u64().unwrap()).sum();
     let rated: u64 = orgs.iter().map(|o| o["rows_rated"].as_u64().unwrap()).sum();
@@ -72,7 +72,7 @@ fn sample_month_matches_the_hand_worked_totals() {
         .iter()
         .map(|o| o["rows_quarantined"].as_u64().unwrap())
         .sum();
-    assert_eq!((read, rated, quarantined), (33, 28, 5));
+    assert_eq!((read, rated, quarantined), (38, 33, 5));
 
     let margin = fs::read_to_string(dir.join("partner/margin.csv")).unwrap();
     assert!(
@@ -83,6 +83,30 @@ fn sample_month_matches_the_hand_worked_totals() {
         margin.contains("org,globex,,34.80,34.52,-0.28,-0.81\n"),
         "{margin}"
     );
+
+    // The chain (EXPECTED.md, "Contoso"): what each level charges the one below.
+    for (file, total) in [
+        ("partner/invoices/contoso.json", "14.98"),
+        ("partner/invoices/umbrella.json", "14.20"),
+        ("partner/invoices/hooli.json", "12.64"),
+        ("sellers/contoso/own/invoice.json", "15.43"),
+        ("sellers/contoso/invoices/umbrella.json", "14.63"),
+        ("sellers/contoso/invoices/hooli.json", "13.02"),
+        ("customers/umbrella/invoice.json", "41.33"),
+        ("customers/hooli/invoice.json", "12.64"),
+    ] {
+        assert_eq!(json(&dir.join(file))["total"], total, "{file}");
+    }
+    let umbrella = json(&dir.join("customers/umbrella/invoice.json"));
+    assert_eq!(umbrella["issuer"]["name"], "Contoso Resale Ltd");
+    let seller = &manifest["sellers"][0];
+    assert_eq!(seller["charged_by_top"], "43.08");
+    assert_eq!(seller["customers_revenue"], "53.97");
+    assert_eq!(seller["margin"], "26.32");
+    assert!(margin.contains("seller,contoso,,41.82,43.08,1.26,2.92\n"), "{margin}");
+    let contoso = fs::read_to_string(dir.join("sellers/contoso/margin.csv")).unwrap();
+    assert!(contoso.contains("org,umbrella,,14.63,41.33,26.70,64.60\n"), "{contoso}");
+    assert!(contoso.contains("org,hooli,,13.02,12.64,-0.38,-3.01\n"), "{contoso}");
 }
 
 #[test]
@@ -145,11 +169,20 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
         "83.58",
         "34.80",
         "184.51",
+        // The chain: the AWS cost of Umbrella, what Northwind charges Contoso for
+        // Umbrella and Hooli (Contoso's costs), and Contoso's margin.
+        "14.20",
+        "14.63",
+        "13.02",
+        "26.70",
     ];
     let accounts = [
         ("acme", "1111000000"),
         ("globex", "2222000000"),
         ("initech", "3333000000"),
+        ("contoso", "4444000000"),
+        ("umbrella", "5555000000"),
+        ("hooli", "6666000000"),
     ];
     for (path, bytes) in &files {
         let text = readable_text(&path.to_string_lossy(), bytes);
@@ -170,8 +203,9 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
             }
         }
     }
-    // invoice.{json,csv,html}, cur/ and focus/ exports for each of the 3 customers.
-    assert_eq!(files.len(), 15, "{:?}", files.keys());
+    // invoice.{json,csv,html}, cur/ and focus/ exports for each of the 5 customers
+    // (a seller's own files are under sellers/, not customers/).
+    assert_eq!(files.len(), 25, "{:?}", files.keys());
 }
 
 #[test]
@@ -237,7 +271,9 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
         "logo = \"logo.svg\"",
         &format!("logo = \"{}/logo.svg\"", sample.display()),
     );
-    for dir in ["partner", "acme", "globex", "initech"] {
+    for dir in [
+        "partner", "acme", "globex", "initech", "contoso", "umbrella", "hooli",
+    ] {
         text = text.replace(
             &format!("\"{dir}/"),
             &format!("\"{}/{dir}/", sample.display()),
