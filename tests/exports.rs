@@ -99,11 +99,11 @@ fn every_focus_file_written_passes_the_validator_and_rollups_keep_the_totals() {
             .into_iter()
             .filter(|p| p.to_string_lossy().contains("/focus/"))
             .collect();
-        assert_eq!(focus.len(), 7, "{granularity} {format}: {focus:?}");
+        assert_eq!(focus.len(), 13, "{granularity} {format}: {focus:?}");
         let mut args: Vec<&str> = vec!["validate-focus"];
         args.extend(focus.iter().map(|p| p.to_str().unwrap()));
         let out = ok(&run(&args));
-        assert_eq!(out.matches(": ok").count(), 7, "{out}");
+        assert_eq!(out.matches(": ok").count(), 13, "{out}");
         // Each export sums to the same exact amount at every granularity.
         let l = json(&dir.join("exports.json"));
         let totals = |v: &Value| -> Vec<(String, String, String)> {
