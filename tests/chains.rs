@@ -17,7 +17,16 @@ const TOP_PAYER: &str = "789000000001";
 const HEADER: &str = "bill_billing_period_start_date,bill_payer_account_id,bill_invoice_id,bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,line_item_usage_amount,line_item_currency_code,line_item_unblended_cost,line_item_net_unblended_cost,pricing_public_on_demand_rate,product_region_code\n";
 
 /// One CUR row: account, type, product, usage type, usage, unblended, net, public rate.
-struct Row<'a>(&'a str, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+struct Row<'a>(
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+);
 
 fn cur(rows: &[Row<'_>]) -> String {
     let mut s = String::from(HEADER);
@@ -71,7 +80,13 @@ struct Chain {
 }
 
 impl Chain {
-    fn run(config: &str, top: &[Row<'_>], sub: &[Row<'_>], bu: &[Row<'_>], extra: &[&str]) -> Chain {
+    fn run(
+        config: &str,
+        top: &[Row<'_>],
+        sub: &[Row<'_>],
+        bu: &[Row<'_>],
+        extra: &[&str],
+    ) -> Chain {
         let dir = Workdir::new();
         dir.write_config(config);
         dir.write("top.csv", cur(top));
@@ -117,7 +132,10 @@ fn t2_passthrough_at_the_top_basic_at_the_seller() {
     // The customer sees $100: only the seller's (basic) plan matters.
     assert_eq!(c.total("customers/bu/invoice.json"), "100.00");
     let margin = c.read("sellers/sub/margin.csv");
-    assert!(margin.contains("org,bu,,98.00,100.00,2.00,2.00\n"), "{margin}");
+    assert!(
+        margin.contains("org,bu,,98.00,100.00,2.00,2.00\n"),
+        "{margin}"
+    );
 }
 
 #[test]
@@ -134,8 +152,13 @@ fn t3_basic_at_the_top_passthrough_at_the_seller() {
     assert_eq!(c.total("customers/bu/invoice.json"), "100.00");
     // The top earns 2.00 on the seller's group; the seller nothing.
     let top = c.read("partner/margin.csv");
-    assert!(top.contains("seller,sub,,98.00,100.00,2.00,2.00\n"), "{top}");
-    assert!(c.read("sellers/sub/margin.csv").contains("org,bu,,100.00,100.00,0.00,0.00\n"));
+    assert!(
+        top.contains("seller,sub,,98.00,100.00,2.00,2.00\n"),
+        "{top}"
+    );
+    assert!(c
+        .read("sellers/sub/margin.csv")
+        .contains("org,bu,,100.00,100.00,0.00,0.00\n"));
 }
 
 #[test]
@@ -203,7 +226,16 @@ rules = [
         &chain_config(top_plans, "for-sub", seller_plans, "public"),
         &[line(TOP_PAYER, "AmazonEC2", "1", "1")],
         &[line("456000000001", "AmazonEC2", "2", "2")],
-        &[Row("123000000001", "Usage", "AmazonS3", "Use", "10", "20", "20", "2.2")],
+        &[Row(
+            "123000000001",
+            "Usage",
+            "AmazonS3",
+            "Use",
+            "10",
+            "20",
+            "20",
+            "2.2",
+        )],
         &[],
     );
     let paid: i64 = ["top", "sub", "bu"]
@@ -220,7 +252,9 @@ rules = [
     let m = c.manifest();
     assert_eq!(m["sellers"][0]["charged_by_top"], "24.00");
     // The top's margin on the seller's group: 24 - 22 = 2.00.
-    assert!(c.read("partner/margin.csv").contains("seller,sub,,22.00,24.00,2.00,8.33\n"));
+    assert!(c
+        .read("partner/margin.csv")
+        .contains("seller,sub,,22.00,24.00,2.00,8.33\n"));
     // The customer's line is billed 9% below public: counted in the manifest.
     let bu = common::manifest_org(&m, "bu");
     assert_eq!(bu["usage_lines_below_public_on_demand"], 1);
@@ -275,7 +309,15 @@ rules = [{ id = "all", scope = "global", type = "markup", percent = "4.37" }]"#;
     assert_eq!(c.total("sellers/sub/invoices/bu.json"), "104.37");
     assert_eq!(c.total("sellers/sub/own/invoice.json"), "52.19");
     let out = c.dir.join("out/2026-10");
-    let top = ["97.13", "48.21", "TOPINV777", "7.24", "3.98", "61.17", "789000000001"];
+    let top = [
+        "97.13",
+        "48.21",
+        "TOPINV777",
+        "7.24",
+        "3.98",
+        "61.17",
+        "789000000001",
+    ];
     assert_absent(&out.join("sellers/sub"), &top, "the top's");
     assert_absent(&out.join("customers/bu"), &top, "the top's");
     let seller = ["104.37", "52.19", "7.22", "456000000001", "Subsidiary"];
@@ -284,7 +326,9 @@ rules = [{ id = "all", scope = "global", type = "markup", percent = "4.37" }]"#;
     // The top sees the whole chain.
     let margin = c.read("partner/margin.csv");
     assert!(margin.contains("org,bu,,97.13,104.37,7.24,"), "{margin}");
-    assert!(c.read("customers/bu/invoice.json").contains("\"name\": \"Subsidiary One\""));
+    assert!(c
+        .read("customers/bu/invoice.json")
+        .contains("\"name\": \"Subsidiary One\""));
 }
 
 fn refusal(config: &str) -> String {
@@ -324,7 +368,10 @@ fn chains_aws_cannot_have_are_refused() {
         seller("a", "456000000001", "\"b\""),
         seller("b", "456000000002", "\"a\"")
     ));
-    assert!(e.contains("list each other as customers: a chain cannot be a cycle"), "{e}");
+    assert!(
+        e.contains("list each other as customers: a chain cannot be a cycle"),
+        "{e}"
+    );
     let e = refusal(&format!("{TOP}{}", seller("a", "456000000001", "\"a\"")));
     assert!(e.contains("lists itself"), "{e}");
     // One org under two sellers.
@@ -334,16 +381,25 @@ fn chains_aws_cannot_have_are_refused() {
         seller("b", "456000000002", "\"bu\""),
         org("bu", "123000000001", "basic")
     ));
-    assert!(e.contains("org `bu` is listed under two sellers, `a` and `b`"), "{e}");
+    assert!(
+        e.contains("org `bu` is listed under two sellers, `a` and `b`"),
+        "{e}"
+    );
     // A plan of the wrong level: the top's plan named by a seller's customer.
     let e = refusal(&format!(
         "{TOP}[[plans]]\nid = \"top-only\"\nrules = []\n{}{}",
         seller("a", "456000000001", "\"bu\""),
         org("bu", "123000000001", "top-only")
     ));
-    assert!(e.contains("plan `top-only` does not exist in the plans of its seller"), "{e}");
+    assert!(
+        e.contains("plan `top-only` does not exist in the plans of its seller"),
+        "{e}"
+    );
     // A customer that is not an org.
-    let e = refusal(&format!("{TOP}{}", seller("a", "456000000001", "\"ghost\"")));
+    let e = refusal(&format!(
+        "{TOP}{}",
+        seller("a", "456000000001", "\"ghost\"")
+    ));
     assert!(e.contains("`ghost` is not an org"), "{e}");
 }
 
@@ -378,7 +434,16 @@ fn lines_of(inv: &Value) -> Vec<(String, String)> {
 #[test]
 fn the_pro_forma_base_on_a_line_priced_seven_percent_below_public() {
     // 100 units at a public 0.10 = 10.00; AWS billed 9.30 (7% below).
-    let rows = [Row("111000000001", "Usage", "AmazonEC2", "BoxUsage", "100", "9.30", "9.30", "0.10")];
+    let rows = [Row(
+        "111000000001",
+        "Usage",
+        "AmazonEC2",
+        "BoxUsage",
+        "100",
+        "9.30",
+        "9.30",
+        "0.10",
+    )];
     let plans = |base: &str| {
         format!("[[plans]]\nid = \"p\"\nbase = \"{base}\"\nrules = [{{ id = \"all\", scope = \"global\", type = \"markup\", percent = \"10\" }}]\n")
     };
@@ -390,7 +455,10 @@ fn the_pro_forma_base_on_a_line_priced_seven_percent_below_public() {
     assert_eq!(c["usage_lines_below_public_on_demand"], 1);
     assert_eq!(c["skus_below_public_on_demand"]["AmazonEC2 BoxUsage"], 1);
     let warnings = c["warnings"].to_string();
-    assert!(warnings.contains("AmazonEC2 BoxUsage (1)") && warnings.contains("public_on_demand"), "{warnings}");
+    assert!(
+        warnings.contains("AmazonEC2 BoxUsage (1)") && warnings.contains("public_on_demand"),
+        "{warnings}"
+    );
     // public_on_demand: 100 x 0.10 x 1.10 = 11.00, counted but no warning.
     let (dir, inv) = one_org(&plans("public_on_demand"), "p", &rows);
     assert_eq!(inv["total"], "11.00");
@@ -399,10 +467,22 @@ fn the_pro_forma_base_on_a_line_priced_seven_percent_below_public() {
     assert_eq!(c["usage_lines_below_public_on_demand"], 1);
     assert!(!c["warnings"].to_string().contains("below"));
     // Within the tolerance (0.05% below): not counted.
-    let near = [Row("111000000001", "Usage", "AmazonEC2", "BoxUsage", "100", "9.995", "9.995", "0.10")];
+    let near = [Row(
+        "111000000001",
+        "Usage",
+        "AmazonEC2",
+        "BoxUsage",
+        "100",
+        "9.995",
+        "9.995",
+        "0.10",
+    )];
     let (dir, _) = one_org(&plans("billed"), "p", &near);
     let m = dir.json("out/2026-10/manifest.json");
-    assert_eq!(common::manifest_org(&m, "c")["usage_lines_below_public_on_demand"], 0);
+    assert_eq!(
+        common::manifest_org(&m, "c")["usage_lines_below_public_on_demand"],
+        0
+    );
 }
 
 #[test]
@@ -411,9 +491,36 @@ fn t_d8_free_tier_off_prices_partly_and_fully_free_lines_at_the_paid_rate() {
     // part-way (billed 9 x 0.09 = 0.81), a fully free 1 GB line (billed 0), and
     // a fully paid 5 GB line (0.45), each on its own service to see each line.
     let rows = [
-        Row("111000000001", "Usage", "AmazonS3", "DataTransfer-Out-Bytes", "10", "0.81", "0.81", "0.09"),
-        Row("111000000001", "Usage", "AmazonCloudFront", "DataTransfer-Out-Bytes", "1", "0", "0", "0.09"),
-        Row("111000000001", "Usage", "AmazonEC2", "DataTransfer-Out-Bytes", "5", "0.45", "0.45", "0.09"),
+        Row(
+            "111000000001",
+            "Usage",
+            "AmazonS3",
+            "DataTransfer-Out-Bytes",
+            "10",
+            "0.81",
+            "0.81",
+            "0.09",
+        ),
+        Row(
+            "111000000001",
+            "Usage",
+            "AmazonCloudFront",
+            "DataTransfer-Out-Bytes",
+            "1",
+            "0",
+            "0",
+            "0.09",
+        ),
+        Row(
+            "111000000001",
+            "Usage",
+            "AmazonEC2",
+            "DataTransfer-Out-Bytes",
+            "5",
+            "0.45",
+            "0.45",
+            "0.09",
+        ),
     ];
     let off = "[[plans]]\nid = \"off\"\nrules = [{ id = \"nft\", scope = \"global\", type = \"tiering\", free_tier = false }]\n";
     let (_, inv) = one_org(off, "off", &rows);
@@ -507,13 +614,16 @@ mod random_chains {
     }
 
     fn seller() -> impl Strategy<Value = GenSeller> {
-        (plan(), lines(), prop::collection::vec((plan(), lines()), 1..4)).prop_map(
-            |(top_plan, own, customers)| GenSeller {
+        (
+            plan(),
+            lines(),
+            prop::collection::vec((plan(), lines()), 1..4),
+        )
+            .prop_map(|(top_plan, own, customers)| GenSeller {
                 top_plan,
                 own,
                 customers,
-            },
-        )
+            })
     }
 
     const SERVICES: [&str; 3] = ["AmazonEC2", "AmazonS3", "AmazonRDS"];

@@ -103,10 +103,19 @@ fn sample_month_matches_the_hand_worked_totals() {
     assert_eq!(seller["charged_by_top"], "43.08");
     assert_eq!(seller["customers_revenue"], "53.97");
     assert_eq!(seller["margin"], "26.32");
-    assert!(margin.contains("seller,contoso,,41.82,43.08,1.26,2.92\n"), "{margin}");
+    assert!(
+        margin.contains("seller,contoso,,41.82,43.08,1.26,2.92\n"),
+        "{margin}"
+    );
     let contoso = fs::read_to_string(dir.join("sellers/contoso/margin.csv")).unwrap();
-    assert!(contoso.contains("org,umbrella,,14.63,41.33,26.70,64.60\n"), "{contoso}");
-    assert!(contoso.contains("org,hooli,,13.02,12.64,-0.38,-3.01\n"), "{contoso}");
+    assert!(
+        contoso.contains("org,umbrella,,14.63,41.33,26.70,64.60\n"),
+        "{contoso}"
+    );
+    assert!(
+        contoso.contains("org,hooli,,13.02,12.64,-0.38,-3.01\n"),
+        "{contoso}"
+    );
 }
 
 #[test]

@@ -660,7 +660,10 @@ fn build(
     let mut seller_plans: BTreeMap<String, BTreeMap<String, Arc<Plan>>> = BTreeMap::new();
     for (i, s) in raw.sellers.iter().enumerate() {
         let key = format!("sellers[{i}] (id `{}`)", s.id);
-        seller_plans.insert(s.id.clone(), plan_table(p, &format!("{key}.plans"), &s.plans));
+        seller_plans.insert(
+            s.id.clone(),
+            plan_table(p, &format!("{key}.plans"), &s.plans),
+        );
         if let (Ok(id), Some(mgmt)) = (
             OrgId::parse(&s.id),
             AccountId::parse(&s.management_account).ok(),
@@ -879,7 +882,9 @@ impl Registry {
         if !self.ids.insert(id.to_string()) {
             p.push(
                 &format!("{key}.id"),
-                format!("org id `{id}` is used twice (the partner's and the sellers' ids count too)"),
+                format!(
+                    "org id `{id}` is used twice (the partner's and the sellers' ids count too)"
+                ),
             );
         } else if let Some((other_key, other_id)) = self.folded.get(&id.to_ascii_lowercase()) {
             p.push(
@@ -889,8 +894,10 @@ impl Registry {
                 ),
             );
         } else {
-            self.folded
-                .insert(id.to_ascii_lowercase(), (format!("{key}.id"), id.to_string()));
+            self.folded.insert(
+                id.to_ascii_lowercase(),
+                (format!("{key}.id"), id.to_string()),
+            );
         }
     }
 }
@@ -911,7 +918,10 @@ fn chain_map(p: &mut Problems, raw: &RawConfig) -> BTreeMap<String, usize> {
         let key = format!("sellers[{i}] (id `{}`).customers", s.id);
         for c in &s.customers {
             if c == &s.id {
-                p.push(&key, format!("seller `{c}` lists itself as its customer: a chain cannot be a cycle"));
+                p.push(
+                    &key,
+                    format!("seller `{c}` lists itself as its customer: a chain cannot be a cycle"),
+                );
             } else if c == &raw.partner.id {
                 p.push(&key, format!("`{c}` is the top partner: a seller cannot bill the partner above it (a cycle)"));
             } else if let Some(&j) = sellers.get(c.as_str()) {

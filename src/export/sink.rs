@@ -197,7 +197,10 @@ impl<'a> OrgExport<'a> {
             }),
             mgmt: party.management_account().as_str(),
             currency: config.partner.currency.as_str(),
-            issuer: org.map_or(&config.partner, |o| config.issuer(o)).name.as_str(),
+            issuer: org
+                .map_or(&config.partner, |o| config.issuer(o))
+                .name
+                .as_str(),
             proforma_dir: org.map_or_else(String::new, |o| o.proforma_dir()),
             opts,
             rolled: opts.granularity != Granularity::Line,

@@ -1174,7 +1174,9 @@ fn finish_org(
             cost.finalize(&actual, &plan)?;
             Some(seller_cost_invoice(&cost, o, (config, period))?)
         }
-        (Some(o), None) if o.seller().is_some() => Some(seller_cost_invoice(&ledger, o, (config, period))?),
+        (Some(o), None) if o.seller().is_some() => {
+            Some(seller_cost_invoice(&ledger, o, (config, period))?)
+        }
         _ => None,
     };
     Ok(OrgResult {
@@ -1238,7 +1240,11 @@ fn warn_below_public(ledger: &mut Ledger, org: &Org) {
         .map(|(k, n)| format!("{k} ({n})"))
         .collect();
     let more = skus.len().saturating_sub(BELOW_PUBLIC_SKUS_NAMED);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     ledger.warnings.push(format!(
         "{lines} Usage line(s) are billed more than 0.1% below usage x public on-demand rate (a private rate, or a line only partly free): plan `{}` prices from the billed cost, so the customer's price starts from that rate; SKUs: {}{more}. Set `base = \"public_on_demand\"` on the plan to price from the public rate",
         plan.id,

@@ -126,7 +126,10 @@ pub(super) fn seller_outputs(
         let Level::Seller { customers } = &seller.level else {
             continue;
         };
-        let Some(own) = by_id.get(seller.id.as_str()).and_then(|r| r.customer.as_ref()) else {
+        let Some(own) = by_id
+            .get(seller.id.as_str())
+            .and_then(|r| r.customer.as_ref())
+        else {
             continue;
         };
         let rows: Vec<CustomerRow<'_>> = customers

@@ -386,7 +386,12 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 c,
             );
             let page = html::customer_invoice_page(config, o, c, period);
-            files.extend(invoice_files(&format!("{}/invoice", o.proforma_dir()), &json, c, page));
+            files.extend(invoice_files(
+                &format!("{}/invoice", o.proforma_dir()),
+                &json,
+                c,
+                page,
+            ));
             if let (Some(cost), Some(seller)) = (&r.seller_cost, o.seller()) {
                 files.extend(chain::seller_cost_files(config, o, seller, cost, period)?);
                 checks.push(Check {
