@@ -210,12 +210,14 @@ fn bench_aggregate(c: &mut Criterion) {
             id: "p".into(),
             description: String::new(),
             kind: PlanKind::Rated(set.clone()),
+            base: Default::default(),
         }),
         transfer: Transfer {
             start: period,
             end: None,
             source_payer: false,
         },
+        level: billxfer::config::Level::Direct,
         custom_line_items: vec![CustomLineItem {
             id: "pct".into(),
             description: "pct".into(),
