@@ -1,6 +1,7 @@
 //! The polars side of `billxfer report`: read each FOCUS export's report columns,
 //! group by the requested dimensions, sum exactly.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,12 @@ fn dimension(name: &str) -> std::result::Result<Expr, String> {
 }
 
 /// FOCUS export files of a run: (org, path) for customers or for the partner.
-fn focus_files(dir: &Path, partner: bool, org: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
+fn focus_files(
+    dir: &Path,
+    partner: bool,
+    org: Option<&str>,
+    skip: &BTreeSet<String>,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut push_dir = |org_id: String, d: PathBuf| -> Result<()> {
         if !d.is_dir() {
@@ -95,20 +101,51 @@ fn focus_files(dir: &Path, partner: bool, org: Option<&str>) -> Result<Vec<(Stri
         push_dir(String::new(), dir.join("partner/focus"))?;
     } else {
         let customers = dir.join("customers");
-        let mut orgs: Vec<String> = match std::fs::read_dir(&customers) {
-            Ok(rd) => rd
-                .flatten()
-                .filter(|e| e.path().is_dir())
-                .filter_map(|e| e.file_name().to_str().map(String::from))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        orgs.sort();
-        for o in orgs {
-            push_dir(o.clone(), customers.join(&o).join("focus"))?;
+        for o in subfolders(&customers) {
+            if !skip.contains(&o) {
+                push_dir(o.clone(), customers.join(&o).join("focus"))?;
+            }
+        }
+        // A seller's own usage, at the top's prices (docs/CHAINS.md).
+        let sellers = dir.join("sellers");
+        for s in subfolders(&sellers) {
+            push_dir(s.clone(), sellers.join(&s).join("own/focus"))?;
         }
     }
     Ok(out)
+}
+
+/// The names of the folders in `dir`, sorted (none when it does not exist).
+fn subfolders(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// The orgs of a run billed through a seller (the manifest's `orgs[].seller`):
+/// their FOCUS export is at the seller's prices, so the top's own view leaves
+/// them out; what the top charges the seller for them is in `partner/margin.csv`.
+fn sellers_customers(dir: &Path) -> Result<BTreeSet<String>> {
+    let path = dir.join("manifest.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(BTreeSet::new());
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(&path, format!("not a billxfer manifest: {e}")))?;
+    Ok(manifest["orgs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["seller"].is_string())
+        .filter_map(|o| o["org_id"].as_str().map(String::from))
+        .collect())
 }
 
 fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Result<LazyFrame> {
@@ -213,8 +250,15 @@ pub(super) fn report(spec: &ReportSpec) -> Result<Report> {
     let want_proforma = spec.track == ReportTrack::Proforma;
     let want_actual = spec.track == ReportTrack::Actual || !spec.customer_view;
     let mut frames: Vec<LazyFrame> = Vec::new();
+    // The top's view (pro forma beside actual) shows what the top charges; a
+    // customer's own view shows what the customer is charged, by whomever.
+    let skip = if spec.customer_view {
+        BTreeSet::new()
+    } else {
+        sellers_customers(&spec.dir)?
+    };
     let customers = if want_proforma {
-        focus_files(&spec.dir, false, spec.org.as_deref())?
+        focus_files(&spec.dir, false, spec.org.as_deref(), &skip)?
     } else {
         Vec::new()
     };
@@ -231,7 +275,7 @@ pub(super) fn report(spec: &ReportSpec) -> Result<Report> {
         ]));
     }
     if want_actual {
-        let partner = focus_files(&spec.dir, true, spec.org.as_deref())?;
+        let partner = focus_files(&spec.dir, true, spec.org.as_deref(), &BTreeSet::new())?;
         if partner.is_empty() && spec.track == ReportTrack::Actual {
             return Err(Error::input(
                 &spec.dir,
