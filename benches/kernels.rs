@@ -218,6 +218,7 @@ fn bench_aggregate(c: &mut Criterion) {
             source_payer: false,
         },
         level: billxfer::config::Level::Direct,
+        currency: billxfer::fx::Currency::USD,
         custom_line_items: vec![CustomLineItem {
             id: "pct".into(),
             description: "pct".into(),

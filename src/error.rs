@@ -61,6 +61,15 @@ pub enum Error {
     /// executors, a failed job); nothing was published.
     #[error("cluster {address}: {message}")]
     Cluster { address: String, message: String },
+
+    /// An invoice in another currency has no exchange rate for its month
+    /// (docs/CURRENCY.md); nothing was written.
+    #[error("org `{org}`: cannot invoice in {currency}: {message}")]
+    MissingRate {
+        org: String,
+        currency: String,
+        message: String,
+    },
 }
 
 impl Error {

@@ -293,6 +293,73 @@ pub fn customer_invoice(
     })
 }
 
+/// An invoice in the org's own currency, with the rate that converted it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Converted {
+    /// The rate, its date and source.
+    pub fx: crate::fx::Applied,
+    /// The invoice in the currency.
+    pub invoice: CustomerInvoice,
+}
+
+/// The invoice in another currency: each line's exact USD amount converted at
+/// `fx` (exact decimal), then rounded to the currency's minor unit, once. The
+/// totals are sums of the converted, rounded lines, so lines still sum exactly
+/// to the total in the invoice currency (docs/CURRENCY.md).
+pub fn converted_invoice(
+    usd: &CustomerInvoice,
+    fx: &crate::fx::Applied,
+    rounding: Rounding,
+    show_zero_lines: bool,
+) -> Result<CustomerInvoice> {
+    let convert = |v: Money| -> Result<(Money, Money)> {
+        let exact = fx
+            .convert(v.0)
+            .map(Money)
+            .ok_or_else(|| Error::Overflow("converting an invoice line".into()))?;
+        Ok((exact, exact.round(fx.decimals, rounding)))
+    };
+    let (mut subtotal, mut exact_total) = (Money::ZERO, Money::ZERO);
+    let mut lines = Vec::new();
+    for l in &usd.lines {
+        let (exact, amount) = convert(l.exact)?;
+        subtotal = add(subtotal, amount)?;
+        exact_total = add(exact_total, exact)?;
+        if amount == Money::ZERO && !show_zero_lines {
+            continue;
+        }
+        lines.push(UsageLine {
+            exact,
+            amount,
+            ..l.clone()
+        });
+    }
+    let (mut fees, mut credits) = (Money::ZERO, Money::ZERO);
+    let mut custom = Vec::new();
+    for c in &usd.custom {
+        let (exact, amount) = convert(c.exact)?;
+        exact_total = add(exact_total, exact)?;
+        match c.kind {
+            CliKind::Fee => fees = add(fees, amount)?,
+            CliKind::Credit => credits = add(credits, amount)?,
+        }
+        custom.push(CliLine {
+            exact,
+            amount,
+            ..c.clone()
+        });
+    }
+    Ok(CustomerInvoice {
+        lines,
+        custom,
+        subtotal,
+        fees,
+        credits,
+        total: add(add(subtotal, fees)?, credits)?,
+        exact_total,
+    })
+}
+
 /// One row of the margin report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarginRow {
@@ -537,6 +604,7 @@ mod tests {
             },
             custom_line_items: items,
             level: crate::config::Level::Direct,
+            currency: crate::fx::Currency::USD,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod money;
 pub mod csv_cell;
 pub mod timestamp;
 pub mod types;
+pub mod fx;
 pub mod rules;
 pub mod config;
 

@@ -153,7 +153,7 @@ fn t3_basic_at_the_top_passthrough_at_the_seller() {
     // The top earns 2.00 on the seller's group; the seller nothing.
     let top = c.read("partner/margin.csv");
     assert!(
-        top.contains("seller,sub,,98.00,100.00,2.00,2.00\n"),
+        top.contains("seller,sub,,98.00,100.00,2.00,2.00,,\n"),
         "{top}"
     );
     assert!(c
@@ -254,7 +254,7 @@ rules = [
     // The top's margin on the seller's group: 24 - 22 = 2.00.
     assert!(c
         .read("partner/margin.csv")
-        .contains("seller,sub,,22.00,24.00,2.00,8.33\n"));
+        .contains("seller,sub,,22.00,24.00,2.00,8.33,,\n"));
     // The customer's line is billed 9% below public: counted in the manifest.
     let bu = common::manifest_org(&m, "bu");
     assert_eq!(bu["usage_lines_below_public_on_demand"], 1);

@@ -76,11 +76,11 @@ fn sample_month_matches_the_hand_worked_totals() {
 
     let margin = fs::read_to_string(dir.join("partner/margin.csv")).unwrap();
     assert!(
-        margin.contains("org,acme,,83.58,220.10,136.52,62.03\n"),
+        margin.contains("org,acme,,83.58,220.10,136.52,62.03,USD,220.10\n"),
         "{margin}"
     );
     assert!(
-        margin.contains("org,globex,,34.80,34.52,-0.28,-0.81\n"),
+        margin.contains("org,globex,,34.80,34.52,-0.28,-0.81,USD,34.52\n"),
         "{margin}"
     );
 
@@ -92,19 +92,36 @@ fn sample_month_matches_the_hand_worked_totals() {
         ("sellers/contoso/own/invoice.json", "15.43"),
         ("sellers/contoso/invoices/umbrella.json", "14.63"),
         ("sellers/contoso/invoices/hooli.json", "13.02"),
-        ("customers/umbrella/invoice.json", "41.33"),
+        // In euros (EXPECTED.md, "Umbrella in euros"): 41.33 USD at 0.8617.
+        ("customers/umbrella/invoice.json", "35.61"),
         ("customers/hooli/invoice.json", "12.64"),
     ] {
         assert_eq!(json(&dir.join(file))["total"], total, "{file}");
     }
     let umbrella = json(&dir.join("customers/umbrella/invoice.json"));
     assert_eq!(umbrella["issuer"]["name"], "Contoso Resale Ltd");
+    assert_eq!(umbrella["currency"], "EUR");
+    let fx = &umbrella["exchange_rate"];
+    assert_eq!(
+        (fx["rate"].as_str(), fx["date"].as_str()),
+        (Some("0.8617"), Some("2026-10-30"))
+    );
+    assert_eq!(fx["usd_total"], "41.33");
+    let amounts: Vec<&str> = umbrella["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(umbrella["custom_line_items"].as_array().unwrap())
+        .map(|l| l["amount"].as_str().unwrap())
+        .collect();
+    // 11.04 x 0.8617 = 9.513168, 5.29 x 0.8617 = 4.558393, 25.00 x 0.8617 = 21.5425.
+    assert_eq!(amounts, ["9.51", "4.56", "21.54"]);
     let seller = &manifest["sellers"][0];
     assert_eq!(seller["charged_by_top"], "43.08");
     assert_eq!(seller["customers_revenue"], "53.97");
     assert_eq!(seller["margin"], "26.32");
     assert!(
-        margin.contains("seller,contoso,,41.82,43.08,1.26,2.92\n"),
+        margin.contains("seller,contoso,,41.82,43.08,1.26,2.92,,\n"),
         "{margin}"
     );
     let contoso = fs::read_to_string(dir.join("sellers/contoso/margin.csv")).unwrap();
@@ -281,7 +298,7 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
         &format!("logo = \"{}/logo.svg\"", sample.display()),
     );
     for dir in [
-        "partner", "acme", "globex", "initech", "contoso", "umbrella", "hooli",
+        "partner", "acme", "globex", "initech", "contoso", "umbrella", "hooli", "fx",
     ] {
         text = text.replace(
             &format!("\"{dir}/"),

@@ -173,6 +173,8 @@ fn org_result(
         },
         customer,
         seller_cost: None,
+        customer_fx: None,
+        seller_cost_fx: None,
     }
 }
 
@@ -191,7 +193,7 @@ fn assert_escaped(page: &str) {
 fn names_descriptions_and_services_are_escaped_on_both_pages() {
     let config = nasty_config(Some(&repo().join("sample_data/logo.svg")));
     let invoice = nasty_invoice();
-    let page = customer_invoice_page(&config, &config.orgs[0], &invoice, period());
+    let page = customer_invoice_page(&config, &config.orgs[0], &invoice, None, period());
     assert_escaped(&page);
     assert!(page.contains("&lt;script&gt;alert(&quot;svc&quot;)&lt;/script&gt;"));
     assert!(page.contains("&lt;b&gt;Main&lt;/b&gt; St<br>&quot;Suite&quot; 5 &amp; 6"));
@@ -228,7 +230,7 @@ fn names_descriptions_and_services_are_escaped_on_both_pages() {
 fn pages_are_self_contained() {
     let config = nasty_config(Some(&repo().join("sample_data/logo.svg")));
     let invoice = nasty_invoice();
-    let page = customer_invoice_page(&config, &config.orgs[0], &invoice, period());
+    let page = customer_invoice_page(&config, &config.orgs[0], &invoice, None, period());
     let result = RunResult {
         deliveries: Vec::new(),
         engine: "local",
@@ -272,7 +274,7 @@ fn an_unreadable_logo_is_left_out() {
     let logo = w.write("logo.png", [0x89, b'P', b'N', b'G']);
     let config = nasty_config(Some(&logo));
     fs::remove_file(&logo).unwrap();
-    let page = customer_invoice_page(&config, &config.orgs[0], &nasty_invoice(), period());
+    let page = customer_invoice_page(&config, &config.orgs[0], &nasty_invoice(), None, period());
     assert!(!page.contains("<img"));
     assert!(page.contains("23.35"));
 }

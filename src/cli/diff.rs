@@ -41,6 +41,7 @@ pub(super) fn cmd_diff(a: DiffArgs) -> Result<i32> {
             .unwrap_or_else(|| "-".into())
     };
     let mut changed = 0;
+    let mut rate_notes = Vec::new();
     println!(
         "{:<20} {:>16} {:>16} {:>16} {:>16}",
         "org", "actual old", "actual new", "pro forma old", "pro forma new"
@@ -57,13 +58,21 @@ pub(super) fn cmd_diff(a: DiffArgs) -> Result<i32> {
             get(a0, "proforma_invoice_total"),
             get(a1, "proforma_invoice_total"),
         );
-        if row.0 != row.1 || row.2 != row.3 {
+        let usd_changed = row.0 != row.1 || row.2 != row.3;
+        if usd_changed {
             changed += 1;
             println!(
                 "{:<20} {:>16} {:>16} {:>16} {:>16}",
                 id, row.0, row.1, row.2, row.3
             );
         }
+        if let Some(note) = rate_change(id, a0, a1, usd_changed) {
+            changed += usize::from(!usd_changed);
+            rate_notes.push(note);
+        }
+    }
+    for note in &rate_notes {
+        println!("{note}");
     }
     let inputs = |m: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
         m["inputs"]
@@ -99,4 +108,48 @@ pub(super) fn cmd_diff(a: DiffArgs) -> Result<i32> {
         }
     );
     Ok(if changed > 0 || inputs_changed { 1 } else { 0 })
+}
+
+/// A line about an org whose invoice currency's rate changed between the runs:
+/// "only because the rate changed" when its USD totals are the same.
+fn rate_change(
+    id: &str,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+    usd_changed: bool,
+) -> Option<String> {
+    let (old, new) = (old?, new?);
+    let (r0, r1) = (&old["exchange_rate"], &new["exchange_rate"]);
+    if r0.is_null() && r1.is_null() {
+        return None;
+    }
+    let rate = |r: &serde_json::Value| {
+        format!(
+            "{} {} ({})",
+            r["rate"].as_str().unwrap_or("-"),
+            r["to"].as_str().unwrap_or("USD"),
+            r["date"].as_str().unwrap_or("-")
+        )
+    };
+    let total = |o: &serde_json::Value| {
+        o["invoice_total_in_currency"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string()
+    };
+    if r0 == r1 {
+        return None;
+    }
+    let why = if usd_changed {
+        "the exchange rate changed too"
+    } else {
+        "changed only because the exchange rate changed"
+    };
+    Some(format!(
+        "{id}: invoice {} -> {}: {why}: 1 USD = {} -> {}",
+        total(old),
+        total(new),
+        rate(r0),
+        rate(r1)
+    ))
 }

@@ -40,6 +40,17 @@ struct RawConfig {
     orgs: Vec<RawOrg>,
     #[serde(default)]
     sellers: Vec<RawSeller>,
+    fx: Option<RawFx>,
+}
+
+/// `[fx]`: the exchange-rate file for invoices in other currencies than USD.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFx {
+    rates: String,
+    #[serde(default)]
+    source: String,
+    rate_date: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +162,7 @@ struct RawSeller {
     #[serde(default)]
     allow_passthrough: bool,
     transfer: RawTransfer,
+    currency: Option<String>,
     #[serde(default)]
     custom_line_items: Vec<RawCli>,
     #[serde(default)]
@@ -201,6 +213,7 @@ struct RawOrg {
     #[serde(default)]
     allow_passthrough: bool,
     transfer: RawTransfer,
+    currency: Option<String>,
     #[serde(default)]
     custom_line_items: Vec<RawCli>,
 }
@@ -261,6 +274,8 @@ pub struct Config {
     pub plans: BTreeMap<String, Arc<Plan>>,
     /// Customer organizations in config order.
     pub orgs: Vec<Org>,
+    /// Exchange rates for invoices in other currencies (`[fx]`; docs/CURRENCY.md).
+    pub fx: Option<crate::fx::RateTable>,
 }
 
 /// The partner: the bill-transfer account and its own organization's usage.
@@ -357,6 +372,8 @@ pub struct Org {
     pub custom_line_items: Vec<CustomLineItem>,
     /// Where the org sits in a chain: a direct customer, a seller's own usage, or a seller's customer.
     pub level: Level,
+    /// The currency of the org's invoice (for a seller: of the invoices the top issues to it).
+    pub currency: crate::fx::Currency,
 }
 
 /// Where an org sits in the chain of who bills whom (docs/CHAINS.md).
@@ -729,6 +746,7 @@ fn build(
             plan: s.plan.clone(),
             allow_passthrough: s.allow_passthrough,
             transfer: s.transfer.clone(),
+            currency: s.currency.clone(),
             custom_line_items: s.custom_line_items.clone(),
         };
         let customers = s
@@ -749,6 +767,18 @@ fn build(
         }
     }
 
+    let fx = raw.fx.as_ref().and_then(|f| fx_table(p, f, &base_dir));
+    for o in orgs
+        .iter()
+        .filter(|o| o.currency != crate::fx::Currency::USD)
+    {
+        if raw.fx.is_none() {
+            p.push(
+                &format!("org `{}`.currency", o.id),
+                format!("invoicing in {} needs exchange rates: add an [fx] table naming a rate file (docs/CURRENCY.md)", o.currency),
+            );
+        }
+    }
     let logo_path = match &raw.partner.logo {
         None => None,
         Some(l) => {
@@ -804,7 +834,36 @@ fn build(
         actual: actual?,
         plans,
         orgs,
+        fx,
     })
+}
+
+/// Reads `[fx]`'s rate file (relative to the config's folder).
+fn fx_table(p: &mut Problems, f: &RawFx, base_dir: &Path) -> Option<crate::fx::RateTable> {
+    use crate::fx::{Date, RateDate, RateTable};
+    let rule = match f.rate_date.as_deref() {
+        None | Some("period_end") => RateDate::PeriodEnd,
+        Some(d) => match Date::parse(d) {
+            Ok(d) => RateDate::OnOrBefore(d),
+            Err(e) => {
+                p.push("fx.rate_date", format!("{e}: use \"period_end\" (the last rate on or before the period's last day) or a date"));
+                return None;
+            }
+        },
+    };
+    let path = if Path::new(&f.rates).is_absolute() {
+        PathBuf::from(&f.rates)
+    } else {
+        base_dir.join(&f.rates)
+    };
+    let source = if f.source.trim().is_empty() {
+        f.rates.clone()
+    } else {
+        f.source.clone()
+    };
+    RateTable::load(&path, &f.rates, source, rule)
+        .map_err(|e| p.push("fx.rates", e))
+        .ok()
 }
 
 fn month(p: &mut Problems, key: &str, text: &str) -> Option<BillingPeriod> {

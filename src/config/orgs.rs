@@ -219,6 +219,12 @@ pub(super) fn org_entry(
         }
     }
     let transfer = transfer(p, key, &o.transfer);
+    let currency = match o.currency.as_deref() {
+        None => Some(crate::fx::Currency::USD),
+        Some(c) => crate::fx::Currency::parse(c)
+            .map_err(|e| p.push(&format!("{key}.currency"), e))
+            .ok(),
+    };
     let clis = custom_items(p, key, &o.custom_line_items, mgmt.as_ref(), &accounts);
     Some(Org {
         id: id?,
@@ -230,6 +236,7 @@ pub(super) fn org_entry(
         transfer: transfer?,
         custom_line_items: clis,
         level,
+        currency: currency?,
     })
 }
 

@@ -292,6 +292,9 @@ pub(super) fn custom_focus_batch(
                 .collect(),
         ),
     );
+    if let Some(fx) = &ctx.fx {
+        super::fx_columns::to_billing_currency(&mut cols, fx, n)?;
+    }
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()

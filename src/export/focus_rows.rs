@@ -413,6 +413,9 @@ pub(super) fn focus_batch(
     rows.billing_columns(ctx, &mut cols);
     rows.charge_columns(&mut cols);
     rows.resource_columns(ctx, &mut cols)?;
+    if let (false, Some(fx)) = (partner, &ctx.fx) {
+        super::fx_columns::to_billing_currency(&mut cols, fx, rows.n)?;
+    }
     let schema = focus::schema(partner);
     let columns: Vec<ArrayRef> = schema
         .fields()

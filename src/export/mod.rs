@@ -20,6 +20,7 @@ mod cur;
 mod custom;
 mod dataset;
 mod focus_rows;
+mod fx_columns;
 mod held;
 mod read;
 pub mod rollup;
@@ -134,6 +135,8 @@ pub struct ExportFile {
     pub rows: u64,
     /// Σ of the cost column (line_item_unblended_cost or BilledCost), exact.
     pub cost_total: String,
+    /// The currency of the cost column: USD, or a customer's invoice currency in its FOCUS.
+    pub currency: String,
 }
 
 // ---------------------------------------------------------------------------

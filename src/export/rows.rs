@@ -357,6 +357,8 @@ pub(super) struct OrgCtx<'a> {
     pub(super) customer: Option<(&'a str, &'a str, String)>,
     pub(super) mgmt: &'a str,
     pub(super) currency: &'a str,
+    /// The rate of the org's pro forma FOCUS rows when its invoice currency is not USD.
+    pub(super) fx: Option<crate::fx::Applied>,
     /// Who issues the org's pro forma invoice: the top partner, or the org's seller.
     pub(super) issuer: &'a str,
     /// The folder of the org's pro forma datasets (`customers/<org>`, `sellers/<org>/own`).

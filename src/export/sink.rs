@@ -69,7 +69,13 @@ struct Part {
     path: Option<PathBuf>,
     sink: Option<PartSink>,
     rows: u64,
+    /// Σ of the rows' cost in USD, checked against the invoice.
     cost: i128,
+    /// Σ of the cost column as written: `cost`, or for a FOCUS dataset in the
+    /// invoice's currency, the converted BilledCost (docs/CURRENCY.md).
+    billed: i128,
+    /// Whether the cost column is converted from USD.
+    converted: bool,
 }
 
 /// Rows held until month end: their amount on `track` waits for the org's
@@ -136,8 +142,12 @@ impl TaskParts {
                 .cost
                 .checked_add(theirs.cost)
                 .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+            mine.billed = mine
+                .billed
+                .checked_add(theirs.billed)
+                .ok_or_else(|| Error::Overflow("summing an export".into()))?;
             mine.rows += theirs.rows;
-            (theirs.cost, theirs.rows) = (0, 0);
+            (theirs.cost, theirs.billed, theirs.rows) = (0, 0, 0);
         }
         Ok(())
     }
@@ -163,6 +173,38 @@ pub struct OrgWritten {
 }
 
 /// An output error at `path` from any writer's error.
+/// The month's rate of an org invoiced in another currency than USD.
+fn rate_of(
+    config: &Config,
+    o: &crate::config::Org,
+    period: BillingPeriod,
+) -> Result<crate::fx::Applied> {
+    let missing = |message: String| Error::MissingRate {
+        org: o.id.to_string(),
+        currency: o.currency.to_string(),
+        message,
+    };
+    config
+        .fx
+        .as_ref()
+        .ok_or_else(|| missing("the config has no [fx] rate file".into()))?
+        .rate_for(o.currency, period)
+        .map_err(missing)
+}
+
+/// Σ of a FOCUS batch's BilledCost column.
+fn billed_cost_sum(batch: &RecordBatch) -> Result<i128> {
+    use arrow::array::{Array, AsArray};
+    let a = batch
+        .column_by_name("BilledCost")
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+        .ok_or_else(|| Error::Internal("a FOCUS batch without BilledCost".into()))?;
+    (0..a.len())
+        .filter(|i| a.is_valid(*i))
+        .try_fold(0i128, |acc, i| acc.checked_add(a.value(i)))
+        .ok_or_else(|| Error::Overflow("summing an export".into()))
+}
+
 pub(super) fn output_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Output {
         path: path.to_path_buf(),
@@ -202,6 +244,12 @@ impl<'a> OrgExport<'a> {
                 .name
                 .as_str(),
             proforma_dir: org.map_or_else(String::new, |o| o.proforma_dir()),
+            fx: match org {
+                Some(o) if o.currency != crate::fx::Currency::USD => {
+                    Some(rate_of(config, o, period)?)
+                }
+                _ => None,
+            },
             opts,
             rolled: opts.granularity != Granularity::Line,
         };
@@ -272,6 +320,8 @@ impl<'a> OrgExport<'a> {
                 sink: Some(PartSink::RollUp(Box::new(RollUp::new(schema, spec)?))),
                 rows: 0,
                 cost: 0,
+                billed: 0,
+                converted: self.converts(kind),
             });
         }
         let path = self.parts.join(format!(
@@ -292,7 +342,14 @@ impl<'a> OrgExport<'a> {
             sink: Some(sink),
             rows: 0,
             cost: 0,
+            billed: 0,
+            converted: self.converts(kind),
         })
+    }
+
+    /// Whether `kind`'s cost columns are in another currency than USD.
+    fn converts(&self, kind: Kind) -> bool {
+        kind == Kind::Focus && self.ctx.fx.is_some()
     }
 
     fn new_parts(&self, name: &str) -> Result<[Option<Part>; 3]> {
@@ -326,10 +383,14 @@ impl Part {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        self.cost = self
-            .cost
-            .checked_add(cost)
-            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        let overflow = || Error::Overflow("summing an export".into());
+        self.cost = self.cost.checked_add(cost).ok_or_else(overflow)?;
+        let billed = if self.converted {
+            billed_cost_sum(batch)?
+        } else {
+            cost
+        };
+        self.billed = self.billed.checked_add(billed).ok_or_else(overflow)?;
         let path = self.path.clone().unwrap_or_default();
         match self.sink.as_mut() {
             Some(PartSink::Parquet(w)) => w.write(batch).map_err(|e| output_err(&path, e)),
@@ -711,11 +772,11 @@ impl OrgExport<'_> {
     fn assemble(&self, kind: Kind, mut parts: Vec<Part>, expected: i128) -> Result<ExportFile> {
         let rel = self.rel(kind);
         let path = self.root.join(&rel);
-        let mut total = 0i128;
+        let (mut total, mut billed) = (0i128, 0i128);
+        let overflow = || Error::Overflow("summing an export".into());
         for p in &parts {
-            total = total
-                .checked_add(p.cost)
-                .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+            total = total.checked_add(p.cost).ok_or_else(overflow)?;
+            billed = billed.checked_add(p.billed).ok_or_else(overflow)?;
         }
         let rows = if let Some(spec) = self.roll_up_spec(kind) {
             let mut agg = RollUp::new(self.schema(kind), spec)?;
@@ -724,7 +785,7 @@ impl OrgExport<'_> {
                     agg.merge(a)?;
                 }
             }
-            write_roll_up(&path, &rel, kind.label(), agg, total, self.ctx.opts.format)?
+            write_roll_up(&path, &rel, kind.label(), agg, billed, self.ctx.opts.format)?
         } else {
             let files: Vec<(&Path, u64)> = parts
                 .iter()
@@ -748,7 +809,11 @@ impl OrgExport<'_> {
             org: self.ctx.org_id.to_string(),
             kind: kind.label().to_string(),
             rows,
-            cost_total: format_fixed_exact(total),
+            cost_total: format_fixed_exact(billed),
+            currency: match (&self.ctx.fx, self.converts(kind)) {
+                (Some(fx), true) => fx.currency.clone(),
+                _ => "USD".into(),
+            },
         })
     }
 }

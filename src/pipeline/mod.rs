@@ -32,8 +32,11 @@ use crate::error::{Error, Result};
 use crate::export::{
     ExportOptions, ExportSet, OrgExport, OrgTotals, OrgWritten, TaskParts, TaskSink, PARTS_DIR,
 };
+use crate::fx::Currency;
 use crate::ingest;
-use crate::invoice::{actual_invoice, customer_invoice, ActualInvoice, CustomerInvoice};
+use crate::invoice::{
+    actual_invoice, converted_invoice, customer_invoice, ActualInvoice, Converted, CustomerInvoice,
+};
 use crate::normalize::{normalize, ExcludedRows, OrgCheck, Quarantined};
 use crate::rate::{Ledger, Pricing, Rater};
 use crate::types::{BillingPeriod, OrgId};
@@ -114,6 +117,10 @@ pub struct OrgResult {
     /// For a seller's customer: what the top charges the seller for it (the
     /// top's plan for the seller, no custom line items).
     pub seller_cost: Option<CustomerInvoice>,
+    /// The customer's invoice in its currency, when that is not USD (docs/CURRENCY.md).
+    pub customer_fx: Option<Converted>,
+    /// The seller's invoice for this org in the seller's currency, when that is not USD.
+    pub seller_cost_fx: Option<Converted>,
     /// Rows not billed because a later delivery repeats them (the exports skip them too).
     pub excluded: Arc<ExcludedRows>,
 }
@@ -1179,6 +1186,17 @@ fn finish_org(
         }
         _ => None,
     };
+    let customer_fx = match (org, &customer) {
+        (Some(o), Some(c)) => in_currency(config, o, o.currency, c, period)?,
+        _ => None,
+    };
+    let seller = org
+        .and_then(|o| o.seller())
+        .and_then(|s| config.orgs.iter().find(|x| &x.id == s));
+    let seller_cost_fx = match (org, seller, &seller_cost) {
+        (Some(o), Some(s), Some(c)) => in_currency(config, o, s.currency, c, period)?,
+        _ => None,
+    };
     Ok(OrgResult {
         id: org
             .map(|o| o.id.clone())
@@ -1197,6 +1215,8 @@ fn finish_org(
         actual: actual_inv,
         customer,
         seller_cost,
+        customer_fx,
+        seller_cost_fx,
         excluded: Default::default(),
     })
 }
@@ -1219,6 +1239,31 @@ fn seller_cost_invoice(
         config.rounding,
         config.show_zero_lines,
     )
+}
+
+/// An invoice of `org` converted to `currency` at the month's rate, or `None` in USD.
+fn in_currency(
+    config: &Config,
+    org: &Org,
+    currency: Currency,
+    usd: &CustomerInvoice,
+    period: BillingPeriod,
+) -> Result<Option<Converted>> {
+    if currency == Currency::USD {
+        return Ok(None);
+    }
+    let missing = |message: String| Error::MissingRate {
+        org: org.id.to_string(),
+        currency: currency.to_string(),
+        message,
+    };
+    let table = config
+        .fx
+        .as_ref()
+        .ok_or_else(|| missing("the config has no [fx] rate file".into()))?;
+    let fx = table.rate_for(currency, period).map_err(missing)?;
+    let invoice = converted_invoice(usd, &fx, config.rounding, config.show_zero_lines)?;
+    Ok(Some(Converted { fx, invoice }))
 }
 
 /// Most SKUs a below-public warning names.

@@ -24,11 +24,14 @@ use super::html::{self, InvoiceParties};
 /// What the top charges a seller for one of its customers, as JSON, CSV and a page.
 pub(super) fn seller_cost_files(
     config: &Config,
-    org: &Org,
-    seller: &OrgId,
-    cost: &CustomerInvoice,
+    (org, seller): (&Org, &OrgId),
+    (usd, converted): (&CustomerInvoice, Option<&crate::invoice::Converted>),
     period: BillingPeriod,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let (cost, fx) = match converted {
+        Some(x) => (&x.invoice, Some((&x.fx, usd.total))),
+        None => (usd, None),
+    };
     let Some(seller_org) = config.orgs.iter().find(|o| &o.id == seller) else {
         return Err(crate::error::Error::Internal(format!(
             "org `{}` names seller `{seller}`, which is not in the config",
@@ -40,7 +43,9 @@ pub(super) fn seller_cost_files(
         InvoiceHead {
             number: number.clone(),
             period,
-            currency: &config.partner.currency,
+            currency: seller_org.currency.code(),
+            decimals: seller_org.currency.decimals(),
+            fx,
             issuer: &config.partner.name,
             customer: party_of(seller_org),
             usage_of: Some(party_of(org)),
@@ -57,6 +62,8 @@ pub(super) fn seller_cost_files(
                 seller_org.management_account.as_str(),
             ),
             usage_of: org.id.as_str(),
+            currency: seller_org.currency,
+            fx: fx.map(|f| f.0),
         },
         cost,
         period,
@@ -96,7 +103,7 @@ impl SellerTotals {
     pub(super) fn margin_row(&self) -> String {
         let (a, p) = (self.top_actual, self.top_revenue);
         format!(
-            "seller,{},,{},{},{},{}\n",
+            "seller,{},,{},{},{},{},,\n",
             self.seller,
             cents(a),
             cents(p),

@@ -71,11 +71,6 @@ fn amt(v: i128) -> String {
     format_fixed(v, CURRENCY_DECIMALS)
 }
 
-/// An invoice amount as in the invoice files.
-fn money(v: Money) -> String {
-    amt(v.0)
-}
-
 /// Standard base64 (RFC 4648, with padding).
 fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -265,6 +260,7 @@ pub fn customer_invoice_page(
     config: &Config,
     org: &Org,
     invoice: &CustomerInvoice,
+    fx: Option<&crate::fx::Applied>,
     period: BillingPeriod,
 ) -> String {
     let parties = InvoiceParties {
@@ -272,6 +268,8 @@ pub fn customer_invoice_page(
         issuer: config.issuer(org),
         bill_to: (&org.name, org.id.as_str(), org.management_account.as_str()),
         usage_of: org.id.as_str(),
+        currency: org.currency,
+        fx,
     };
     invoice_page(&parties, invoice, period)
 }
@@ -286,6 +284,10 @@ pub struct InvoiceParties<'a> {
     pub bill_to: (&'a str, &'a str, &'a str),
     /// The org whose AWS usage is billed.
     pub usage_of: &'a str,
+    /// The invoice currency.
+    pub currency: crate::fx::Currency,
+    /// The rate that converted the invoice from USD, when its currency is not USD.
+    pub fx: Option<&'a crate::fx::Applied>,
 }
 
 /// An invoice page between any two levels of a chain (see [`customer_invoice_page`]).
@@ -295,7 +297,9 @@ pub fn invoice_page(
     period: BillingPeriod,
 ) -> String {
     let partner = parties.issuer;
-    let currency = esc(&partner.currency);
+    let currency = esc(parties.currency.code());
+    let decimals = parties.currency.decimals();
+    let money = |v: Money| format_fixed(v.0, decimals);
     let number = parties.number.clone();
     let (bill_name, bill_id, mgmt) = parties.bill_to;
     let mut o = String::with_capacity(16 * 1024 + invoice.lines.len() * 128);
@@ -338,6 +342,15 @@ pub fn invoice_page(
         period_range(period)
     );
     let _ = writeln!(o, "<tr><th>Currency</th><td>{currency}</td></tr>");
+    if let Some(fx) = parties.fx {
+        let _ = writeln!(
+            o,
+            "<tr><th>Exchange rate</th><td>1 USD = {} {currency} on {} ({})</td></tr>",
+            esc(&fx.rate_text()),
+            esc(&fx.date),
+            esc(&fx.source)
+        );
+    }
     o.push_str("</table>\n</div>\n</header>\n");
 
     // Parties and amount due.

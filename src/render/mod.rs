@@ -22,6 +22,25 @@ fn cents(v: Money) -> String {
     format_fixed(v.0, CURRENCY_DECIMALS)
 }
 
+/// An amount in a currency's minor unit (0 decimals for JPY, 3 for KWD).
+fn in_minor(v: Money, decimals: u32) -> String {
+    format_fixed(v.0, decimals)
+}
+
+/// The exchange rate of an invoice in another currency, as the invoice shows it.
+#[derive(Serialize)]
+struct ExchangeRateJson<'a> {
+    from: &'static str,
+    to: &'a str,
+    /// 1 USD = `rate` units of `to`.
+    rate: String,
+    date: &'a str,
+    source: &'a str,
+    as_published: &'a str,
+    /// The invoice's total in USD, the currency every amount was computed in.
+    usd_total: String,
+}
+
 #[derive(Serialize)]
 struct Party<'a> {
     name: &'a str,
@@ -51,6 +70,13 @@ struct CustomItemJson<'a> {
     amount: String,
 }
 
+impl CustomerInvoiceJson<'_> {
+    /// Decimals of the invoice currency (2 unless another currency has other minor units).
+    fn currency_decimals(&self) -> u32 {
+        crate::fx::Currency::parse(self.currency).map_or(2, |c| c.decimals())
+    }
+}
+
 #[derive(Serialize)]
 struct CustomerInvoiceJson<'a> {
     invoice_number: String,
@@ -63,6 +89,9 @@ struct CustomerInvoiceJson<'a> {
     /// The org whose usage a seller's invoice from the top bills (absent on a customer's own invoice).
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_of: Option<CustomerParty<'a>>,
+    /// For an invoice in another currency than USD: the rate that converted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange_rate: Option<ExchangeRateJson<'a>>,
     lines: Vec<CustomerLineJson<'a>>,
     custom_line_items: Vec<CustomItemJson<'a>>,
     subtotal: String,
@@ -105,7 +134,7 @@ struct Check {
 }
 
 #[derive(Serialize)]
-struct OrgManifest {
+struct OrgManifest<'a> {
     org_id: String,
     role: Role,
     plan: Option<String>,
@@ -138,6 +167,13 @@ struct OrgManifest {
     seller: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seller_cost_invoice_total: Option<String>,
+    /// An invoice in another currency than USD: the rate and the total in that currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange_rate: Option<ExchangeRateJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoice_total_in_currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoice_exact_in_currency: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -176,7 +212,7 @@ struct Manifest<'a> {
     inputs: Vec<&'a FileReport>,
     /// Deliveries chosen in export roots (docs/INPUTS.md).
     deliveries: Vec<DeliveryJson<'a>>,
-    orgs: Vec<OrgManifest>,
+    orgs: Vec<OrgManifest<'a>>,
     not_billed_to_partner: &'a [NotBilled],
     totals_customers: Totals,
     /// Per downstream seller: what the top charges it and what it charges its customers.
@@ -198,6 +234,10 @@ struct InvoiceHead<'a> {
     number: String,
     period: crate::types::BillingPeriod,
     currency: &'a str,
+    /// Decimals of the currency's minor unit.
+    decimals: u32,
+    /// The rate and the USD total, for an invoice in another currency.
+    fx: Option<(&'a crate::fx::Applied, Money)>,
     issuer: &'a str,
     customer: CustomerParty<'a>,
     usage_of: Option<CustomerParty<'a>>,
@@ -208,6 +248,22 @@ fn party_of(o: &crate::config::Org) -> CustomerParty<'_> {
         org_id: o.id.as_str(),
         name: &o.name,
         management_account_id: o.management_account.as_str(),
+    }
+}
+
+/// The rate of a converted invoice, with the USD total it converted.
+fn exchange_rate_json<'a>(
+    x: &'a crate::invoice::Converted,
+    usd: Option<&crate::invoice::CustomerInvoice>,
+) -> ExchangeRateJson<'a> {
+    ExchangeRateJson {
+        from: "USD",
+        to: &x.fx.currency,
+        rate: x.fx.rate_text(),
+        date: &x.fx.date,
+        source: &x.fx.source,
+        as_published: &x.fx.as_published,
+        usd_total: usd.map_or_else(String::new, |c| cents(c.total)),
     }
 }
 
@@ -226,6 +282,8 @@ fn invoice_json<'a>(
     head: InvoiceHead<'a>,
     c: &'a crate::invoice::CustomerInvoice,
 ) -> CustomerInvoiceJson<'a> {
+    let d = head.decimals;
+    let cents = |v: Money| in_minor(v, d);
     CustomerInvoiceJson {
         invoice_number: head.number,
         billing_period: head.period.to_string(),
@@ -235,6 +293,15 @@ fn invoice_json<'a>(
         issuer: Party { name: head.issuer },
         customer: head.customer,
         usage_of: head.usage_of,
+        exchange_rate: head.fx.map(|(fx, usd_total)| ExchangeRateJson {
+            from: "USD",
+            to: &fx.currency,
+            rate: fx.rate_text(),
+            date: &fx.date,
+            source: &fx.source,
+            as_published: &fx.as_published,
+            usd_total: in_minor(usd_total, 2),
+        }),
         lines: c
             .lines
             .iter()
@@ -270,6 +337,8 @@ fn invoice_files(
     c: &crate::invoice::CustomerInvoice,
     page: String,
 ) -> Vec<(PathBuf, Vec<u8>)> {
+    let d = json.currency_decimals();
+    let cents = |v: Money| in_minor(v, d);
     let mut csv = String::from("line_type,account_id,service,description,amount\n");
     for l in &c.lines {
         csv.push_str(&format!(
@@ -300,6 +369,17 @@ fn invoice_files(
     ] {
         csv.push_str(&format!("{label},,,,{}\n", cents(v)));
     }
+    csv.push_str(&format!("currency,,,,{}\n", json.currency));
+    if let Some(x) = &json.exchange_rate {
+        csv.push_str(&format!(
+            "exchange_rate,,,{},{}\n",
+            csv_field(&format!(
+                "1 USD on {} ({}; {})",
+                x.date, x.source, x.as_published
+            )),
+            x.rate
+        ));
+    }
     vec![
         (PathBuf::from(format!("{stem}.json")), json_bytes(json)),
         (PathBuf::from(format!("{stem}.csv")), csv.into_bytes()),
@@ -317,7 +397,9 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         ActualCard::Public(_) => "public_with_partner_rules",
     };
     let mut margin =
-        String::from("level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct\n");
+        String::from(
+        "level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct,invoice_currency,invoice_total\n",
+    );
     let mut checks = Vec::new();
     let mut org_manifests = Vec::new();
     let (mut cust_actual, mut cust_proforma) = (0i128, 0i128);
@@ -374,26 +456,49 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         // Customer's pro forma invoice.
         if let (Some(c), Some(o)) = (&r.customer, org_cfg) {
             let issuer = config.issuer(o);
+            let (shown, fx) = match &r.customer_fx {
+                Some(x) => (&x.invoice, Some((&x.fx, c.total))),
+                None => (c, None),
+            };
             let json = invoice_json(
                 InvoiceHead {
                     number: format!("{org_id}-{period}"),
                     period,
-                    currency,
+                    currency: o.currency.code(),
+                    decimals: o.currency.decimals(),
+                    fx,
                     issuer: &issuer.name,
                     customer: party_of(o),
                     usage_of: None,
                 },
-                c,
+                shown,
             );
-            let page = html::customer_invoice_page(config, o, c, period);
+            let page = html::customer_invoice_page(config, o, shown, fx.map(|f| f.0), period);
+            if let Some(x) = &r.customer_fx {
+                checks.push(Check {
+                    name: "customer invoice lines sum to its total in its currency",
+                    org: org_id.into(),
+                    passed: invoice_sums(&x.invoice),
+                    detail: format!(
+                        "total {} {}",
+                        in_minor(x.invoice.total, x.fx.decimals),
+                        x.fx.currency
+                    ),
+                });
+            }
             files.extend(invoice_files(
                 &format!("{}/invoice", o.proforma_dir()),
                 &json,
-                c,
+                shown,
                 page,
             ));
             if let (Some(cost), Some(seller)) = (&r.seller_cost, o.seller()) {
-                files.extend(chain::seller_cost_files(config, o, seller, cost, period)?);
+                files.extend(chain::seller_cost_files(
+                    config,
+                    (o, seller),
+                    (cost, r.seller_cost_fx.as_ref()),
+                    period,
+                )?);
                 checks.push(Check {
                     name: "seller's invoice from the top sums to its total",
                     org: org_id.into(),
@@ -419,13 +524,24 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             });
             // The top's revenue for a seller's customer is what it charges the seller.
             let top_revenue = r.seller_cost.as_ref().unwrap_or(c);
+            // What the top's invoice for the org comes to in the currency it is issued in.
+            let issued = match (&r.seller_cost, &r.seller_cost_fx, &r.customer_fx) {
+                (Some(_), Some(x), _) | (None, _, Some(x)) => {
+                    format!(
+                        "{},{}",
+                        x.fx.currency,
+                        in_minor(x.invoice.total, x.fx.decimals)
+                    )
+                }
+                _ => format!("USD,{}", cents(top_revenue.total)),
+            };
             for m in margin_rows(org_id, a, top_revenue)? {
-                let (level, svc) = match &m.service {
-                    None => ("org", String::new()),
-                    Some(s) => ("service", csv_field(s)),
+                let (level, svc, issued) = match &m.service {
+                    None => ("org", String::new(), issued.as_str()),
+                    Some(s) => ("service", csv_field(s), ","),
                 };
                 margin.push_str(&format!(
-                    "{level},{org_id},{svc},{},{},{},{}\n",
+                    "{level},{org_id},{svc},{},{},{},{},{issued}\n",
                     cents(m.actual),
                     cents(m.proforma),
                     cents(Money(m.proforma.0 - m.actual.0)),
@@ -530,6 +646,18 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             skus_below_public_on_demand: r.ledger.below_public.clone(),
             seller: org_cfg.and_then(|o| o.seller()).map(|s| s.to_string()),
             seller_cost_invoice_total: r.seller_cost.as_ref().map(|c| cents(c.total)),
+            exchange_rate: r
+                .customer_fx
+                .as_ref()
+                .map(|x| exchange_rate_json(x, r.customer.as_ref())),
+            invoice_total_in_currency: r
+                .customer_fx
+                .as_ref()
+                .map(|x| in_minor(x.invoice.total, x.fx.decimals)),
+            invoice_exact_in_currency: r
+                .customer_fx
+                .as_ref()
+                .map(|x| x.invoice.exact_total.to_string()),
         });
     }
     let (seller_files, seller_totals) = chain::seller_outputs(config, result)?;

@@ -133,19 +133,39 @@ fn subfolders(dir: &Path) -> Vec<String> {
 /// their FOCUS export is at the seller's prices, so the top's own view leaves
 /// them out; what the top charges the seller for them is in `partner/margin.csv`.
 fn sellers_customers(dir: &Path) -> Result<BTreeSet<String>> {
-    let path = dir.join("manifest.json");
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(BTreeSet::new());
-    };
-    let manifest: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::input(&path, format!("not a billxfer manifest: {e}")))?;
-    Ok(manifest["orgs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(manifest_orgs(dir)?
+        .iter()
         .filter(|o| o["seller"].is_string())
         .filter_map(|o| o["org_id"].as_str().map(String::from))
         .collect())
+}
+
+/// The run's manifest entries per org (none when there is no manifest).
+fn manifest_orgs(dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = dir.join("manifest.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(Vec::new());
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::input(&path, format!("not a billxfer manifest: {e}")))?;
+    Ok(manifest["orgs"].as_array().cloned().unwrap_or_default())
+}
+
+/// Refuses to sum a customer invoiced in another currency than USD with USD
+/// figures: its FOCUS BilledCost is in its own currency (docs/CURRENCY.md).
+fn refuse_other_currencies(dir: &Path, customers: &[(String, PathBuf)]) -> Result<()> {
+    let orgs = manifest_orgs(dir)?;
+    let problems: Vec<String> = orgs
+        .iter()
+        .filter_map(|o| Some((o["org_id"].as_str()?, o["exchange_rate"]["to"].as_str()?)))
+        .filter(|(id, _)| customers.iter().any(|(c, _)| c == id))
+        .map(|(id, cur)| format!("org `{id}` is invoiced in {cur}: its FOCUS BilledCost is in {cur}, and the partner view sums USD; see it with --customer-view --org {id}, report the others with --org, or read partner/margin.csv (USD, with each invoice's currency)"))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid { problems })
+    }
 }
 
 fn load_focus(org: &str, path: &Path, dims: &[Expr], dim_names: &[&str]) -> Result<LazyFrame> {
@@ -267,6 +287,9 @@ pub(super) fn report(spec: &ReportSpec) -> Result<Report> {
             &spec.dir,
             "no customer FOCUS export found (customers/<org>/focus/): run with --exports focus or all, and check --org",
         ));
+    }
+    if want_actual && want_proforma {
+        refuse_other_currencies(&spec.dir, &customers)?;
     }
     for (org, p) in &customers {
         frames.push(load_focus(org, p, &dims, &dim_names)?.with_columns([
