@@ -360,6 +360,89 @@ pub fn converted_invoice(
     })
 }
 
+/// A partner-program discount on the partner's actual invoice for an org
+/// (Partner Discount Business Report; docs/DISCOUNTS.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiscountLine {
+    /// Linked (usage) account.
+    pub account: String,
+    /// Service (product code).
+    pub service: String,
+    /// Program component (`support`, `psp`, …).
+    pub component: String,
+    /// Unrounded discount (positive lowers the cost).
+    pub exact: Money,
+    /// Rounded discount.
+    pub amount: Money,
+}
+
+/// An org's discounts from the report, and its actual cost after them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrgDiscounts {
+    /// One line per account, service and component, sorted.
+    pub lines: Vec<DiscountLine>,
+    /// Σ rounded discount lines.
+    pub total: Money,
+    /// The actual invoice's total minus `total`: what the partner really pays for the org.
+    pub net_total: Money,
+    /// Σ rounded lines per component.
+    pub by_component: BTreeMap<String, Money>,
+}
+
+/// Rounds an org's discounts (exact sums per account, service and component)
+/// to cents, once per line, and nets them off the actual invoice's total.
+pub fn org_discounts(
+    parts: BTreeMap<(String, String, String), i128>,
+    actual: &ActualInvoice,
+    rounding: Rounding,
+) -> Result<OrgDiscounts> {
+    let mut lines = Vec::new();
+    let mut total = Money::ZERO;
+    let mut by_component: BTreeMap<String, Money> = BTreeMap::new();
+    for ((account, service, component), exact) in parts {
+        let exact = Money(exact);
+        let amount = exact.round(CURRENCY_DECIMALS, rounding);
+        total = add(total, amount)?;
+        let c = by_component.entry(component.clone()).or_insert(Money::ZERO);
+        *c = add(*c, amount)?;
+        lines.push(DiscountLine {
+            account,
+            service,
+            component,
+            exact,
+            amount,
+        });
+    }
+    let net_total = actual
+        .total
+        .checked_sub(total)
+        .ok_or_else(|| Error::Overflow("netting discounts".into()))?;
+    Ok(OrgDiscounts {
+        lines,
+        total,
+        net_total,
+        by_component,
+    })
+}
+
+/// The actual invoice with its discounts as lines of their service (type
+/// `Discount`), for the margin report's per-service rows.
+pub fn actual_net_of(actual: &ActualInvoice, d: &OrgDiscounts) -> Result<ActualInvoice> {
+    let mut net = actual.clone();
+    for l in &d.lines {
+        net.lines.push(ActualLine {
+            account: ledger_account(&l.account)?,
+            service: l.service.clone(),
+            line_type: LineType::Discount,
+            rows: 0,
+            exact: Money(-l.exact.0),
+            amount: Money(-l.amount.0),
+        });
+    }
+    net.total = d.net_total;
+    Ok(net)
+}
+
 /// One row of the margin report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarginRow {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod ingest;
 pub mod normalize;
 pub mod rate;
+pub mod discounts;
 pub mod invoice;
 pub mod focus;
 pub mod export;

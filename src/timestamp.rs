@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
 
@@ -62,4 +62,13 @@ pub fn to_utc_millis(a: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error
         })
         .collect();
     Ok(Arc::new(ms.with_timezone("UTC")))
+}
+
+/// A timestamp written as text (`2026-10-05T12:00:00Z`, `2026-10-05 12:00:00`,
+/// `2026-10-05`), as milliseconds since 1970 UTC; `None` if it is not one.
+pub fn parse_millis(text: &str) -> Option<i64> {
+    let a: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![text.trim()]));
+    let t = cast(&a, &DataType::Timestamp(TimeUnit::Millisecond, None)).ok()?;
+    let t = t.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    (t.len() == 1 && t.is_valid(0)).then(|| t.value(0))
 }

@@ -62,9 +62,22 @@ fn sample_month_matches_the_hand_worked_totals() {
 
     let manifest = json(&dir.join("manifest.json"));
     assert_eq!(manifest["all_checks_passed"], true);
-    assert_eq!(manifest["totals_customers"]["actual"], "344.71");
+    // Net of the partner's program discounts (EXPECTED.md, "Partner discounts").
+    assert_eq!(manifest["totals_customers"]["actual"], "343.54");
     assert_eq!(manifest["totals_customers"]["proforma"], "483.10");
-    assert_eq!(manifest["totals_customers"]["margin"], "138.39");
+    assert_eq!(manifest["totals_customers"]["margin"], "139.56");
+    let report = &manifest["discount_report"];
+    assert_eq!(
+        (report["rows_read"].as_u64(), report["matched"].as_u64()),
+        (Some(6), Some(2))
+    );
+    assert_eq!(report["unmatched"][0]["key"], "D-1004");
+    for (org, net) in [("acme", "83.10"), ("globex", "34.11")] {
+        let inv = json(&dir.join(format!("partner/invoices/{org}.json")));
+        assert_eq!(inv["net_total"], net, "{org}");
+    }
+    let initech = json(&dir.join("partner/invoices/initech.json"));
+    assert!(initech["net_total"].is_null(), "D-1003 was deleted");
     let orgs = manifest["orgs"].as_array().unwrap();
     let read: u64 = orgs.iter().map(|o| o["rows_read"].as_u64().unwrap()).sum();
     let rated: u64 = orgs.iter().map(|o| o["rows_rated"].as_u64().unwrap()).sum();
@@ -76,11 +89,11 @@ fn sample_month_matches_the_hand_worked_totals() {
 
     let margin = fs::read_to_string(dir.join("partner/margin.csv")).unwrap();
     assert!(
-        margin.contains("org,acme,,83.58,220.10,136.52,62.03,USD,220.10\n"),
+        margin.contains("org,acme,,83.10,220.10,137.00,62.24,USD,220.10\n"),
         "{margin}"
     );
     assert!(
-        margin.contains("org,globex,,34.80,34.52,-0.28,-0.81,USD,34.52\n"),
+        margin.contains("org,globex,,34.11,34.52,0.41,1.19,USD,34.52\n"),
         "{margin}"
     );
 
@@ -201,6 +214,13 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
         "14.63",
         "13.02",
         "26.70",
+        // The partner's program discounts (discounts/*.csv).
+        "0.288",
+        "0.192",
+        "0.69",
+        "D-100",
+        "83.10",
+        "34.11",
     ];
     let accounts = [
         ("acme", "1111000000"),
@@ -298,7 +318,15 @@ fn a_month_outside_the_transfer_is_not_invoiced_and_says_so() {
         &format!("logo = \"{}/logo.svg\"", sample.display()),
     );
     for dir in [
-        "partner", "acme", "globex", "initech", "contoso", "umbrella", "hooli", "fx",
+        "partner",
+        "acme",
+        "globex",
+        "initech",
+        "contoso",
+        "umbrella",
+        "hooli",
+        "fx",
+        "discounts",
     ] {
         text = text.replace(
             &format!("\"{dir}/"),

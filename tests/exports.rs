@@ -373,6 +373,10 @@ fn csv_exports_neutralize_formulas() {
         .replace(", \"acme/", &format!(", \"{}/acme/", sample.display()))
         .replace("rates = \"", &format!("rates = \"{}/", sample.display()))
         .replace(
+            "discount_reports = [\"",
+            &format!("discount_reports = [\"{}/", sample.display()),
+        )
+        .replace(
             "logo = \"logo.svg\"",
             &format!("logo = \"{}/logo.svg\"", sample.display()),
         );

@@ -175,6 +175,7 @@ fn org_result(
         seller_cost: None,
         customer_fx: None,
         seller_cost_fx: None,
+        discounts: None,
     }
 }
 
@@ -203,6 +204,7 @@ fn names_descriptions_and_services_are_escaped_on_both_pages() {
     let result = RunResult {
         deliveries: Vec::new(),
         engine: "local",
+        discount_report: None,
         period: period(),
         orgs: vec![
             org_result("partner", Role::Partner, 0, d("5"), None, 0),
@@ -234,6 +236,7 @@ fn pages_are_self_contained() {
     let result = RunResult {
         deliveries: Vec::new(),
         engine: "local",
+        discount_report: None,
         period: period(),
         orgs: vec![org_result(
             "acme",
@@ -388,8 +391,11 @@ fn the_dashboard_has_the_manifest_totals_and_links_every_invoice() {
         assert!(dash.contains(&format!("href=\"invoices/{org}.json\"")));
     }
     assert!(dash.contains("href=\"invoices/northwind.json\""));
-    // Globex is billed below cost: listed with its negative margin.
-    assert!(dash.contains("-0.28") && dash.contains("-0.81%"));
+    // Globex's margin after the partner's discounts (EXPECTED.md): 34.52 - 34.11.
+    assert!(dash.contains(">0.41<") && dash.contains("1.19%"), "{dash}");
+    // Contoso sells Hooli below its cost: its own dashboard shows the loss.
+    let seller = fs::read_to_string(dir.join("sellers/contoso/index.html")).unwrap();
+    assert!(seller.contains("<tr class=\"loss\"><td>Hooli Apps") && seller.contains("-0.38"), "{seller}");
     assert!(dash.contains("<svg"));
     assert!(!dash.to_ascii_lowercase().contains("<script"));
 }
@@ -489,6 +495,7 @@ fn big_run() -> (Config, RunResult) {
         RunResult {
             deliveries: Vec::new(),
             engine: "local",
+            discount_report: None,
             period: period(),
             orgs,
             not_billed: Vec::new(),

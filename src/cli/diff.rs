@@ -60,15 +60,16 @@ pub(super) fn cmd_diff(a: DiffArgs) -> Result<i32> {
         );
         let usd_changed = row.0 != row.1 || row.2 != row.3;
         if usd_changed {
-            changed += 1;
             println!(
                 "{:<20} {:>16} {:>16} {:>16} {:>16}",
                 id, row.0, row.1, row.2, row.3
             );
         }
-        if let Some(note) = rate_change(id, a0, a1, usd_changed) {
-            changed += usize::from(!usd_changed);
-            rate_notes.push(note);
+        let before = rate_notes.len();
+        rate_notes.extend(rate_change(id, a0, a1, usd_changed));
+        rate_notes.extend(discount_changes(id, a0, a1));
+        if usd_changed || rate_notes.len() > before {
+            changed += 1;
         }
     }
     for note in &rate_notes {
@@ -152,4 +153,37 @@ fn rate_change(
         rate(r0),
         rate(r1)
     ))
+}
+
+/// Lines about an org's partner discounts that changed between the runs, per
+/// component (a restated Partner Discount Business Report; docs/DISCOUNTS.md).
+fn discount_changes(
+    id: &str,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Vec<String> {
+    let of = |o: Option<&serde_json::Value>| -> std::collections::BTreeMap<String, String> {
+        o.and_then(|o| o["partner_discounts_by_component"].as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (d0, d1) = (of(old), of(new));
+    let components: std::collections::BTreeSet<&String> = d0.keys().chain(d1.keys()).collect();
+    components
+        .into_iter()
+        .filter_map(|c| {
+            let (a, b) = (d0.get(c), d1.get(c));
+            (a != b).then(|| {
+                format!(
+                    "{id}: partner discount `{c}` {} -> {}",
+                    a.map_or("(none)", String::as_str),
+                    b.map_or("(none)", String::as_str)
+                )
+            })
+        })
+        .collect()
 }

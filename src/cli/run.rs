@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// hashed over the latter).
     #[arg(long, value_name = "RATE,FINISH", value_parser = parse_partitions, requires = "cluster")]
     pub partitions: Option<(usize, usize)>,
+    /// With --cluster: give up, publishing nothing, when the job has not finished after
+    /// this many seconds (Ballista can stall when an executor dies mid-job; set it in
+    /// scheduled runs, above the month's usual run time). Default: wait.
+    #[arg(long, value_name = "SECONDS", requires = "cluster")]
+    pub cluster_timeout: Option<u64>,
 }
 
 fn parse_partitions(text: &str) -> std::result::Result<(usize, usize), String> {
@@ -94,6 +99,7 @@ fn run_month(
         let cluster = roles::ClusterRun {
             scheduler,
             partitions,
+            timeout: a.cluster_timeout.map(std::time::Duration::from_secs),
         };
         let (mut result, files) =
             roles::run_month_on_cluster(&cluster, config, period, progress, Some(to))?;

@@ -220,6 +220,8 @@ pub struct ClusterRun {
     pub scheduler: SocketAddr,
     /// Stage partitions.
     pub partitions: Partitions,
+    /// How long the driver waits for the job before giving up (`None`: no limit).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `billxfer run --cluster`: the month as one Ballista job. Returns what
@@ -241,7 +243,21 @@ pub fn run_month_on_cluster(
         exports.map(|t| (t.options, t.root.to_path_buf())),
     )?);
     let plan = job_plan(Arc::clone(&spec), cluster.partitions)?;
-    let mut finished = runtime(2)?.block_on(submit(cluster.scheduler, plan))?;
+    let job = submit(cluster.scheduler, plan);
+    let mut finished = runtime(2)?.block_on(async {
+        match cluster.timeout {
+            None => job.await,
+            Some(limit) => tokio::time::timeout(limit, job).await.unwrap_or_else(|_| {
+                Err(cluster_err(
+                    &cluster.scheduler.to_string(),
+                    format!(
+                        "the job did not finish within {} s (--cluster-timeout); an executor may have been lost without the engine recovering; nothing was published",
+                        limit.as_secs()
+                    ),
+                ))
+            }),
+        }
+    })?;
     finished.extend(orgs_without_tasks(config, &month, &finished, exports)?);
     progress.rows(known);
     pipeline::conclude(config, month, finished, exports)

@@ -109,6 +109,8 @@ struct RawActual {
     mode: ActualMode,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    discount_reports: Vec<String>,
 }
 
 /// How the partner's actual cost (what AWS charges) is found for each line.
@@ -276,6 +278,9 @@ pub struct Config {
     pub orgs: Vec<Org>,
     /// Exchange rates for invoices in other currencies (`[fx]`; docs/CURRENCY.md).
     pub fx: Option<crate::fx::RateTable>,
+    /// Partner Discount Business Report deliveries: paths or glob patterns
+    /// (`[actual] discount_reports`; docs/DISCOUNTS.md).
+    pub discount_reports: Vec<String>,
 }
 
 /// The partner: the bill-transfer account and its own organization's usage.
@@ -835,6 +840,7 @@ fn build(
         plans,
         orgs,
         fx,
+        discount_reports: raw.actual.discount_reports,
     })
 }
 

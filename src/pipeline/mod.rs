@@ -10,6 +10,8 @@
 //! `threads` sizes the pool.
 
 pub mod deliveries;
+mod discounted;
+pub use discounted::{DiscountSummary, Unmatched};
 mod overlap;
 mod plan;
 mod threads;
@@ -121,6 +123,9 @@ pub struct OrgResult {
     pub customer_fx: Option<Converted>,
     /// The seller's invoice for this org in the seller's currency, when that is not USD.
     pub seller_cost_fx: Option<Converted>,
+    /// The partner's program discounts on the org (Partner Discount Business Report).
+    #[serde(default)]
+    pub discounts: Option<crate::invoice::OrgDiscounts>,
     /// Rows not billed because a later delivery repeats them (the exports skip them too).
     pub excluded: Arc<ExcludedRows>,
 }
@@ -148,6 +153,8 @@ pub struct RunResult {
     /// The engine that ran the month (`local`, or a cluster's): the manifest's
     /// one field that differs between a run here and on a cluster.
     pub engine: &'static str,
+    /// What the Partner Discount Business Report gave the month, if one is configured.
+    pub discount_report: Option<discounted::DiscountSummary>,
 }
 
 impl RunResult {
@@ -705,7 +712,9 @@ pub fn conclude(
                 .ok_or_else(|| Error::Internal(format!("org {idx} was not finished")))
         })
         .collect();
-    let (orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) = results?.into_iter().unzip();
+    let (mut orgs, written): (Vec<OrgResult>, Vec<Option<OrgWritten>>) =
+        results?.into_iter().unzip();
+    let discount_report = discounted::apply(config, month.period, &mut orgs)?;
     if !config.allow_empty_period {
         empty_period(&orgs, month.period)?;
     }
@@ -724,6 +733,7 @@ pub fn conclude(
             not_billed: month.not_billed,
             deliveries: month.deliveries,
             engine: "local",
+            discount_report,
         },
         extra,
     ))
@@ -1217,6 +1227,7 @@ fn finish_org(
         seller_cost,
         customer_fx,
         seller_cost_fx,
+        discounts: None,
         excluded: Default::default(),
     })
 }

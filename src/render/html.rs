@@ -723,6 +723,11 @@ fn table_row(o: &mut String, rank: usize, r: &OrgRow<'_>) {
     );
 }
 
+/// What the partner pays AWS for an org: the billed total, net of its program discounts.
+fn net_actual(r: &crate::pipeline::OrgResult) -> i128 {
+    r.discounts.as_ref().map_or(r.actual.total, |d| d.net_total).0
+}
+
 /// The partner's self-contained dashboard for the month.
 ///
 /// Totals of the customer orgs (actual, pro forma, margin, as in the manifest),
@@ -763,12 +768,12 @@ pub fn partner_dashboard_page(config: &Config, result: &RunResult) -> String {
                     id: r.id.as_str(),
                     name: o.name.as_str(),
                     invoice: top_invoice_page(o),
-                    actual: r.actual.total.0,
+                    actual: net_actual(r),
                     proforma: c.total.0,
                     quarantined: r.quarantined.len(),
                 });
             }
-            _ => own.push((r.id.as_str(), r.actual.total.0, r.quarantined.len())),
+            _ => own.push((r.id.as_str(), net_actual(r), r.quarantined.len())),
         }
     }
     let total_actual: i128 = rows.iter().map(|r| r.actual).sum();

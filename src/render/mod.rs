@@ -123,6 +123,23 @@ struct ActualInvoiceJson<'a> {
     exact_total: String,
     rounding_difference: String,
     effective_exact_total: String,
+    /// The partner's program discounts on the org (Partner Discount Business Report).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    partner_discounts: Vec<DiscountLineJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner_discount_total: Option<String>,
+    /// `total` minus the discounts: what the partner pays for the org.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net_total: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DiscountLineJson<'a> {
+    account_id: &'a str,
+    service: &'a str,
+    component: &'a str,
+    amount: String,
+    exact_amount: String,
 }
 
 #[derive(Serialize)]
@@ -174,6 +191,11 @@ struct OrgManifest<'a> {
     invoice_total_in_currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invoice_exact_in_currency: Option<String>,
+    /// The partner's program discounts per component, and its cost after them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner_discounts_by_component: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actual_net_total: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -215,6 +237,9 @@ struct Manifest<'a> {
     orgs: Vec<OrgManifest<'a>>,
     not_billed_to_partner: &'a [NotBilled],
     totals_customers: Totals,
+    /// What the Partner Discount Business Report gave the month (docs/DISCOUNTS.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discount_report: Option<&'a crate::pipeline::DiscountSummary>,
     /// Per downstream seller: what the top charges it and what it charges its customers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sellers: Vec<chain::SellerTotals>,
@@ -436,6 +461,20 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             exact_total: a.exact_total.to_string(),
             rounding_difference: format_fixed_exact(a.total.0 - a.exact_total.0),
             effective_exact_total: a.effective_total.to_string(),
+            partner_discounts: r
+                .discounts
+                .iter()
+                .flat_map(|d| d.lines.iter())
+                .map(|l| DiscountLineJson {
+                    account_id: &l.account,
+                    service: &l.service,
+                    component: &l.component,
+                    amount: cents(l.amount),
+                    exact_amount: l.exact.to_string(),
+                })
+                .collect(),
+            partner_discount_total: r.discounts.as_ref().map(|d| cents(d.total)),
+            net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
         };
         files.push((
             PathBuf::from(format!("partner/invoices/{org_id}.json")),
@@ -535,6 +574,14 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 }
                 _ => format!("USD,{}", cents(top_revenue.total)),
             };
+            let net;
+            let a = match &r.discounts {
+                Some(d) => {
+                    net = crate::invoice::actual_net_of(a, d)?;
+                    &net
+                }
+                None => a,
+            };
             for m in margin_rows(org_id, a, top_revenue)? {
                 let (level, svc, issued) = match &m.service {
                     None => ("org", String::new(), issued.as_str()),
@@ -551,7 +598,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
             cust_actual += a.total.0;
             cust_proforma += top_revenue.total.0;
         } else {
-            partner_actual += a.total.0;
+            partner_actual += r.discounts.as_ref().map_or(a.total, |d| d.net_total).0;
         }
 
         // Quarantine.
@@ -658,6 +705,13 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
                 .customer_fx
                 .as_ref()
                 .map(|x| x.invoice.exact_total.to_string()),
+            partner_discounts_by_component: r.discounts.as_ref().map(|d| {
+                d.by_component
+                    .iter()
+                    .map(|(k, v)| (k.clone(), cents(*v)))
+                    .collect()
+            }),
+            actual_net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
         });
     }
     let (seller_files, seller_totals) = chain::seller_outputs(config, result)?;
@@ -694,6 +748,7 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
         orgs: org_manifests,
         not_billed_to_partner: &result.not_billed,
         sellers: seller_totals,
+        discount_report: result.discount_report.as_ref(),
         totals_customers: Totals {
             actual: cents(Money(cust_actual)),
             proforma: cents(Money(cust_proforma)),
