@@ -222,12 +222,12 @@ impl RateTable {
         source: String,
         rate_date: RateDate,
     ) -> Result<RateTable> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut lines = text.lines();
-        let header: Vec<String> = lines
-            .next()
-            .unwrap_or_default()
-            .split(',')
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let header: Vec<String> = csv
+            .headers()
+            .map_err(|e| Error::input(path, format!("not a CSV file: {e}")))?
+            .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
             .collect();
         let col = |name: &str| -> Result<usize> {
@@ -245,14 +245,14 @@ impl RateTable {
             rate_date: Some(rate_date),
             rates: BTreeMap::new(),
         };
-        for (i, line) in lines.enumerate() {
+        for (i, record) in csv.records().enumerate() {
             let row = i + 2;
-            if line.trim().is_empty() {
+            let record = record.map_err(|e| Error::input(path, format!("row {row}: {e}")))?;
+            if record.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
             let cell = |c: usize, name: &str| -> Result<&str> {
-                cells.get(c).copied().ok_or_else(|| {
+                record.get(c).map(str::trim).ok_or_else(|| {
                     Error::input(path, format!("row {row}: column `{name}` is missing"))
                 })
             };

@@ -217,3 +217,38 @@ fn currencies_the_config_cannot_use_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_seller_in_pounds_gets_the_tops_invoices_in_pounds_and_bills_in_its_customers_currency() {
+    let dir = Workdir::new();
+    dir.write(
+        "rates.csv",
+        "date,from,to,rate\n2026-10-30,USD,GBP,0.79\n2026-10-30,USD,EUR,0.8617\n",
+    );
+    dir.write_config(format!(
+        "{TOP}{FX}\n[[orgs]]\nid = \"bu\"\nname = \"BU\"\nmanagement_account = \"123000000001\"\nfiles = [\"bu.csv\"]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\ncurrency = \"EUR\"\n\n[[sellers]]\nid = \"sub\"\nname = \"Sub\"\nmanagement_account = \"456000000001\"\nfiles = [\"sub.csv\"]\nplan = \"basic\"\ntransfer = {{ start = \"2026-01\" }}\ncurrency = \"GBP\"\ncustomers = [\"bu\"]\n"
+    ));
+    dir.write("bu.csv", rows("123000000001"));
+    dir.write("sub.csv", rows("456000000001"));
+    ok(&dir.run_config("run", "2026-10", &[]));
+    // The top's invoices to the seller, in GBP: 10.00 x 0.79 = 7.90; 3.333 x 0.79 = 2.63307 -> 2.63.
+    for rel in [
+        "sellers/sub/invoices/bu.json",
+        "sellers/sub/own/invoice.json",
+    ] {
+        let inv = dir.json(Path::new("out/2026-10").join(rel));
+        assert_eq!(inv["currency"], "GBP", "{rel}");
+        assert_eq!(inv["total"], "10.53", "{rel}");
+    }
+    // The seller's invoice to its customer, in EUR: 8.62 + 2.87.
+    let bu = invoice(&dir, "bu");
+    assert_eq!(
+        (bu["currency"].as_str(), bu["total"].as_str()),
+        (Some("EUR"), Some("11.49"))
+    );
+    let margin = dir.read("out/2026-10/partner/margin.csv");
+    assert!(
+        margin.contains("org,bu,,13.33,13.33,0.00,0.00,GBP,10.53\n"),
+        "{margin}"
+    );
+}

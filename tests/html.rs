@@ -395,7 +395,10 @@ fn the_dashboard_has_the_manifest_totals_and_links_every_invoice() {
     assert!(dash.contains(">0.41<") && dash.contains("1.19%"), "{dash}");
     // Contoso sells Hooli below its cost: its own dashboard shows the loss.
     let seller = fs::read_to_string(dir.join("sellers/contoso/index.html")).unwrap();
-    assert!(seller.contains("<tr class=\"loss\"><td>Hooli Apps") && seller.contains("-0.38"), "{seller}");
+    assert!(
+        seller.contains("<tr class=\"loss\"><td>Hooli Apps") && seller.contains("-0.38"),
+        "{seller}"
+    );
     assert!(dash.contains("<svg"));
     assert!(!dash.to_ascii_lowercase().contains("<script"));
 }

@@ -725,7 +725,10 @@ fn table_row(o: &mut String, rank: usize, r: &OrgRow<'_>) {
 
 /// What the partner pays AWS for an org: the billed total, net of its program discounts.
 fn net_actual(r: &crate::pipeline::OrgResult) -> i128 {
-    r.discounts.as_ref().map_or(r.actual.total, |d| d.net_total).0
+    r.discounts
+        .as_ref()
+        .map_or(r.actual.total, |d| d.net_total)
+        .0
 }
 
 /// The partner's self-contained dashboard for the month.
