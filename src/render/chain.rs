@@ -27,7 +27,7 @@ pub(super) fn seller_cost_files(
     (org, seller): (&Org, &OrgId),
     (usd, converted): (&CustomerInvoice, Option<&crate::invoice::Converted>),
     period: BillingPeriod,
-) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+) -> Result<Files> {
     let (cost, fx) = match converted {
         Some(x) => (&x.invoice, Some((&x.fx, usd.total))),
         None => (usd, None),
@@ -120,11 +120,14 @@ struct CustomerRow<'a> {
     revenue: &'a CustomerInvoice,
 }
 
+/// Files as (relative path, bytes).
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
 /// Every seller's margin report and dashboard, and its totals for the manifest.
 pub(super) fn seller_outputs(
     config: &Config,
     result: &RunResult,
-) -> Result<(Vec<(PathBuf, Vec<u8>)>, Vec<SellerTotals>)> {
+) -> Result<(Files, Vec<SellerTotals>)> {
     let mut files = Vec::new();
     let mut totals = Vec::new();
     let by_id: BTreeMap<&str, &crate::pipeline::OrgResult> =
