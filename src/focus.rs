@@ -120,9 +120,72 @@ pub fn arrow_type(t: ColumnType) -> DataType {
     }
 }
 
+/// A FOCUS version billxfer writes and validates (docs/EXPORTS.md, "FOCUS versions").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+pub enum FocusVersion {
+    /// FOCUS 1.2 (what AWS Data Exports offers; the default).
+    #[default]
+    #[value(name = "1.2")]
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// FOCUS 1.3: service and host providers, split cost allocation columns,
+    /// ContractApplied, and charges that sum to each invoice's total.
+    #[value(name = "1.3")]
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+impl FocusVersion {
+    /// `1.2`, `1.3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FocusVersion::V1_2 => "1.2",
+            FocusVersion::V1_3 => "1.3",
+        }
+    }
+}
+
+/// Columns FOCUS 1.3 adds to the Cost and Usage dataset, with their types and
+/// whether the column is mandatory (a mandatory column may still allow nulls).
+pub const COLUMNS_ADDED_IN_1_3: &[(&str, ColumnType, bool)] = &[
+    ("AllocatedMethodDetails", ColumnType::Text, false),
+    ("AllocatedMethodId", ColumnType::Text, false),
+    ("AllocatedResourceId", ColumnType::Text, false),
+    ("AllocatedResourceName", ColumnType::Text, false),
+    ("AllocatedTags", ColumnType::Text, false),
+    ("ContractApplied", ColumnType::Text, false),
+    ("HostProviderName", ColumnType::Text, true),
+    ("ServiceProviderName", ColumnType::Text, true),
+];
+
+/// The Cost and Usage columns of a version, sorted by name as the specification lists them.
+pub fn columns(version: FocusVersion) -> Vec<(&'static str, ColumnType, bool)> {
+    let mut all: Vec<(&'static str, ColumnType, bool)> = COLUMNS.to_vec();
+    if version == FocusVersion::V1_3 {
+        all.extend_from_slice(COLUMNS_ADDED_IN_1_3);
+    }
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all
+}
+
 /// The schema of billxfer's FOCUS exports (`partner`: with the customer org column).
 pub fn schema(partner: bool) -> SchemaRef {
-    let mut fields: Vec<Field> = COLUMNS
+    schema_of(partner, FocusVersion::V1_2)
+}
+
+/// The schema of a FOCUS version's export.
+pub fn schema_of(partner: bool, version: FocusVersion) -> SchemaRef {
+    let mut fields: Vec<Field> = columns(version)
         .iter()
         .map(|(name, t, _)| Field::new(*name, arrow_type(*t), true))
         .collect();
@@ -372,8 +435,99 @@ fn is_null_text(v: &str) -> bool {
 
 /// Checks a FOCUS file (Parquet or CSV) against the rules listed in the module doc.
 pub fn validate_file(path: &Path) -> Result<Vec<Violation>> {
+    validate_file_as(path, FocusVersion::V1_2)
+}
+
+/// Checks a FOCUS file against a version's rules: 1.2's, and for 1.3 also its
+/// mandatory provider columns and its invoice rule (see [`validate_1_3`]).
+pub fn validate_file_as(path: &Path, version: FocusVersion) -> Result<Vec<Violation>> {
     let t = load(path)?;
-    Ok(validate(&t))
+    let mut out = validate(&t);
+    if version == FocusVersion::V1_3 {
+        out.extend(validate_1_3(&t));
+    }
+    Ok(out)
+}
+
+/// FOCUS 1.3's rules an exporter must keep beyond 1.2's:
+/// - the 1.3 columns are present (ServiceProviderName and HostProviderName are
+///   mandatory; the allocation columns and ContractApplied are checked only when present);
+/// - ServiceProviderName, InvoiceIssuerName and the deprecated ProviderName and
+///   PublisherName are never null; AllocatedResourceName is null exactly when
+///   AllocatedResourceId is;
+/// - InvoiceHandling: the charges of each InvoiceId sum to that invoice's total,
+///   which an invoice states in its currency's minor unit: so the sum of
+///   BilledCost per (InvoiceId, BillingCurrency) must be a whole number of minor
+///   units (ISO 4217, `crate::fx`). A file alone cannot show the invoice's total
+///   itself; billxfer's tests compare each sum with its invoice.
+fn validate_1_3(t: &Table) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut push = |row: usize, column: &str, rule: String| {
+        out.push(Violation {
+            row: row as u64,
+            column: column.to_string(),
+            rule,
+        })
+    };
+    for (name, _, mandatory) in COLUMNS_ADDED_IN_1_3 {
+        if *mandatory && t.col(name).is_none() {
+            push(0, name, "mandatory FOCUS 1.3 column is missing".into());
+        }
+    }
+    let get = |name: &str, i: usize| -> Option<&str> {
+        t.col(name)
+            .and_then(|c| c[i].as_deref())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let mut invoices: std::collections::BTreeMap<(String, String), (i128, usize)> =
+        Default::default();
+    for i in 0..t.rows {
+        for c in [
+            "ServiceProviderName",
+            "InvoiceIssuerName",
+            "ProviderName",
+            "PublisherName",
+        ] {
+            if t.col(c).is_some() && get(c, i).is_none() {
+                push(i + 1, c, "must not be null".into());
+            }
+        }
+        let (id, name) = (
+            get("AllocatedResourceId", i),
+            get("AllocatedResourceName", i),
+        );
+        if id.is_some() != name.is_some() {
+            push(
+                i + 1,
+                "AllocatedResourceName",
+                "must be null exactly when AllocatedResourceId is null".into(),
+            );
+        }
+        let (Some(id), Some(cost)) = (get("InvoiceId", i), get("BilledCost", i).and_then(num))
+        else {
+            continue;
+        };
+        let currency = get("BillingCurrency", i).unwrap_or("").to_string();
+        let e = invoices
+            .entry((id.to_string(), currency))
+            .or_insert((0, i + 1));
+        e.0 = e.0.saturating_add(cost);
+    }
+    for ((id, currency), (sum, first_row)) in invoices {
+        let decimals = crate::fx::Currency::parse(&currency).map_or(2, |c| c.decimals());
+        let unit = 10i128.pow(10 - decimals);
+        if sum % unit != 0 {
+            push(
+                first_row,
+                "BilledCost",
+                format!(
+                    "the charges of invoice `{id}` sum to {} {currency}, not a whole number of the currency's minor unit: they cannot sum to the invoice's total (FOCUS 1.3 InvoiceHandling)",
+                    crate::money::format_fixed_exact(sum)
+                ),
+            );
+        }
+    }
+    out
 }
 
 fn num(v: &str) -> Option<i128> {

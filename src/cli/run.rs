@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Rows of the exports: one per input line, or rolled up per day or month by the grouping keys.
     #[arg(long, value_enum, default_value = "line")]
     pub granularity: crate::export::Granularity,
+    /// FOCUS version of the FOCUS exports: 1.2 (as AWS Data Exports) or 1.3 (service and
+    /// host providers, allocation columns, charges summing to each invoice's total).
+    #[arg(long, value_enum, default_value = "1.2")]
+    pub focus_version: crate::focus::FocusVersion,
     /// Run the month on a Ballista cluster (`billxfer cluster ...`) at df://HOST:PORT instead
     /// of here; the outputs are the same bytes (but the manifest's `engine`). The inputs,
     /// the config and --out must be at the same paths on every executor. Needs a build
@@ -182,6 +186,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
         set: a.exports,
         format: a.format,
         granularity: a.granularity,
+        focus_version: a.focus_version,
     };
     // Locked and recovered first, inside the resolved folder (see `lock_output`):
     // the one pass writes the exports straight into the month being built.

@@ -17,6 +17,10 @@ pub struct ValidateFocusArgs {
     /// FOCUS files (Parquet or CSV).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// The FOCUS version whose rules to check: 1.2, or 1.3 (1.2's rules plus the
+    /// provider columns and the charges of each invoice summing to whole minor units).
+    #[arg(long, value_enum, default_value = "1.2")]
+    pub version: crate::focus::FocusVersion,
 }
 
 /// Arguments of `billxfer validate`.
@@ -37,7 +41,7 @@ pub struct ValidateArgs {
 pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
     let mut bad = 0usize;
     for f in &a.files {
-        let violations = crate::focus::validate_file(f)?;
+        let violations = crate::focus::validate_file_as(f, a.version)?;
         if violations.is_empty() {
             println!("{}: ok", f.display());
         } else {

@@ -136,7 +136,7 @@ pub(super) fn custom_focus_batch(
     ctx: &OrgCtx<'_>,
     invoice: Option<&crate::invoice::CustomerInvoice>,
 ) -> Result<(RecordBatch, i128)> {
-    let schema = focus::schema(false);
+    let schema = focus::schema_of(false, ctx.opts.focus_version);
     let Some(CustomRows {
         inv,
         name,
@@ -231,6 +231,9 @@ pub(super) fn custom_focus_batch(
     cols.insert("InvoiceIssuerName", constant(ctx.issuer, n));
     cols.insert("ProviderName", constant(ctx.issuer, n));
     cols.insert("PublisherName", constant(ctx.issuer, n));
+    // FOCUS 1.3: the partner's own item is its service, not hosted by AWS.
+    cols.insert("ServiceProviderName", constant(ctx.issuer, n));
+    cols.insert("HostProviderName", constant(ctx.issuer, n));
     cols.insert(
         "ServiceCategory",
         texts(
@@ -307,4 +310,83 @@ pub(super) fn custom_focus_batch(
         RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))?,
         total,
     ))
+}
+
+/// FOCUS 1.3's invoice rule: the charges of an InvoiceId sum to the invoice's
+/// total. billxfer's rows sum to the exact (unrounded) total; this one row,
+/// an `Adjustment`, carries the invoice's rounding to the currency's minor
+/// unit (docs/EXPORTS.md, "FOCUS versions"). `diff` is in the billing currency.
+pub(super) fn rounding_focus_batch(
+    ctx: &OrgCtx<'_>,
+    partner: bool,
+    invoice_id: &str,
+    diff: i128,
+) -> Result<RecordBatch> {
+    let schema = focus::schema_of(partner, ctx.opts.focus_version);
+    let billing = match (&ctx.fx, partner) {
+        (Some(fx), false) => fx.currency.as_str(),
+        _ => ctx.currency,
+    };
+    let name = ctx
+        .customer
+        .as_ref()
+        .map_or(ctx.config.partner.name.as_str(), |c| c.0);
+    let (start, end) = (
+        ctx.period.start_micros() / 1000,
+        ctx.period.next().start_micros() / 1000,
+    );
+    let mut cols: BTreeMap<&str, ArrayRef> = BTreeMap::new();
+    for c in ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] {
+        cols.insert(c, decs(vec![Some(diff)])?);
+    }
+    let text = |v: &str| texts(vec![Some(v.to_string())]);
+    cols.insert("BillingAccountId", text(ctx.mgmt));
+    cols.insert("BillingAccountName", text(name));
+    cols.insert("BillingAccountType", text("Management account"));
+    cols.insert("BillingCurrency", text(billing));
+    cols.insert("PricingCurrency", text(billing));
+    cols.insert("BillingPeriodStart", times(vec![Some(start)]));
+    cols.insert("BillingPeriodEnd", times(vec![Some(end)]));
+    cols.insert("ChargePeriodStart", times(vec![Some(start)]));
+    cols.insert("ChargePeriodEnd", times(vec![Some(end)]));
+    cols.insert("ChargeCategory", text("Adjustment"));
+    cols.insert("ChargeFrequency", text("One-Time"));
+    cols.insert(
+        "ChargeDescription",
+        text(&format!(
+            "Rounding of invoice {invoice_id} to the currency's minor unit"
+        )),
+    );
+    cols.insert("InvoiceId", text(invoice_id));
+    let (issuer, provider) = if partner {
+        ("Amazon Web Services, Inc.", "AWS")
+    } else {
+        (ctx.issuer, ctx.issuer)
+    };
+    cols.insert("InvoiceIssuerName", text(issuer));
+    for c in [
+        "ProviderName",
+        "PublisherName",
+        "ServiceProviderName",
+        "HostProviderName",
+    ] {
+        cols.insert(c, text(provider));
+    }
+    cols.insert("ServiceCategory", text("Other"));
+    cols.insert("ServiceSubcategory", text("Other (Other)"));
+    cols.insert("ServiceName", text("Invoice rounding"));
+    cols.insert("SubAccountId", text(ctx.mgmt));
+    cols.insert("x_LineItemType", text("Rounding"));
+    if partner {
+        cols.insert(focus::CUSTOMER_ORG_COLUMN, text(ctx.org_id));
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cols.remove(f.name().as_str())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), 1))
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))
 }

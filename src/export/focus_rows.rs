@@ -416,7 +416,13 @@ pub(super) fn focus_batch(
     if let (false, Some(fx)) = (partner, &ctx.fx) {
         super::fx_columns::to_billing_currency(&mut cols, fx, rows.n)?;
     }
-    let schema = focus::schema(partner);
+    if ctx.opts.focus_version == focus::FocusVersion::V1_3 {
+        // The migration guide's MSP row: the partner provides the service, AWS hosts it.
+        let service_provider = if partner { "AWS" } else { ctx.issuer };
+        cols.insert("ServiceProviderName", constant(service_provider, rows.n));
+        cols.insert("HostProviderName", constant("AWS", rows.n));
+    }
+    let schema = focus::schema_of(partner, ctx.opts.focus_version);
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()

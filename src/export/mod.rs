@@ -110,6 +110,9 @@ pub struct ExportOptions {
     pub format: ExportFormat,
     /// Line, daily or monthly rows.
     pub granularity: Granularity,
+    /// The FOCUS version of the FOCUS exports.
+    #[serde(default)]
+    pub focus_version: crate::focus::FocusVersion,
 }
 
 impl Default for ExportOptions {
@@ -118,6 +121,7 @@ impl Default for ExportOptions {
             set: ExportSet::All,
             format: ExportFormat::Parquet,
             granularity: Granularity::Line,
+            focus_version: crate::focus::FocusVersion::V1_2,
         }
     }
 }

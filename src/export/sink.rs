@@ -76,6 +76,8 @@ struct Part {
     billed: i128,
     /// Whether the cost column is converted from USD.
     converted: bool,
+    /// Σ BilledCost per InvoiceId, kept for the partner's FOCUS 1.3 (its rounding rows).
+    by_invoice: Option<BTreeMap<String, i128>>,
 }
 
 /// Rows held until month end: their amount on `track` waits for the org's
@@ -148,6 +150,9 @@ impl TaskParts {
                 .ok_or_else(|| Error::Overflow("summing an export".into()))?;
             mine.rows += theirs.rows;
             (theirs.cost, theirs.billed, theirs.rows) = (0, 0, 0);
+            if let (Some(m), Some(t)) = (mine.by_invoice.as_mut(), theirs.by_invoice.take()) {
+                add_invoice_sums(m, t)?;
+            }
         }
         Ok(())
     }
@@ -161,6 +166,10 @@ pub struct OrgTotals<'a> {
     pub actual_exact: i128,
     /// The customer's pro forma invoice (customers only).
     pub customer: Option<&'a CustomerInvoice>,
+    /// That invoice's rounded total in its billing currency (FOCUS 1.3's invoice rule).
+    pub customer_billed_total: Option<i128>,
+    /// The actual invoice's rounded total (the partner's FOCUS 1.3 rounding).
+    pub actual_total: i128,
 }
 
 /// What an org's exports wrote.
@@ -190,6 +199,38 @@ fn rate_of(
         .ok_or_else(|| missing("the config has no [fx] rate file".into()))?
         .rate_for(o.currency, period)
         .map_err(missing)
+}
+
+/// Σ BilledCost per InvoiceId of a FOCUS batch.
+fn invoice_sums(batch: &RecordBatch) -> Result<BTreeMap<String, i128>> {
+    use arrow::array::{Array, AsArray};
+    let ids = batch
+        .column_by_name("InvoiceId")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| Error::Internal("a FOCUS batch without InvoiceId".into()))?;
+    let cost = batch
+        .column_by_name("BilledCost")
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
+        .ok_or_else(|| Error::Internal("a FOCUS batch without BilledCost".into()))?;
+    let mut out: BTreeMap<String, i128> = BTreeMap::new();
+    for i in (0..batch.num_rows()).filter(|i| cost.is_valid(*i)) {
+        let id = if ids.is_valid(i) { ids.value(i) } else { "" };
+        let e = out.entry(id.to_string()).or_default();
+        *e = e
+            .checked_add(cost.value(i))
+            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+    }
+    Ok(out)
+}
+
+fn add_invoice_sums(into: &mut BTreeMap<String, i128>, more: BTreeMap<String, i128>) -> Result<()> {
+    for (k, v) in more {
+        let e = into.entry(k).or_default();
+        *e = e
+            .checked_add(v)
+            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+    }
+    Ok(())
 }
 
 /// Σ of a FOCUS batch's BilledCost column.
@@ -292,8 +333,8 @@ impl<'a> OrgExport<'a> {
     fn schema(&self, kind: Kind) -> SchemaRef {
         match kind {
             Kind::Cur => self.cur_schema.clone(),
-            Kind::Focus => focus::schema(false),
-            Kind::PartnerFocus => focus::schema(true),
+            Kind::Focus => focus::schema_of(false, self.ctx.opts.focus_version),
+            Kind::PartnerFocus => focus::schema_of(true, self.ctx.opts.focus_version),
         }
     }
 
@@ -322,6 +363,7 @@ impl<'a> OrgExport<'a> {
                 cost: 0,
                 billed: 0,
                 converted: self.converts(kind),
+                by_invoice: self.tracks_invoices(kind).then(BTreeMap::new),
             });
         }
         let path = self.parts.join(format!(
@@ -344,7 +386,13 @@ impl<'a> OrgExport<'a> {
             cost: 0,
             billed: 0,
             converted: self.converts(kind),
+            by_invoice: self.tracks_invoices(kind).then(BTreeMap::new),
         })
+    }
+
+    /// Whether `kind`'s parts sum their rows per InvoiceId (the partner's FOCUS 1.3).
+    fn tracks_invoices(&self, kind: Kind) -> bool {
+        kind == Kind::PartnerFocus && self.ctx.opts.focus_version == focus::FocusVersion::V1_3
     }
 
     /// Whether `kind`'s cost columns are in another currency than USD.
@@ -391,6 +439,9 @@ impl Part {
             cost
         };
         self.billed = self.billed.checked_add(billed).ok_or_else(overflow)?;
+        if let Some(m) = self.by_invoice.as_mut() {
+            add_invoice_sums(m, invoice_sums(batch)?)?;
+        }
         let path = self.path.clone().unwrap_or_default();
         match self.sink.as_mut() {
             Some(PartSink::Parquet(w)) => w.write(batch).map_err(|e| output_err(&path, e)),
@@ -716,6 +767,15 @@ impl OrgExport<'_> {
             let (b, total) = custom_focus_batch(&self.ctx, totals.customer)?;
             p.write(&b, total)?;
         }
+        let rounds = self.ctx.opts.focus_version == focus::FocusVersion::V1_3;
+        if let (true, Some(invoice_total)) = (rounds, totals.customer_billed_total) {
+            self.write_rounding(&tasks, &mut tail, totals.customer, invoice_total)?;
+        }
+        let partner_rounding = if rounds {
+            self.write_partner_rounding(&tasks, &mut tail, totals.actual_total)?
+        } else {
+            0
+        };
         let mut files = Vec::new();
         for (k, kind) in KINDS.iter().enumerate() {
             let Some(mut last) = tail[k].take() else {
@@ -725,7 +785,11 @@ impl OrgExport<'_> {
             let mut parts: Vec<Part> = tasks.iter_mut().filter_map(|t| t.parts[k].take()).collect();
             parts.push(last);
             let expected = match kind {
-                Kind::PartnerFocus => totals.actual_exact,
+                Kind::PartnerFocus => totals.actual_exact + partner_rounding,
+                // FOCUS 1.3 rows include the invoice's rounding (in USD, checked here).
+                Kind::Focus if rounds && !self.converts(*kind) => {
+                    totals.customer.map(|c| c.total.0).unwrap_or(0)
+                }
                 _ => totals.customer.map(|c| c.exact_total.0).unwrap_or(0),
             };
             files.push(self.assemble(*kind, parts, expected)?);
@@ -734,6 +798,84 @@ impl OrgExport<'_> {
             files,
             dropped: self.dropped.clone(),
         })
+    }
+
+    /// Adds the FOCUS 1.3 rounding row: the invoice's total in its billing
+    /// currency minus what the customer's FOCUS rows sum to so far.
+    fn write_rounding(
+        &self,
+        tasks: &[TaskParts],
+        tail: &mut [Option<Part>; 3],
+        invoice: Option<&CustomerInvoice>,
+        invoice_total: i128,
+    ) -> Result<()> {
+        let overflow = || Error::Overflow("rounding an export to its invoice".into());
+        let written = tasks
+            .iter()
+            .filter_map(|t| t.parts[1].as_ref())
+            .chain(tail[1].as_ref())
+            .try_fold(0i128, |a, p| a.checked_add(p.billed))
+            .ok_or_else(overflow)?;
+        let diff = invoice_total.checked_sub(written).ok_or_else(overflow)?;
+        let Some(p) = tail[1].as_mut() else {
+            return Ok(());
+        };
+        if diff == 0 {
+            return Ok(());
+        }
+        let Some(number) = invoice.and(self.ctx.customer.as_ref()).map(|c| c.2.clone()) else {
+            return Ok(());
+        };
+        let b = super::custom::rounding_focus_batch(&self.ctx, false, &number, diff)?;
+        // In USD the row's cost joins the check against the rounded total; in
+        // another currency the USD check stays on the exact rows.
+        let usd_cost = if p.converted { 0 } else { diff };
+        p.write(&b, usd_cost)
+    }
+
+    /// The partner's FOCUS 1.3 rounding rows: with one AWS invoice id, its
+    /// charges are brought to the org's actual invoice total; with several, each
+    /// id's charges to their sum rounded to cents. Returns the rounding added.
+    fn write_partner_rounding(
+        &self,
+        tasks: &[TaskParts],
+        tail: &mut [Option<Part>; 3],
+        actual_total: i128,
+    ) -> Result<i128> {
+        let rounding = self.ctx.config.rounding;
+        let overflow = || Error::Overflow("rounding an export to its invoice".into());
+        let mut sums: BTreeMap<String, i128> = BTreeMap::new();
+        for p in tasks
+            .iter()
+            .filter_map(|t| t.parts[2].as_ref())
+            .chain(tail[2].as_ref())
+        {
+            if let Some(m) = &p.by_invoice {
+                add_invoice_sums(&mut sums, m.clone())?;
+            }
+        }
+        let diffs: Vec<(String, i128)> = if sums.len() == 1 {
+            sums.into_iter()
+                .map(|(id, s)| Ok((id, actual_total.checked_sub(s).ok_or_else(overflow)?)))
+                .collect::<Result<_>>()?
+        } else {
+            sums.into_iter()
+                .map(|(id, s)| {
+                    let rounded = crate::money::round_to_minor(s, 2, rounding);
+                    (id, rounded - s)
+                })
+                .collect()
+        };
+        let Some(p) = tail[2].as_mut() else {
+            return Ok(0);
+        };
+        let mut added = 0i128;
+        for (id, diff) in diffs.into_iter().filter(|(_, d)| *d != 0) {
+            let b = super::custom::rounding_focus_batch(&self.ctx, true, &id, diff)?;
+            p.write(&b, diff)?;
+            added = added.checked_add(diff).ok_or_else(overflow)?;
+        }
+        Ok(added)
     }
 
     /// Gives held rows their share of the month-end charges and writes them.

@@ -1,0 +1,238 @@
+//! FOCUS 1.3 exports (`--focus-version 1.3`, docs/EXPORTS.md "FOCUS versions"):
+//! every file passes `validate-focus --version 1.3`; the service and host
+//! providers; each invoice's charges sum exactly to that invoice's total
+//! (FOCUS 1.3 InvoiceHandling), in its currency; each rule broken on purpose;
+//! a 1.3 export fed back as input gives the invoice again.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+
+mod common;
+use common::{files_under, json, ok, run, run_sample, Workdir};
+
+/// (InvoiceId, BillingCurrency) → (Σ BilledCost, distinct ServiceProviderName, HostProviderName) of a Parquet file.
+fn by_invoice(path: &Path) -> BTreeMap<(String, String), (Decimal, Vec<String>, Vec<String>)> {
+    use arrow::array::{Array, AsArray};
+    let file = fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out: BTreeMap<(String, String), (Decimal, Vec<String>, Vec<String>)> = BTreeMap::new();
+    for batch in reader {
+        let b = batch.unwrap();
+        let text = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (id, cur, sp, hp) = (
+            text("InvoiceId"),
+            text("BillingCurrency"),
+            text("ServiceProviderName"),
+            text("HostProviderName"),
+        );
+        let cost = b
+            .column_by_name("BilledCost")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            let e = out
+                .entry((id.value(i).to_string(), cur.value(i).to_string()))
+                .or_default();
+            e.0 += Decimal::from_i128_with_scale(cost.value(i), 10);
+            for (list, a) in [(&mut e.1, &sp), (&mut e.2, &hp)] {
+                let v = if a.is_valid(i) {
+                    a.value(i).to_string()
+                } else {
+                    "(null)".into()
+                };
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dec(v: &serde_json::Value) -> Decimal {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_1_3_run_passes_the_1_3_rules_and_each_invoice_sums_to_its_total() {
+    let w = Workdir::new();
+    let dir = run_sample(w.path(), &["--focus-version", "1.3"]);
+    let focus: Vec<PathBuf> = files_under(&dir, "parquet")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/focus/"))
+        .collect();
+    assert_eq!(focus.len(), 13);
+    let mut args = vec![
+        "validate-focus".to_string(),
+        "--version".into(),
+        "1.3".into(),
+    ];
+    args.extend(focus.iter().map(|p| p.to_string_lossy().to_string()));
+    let out = ok(&run(&args));
+    assert_eq!(out.matches(": ok").count(), 13, "{out}");
+    // Customers: one invoice each, summing to the invoice's total in its currency.
+    for (org, currency, provider) in [
+        ("acme", "USD", "Northwind Cloud Partners"),
+        ("globex", "USD", "Northwind Cloud Partners"),
+        ("initech", "USD", "Northwind Cloud Partners"),
+        ("umbrella", "EUR", "Contoso Resale Ltd"),
+        ("hooli", "USD", "Contoso Resale Ltd"),
+    ] {
+        let invoice = json(&dir.join(format!("customers/{org}/invoice.json")));
+        let sums = by_invoice(&dir.join(format!("customers/{org}/focus/{org}-2026-10.parquet")));
+        let key = (format!("{org}-2026-10"), currency.to_string());
+        let (sum, service, host) = &sums[&key];
+        assert_eq!(sums.len(), 1, "{org}: {sums:?}");
+        assert_eq!(*sum, dec(&invoice["total"]), "{org}");
+        assert_eq!(service, &[provider.to_string()], "{org}");
+        assert!(host.contains(&"AWS".to_string()), "{org}: {host:?}");
+    }
+    // The partner's: AWS's invoice per org, AWS as service and host provider.
+    for org in [
+        "acme",
+        "globex",
+        "initech",
+        "contoso",
+        "umbrella",
+        "hooli",
+        "northwind",
+    ] {
+        let invoice = json(&dir.join(format!("partner/invoices/{org}.json")));
+        let sums = by_invoice(&dir.join(format!("partner/focus/{org}-2026-10.parquet")));
+        let total: Decimal = sums.values().map(|v| v.0).sum();
+        assert_eq!(total, dec(&invoice["total"]), "{org}");
+        for (_, service, host) in sums.values() {
+            assert_eq!(
+                (service.as_slice(), host.as_slice()),
+                (&["AWS".to_string()][..], &["AWS".to_string()][..])
+            );
+        }
+    }
+}
+
+/// A CSV FOCUS 1.3 export of the sample's acme, as text.
+fn acme_csv(w: &Workdir) -> String {
+    let dir = run_sample(
+        w.path(),
+        &[
+            "--focus-version",
+            "1.3",
+            "--format",
+            "csv",
+            "--exports",
+            "focus",
+        ],
+    );
+    fs::read_to_string(dir.join("customers/acme/focus/acme-2026-10.csv")).unwrap()
+}
+
+fn validate(w: &Workdir, name: &str, text: &str, version: &str) -> String {
+    let path = w.write(name, text);
+    let o = run([
+        "validate-focus",
+        "--version",
+        version,
+        path.to_str().unwrap(),
+    ]);
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The text with column `name` edited by `f` on the first data row.
+fn edit(text: &str, name: &str, f: impl Fn(&str) -> String) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let col = rdr
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == name)
+        .unwrap();
+    let mut record: Vec<String> = rdr
+        .records()
+        .next()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    record[col] = f(&record[col]);
+    let mut wtr = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    wtr.write_record(&record).unwrap();
+    lines[1] = String::from_utf8(wtr.into_inner().unwrap())
+        .unwrap()
+        .trim_end()
+        .to_string();
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn each_1_3_rule_broken_on_purpose_is_reported() {
+    let w = Workdir::new();
+    let good = acme_csv(&w);
+    assert!(validate(&w, "good.csv", &good, "1.3").contains(": ok"));
+    // A sub-cent charge more: the invoice's charges no longer sum to whole cents.
+    let bad = edit(&good, "BilledCost", |v| {
+        (v.parse::<Decimal>().unwrap() + Decimal::new(1, 3)).to_string()
+    });
+    let out = validate(&w, "residue.csv", &bad, "1.3");
+    assert!(
+        out.contains("the charges of invoice `acme-2026-10` sum to"),
+        "{out}"
+    );
+    assert!(out.contains("FOCUS 1.3 InvoiceHandling"), "{out}");
+    // A null ServiceProviderName.
+    let bad = edit(&good, "ServiceProviderName", |_| String::new());
+    let out = validate(&w, "null.csv", &bad, "1.3");
+    assert!(
+        out.contains("column ServiceProviderName: must not be null"),
+        "{out}"
+    );
+    // Without the 1.3 columns (a 1.2 file): fine as 1.2, refused as 1.3.
+    let dir12 = run_sample(&w.join("v12"), &["--format", "csv", "--exports", "focus"]);
+    let v12 = fs::read_to_string(dir12.join("customers/acme/focus/acme-2026-10.csv")).unwrap();
+    assert!(validate(&w, "v12.csv", &v12, "1.2").contains(": ok"));
+    let out = validate(&w, "v12-as-13.csv", &v12, "1.3");
+    assert!(
+        out.contains("column ServiceProviderName: mandatory FOCUS 1.3 column is missing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("column HostProviderName: mandatory FOCUS 1.3 column is missing"),
+        "{out}"
+    );
+    // The 1.2 file's rows sum to the exact total, 220.094165: not whole cents.
+    assert!(out.contains("sum to 220.094165 USD"), "{out}");
+}
+
+#[test]
+fn a_1_3_export_fed_back_as_input_gives_the_invoice_total() {
+    let w = Workdir::new();
+    let dir = run_sample(
+        &w.join("run"),
+        &["--focus-version", "1.3", "--exports", "focus"],
+    );
+    let export = dir.join("customers/acme/focus/acme-2026-10.parquet");
+    let config = w.write(
+        "again.toml",
+        format!(
+            "[partner]\nid = \"p\"\nname = \"P\"\nmanagement_account = \"999999999999\"\n\n[[orgs]]\nid = \"acme\"\nname = \"again\"\nmanagement_account = \"111100000001\"\naccounts = [\"111100000002\"]\nfiles = [{:?}]\nplan = \"passthrough\"\nallow_passthrough = true\ntransfer = {{ start = \"2026-01\", source_payer = true }}\n",
+            export.to_str().unwrap()
+        ),
+    );
+    let out = w.join("again");
+    common::run_october(&config, &out, &["--exports", "none"]);
+    let again = json(&out.join("2026-10/partner/invoices/acme.json"));
+    // 220.10: the usage rows (220.094165) and the rounding row (0.005835) read back.
+    assert_eq!(again["exact_total"], "220.10");
+    let m = json(&out.join("2026-10/manifest.json"));
+    assert_eq!(common::manifest_org(&m, "acme")["rows_quarantined"], 0);
+}
