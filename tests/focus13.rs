@@ -236,3 +236,224 @@ fn a_1_3_export_fed_back_as_input_gives_the_invoice_total() {
     let m = json(&out.join("2026-10/manifest.json"));
     assert_eq!(common::manifest_org(&m, "acme")["rows_quarantined"], 0);
 }
+
+mod focus14 {
+    //! FOCUS 1.4 (`--focus-version 1.4`): the Cost and Usage dataset without
+    //! ProviderName/PublisherName and with InvoiceDetailId, the InvoiceDetail and
+    //! BillingPeriod datasets, their joins, and the rules broken on purpose.
+    use super::*;
+
+    /// The named columns of a Parquet file, as text (null as ""), row by row.
+    fn rows(path: &Path, columns: &[&str]) -> Vec<Vec<String>> {
+        use arrow::array::Array;
+        let file = fs::File::open(path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        for batch in reader {
+            let b = batch.unwrap();
+            let cols: Vec<arrow::array::StringArray> = columns
+                .iter()
+                .map(|c| {
+                    let a = b
+                        .column_by_name(c)
+                        .unwrap_or_else(|| panic!("{c} not in {}", path.display()));
+                    let t = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).unwrap();
+                    t.as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .unwrap()
+                        .clone()
+                })
+                .collect();
+            for i in 0..b.num_rows() {
+                out.push(
+                    cols.iter()
+                        .map(|c| {
+                            if c.is_valid(i) {
+                                c.value(i).to_string()
+                            } else {
+                                String::new()
+                            }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_charge_joins_its_invoice_line_and_the_lines_sum_to_the_invoice() {
+        let w = Workdir::new();
+        let dir = run_sample(w.path(), &["--focus-version", "1.4", "--exports", "focus"]);
+        let all: Vec<PathBuf> = files_under(&dir, "parquet");
+        let mut args = vec![
+            "validate-focus".to_string(),
+            "--version".into(),
+            "1.4".into(),
+        ];
+        args.extend(all.iter().map(|p| p.to_string_lossy().to_string()));
+        let out = ok(&run(&args));
+        assert_eq!(out.matches(": ok").count(), all.len(), "{out}");
+        for org in ["acme", "globex", "initech", "umbrella", "hooli"] {
+            let invoice = json(&dir.join(format!("customers/{org}/invoice.json")));
+            let detail = dir.join(format!(
+                "customers/{org}/focus-invoice-detail/{org}-2026-10.parquet"
+            ));
+            let lines: BTreeMap<String, Decimal> =
+                rows(&detail, &["InvoiceDetailId", "BilledCost"])
+                    .into_iter()
+                    .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+                    .collect();
+            // The invoice's lines: usage per account and service, then each custom item.
+            let mut want: BTreeMap<String, Decimal> = BTreeMap::new();
+            for l in invoice["lines"].as_array().unwrap() {
+                want.insert(
+                    format!(
+                        "{}:{}",
+                        l["account_id"].as_str().unwrap(),
+                        l["service"].as_str().unwrap()
+                    ),
+                    dec(&l["amount"]),
+                );
+            }
+            for c in invoice["custom_line_items"].as_array().unwrap() {
+                want.insert(
+                    format!("item:{}", c["id"].as_str().unwrap()),
+                    dec(&c["amount"]),
+                );
+            }
+            let listed: BTreeMap<String, Decimal> = lines
+                .iter()
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            assert_eq!(listed, want, "{org}");
+            assert_eq!(
+                lines.values().copied().sum::<Decimal>(),
+                dec(&invoice["total"]),
+                "{org}"
+            );
+            // Each charge's InvoiceDetailId is a line, and each line's charges sum to it exactly.
+            let cost = dir.join(format!("customers/{org}/focus/{org}-2026-10.parquet"));
+            let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+            for r in rows(&cost, &["InvoiceDetailId", "BilledCost"]) {
+                *sums.entry(r[0].clone()).or_default() += r[1].parse::<Decimal>().unwrap();
+            }
+            assert_eq!(sums, lines, "{org}");
+            let bp = rows(
+                &dir.join(format!(
+                    "customers/{org}/focus-billing-period/{org}-2026-10.parquet"
+                )),
+                &["BillingPeriodStatus", "InvoiceIssuerName"],
+            );
+            assert_eq!(bp.len(), 1);
+            assert_eq!(bp[0][0], "Closed");
+        }
+        // No ProviderName or PublisherName in 1.4.
+        let text = common::readable_text(
+            "x.parquet",
+            &fs::read(dir.join("customers/acme/focus/acme-2026-10.parquet")).unwrap(),
+        );
+        assert!(!text.contains("\nProviderName\n") && !text.contains("\nPublisherName\n"));
+        // The partner's: AWS's invoice lines, summing to the org's actual invoice.
+        let detail = dir.join("partner/focus-invoice-detail/acme-2026-10.parquet");
+        let total: Decimal = rows(&detail, &["BilledCost"])
+            .iter()
+            .map(|r| r[0].parse::<Decimal>().unwrap())
+            .sum();
+        assert_eq!(
+            total,
+            dec(&json(&dir.join("partner/invoices/acme.json"))["total"])
+        );
+    }
+
+    #[test]
+    fn each_1_4_rule_broken_on_purpose_is_reported() {
+        let w = Workdir::new();
+        let dir = run_sample(
+            w.path(),
+            &[
+                "--focus-version",
+                "1.4",
+                "--exports",
+                "focus",
+                "--format",
+                "csv",
+            ],
+        );
+        let cost = fs::read_to_string(dir.join("customers/acme/focus/acme-2026-10.csv")).unwrap();
+        let detail =
+            fs::read_to_string(dir.join("customers/acme/focus-invoice-detail/acme-2026-10.csv"))
+                .unwrap();
+        let bp =
+            fs::read_to_string(dir.join("customers/acme/focus-billing-period/acme-2026-10.csv"))
+                .unwrap();
+        let check = |files: &[(&str, &str)]| -> String {
+            let mut args = vec![
+                "validate-focus".to_string(),
+                "--version".into(),
+                "1.4".into(),
+            ];
+            for (name, text) in files {
+                args.push(w.write(*name, text).to_string_lossy().to_string());
+            }
+            String::from_utf8_lossy(&run(&args).stdout).to_string()
+        };
+        let out = check(&[("c.csv", &cost), ("d.csv", &detail), ("b.csv", &bp)]);
+        assert_eq!(out.matches(": ok").count(), 3, "{out}");
+        // A charge whose InvoiceDetailId is no record of InvoiceDetail.
+        let bad = edit(&cost, "InvoiceDetailId", |_| {
+            "111100000001:AmazonGhost".into()
+        });
+        let out = check(&[("c1.csv", &bad), ("d1.csv", &detail)]);
+        assert!(out.contains("`111100000001:AmazonGhost` of invoice `acme-2026-10` is not a record of the InvoiceDetail dataset"), "{out}");
+        // A detail record whose BilledCost is off by more than the tolerance ($1.00 here).
+        let bad = edit(&detail, "BilledCost", |v| {
+            (v.parse::<Decimal>().unwrap() + Decimal::new(250, 2)).to_string()
+        });
+        let out = check(&[("c2.csv", &cost), ("d2.csv", &bad)]);
+        assert!(out.contains("but its InvoiceDetail record says"), "{out}");
+        // A status InvoiceDetail does not allow, and a null payment term.
+        let bad = edit(&detail, "InvoiceIssueStatus", |_| "Paid".into());
+        let bad = edit(&bad, "PaymentTerms", |_| String::new());
+        let out = check(&[("d3.csv", &bad)]);
+        assert!(
+            out.contains("`Paid` is not one of Open, Issued, Voided"),
+            "{out}"
+        );
+        assert!(
+            out.contains("column PaymentTerms: must not be null"),
+            "{out}"
+        );
+        // BillingPeriod status, and a 1.3 file checked as 1.4.
+        let out = check(&[(
+            "b4.csv",
+            &edit(&bp, "BillingPeriodStatus", |_| "Final".into()),
+        )]);
+        assert!(out.contains("`Final` is not one of Open, Closed"), "{out}");
+        let v13 = run_sample(
+            &w.join("v13"),
+            &[
+                "--focus-version",
+                "1.3",
+                "--exports",
+                "focus",
+                "--format",
+                "csv",
+            ],
+        );
+        let v13 = fs::read_to_string(v13.join("customers/acme/focus/acme-2026-10.csv")).unwrap();
+        let out = check(&[("v13.csv", &v13)]);
+        assert!(
+            out.contains("column ProviderName: removed in FOCUS 1.4: must not be present"),
+            "{out}"
+        );
+        assert!(
+            out.contains("column InvoiceDetailId: FOCUS 1.4 column is missing"),
+            "{out}"
+        );
+    }
+}

@@ -17,8 +17,10 @@ pub struct ValidateFocusArgs {
     /// FOCUS files (Parquet or CSV).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The FOCUS version whose rules to check: 1.2, or 1.3 (1.2's rules plus the
-    /// provider columns and the charges of each invoice summing to whole minor units).
+    /// The FOCUS version whose rules to check: 1.2; 1.3 (1.2's rules plus the provider
+    /// columns and the charges of each invoice summing to whole minor units); 1.4 (1.3's
+    /// without ProviderName/PublisherName, with InvoiceDetailId, the InvoiceDetail and
+    /// BillingPeriod datasets, and, for files given together, the joins between them).
     #[arg(long, value_enum, default_value = "1.2")]
     pub version: crate::focus::FocusVersion,
 }
@@ -40,8 +42,8 @@ pub struct ValidateArgs {
 
 pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
     let mut bad = 0usize;
-    for f in &a.files {
-        let violations = crate::focus::validate_file_as(f, a.version)?;
+    for (f, violations) in crate::focus::validate_files(&a.files, a.version)? {
+        let f = &f;
         if violations.is_empty() {
             println!("{}: ok", f.display());
         } else {

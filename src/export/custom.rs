@@ -234,6 +234,16 @@ pub(super) fn custom_focus_batch(
     // FOCUS 1.3: the partner's own item is its service, not hosted by AWS.
     cols.insert("ServiceProviderName", constant(ctx.issuer, n));
     cols.insert("HostProviderName", constant(ctx.issuer, n));
+    // FOCUS 1.4: each item is its own invoice line.
+    cols.insert(
+        "InvoiceDetailId",
+        texts(
+            inv.custom
+                .iter()
+                .map(|c| Some(item_detail_id(&c.id)))
+                .collect(),
+        ),
+    );
     cols.insert(
         "ServiceCategory",
         texts(
@@ -319,7 +329,8 @@ pub(super) fn custom_focus_batch(
 pub(super) fn rounding_focus_batch(
     ctx: &OrgCtx<'_>,
     partner: bool,
-    invoice_id: &str,
+    (invoice_id, detail_id): (&str, Option<&str>),
+    line_category: Option<&str>,
     diff: i128,
 ) -> Result<RecordBatch> {
     let schema = focus::schema_of(partner, ctx.opts.focus_version);
@@ -349,7 +360,18 @@ pub(super) fn rounding_focus_batch(
     cols.insert("BillingPeriodEnd", times(vec![Some(end)]));
     cols.insert("ChargePeriodStart", times(vec![Some(start)]));
     cols.insert("ChargePeriodEnd", times(vec![Some(end)]));
-    cols.insert("ChargeCategory", text("Adjustment"));
+    // 1.3: one Adjustment per invoice. 1.4: one per invoice line, in the line's
+    // ChargeCategory (so the line and its charges agree) as a correction, which
+    // FOCUS lets carry no unit price or quantity.
+    match line_category {
+        Some(c) => {
+            cols.insert("ChargeCategory", text(c));
+            cols.insert("ChargeClass", text("Correction"));
+        }
+        None => {
+            cols.insert("ChargeCategory", text("Adjustment"));
+        }
+    }
     cols.insert("ChargeFrequency", text("One-Time"));
     cols.insert(
         "ChargeDescription",
@@ -358,6 +380,9 @@ pub(super) fn rounding_focus_batch(
         )),
     );
     cols.insert("InvoiceId", text(invoice_id));
+    if let Some(d) = detail_id {
+        cols.insert("InvoiceDetailId", text(d));
+    }
     let (issuer, provider) = if partner {
         ("Amazon Web Services, Inc.", "AWS")
     } else {
@@ -375,7 +400,12 @@ pub(super) fn rounding_focus_batch(
     cols.insert("ServiceCategory", text("Other"));
     cols.insert("ServiceSubcategory", text("Other (Other)"));
     cols.insert("ServiceName", text("Invoice rounding"));
-    cols.insert("SubAccountId", text(ctx.mgmt));
+    // A line's rounding is charged to the line's account (FOCUS 1.4 detail ids start with it).
+    let account = detail_id
+        .and_then(|d| d.split(':').next())
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(ctx.mgmt);
+    cols.insert("SubAccountId", text(account));
     cols.insert("x_LineItemType", text("Rounding"));
     if partner {
         cols.insert(focus::CUSTOMER_ORG_COLUMN, text(ctx.org_id));
@@ -389,4 +419,9 @@ pub(super) fn rounding_focus_batch(
         })
         .collect();
     RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The FOCUS 1.4 InvoiceDetailId of a custom line item.
+pub(super) fn item_detail_id(id: &str) -> String {
+    format!("item:{id}")
 }

@@ -401,6 +401,39 @@ impl<'s, 'a> FocusRows<'s, 'a> {
     }
 }
 
+/// FOCUS 1.4's InvoiceDetailId of each row: the invoice line it is billed on.
+/// A customer's invoice has a line per account and service (`<account>:<service>`);
+/// the partner's actual invoice, per account, service and line item type
+/// (`<account>:<service>:<type>`) (docs/EXPORTS.md, "FOCUS 1.4").
+fn detail_ids(cols: &FocusColumns, partner: bool, n: usize) -> Result<ArrayRef> {
+    use arrow::array::{Array, AsArray};
+    let text = |name: &str| {
+        cols.get(name)
+            .and_then(|a| a.as_string_opt::<i32>().cloned())
+            .ok_or_else(|| Error::Internal(format!("the FOCUS batch lacks {name}")))
+    };
+    let (account, service, line_type, invoice) = (
+        text("SubAccountId")?,
+        text("x_ServiceCode")?,
+        text("x_LineItemType")?,
+        text("InvoiceId")?,
+    );
+    // A charge with no invoice id (inputs without bill_invoice_id) has no invoice line either.
+    let ids: StringArray = (0..n)
+        .map(|i| {
+            let (a, s) = (account.value(i), service.value(i));
+            if !invoice.is_valid(i) || invoice.value(i).is_empty() {
+                None
+            } else if partner {
+                Some(format!("{a}:{s}:{}", line_type.value(i)))
+            } else {
+                Some(format!("{a}:{s}"))
+            }
+        })
+        .collect();
+    Ok(Arc::new(ids))
+}
+
 /// The FOCUS batch for selected rows: pro forma for a customer, actual for the partner.
 pub(super) fn focus_batch(
     ctx: &OrgCtx<'_>,
@@ -416,11 +449,15 @@ pub(super) fn focus_batch(
     if let (false, Some(fx)) = (partner, &ctx.fx) {
         super::fx_columns::to_billing_currency(&mut cols, fx, rows.n)?;
     }
-    if ctx.opts.focus_version == focus::FocusVersion::V1_3 {
+    if ctx.opts.focus_version.from_1_3() {
         // The migration guide's MSP row: the partner provides the service, AWS hosts it.
         let service_provider = if partner { "AWS" } else { ctx.issuer };
         cols.insert("ServiceProviderName", constant(service_provider, rows.n));
         cols.insert("HostProviderName", constant("AWS", rows.n));
+    }
+    if ctx.opts.focus_version == focus::FocusVersion::V1_4 {
+        let ids = detail_ids(&cols, partner, rows.n)?;
+        cols.insert("InvoiceDetailId", ids);
     }
     let schema = focus::schema_of(partner, ctx.opts.focus_version);
     let columns: Vec<ArrayRef> = schema

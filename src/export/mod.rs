@@ -19,6 +19,7 @@
 mod cur;
 mod custom;
 mod dataset;
+mod focus14;
 mod focus_rows;
 mod fx_columns;
 mod held;

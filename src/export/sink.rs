@@ -76,8 +76,9 @@ struct Part {
     billed: i128,
     /// Whether the cost column is converted from USD.
     converted: bool,
-    /// Σ BilledCost per InvoiceId, kept for the partner's FOCUS 1.3 (its rounding rows).
-    by_invoice: Option<BTreeMap<String, i128>>,
+    /// Σ BilledCost per (InvoiceId, InvoiceDetailId), kept for FOCUS 1.3 and 1.4's
+    /// rounding rows and 1.4's InvoiceDetail dataset ("" without a detail column).
+    by_invoice: Option<InvoiceLines>,
 }
 
 /// Rows held until month end: their amount on `track` waits for the org's
@@ -166,8 +167,8 @@ pub struct OrgTotals<'a> {
     pub actual_exact: i128,
     /// The customer's pro forma invoice (customers only).
     pub customer: Option<&'a CustomerInvoice>,
-    /// That invoice's rounded total in its billing currency (FOCUS 1.3's invoice rule).
-    pub customer_billed_total: Option<i128>,
+    /// That invoice in its billing currency (FOCUS 1.3 and 1.4's invoice rule).
+    pub customer_billed: Option<&'a CustomerInvoice>,
     /// The actual invoice's rounded total (the partner's FOCUS 1.3 rounding).
     pub actual_total: i128,
 }
@@ -201,8 +202,34 @@ fn rate_of(
         .map_err(missing)
 }
 
+/// An invoice line's charges in a FOCUS dataset: Σ BilledCost, and their
+/// ChargeCategory (`Usage` when the line mixes categories, as FOCUS 1.4 allows).
+#[derive(Debug, Clone, Default)]
+pub(super) struct LineSum {
+    pub(super) cost: i128,
+    pub(super) category: String,
+}
+
+/// (InvoiceId, InvoiceDetailId) → the line's charges.
+pub(super) type InvoiceLines = BTreeMap<(String, String), LineSum>;
+
+impl LineSum {
+    fn add(&mut self, cost: i128, category: &str) -> Result<()> {
+        self.cost = self
+            .cost
+            .checked_add(cost)
+            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        if self.category.is_empty() {
+            self.category = category.to_string();
+        } else if self.category != category {
+            self.category = "Usage".into();
+        }
+        Ok(())
+    }
+}
+
 /// Σ BilledCost per InvoiceId of a FOCUS batch.
-fn invoice_sums(batch: &RecordBatch) -> Result<BTreeMap<String, i128>> {
+fn invoice_sums(batch: &RecordBatch) -> Result<InvoiceLines> {
     use arrow::array::{Array, AsArray};
     let ids = batch
         .column_by_name("InvoiceId")
@@ -212,23 +239,29 @@ fn invoice_sums(batch: &RecordBatch) -> Result<BTreeMap<String, i128>> {
         .column_by_name("BilledCost")
         .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Decimal128Type>())
         .ok_or_else(|| Error::Internal("a FOCUS batch without BilledCost".into()))?;
-    let mut out: BTreeMap<String, i128> = BTreeMap::new();
+    let details = batch
+        .column_by_name("InvoiceDetailId")
+        .and_then(|c| c.as_string_opt::<i32>());
+    let categories = batch
+        .column_by_name("ChargeCategory")
+        .and_then(|c| c.as_string_opt::<i32>());
+    let mut out = InvoiceLines::new();
     for i in (0..batch.num_rows()).filter(|i| cost.is_valid(*i)) {
         let id = if ids.is_valid(i) { ids.value(i) } else { "" };
-        let e = out.entry(id.to_string()).or_default();
-        *e = e
-            .checked_add(cost.value(i))
-            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        let detail = details.filter(|d| d.is_valid(i)).map_or("", |d| d.value(i));
+        let category = categories
+            .filter(|c| c.is_valid(i))
+            .map_or("Usage", |c| c.value(i));
+        out.entry((id.to_string(), detail.to_string()))
+            .or_default()
+            .add(cost.value(i), category)?;
     }
     Ok(out)
 }
 
-fn add_invoice_sums(into: &mut BTreeMap<String, i128>, more: BTreeMap<String, i128>) -> Result<()> {
+fn add_invoice_sums(into: &mut InvoiceLines, more: InvoiceLines) -> Result<()> {
     for (k, v) in more {
-        let e = into.entry(k).or_default();
-        *e = e
-            .checked_add(v)
-            .ok_or_else(|| Error::Overflow("summing an export".into()))?;
+        into.entry(k).or_default().add(v.cost, &v.category)?;
     }
     Ok(())
 }
@@ -390,9 +423,14 @@ impl<'a> OrgExport<'a> {
         })
     }
 
-    /// Whether `kind`'s parts sum their rows per InvoiceId (the partner's FOCUS 1.3).
+    /// Whether `kind`'s parts sum their rows per invoice line: the partner's
+    /// FOCUS 1.3 (per InvoiceId), and every FOCUS 1.4 dataset (per InvoiceDetailId).
     fn tracks_invoices(&self, kind: Kind) -> bool {
-        kind == Kind::PartnerFocus && self.ctx.opts.focus_version == focus::FocusVersion::V1_3
+        match self.ctx.opts.focus_version {
+            focus::FocusVersion::V1_2 => false,
+            focus::FocusVersion::V1_3 => kind == Kind::PartnerFocus,
+            focus::FocusVersion::V1_4 => kind != Kind::Cur,
+        }
     }
 
     /// Whether `kind`'s cost columns are in another currency than USD.
@@ -767,14 +805,15 @@ impl OrgExport<'_> {
             let (b, total) = custom_focus_batch(&self.ctx, totals.customer)?;
             p.write(&b, total)?;
         }
-        let rounds = self.ctx.opts.focus_version == focus::FocusVersion::V1_3;
-        if let (true, Some(invoice_total)) = (rounds, totals.customer_billed_total) {
-            self.write_rounding(&tasks, &mut tail, totals.customer, invoice_total)?;
-        }
-        let partner_rounding = if rounds {
+        let rounds = self.ctx.opts.focus_version.from_1_3();
+        let customer_lines = match (rounds, totals.customer_billed) {
+            (true, Some(invoice)) => self.write_rounding(&tasks, &mut tail, invoice)?,
+            _ => BTreeMap::new(),
+        };
+        let (partner_rounding, partner_lines) = if rounds {
             self.write_partner_rounding(&tasks, &mut tail, totals.actual_total)?
         } else {
-            0
+            (0, BTreeMap::new())
         };
         let mut files = Vec::new();
         for (k, kind) in KINDS.iter().enumerate() {
@@ -794,57 +833,115 @@ impl OrgExport<'_> {
             };
             files.push(self.assemble(*kind, parts, expected)?);
         }
+        if self.ctx.opts.focus_version == focus::FocusVersion::V1_4 {
+            files.extend(super::focus14::write_datasets(
+                &self.ctx,
+                &self.root,
+                (self.wanted[1], self.wanted[2]),
+                &customer_lines,
+                &partner_lines,
+            )?);
+        }
         Ok(OrgWritten {
             files,
             dropped: self.dropped.clone(),
         })
     }
 
-    /// Adds the FOCUS 1.3 rounding row: the invoice's total in its billing
-    /// currency minus what the customer's FOCUS rows sum to so far.
+    /// Adds the customer's FOCUS rounding rows: in 1.3 one per invoice (its
+    /// total in its billing currency minus what the rows sum to), in 1.4 one
+    /// per invoice line (`InvoiceDetailId`), so each line's charges sum to the
+    /// line. Returns the invoice lines (detail id → amount) for InvoiceDetail.
     fn write_rounding(
         &self,
         tasks: &[TaskParts],
         tail: &mut [Option<Part>; 3],
-        invoice: Option<&CustomerInvoice>,
-        invoice_total: i128,
-    ) -> Result<()> {
+        invoice: &CustomerInvoice,
+    ) -> Result<BTreeMap<String, LineSum>> {
         let overflow = || Error::Overflow("rounding an export to its invoice".into());
-        let written = tasks
+        let Some(number) = self.ctx.customer.as_ref().map(|c| c.2.clone()) else {
+            return Ok(BTreeMap::new());
+        };
+        let v14 = self.ctx.opts.focus_version == focus::FocusVersion::V1_4;
+        let mut written: BTreeMap<String, LineSum> = BTreeMap::new();
+        for p in tasks
             .iter()
             .filter_map(|t| t.parts[1].as_ref())
             .chain(tail[1].as_ref())
-            .try_fold(0i128, |a, p| a.checked_add(p.billed))
-            .ok_or_else(overflow)?;
-        let diff = invoice_total.checked_sub(written).ok_or_else(overflow)?;
-        let Some(p) = tail[1].as_mut() else {
-            return Ok(());
-        };
-        if diff == 0 {
-            return Ok(());
+        {
+            for ((_, detail), v) in p.by_invoice.iter().flatten() {
+                written
+                    .entry(detail.clone())
+                    .or_default()
+                    .add(v.cost, &v.category)?;
+            }
+            if !v14 {
+                written
+                    .entry(String::new())
+                    .or_default()
+                    .add(p.billed, "Adjustment")?;
+            }
         }
-        let Some(number) = invoice.and(self.ctx.customer.as_ref()).map(|c| c.2.clone()) else {
-            return Ok(());
+        let mut lines: BTreeMap<String, LineSum> = BTreeMap::new();
+        let line = |amount: i128, category: &str| LineSum {
+            cost: amount,
+            category: category.to_string(),
         };
-        let b = super::custom::rounding_focus_batch(&self.ctx, false, &number, diff)?;
-        // In USD the row's cost joins the check against the rounded total; in
-        // another currency the USD check stays on the exact rows.
-        let usd_cost = if p.converted { 0 } else { diff };
-        p.write(&b, usd_cost)
+        if v14 {
+            for l in &invoice.lines {
+                let d = format!("{}:{}", l.account, l.service);
+                let category = written.get(&d).map_or("Usage", |w| w.category.as_str());
+                lines.insert(d.clone(), line(l.amount.0, category));
+            }
+            for c in &invoice.custom {
+                let d = super::custom::item_detail_id(&c.id);
+                let category = written.get(&d).map_or("Purchase", |w| w.category.as_str());
+                lines.insert(d, line(c.amount.0, category));
+            }
+            for (d, w) in &written {
+                lines
+                    .entry(d.clone())
+                    .or_insert_with(|| line(0, &w.category));
+            }
+        } else {
+            lines.insert(String::new(), line(invoice.total.0, "Adjustment"));
+        }
+        let Some(p) = tail[1].as_mut() else {
+            return Ok(lines);
+        };
+        for (detail, target) in &lines {
+            let diff = target
+                .cost
+                .checked_sub(written.get(detail).map_or(0, |w| w.cost))
+                .ok_or_else(overflow)?;
+            if diff == 0 {
+                continue;
+            }
+            let key = (number.as_str(), v14.then_some(detail.as_str()));
+            let category = v14.then_some(target.category.as_str());
+            let b = super::custom::rounding_focus_batch(&self.ctx, false, key, category, diff)?;
+            // In USD the row's cost joins the check against the rounded total; in
+            // another currency the USD check stays on the exact rows.
+            let usd_cost = if p.converted { 0 } else { diff };
+            p.write(&b, usd_cost)?;
+        }
+        Ok(lines)
     }
 
-    /// The partner's FOCUS 1.3 rounding rows: with one AWS invoice id, its
+    /// The partner's FOCUS rounding rows. In 1.3: with one AWS invoice id, its
     /// charges are brought to the org's actual invoice total; with several, each
-    /// id's charges to their sum rounded to cents. Returns the rounding added.
+    /// id's charges to their sum rounded to cents. In 1.4: each invoice line's
+    /// charges to their sum rounded to cents (the actual invoice rounds each
+    /// line once). Returns the rounding added and the lines for InvoiceDetail.
     fn write_partner_rounding(
         &self,
         tasks: &[TaskParts],
         tail: &mut [Option<Part>; 3],
         actual_total: i128,
-    ) -> Result<i128> {
+    ) -> Result<(i128, InvoiceLines)> {
         let rounding = self.ctx.config.rounding;
         let overflow = || Error::Overflow("rounding an export to its invoice".into());
-        let mut sums: BTreeMap<String, i128> = BTreeMap::new();
+        let mut sums = InvoiceLines::new();
         for p in tasks
             .iter()
             .filter_map(|t| t.parts[2].as_ref())
@@ -854,28 +951,41 @@ impl OrgExport<'_> {
                 add_invoice_sums(&mut sums, m.clone())?;
             }
         }
-        let diffs: Vec<(String, i128)> = if sums.len() == 1 {
-            sums.into_iter()
-                .map(|(id, s)| Ok((id, actual_total.checked_sub(s).ok_or_else(overflow)?)))
-                .collect::<Result<_>>()?
-        } else {
-            sums.into_iter()
-                .map(|(id, s)| {
-                    let rounded = crate::money::round_to_minor(s, 2, rounding);
-                    (id, rounded - s)
-                })
-                .collect()
-        };
+        let v13 = self.ctx.opts.focus_version == focus::FocusVersion::V1_3;
+        let mut lines = BTreeMap::new();
+        let mut diffs = Vec::new();
+        for (key, s) in &sums {
+            // 1.4: charges without an AWS invoice id are on no invoice line.
+            if !v13 && key.0.is_empty() {
+                continue;
+            }
+            let target = if v13 && sums.len() == 1 {
+                actual_total
+            } else {
+                crate::money::round_to_minor(s.cost, 2, rounding)
+            };
+            let diff = target.checked_sub(s.cost).ok_or_else(overflow)?;
+            diffs.push((key.clone(), diff, s.category.clone()));
+            lines.insert(
+                key.clone(),
+                LineSum {
+                    cost: target,
+                    category: s.category.clone(),
+                },
+            );
+        }
         let Some(p) = tail[2].as_mut() else {
-            return Ok(0);
+            return Ok((0, lines));
         };
         let mut added = 0i128;
-        for (id, diff) in diffs.into_iter().filter(|(_, d)| *d != 0) {
-            let b = super::custom::rounding_focus_batch(&self.ctx, true, &id, diff)?;
+        for ((id, detail), diff, category) in diffs.into_iter().filter(|(_, d, _)| *d != 0) {
+            let key = (id.as_str(), (!v13).then_some(detail.as_str()));
+            let category = (!v13).then_some(category.as_str());
+            let b = super::custom::rounding_focus_batch(&self.ctx, true, key, category, diff)?;
             p.write(&b, diff)?;
             added = added.checked_add(diff).ok_or_else(overflow)?;
         }
-        Ok(added)
+        Ok((added, lines))
     }
 
     /// Gives held rows their share of the month-end charges and writes them.

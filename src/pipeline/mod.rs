@@ -1008,11 +1008,11 @@ fn finish_exports(
                 deferred: &r.ledger.deferred,
                 actual_exact: r.actual.exact_total.0,
                 customer: r.customer.as_ref(),
-                customer_billed_total: r
+                customer_billed: r
                     .customer_fx
                     .as_ref()
-                    .map(|x| x.invoice.total.0)
-                    .or(r.customer.as_ref().map(|c| c.total.0)),
+                    .map(|x| &x.invoice)
+                    .or(r.customer.as_ref()),
                 actual_total: r.actual.total.0,
             },
         )

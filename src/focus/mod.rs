@@ -21,6 +21,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchReader};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+mod v14;
+
 use crate::error::{Error, Result};
 use crate::money::{parse_fixed, ONE};
 
@@ -143,6 +145,11 @@ pub enum FocusVersion {
     #[value(name = "1.3")]
     #[serde(rename = "1.3")]
     V1_3,
+    /// FOCUS 1.4: 1.3 without ProviderName and PublisherName, with InvoiceDetailId on
+    /// every charge and the InvoiceDetail and BillingPeriod datasets beside it.
+    #[value(name = "1.4")]
+    #[serde(rename = "1.4")]
+    V1_4,
 }
 
 impl FocusVersion {
@@ -151,9 +158,18 @@ impl FocusVersion {
         match self {
             FocusVersion::V1_2 => "1.2",
             FocusVersion::V1_3 => "1.3",
+            FocusVersion::V1_4 => "1.4",
         }
     }
+
+    /// Whether the version has 1.3's provider columns and invoice rule (1.3 and later).
+    pub fn from_1_3(self) -> bool {
+        self != FocusVersion::V1_2
+    }
 }
+
+/// Columns FOCUS 1.4 removes from the Cost and Usage dataset (deprecated in 1.3).
+pub const COLUMNS_REMOVED_IN_1_4: &[&str] = &["ProviderName", "PublisherName"];
 
 /// Columns FOCUS 1.3 adds to the Cost and Usage dataset, with their types and
 /// whether the column is mandatory (a mandatory column may still allow nulls).
@@ -171,8 +187,14 @@ pub const COLUMNS_ADDED_IN_1_3: &[(&str, ColumnType, bool)] = &[
 /// The Cost and Usage columns of a version, sorted by name as the specification lists them.
 pub fn columns(version: FocusVersion) -> Vec<(&'static str, ColumnType, bool)> {
     let mut all: Vec<(&'static str, ColumnType, bool)> = COLUMNS.to_vec();
-    if version == FocusVersion::V1_3 {
+    if version.from_1_3() {
         all.extend_from_slice(COLUMNS_ADDED_IN_1_3);
+    }
+    if version == FocusVersion::V1_4 {
+        all.retain(|(name, _, _)| !COLUMNS_REMOVED_IN_1_4.contains(name));
+        // Conditional in 1.4 ("when the invoice issuer supports payable invoices"):
+        // billxfer issues them, so it is always there.
+        all.push(("InvoiceDetailId", ColumnType::Text, true));
     }
     all.sort_by(|a, b| a.0.cmp(b.0));
     all
@@ -441,10 +463,49 @@ pub fn validate_file(path: &Path) -> Result<Vec<Violation>> {
 /// Checks a FOCUS file against a version's rules: 1.2's, and for 1.3 also its
 /// mandatory provider columns and its invoice rule (see [`validate_1_3`]).
 pub fn validate_file_as(path: &Path, version: FocusVersion) -> Result<Vec<Violation>> {
-    let t = load(path)?;
-    let mut out = validate(&t);
-    if version == FocusVersion::V1_3 {
-        out.extend(validate_1_3(&t));
+    let mut all = validate_files(&[path.to_path_buf()], version)?;
+    Ok(all.pop().map(|(_, v)| v).unwrap_or_default())
+}
+
+/// Checks FOCUS files together: each against its version's rules, and for 1.4
+/// the InvoiceDetail and BillingPeriod datasets among them and the joins between
+/// a Cost and Usage file and the InvoiceDetail files of its invoices.
+pub fn validate_files(
+    paths: &[std::path::PathBuf],
+    version: FocusVersion,
+) -> Result<Vec<(std::path::PathBuf, Vec<Violation>)>> {
+    let tables: Vec<Table> = paths.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    let details: Vec<&Table> = tables
+        .iter()
+        .filter(|t| {
+            version == FocusVersion::V1_4 && v14::dataset_of(t) == v14::Dataset::InvoiceDetail
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (path, t) in paths.iter().zip(&tables) {
+        let dataset = if version == FocusVersion::V1_4 {
+            v14::dataset_of(t)
+        } else {
+            v14::Dataset::CostAndUsage
+        };
+        let violations = match dataset {
+            v14::Dataset::InvoiceDetail => v14::invoice_detail(t),
+            v14::Dataset::BillingPeriod => v14::billing_period(t),
+            v14::Dataset::CostAndUsage => {
+                let mut v = validate(t);
+                if version.from_1_3() {
+                    v.extend(validate_1_3(t));
+                }
+                if version == FocusVersion::V1_4 {
+                    // 1.3's mandatory ProviderName and PublisherName are gone in 1.4.
+                    v.retain(|x| !COLUMNS_REMOVED_IN_1_4.contains(&x.column.as_str()));
+                    v.extend(v14::cost_and_usage(t));
+                    v.extend(v14::cross(t, &details));
+                }
+                v
+            }
+        };
+        out.push((path.clone(), violations));
     }
     Ok(out)
 }
