@@ -88,7 +88,7 @@ pub struct DiscountReport {
 }
 
 impl DiscountReport {
-    /// Reads every delivery (CSV, gzip CSV) and applies the changes in
+    /// Reads every delivery (CSV, gzip CSV, Parquet) and applies the changes in
     /// `row_modified_date` order per key. Every bad row names its file, row and column.
     pub fn load(files: &[(PathBuf, String)]) -> Result<DiscountReport> {
         let mut changes = Vec::new();
@@ -149,21 +149,11 @@ const REQUIRED: &[&str] = &[
 ];
 
 fn read_file(path: &Path, shown: &str, index: usize, out: &mut Vec<Change>) -> Result<u64> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader: Box<dyn Read> = if shown.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
+    let (header, records) = if shown.ends_with(".parquet") {
+        parquet_records(path)?
     } else {
-        Box::new(file)
+        csv_records(path, shown)?
     };
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let header: Vec<String> = csv
-        .headers()
-        .map_err(|e| Error::input(path, format!("not a CSV file: {e}")))?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
     let position = |name: &str| header.iter().position(|h| h == name);
     let missing: Vec<&str> = REQUIRED
         .iter()
@@ -191,11 +181,11 @@ fn read_file(path: &Path, shown: &str, index: usize, out: &mut Vec<Change>) -> R
         .map(|c| (*c, position(&format!("{c}_discount"))))
         .collect();
     let mut rows = 0u64;
-    for (i, record) in csv.records().enumerate() {
+    for (i, record) in records.into_iter().enumerate() {
         let row = i + 2;
-        let record = record.map_err(|e| Error::input(path, format!("row {row}: {e}")))?;
+        let record = record?;
         rows += 1;
-        let cell = |c: usize| record.get(c).unwrap_or("").trim();
+        let cell = |c: usize| record.get(c).map_or("", |v| v.trim());
         let bad = |name: &str, why: String| {
             Error::input(path, format!("row {row}, column `{name}`: {why}"))
         };
@@ -268,6 +258,111 @@ fn read_file(path: &Path, shown: &str, index: usize, out: &mut Vec<Change>) -> R
         });
     }
     Ok(rows)
+}
+
+/// A delivery's rows as text, with its lower-cased header.
+type Records = (Vec<String>, Vec<Result<Vec<String>>>);
+
+fn csv_records(path: &Path, shown: &str) -> Result<Records> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader: Box<dyn Read> = if shown.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let header: Vec<String> = csv
+        .headers()
+        .map_err(|e| Error::input(path, format!("not a CSV file: {e}")))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let records = csv
+        .records()
+        .enumerate()
+        .map(|(i, r)| {
+            r.map(|r| r.iter().map(String::from).collect())
+                .map_err(|e| Error::input(path, format!("row {}: {e}", i + 2)))
+        })
+        .collect();
+    Ok((header, records))
+}
+
+/// A Parquet delivery's rows as text. Doubles (the report's discount columns)
+/// go through billxfer's one exact rule for doubles (`money::fixed_from_f64`);
+/// timestamps become ISO 8601 UTC; everything else is cast to text.
+fn parquet_records(path: &Path) -> Result<Records> {
+    use arrow::array::{Array, AsArray, RecordBatchReader};
+    use arrow::datatypes::DataType;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |e: String| Error::input(path, format!("not a readable Parquet file: {e}"));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(e.to_string()))?;
+    let header: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().to_ascii_lowercase())
+        .collect();
+    let mut records = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        let mut columns: Vec<Vec<String>> = Vec::with_capacity(batch.num_columns());
+        for a in batch.columns() {
+            let text: Vec<String> = match a.data_type() {
+                DataType::Float64 | DataType::Float32 => {
+                    let d = arrow::compute::cast(a, &DataType::Float64)
+                        .map_err(|e| bad(e.to_string()))?;
+                    let d = d.as_primitive::<arrow::datatypes::Float64Type>();
+                    (0..d.len())
+                        .map(|i| {
+                            if d.is_null(i) {
+                                return Ok(String::new());
+                            }
+                            crate::money::fixed_from_f64(d.value(i))
+                                .map(crate::money::format_fixed_exact)
+                                .map_err(|e| bad(format!("a number that is no decimal: {e}")))
+                        })
+                        .collect::<Result<_>>()?
+                }
+                DataType::Timestamp(_, _) => {
+                    let ms = crate::timestamp::to_utc_millis(a).map_err(|e| bad(e.to_string()))?;
+                    let ms = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+                    (0..ms.len())
+                        .map(|i| {
+                            if ms.is_null(i) {
+                                String::new()
+                            } else {
+                                crate::timestamp::iso_from_millis(ms.value(i))
+                            }
+                        })
+                        .collect()
+                }
+                _ => {
+                    let t =
+                        arrow::compute::cast(a, &DataType::Utf8).map_err(|e| bad(e.to_string()))?;
+                    let t = t.as_string::<i32>();
+                    (0..t.len())
+                        .map(|i| {
+                            if t.is_null(i) {
+                                String::new()
+                            } else {
+                                t.value(i).to_string()
+                            }
+                        })
+                        .collect()
+                }
+            };
+            columns.push(text);
+        }
+        for i in 0..batch.num_rows() {
+            records.push(Ok(columns.iter().map(|c| c[i].clone()).collect()));
+        }
+    }
+    Ok((header, records))
 }
 
 /// Account ids arrive as `bigint`: leading zeros are lost, so pad to 12 digits.

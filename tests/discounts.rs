@@ -344,3 +344,59 @@ fn a_bad_delivery_names_its_file_row_and_column() {
         "{e}"
     );
 }
+
+#[test]
+fn a_parquet_delivery_with_doubles_and_bigints_reads_as_its_csv_would() {
+    use arrow::array::{
+        ArrayRef, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
+    use std::sync::Arc;
+    let dir = month_dir(&["2026-10"]);
+    let text = |v: &[&str]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+    // 2026-11-03T06:00:00Z and 2026-11-12T06:00:00Z in ms; the update comes first in the file.
+    let times: ArrayRef = Arc::new(
+        TimestampMillisecondArray::from(vec![1_794_463_200_000, 1_793_685_600_000])
+            .with_timezone("UTC"),
+    );
+    let bytes = common::parquet_bytes(vec![
+        ("dbr_id_pk", text(&["K1", "K1"])),
+        ("row_type", text(&["UPDATE", "INSERT"])),
+        ("row_modified_date", times),
+        (
+            "payer_account_id",
+            Arc::new(Int64Array::from(vec![990000000001, 990000000001])),
+        ),
+        ("invoice_id", text(&["INV-1", "INV-1"])),
+        ("billing_period", text(&["2026-10", "2026-10"])),
+        ("product_code", text(&["AmazonEC2", "AmazonEC2"])),
+        (
+            "linked_account_id",
+            Arc::new(Int64Array::from(vec![111000000001, 111000000001])),
+        ),
+        (
+            "support_discount",
+            Arc::new(Float64Array::from(vec![3.25, 3.0])),
+        ),
+        (
+            "psp_discount",
+            Arc::new(Float64Array::from(vec![1.55, 1.5])),
+        ),
+        (
+            "total_discount",
+            Arc::new(Float64Array::from(vec![4.8, 4.5])),
+        ),
+    ]);
+    dir.write("dbr/1.parquet", bytes);
+    dir.write_config(
+        dir.read("billxfer.toml")
+            .replace("dbr/*.csv", "dbr/*.parquet"),
+    );
+    let (inv, m) = run(&dir, "2026-10", "out");
+    // The later modification (listed first) wins: 3.25 + 1.55 = 4.80 off 140.00.
+    assert_eq!(inv["partner_discount_total"], "4.80");
+    assert_eq!(inv["net_total"], "135.20");
+    assert!(m["discount_report"]["warnings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
