@@ -308,18 +308,7 @@ pub(super) fn custom_focus_batch(
     if let Some(fx) = &ctx.fx {
         super::fx_columns::to_billing_currency(&mut cols, fx, n)?;
     }
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            cols.remove(f.name().as_str())
-                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
-        })
-        .collect();
-    Ok((
-        RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))?,
-        total,
-    ))
+    Ok((super::rows::batch_of(schema, cols, n)?, total))
 }
 
 /// FOCUS 1.3's invoice rule: the charges of an InvoiceId sum to the invoice's
@@ -410,15 +399,7 @@ pub(super) fn rounding_focus_batch(
     if partner {
         cols.insert(focus::CUSTOMER_ORG_COLUMN, text(ctx.org_id));
     }
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            cols.remove(f.name().as_str())
-                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), 1))
-        })
-        .collect();
-    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal(e.to_string()))
+    super::rows::batch_of(schema, cols, 1)
 }
 
 /// The FOCUS 1.4 InvoiceDetailId of a custom line item.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
 use super::dataset::{create_output, parquet_props_for, write_csv_header, write_csv_rows};
@@ -311,21 +310,12 @@ fn write_batch(
     root: &Path,
     rel: &str,
     schema: &SchemaRef,
-    mut cols: BTreeMap<&str, ArrayRef>,
+    cols: BTreeMap<&str, ArrayRef>,
     n: usize,
     format: ExportFormat,
 ) -> Result<()> {
     let path = root.join(rel);
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            cols.remove(f.name().as_str())
-                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
-        })
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::Internal(format!("building {rel}: {e}")))?;
+    let batch = super::rows::batch_of(schema.clone(), cols, n)?;
     let err = |e: String| Error::Output {
         path: path.clone(),
         source: std::io::Error::other(e),

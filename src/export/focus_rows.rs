@@ -459,15 +459,9 @@ pub(super) fn focus_batch(
         let ids = detail_ids(&cols, partner, rows.n)?;
         cols.insert("InvoiceDetailId", ids);
     }
-    let schema = focus::schema_of(partner, ctx.opts.focus_version);
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            cols.remove(f.name().as_str())
-                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), rows.n))
-        })
-        .collect();
-    RecordBatch::try_new(schema, columns)
-        .map_err(|e| Error::Internal(format!("building the FOCUS export: {e}")))
+    batch_of(
+        focus::schema_of(partner, ctx.opts.focus_version),
+        cols,
+        rows.n,
+    )
 }

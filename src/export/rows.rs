@@ -446,3 +446,22 @@ pub(super) fn charge_frequency(lt: LineType) -> &'static str {
         },
     }
 }
+
+/// A batch of `schema` from named columns; a column not given is all null
+/// (FOCUS writes every column of its version, null where billxfer has no value).
+pub(super) fn batch_of(
+    schema: SchemaRef,
+    mut cols: std::collections::BTreeMap<&str, ArrayRef>,
+    n: usize,
+) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cols.remove(f.name().as_str())
+                .unwrap_or_else(|| arrow::array::new_null_array(f.data_type(), n))
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::Internal(format!("building an export batch: {e}")))
+}

@@ -63,6 +63,19 @@ fn required(t: &Table, columns: &[&str], allowed: &[(&str, &[&str])], out: &mut 
     }
 }
 
+/// A record's LastUpdated is not earlier than its Created (ISO 8601 UTC text sorts in time order).
+fn not_before(t: &Table, i: usize, (created, updated): (&str, &str), out: &mut Vec<Violation>) {
+    if let (Some(c), Some(u)) = (get(t, created, i), get(t, updated, i)) {
+        if u < c {
+            out.push(violation(
+                i + 1,
+                updated,
+                format!("must not be earlier than {created}"),
+            ));
+        }
+    }
+}
+
 /// The Cost and Usage dataset's 1.4 rules beyond 1.3's.
 pub(super) fn cost_and_usage(t: &Table) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -136,18 +149,12 @@ pub(super) fn invoice_detail(t: &Table) -> Vec<Violation> {
     );
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for i in 0..t.rows {
-        if let (Some(c), Some(u)) = (
-            get(t, "InvoiceDetailCreated", i),
-            get(t, "InvoiceDetailLastUpdated", i),
-        ) {
-            if u < c {
-                out.push(violation(
-                    i + 1,
-                    "InvoiceDetailLastUpdated",
-                    "must not be earlier than InvoiceDetailCreated",
-                ));
-            }
-        }
+        not_before(
+            t,
+            i,
+            ("InvoiceDetailCreated", "InvoiceDetailLastUpdated"),
+            &mut out,
+        );
         if let (Some(inv), Some(d)) = (get(t, "InvoiceId", i), get(t, "InvoiceDetailId", i)) {
             if !seen.insert((inv.to_string(), d.to_string())) {
                 out.push(violation(
@@ -178,18 +185,12 @@ pub(super) fn billing_period(t: &Table) -> Vec<Violation> {
         &mut out,
     );
     for i in 0..t.rows {
-        if let (Some(c), Some(u)) = (
-            get(t, "BillingPeriodCreated", i),
-            get(t, "BillingPeriodLastUpdated", i),
-        ) {
-            if u < c {
-                out.push(violation(
-                    i + 1,
-                    "BillingPeriodLastUpdated",
-                    "must not be earlier than BillingPeriodCreated",
-                ));
-            }
-        }
+        not_before(
+            t,
+            i,
+            ("BillingPeriodCreated", "BillingPeriodLastUpdated"),
+            &mut out,
+        );
     }
     out
 }
