@@ -523,23 +523,13 @@ pub fn validate_files(
 ///   itself; billxfer's tests compare each sum with its invoice.
 fn validate_1_3(t: &Table) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut push = |row: usize, column: &str, rule: String| {
-        out.push(Violation {
-            row: row as u64,
-            column: column.to_string(),
-            rule,
-        })
-    };
+    let mut push = |row: usize, column: &str, rule: String| out.push(violation(row, column, rule));
     for (name, _, mandatory) in COLUMNS_ADDED_IN_1_3 {
         if *mandatory && t.col(name).is_none() {
             push(0, name, "mandatory FOCUS 1.3 column is missing".into());
         }
     }
-    let get = |name: &str, i: usize| -> Option<&str> {
-        t.col(name)
-            .and_then(|c| c[i].as_deref())
-            .filter(|v| !v.trim().is_empty())
-    };
+    let get = |name: &str, i: usize| cell(t, name, i);
     let mut invoices: std::collections::BTreeMap<(String, String), (i128, usize)> =
         Default::default();
     for i in 0..t.rows {
@@ -589,6 +579,22 @@ fn validate_1_3(t: &Table) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// A violation of `rule` at `row` (0: the file) in `column`.
+fn violation(row: usize, column: &str, rule: impl Into<String>) -> Violation {
+    Violation {
+        row: row as u64,
+        column: column.to_string(),
+        rule: rule.into(),
+    }
+}
+
+/// A cell's text, `None` when null or blank.
+fn cell<'t>(t: &'t Table, name: &str, i: usize) -> Option<&'t str> {
+    t.col(name)
+        .and_then(|c| c[i].as_deref())
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn num(v: &str) -> Option<i128> {

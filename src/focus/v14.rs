@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{num, Table, Violation};
+use super::{cell as get, num, violation, Table, Violation};
 
 /// Which FOCUS 1.4 dataset a table is, from its columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +22,6 @@ pub(super) fn dataset_of(t: &Table) -> Dataset {
     } else {
         Dataset::CostAndUsage
     }
-}
-
-fn violation(row: usize, column: &str, rule: impl Into<String>) -> Violation {
-    Violation {
-        row: row as u64,
-        column: column.to_string(),
-        rule: rule.into(),
-    }
-}
-
-fn get<'t>(t: &'t Table, name: &str, i: usize) -> Option<&'t str> {
-    t.col(name)
-        .and_then(|c| c[i].as_deref())
-        .filter(|v| !v.trim().is_empty())
 }
 
 /// Columns present and never null, with allowed values where the spec lists them.
