@@ -57,7 +57,18 @@ pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
     Ok(if bad > 0 { 1 } else { 0 })
 }
 
-pub(super) fn cmd_decode_floor(a: ValidateArgs) -> Result<()> {
+/// Arguments of the hidden `billxfer decode-floor` (benches/scale.sh): which inputs to read.
+#[derive(Debug, clap::Args)]
+pub struct DecodeFloorArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "billxfer.toml")]
+    pub config: PathBuf,
+    /// Billing period to read rows of (YYYY-MM); default: the single period found.
+    #[arg(long, short, value_parser = parse_period)]
+    pub period: Option<BillingPeriod>,
+}
+
+pub(super) fn cmd_decode_floor(a: DecodeFloorArgs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
     let rows = pipeline::decode_floor(&config, a.period)?;
