@@ -15,6 +15,10 @@
 #   5. duckdb GROUP BY  python3 benches/duckdb_groupby.py: sum of cost and usage per usage account,
 #                     product code, usage type and line item type, warm, $(nproc) threads; the
 #                     report gives step 2's time against it
+#   6. write floor    python3 benches/write_floor.py on step 3b's output: Arrow C++ (pyarrow) writing
+#                     the same export files again with the same settings, $(nproc) threads, files
+#                     already in memory; the report gives step 3b's time against it (needs pyarrow;
+#                     skipped with a message without it)
 #   also              billxfer run --threads 1, once per rep, for the 1 -> N threads speed-up
 #
 # Environment:
@@ -139,6 +143,16 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "rep $rep/$REPS: run + all exports"
     rm -rf "$OUT/all/$PERIOD"
     measure "$WORK/all" "$BIN" "${RUN_ARGS[@]}" --exports all --out "$OUT/all"
+    if "$PYTHON" -c 'import pyarrow' 2>/dev/null; then
+      log "rep $rep/$REPS: write floor of the exports (pyarrow)"
+      if measure "$WORK/write_proc" "$PYTHON" "$ROOT/benches/write_floor.py" "$OUT/all/$PERIOD" --threads "$(nproc)"; then
+        grep -E '^ELAPSED_WRITE ' "$WORK/last.out" | awk '{print $2, 0}' >>"$WORK/write"
+      else
+        STATUS=1
+      fi
+    else
+      log "python: import pyarrow failed (pip install pyarrow): step 6 (write floor) is skipped"
+    fi
     log "rep $rep/$REPS: run + all exports, daily"
     rm -rf "$OUT/daily/$PERIOD"
     measure "$WORK/daily" "$BIN" "${RUN_ARGS[@]}" --exports all --granularity daily --out "$OUT/daily"
@@ -189,6 +203,7 @@ steps = [
     ("4. duckdb (SQL only)", "duck_sql"),
     ("4. duckdb (process)", "duck"),
     ("5. duckdb GROUP BY (SQL only, warm)", "group"),
+    ("6. write floor of step 3b's files (pyarrow, files in memory)", "write" if exports == "1" else None),
     ("billxfer run --threads 1", "t1"),
 ]
 data = {key: load(key) for _, key in steps if key}
@@ -211,6 +226,16 @@ for label, key in steps:
 if "group" in med and "run" in med:
     print(f"\nbillxfer run (both tracks, invoices only) vs DuckDB GROUP BY: {med['run'] / med['group']:.2f}x "
           f"({med['run']:.2f} s vs {med['group']:.2f} s)")
+if "write" in med and "all" in med:
+    print(f"\nbillxfer run + all exports vs writing the same files with pyarrow: {med['all'] / med['write']:.2f}x "
+          f"({med['all']:.2f} s vs {med['write']:.2f} s); the writing floor alone is "
+          f"{med['write'] / med['run']:.1f}x the invoices-only run" if "run" in med else "")
+if "all" in med and "run" in med:
+    print(f"\nall exports / invoices only: {med['all'] / med['run']:.2f}x")
+if "daily" in med and "all" in med:
+    print(f"\ndaily roll-up / line level: {med['daily'] / med['all']:.2f}x")
+if "run" in med and "floor" in med:
+    print(f"\ninvoices only / decode floor: {med['run'] / med['floor']:.2f}x")
 if "t1" in med and "run" in med:
     print(f"\nbillxfer run speed-up 1 -> {ncpu} threads: {med['t1'] / med['run']:.2f}x "
           f"({med['t1']:.2f} s -> {med['run']:.2f} s)")
