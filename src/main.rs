@@ -22,7 +22,7 @@ fn keep_freed_memory() {
         // SAFETY: mallopt only sets malloc parameters; it runs before any thread starts.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         }
     }
 }
