@@ -226,10 +226,10 @@ for label, key in steps:
 if "group" in med and "run" in med:
     print(f"\nbillxfer run (both tracks, invoices only) vs DuckDB GROUP BY: {med['run'] / med['group']:.2f}x "
           f"({med['run']:.2f} s vs {med['group']:.2f} s)")
-if "write" in med and "all" in med:
+if "write" in med and "all" in med and "run" in med:
     print(f"\nbillxfer run + all exports vs writing the same files with pyarrow: {med['all'] / med['write']:.2f}x "
           f"({med['all']:.2f} s vs {med['write']:.2f} s); the writing floor alone is "
-          f"{med['write'] / med['run']:.1f}x the invoices-only run" if "run" in med else "")
+          f"{med['write'] / med['run']:.1f}x the invoices-only run")
 if "all" in med and "run" in med:
     print(f"\nall exports / invoices only: {med['all'] / med['run']:.2f}x")
 if "daily" in med and "all" in med:

@@ -19,7 +19,7 @@ pub use diff::DiffArgs;
 pub use generate::GenerateArgs;
 pub use report::ReportArgs;
 pub use run::RunArgs;
-pub use validate::{DecodeFloorArgs, ValidateArgs, ValidateFocusArgs};
+pub use validate::{MonthInputs, ValidateArgs, ValidateFocusArgs};
 
 const CONCEPTS: &str = "\
 Concepts:
@@ -93,7 +93,7 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Read exactly the columns a run needs from every input, and nothing else (benchmark floor).
     #[command(hide = true)]
-    DecodeFloor(DecodeFloorArgs),
+    DecodeFloor(MonthInputs),
 }
 
 pub(super) fn parse_period(s: &str) -> std::result::Result<BillingPeriod, String> {

@@ -25,15 +25,22 @@ pub struct ValidateFocusArgs {
     pub version: crate::focus::FocusVersion,
 }
 
-/// Arguments of `billxfer validate`.
+/// The month's inputs a check reads: `billxfer validate` and the hidden `decode-floor`.
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {
+pub struct MonthInputs {
     /// The configuration file.
     #[arg(long, short, default_value = "billxfer.toml")]
     pub config: PathBuf,
-    /// Billing period to check rows against (YYYY-MM); default: the single period found.
+    /// Billing period whose rows to read and check (YYYY-MM); default: the single period found.
     #[arg(long, short, value_parser = parse_period)]
     pub period: Option<BillingPeriod>,
+}
+
+/// Arguments of `billxfer validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub inputs: MonthInputs,
     /// List every row that would be quarantined (default: a summary by reason and
     /// account, then the first 3 rows of each reason).
     #[arg(long)]
@@ -57,18 +64,7 @@ pub(super) fn cmd_validate_focus(a: ValidateFocusArgs) -> Result<i32> {
     Ok(if bad > 0 { 1 } else { 0 })
 }
 
-/// Arguments of the hidden `billxfer decode-floor` (benches/scale.sh): which inputs to read.
-#[derive(Debug, clap::Args)]
-pub struct DecodeFloorArgs {
-    /// The configuration file.
-    #[arg(long, short, default_value = "billxfer.toml")]
-    pub config: PathBuf,
-    /// Billing period to read rows of (YYYY-MM); default: the single period found.
-    #[arg(long, short, value_parser = parse_period)]
-    pub period: Option<BillingPeriod>,
-}
-
-pub(super) fn cmd_decode_floor(a: DecodeFloorArgs) -> Result<()> {
+pub(super) fn cmd_decode_floor(a: MonthInputs) -> Result<()> {
     let started = Instant::now();
     let config = Config::load(&a.config)?;
     let rows = pipeline::decode_floor(&config, a.period)?;
@@ -80,8 +76,8 @@ pub(super) fn cmd_decode_floor(a: DecodeFloorArgs) -> Result<()> {
 }
 
 pub(super) fn cmd_validate(a: ValidateArgs) -> Result<i32> {
-    let config = Config::load(&a.config)?;
-    let period = pipeline::choose_period(&config, a.period)?;
+    let config = Config::load(&a.inputs.config)?;
+    let period = pipeline::choose_period(&config, a.inputs.period)?;
     let result = pipeline::rate_all(&config, period, &pipeline::Silent)?;
     let mut out = String::new();
     notes(&config, &result, &mut out);
@@ -91,7 +87,7 @@ pub(super) fn cmd_validate(a: ValidateArgs) -> Result<i32> {
     let rows = result.rows_read();
     println!(
         "{}: config ok; {} file(s), {rows} row(s) for {period}; {quarantined} row(s) would be quarantined{}",
-        a.config.display(),
+        a.inputs.config.display(),
         result.orgs.iter().map(|r| r.files.len()).sum::<usize>(),
         if quarantined > 0 && !a.all { " (--all lists every row)" } else { "" }
     );
