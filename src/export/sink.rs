@@ -126,6 +126,14 @@ impl TaskParts {
         self.order
     }
 
+    /// Whether any of its datasets is a roll-up still holding groups.
+    pub fn has_roll_ups(&self) -> bool {
+        self.parts
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.sink, Some(PartSink::RollUp(_))))
+    }
+
     /// Merges `other`'s roll-ups into this one's as soon as its task ends (a
     /// roll-up's order does not matter), so a large org's many tasks hold one
     /// roll-up per dataset between them, not one each.

@@ -1035,6 +1035,40 @@ fn remove_parts(root: &Path) -> Result<()> {
 /// Runs tasks on rayon; each task's outcome is merged into its file's slot as soon as it
 /// is done, so memory holds one ledger per file. Every failure is reported, not just the first.
 /// Finishes an org from its files' outcomes (in file order) as soon as its last task ends.
+/// The roll-ups of one org's tasks, merged into one task's parts as each task
+/// ends, whichever file it read: memory holds one roll-up per dataset and org.
+type OrgRollUps = std::sync::Mutex<Option<TaskParts>>;
+
+/// Moves a finished task's roll-ups into its org's (the first task to finish
+/// lends its parts; the others keep their held rows and give up their groups).
+fn gather_roll_ups(slot: &OrgRollUps, o: &mut FileOutcome) -> Result<()> {
+    let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kept = Vec::with_capacity(o.exports.len());
+    for mut t in std::mem::take(&mut o.exports) {
+        if !t.has_roll_ups() {
+            kept.push(t);
+            continue;
+        }
+        match held.as_mut() {
+            None => *held = Some(t),
+            Some(acc) => {
+                acc.absorb_roll_ups(&mut t)?;
+                kept.push(t);
+            }
+        }
+    }
+    o.exports = kept;
+    Ok(())
+}
+
+/// Hands an org's merged roll-ups back to its outcomes, for its finish.
+fn return_roll_ups(slot: &OrgRollUps, outcomes: &mut [FileOutcome]) {
+    let parts = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let (Some(parts), Some(first)) = (parts, outcomes.first_mut()) {
+        first.exports.push(parts);
+    }
+}
+
 type FinishEarly<'x> = dyn Fn(usize, Vec<FileOutcome>) -> Result<()> + Sync + 'x;
 
 fn run_tasks(
@@ -1055,6 +1089,8 @@ fn run_tasks(
     use std::sync::Mutex;
     let per_file: Vec<Mutex<Option<FileOutcome>>> =
         (0..files.len()).map(|_| Mutex::new(None)).collect();
+    let roll_ups: BTreeMap<usize, OrgRollUps> =
+        left.keys().map(|&org| (org, Mutex::new(None))).collect();
     let failures: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
     tasks.par_iter().enumerate().for_each(|(i, t)| {
         let file = &files[t.file];
@@ -1063,7 +1099,8 @@ fn run_tasks(
         let merged = guarded(&file.path, || {
             rate_task(config, (t.file, file), t, check, plan, progress)
         })
-        .and_then(|o| {
+        .and_then(|mut o| {
+            gather_roll_ups(&roll_ups[&file.org_index], &mut o)?;
             let mut slot = per_file[t.file].lock().unwrap_or_else(|e| e.into_inner());
             match slot.as_mut() {
                 None => {
@@ -1090,7 +1127,8 @@ fn run_tasks(
                     .map(|(k, _)| per_file[k].lock().unwrap_or_else(|e| e.into_inner()).take())
                     .collect();
                 // A missing outcome is a failed task, already reported.
-                if let Some(outcomes) = outcomes {
+                if let Some(mut outcomes) = outcomes {
+                    return_roll_ups(&roll_ups[&file.org_index], &mut outcomes);
                     if let Err(e) = finish(file.org_index, outcomes) {
                         failures
                             .lock()
@@ -1109,11 +1147,22 @@ fn run_tasks(
             errors.push(e);
         }
     }
+    let mut per_file: Vec<Option<FileOutcome>> = per_file
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    for (org, slot) in roll_ups {
+        let parts = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+        let first = per_file
+            .iter_mut()
+            .zip(files)
+            .find_map(|(o, f)| o.as_mut().filter(|_| f.org_index == org));
+        if let (Some(parts), Some(first)) = (parts, first) {
+            first.exports.push(parts);
+        }
+    }
     match errors.len() {
-        0 => Ok(per_file
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect()),
+        0 => Ok(per_file),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Invalid {
             problems: errors.iter().map(|e| e.to_string()).collect(),
