@@ -1039,12 +1039,20 @@ impl OrgExport<'_> {
             billed = billed.checked_add(p.billed).ok_or_else(overflow)?;
         }
         let rows = if let Some(spec) = self.roll_up_spec(kind) {
-            let mut agg = RollUp::new(self.schema(kind), spec)?;
+            // The first part's roll-up takes the others in: no merge into an empty one.
+            let mut agg: Option<RollUp> = None;
             for p in &mut parts {
                 if let Some(a) = p.take_roll_up() {
-                    agg.merge(a)?;
+                    match agg.as_mut() {
+                        Some(first) => first.merge(a)?,
+                        None => agg = Some(a),
+                    }
                 }
             }
+            let agg = match agg {
+                Some(a) => a,
+                None => RollUp::new(self.schema(kind), spec)?,
+            };
             write_roll_up(&path, &rel, kind.label(), agg, billed, self.ctx.opts.format)?
         } else {
             let files: Vec<(&Path, u64)> = parts

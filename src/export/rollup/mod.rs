@@ -629,12 +629,30 @@ impl RollUp {
                 *slot = full.into_boxed_slice();
             }
         }
-        // (combination, day rank, group).
-        let mut order: Vec<(u32, u32, u32)> = groups
+        // The order is lexicographic over the key columns, the day where it stands: so a
+        // group sorts by (its combination's rank over the columns before the day, the
+        // day's rank, its combination's rank over the columns after it). Combinations
+        // are few next to groups, so they are ranked once and groups sort by 3 integers.
+        let split = day.unwrap_or(k);
+        let before = dense_ranks(&combo_ranks, 0..split);
+        let after = dense_ranks(&combo_ranks, (split + 1).min(k)..k);
+        let sort_key = |c: u32, day_rank: u32| -> (u32, u32, u32) {
+            let at = |r: &[u32]| r.get(c as usize).copied().unwrap_or(u32::MAX);
+            (at(&before), day_rank, at(&after))
+        };
+        // (sort key, combination, day rank, group).
+        let mut order: Vec<((u32, u32, u32), (u32, u32, u32))> = groups
             .into_iter()
-            .map(|((c, d), g)| (c, day.map_or(0, |dc| rank_of(dc, d)), g))
+            .map(|((c, d), g)| {
+                let day_rank = day.map_or(0, |dc| rank_of(dc, d));
+                (sort_key(c, day_rank), (c, day_rank, g))
+            })
             .collect();
         drop(ranks);
+        // Keys are unique (a combination's two ranks and the day identify its group),
+        // so the unstable sort is deterministic.
+        order.sort_unstable_by_key(|e| e.0);
+        let order: Vec<(u32, u32, u32)> = order.into_iter().map(|e| e.1).collect();
         let key_at = |e: &(u32, u32, u32), col: usize| -> u32 {
             if Some(col) == day {
                 e.1
@@ -646,13 +664,6 @@ impl RollUp {
                     .unwrap_or(u32::MAX)
             }
         };
-        // Keys are unique, so the unstable sort is deterministic.
-        order.sort_unstable_by(|a, b| {
-            (0..k)
-                .map(|col| key_at(a, col).cmp(&key_at(b, col)))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
         for chunk in order.chunks(batch_rows.max(1)) {
             let mut columns: Vec<ArrayRef> = Vec::with_capacity(plan.len());
             for (out, f) in plan.iter().zip(output.fields()) {
@@ -714,6 +725,27 @@ impl RollUp {
         })?;
         Ok(out)
     }
+}
+
+/// Each combination's dense rank by its key ranks over `columns` (equal there, equal rank).
+fn dense_ranks(combo_ranks: &[Box<[u32]>], columns: std::ops::Range<usize>) -> Vec<u32> {
+    let part = |c: u32| -> &[u32] {
+        combo_ranks
+            .get(c as usize)
+            .and_then(|r| r.get(columns.clone()))
+            .unwrap_or(&[])
+    };
+    let mut by_part: Vec<u32> = (0..combo_ranks.len() as u32).collect();
+    by_part.sort_unstable_by(|&a, &b| part(a).cmp(part(b)));
+    let mut rank = vec![0u32; combo_ranks.len()];
+    let mut r = 0u32;
+    for (i, &c) in by_part.iter().enumerate() {
+        if i > 0 && part(c) != part(by_part[i - 1]) {
+            r += 1;
+        }
+        rank[c as usize] = r;
+    }
+    rank
 }
 
 #[cfg(test)]

@@ -518,3 +518,81 @@ fn daily_groups_equal_a_naive_aggregate_of_the_same_rows() {
     );
     assert_eq!(got, want);
 }
+
+#[test]
+fn groups_sort_by_the_columns_before_the_day_then_the_day_then_the_columns_after() {
+    // A key column before the day (service) and one after it (account), each
+    // varying, rows pushed in two roll-ups and merged: the order must be the
+    // lexicographic one over (service, day, account), nulls first, as a
+    // BTreeMap of the same rows gives it.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ServiceName", DataType::Utf8, true),
+        Field::new("ChargePeriodStart", ts(), true),
+        Field::new("ChargePeriodEnd", ts(), true),
+        Field::new("SubAccountId", DataType::Utf8, true),
+        Field::new("BilledCost", dec_type(), true),
+    ]));
+    let services = [Some("S3"), None, Some("EC2"), Some("Lambda")];
+    let accounts = [Some("b"), Some("a"), None];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let rows: Vec<(Option<&str>, i64, Option<&str>, i128)> = (0..2_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (
+                services[(x % 4) as usize],
+                oct() + ((x >> 8) % 5) as i64 * DAY + ((x >> 16) % 24) as i64 * H,
+                accounts[((x >> 24) % 3) as usize],
+                ((x >> 32) % 1_000) as i128 * ONE / 100,
+            )
+        })
+        .collect();
+    let make = |part: &[(Option<&str>, i64, Option<&str>, i128)]| {
+        let start: TimestampMillisecondArray = part.iter().map(|r| Some(r.1)).collect();
+        let end: TimestampMillisecondArray = part.iter().map(|r| Some(r.1 + H)).collect();
+        let cost: Decimal128Array = part.iter().map(|r| Some(r.3)).collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(part.iter().map(|r| r.0).collect::<StringArray>()),
+                Arc::new(start.with_timezone("UTC")),
+                Arc::new(end.with_timezone("UTC")),
+                Arc::new(part.iter().map(|r| r.2).collect::<StringArray>()),
+                Arc::new(cost.with_precision_and_scale(38, 10).unwrap()),
+            ],
+        )
+        .unwrap()
+    };
+    let mut oracle: std::collections::BTreeMap<(Option<&str>, i64, Option<&str>), i128> =
+        Default::default();
+    for r in &rows {
+        let day = (r.1 - oct()) / DAY * DAY + oct();
+        *oracle.entry((r.0, day, r.2)).or_insert(0) += r.3;
+    }
+    let spec = RollUpSpec::focus(Per::Day);
+    let mut first = RollUp::new(schema.clone(), spec).unwrap();
+    let mut second = RollUp::new(schema.clone(), spec).unwrap();
+    first.push(&make(&rows[..1_300])).unwrap();
+    second.push(&make(&rows[1_300..])).unwrap();
+    first.merge(second).unwrap();
+    let mut got = Vec::new();
+    for b in first.finish().unwrap() {
+        let text = |i: usize| b.column(i).as_string::<i32>().clone();
+        let (service, account) = (text(0), text(3));
+        let start = cast(b.column(1), &DataType::Int64).unwrap();
+        let start = start.as_primitive::<Int64Type>();
+        let cost = b.column(4).as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            let s = service.is_valid(i).then(|| service.value(i).to_string());
+            let a = account.is_valid(i).then(|| account.value(i).to_string());
+            got.push(((s, start.value(i), a), cost.value(i)));
+        }
+    }
+    let want: Vec<_> = oracle
+        .into_iter()
+        .map(|((s, d, a), c)| ((s.map(String::from), d, a.map(String::from)), c))
+        .collect();
+    assert_eq!(want.len(), 4 * 5 * 3);
+    assert_eq!(got, want);
+}
