@@ -319,6 +319,9 @@ pub struct Reading {
     /// Carry every column of the file in [`RawChunk::carried`], for the exports: the
     /// rating columns and the carried ones come from one read of the file.
     pub carry: bool,
+    /// Read only the period columns (billing period start, usage start): what
+    /// period detection needs, without decoding the rest of the file.
+    pub periods_only: bool,
 }
 
 /// Opens a part of a file (or the whole file with `None`).
@@ -345,6 +348,18 @@ pub fn open_with(
 /// Opens an input file, detecting Parquet (magic `PAR1`), gzip CSV and plain CSV.
 pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
     open_whole(path, Reading::default())
+}
+
+/// Opens a whole input file to read its period columns only (Parquet decodes
+/// nothing else; CSV still parses every row).
+pub fn open_periods(path: &Path) -> Result<Box<dyn ChunkSource>> {
+    open_whole(
+        path,
+        Reading {
+            periods_only: true,
+            ..Reading::default()
+        },
+    )
 }
 
 fn open_whole(path: &Path, reading: Reading) -> Result<Box<dyn ChunkSource>> {
@@ -441,6 +456,81 @@ mod tests {
         assert!(err.contains("line_item_product_code"), "{err}");
         assert!(err.contains("line_item_unblended_cost"), "{err}");
         assert!(err.starts_with("x.csv"), "{err}");
+    }
+
+    /// A one-row-group CUR 2.0 Parquet file: two October rows, one November row.
+    fn three_row_parquet(dir: &Path) -> std::path::PathBuf {
+        use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+        use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimeUnit};
+        use std::sync::Arc;
+        let text = |v: [&str; 3]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+        let number = |v: [f64; 3]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
+        // 2026-10-01, 2026-10-01 and 2026-11-01 at 00:00 UTC, in microseconds.
+        let starts = Arc::new(TimestampMicrosecondArray::from(vec![
+            1_790_812_800_000_000,
+            1_790_812_800_000_000,
+            1_793_491_200_000_000,
+        ])) as ArrayRef;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("line_item_usage_account_id", text(["111111111111"; 3])),
+            ("line_item_line_item_type", text(["Usage"; 3])),
+            ("line_item_product_code", text(["AmazonEC2"; 3])),
+            ("line_item_usage_amount", number([1.0, 2.0, 3.0])),
+            ("line_item_unblended_cost", number([0.5, 0.25, 0.125])),
+            ("bill_billing_period_start_date", starts),
+        ];
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|(n, a)| ArrowField::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        assert!(matches!(
+            schema.field(5).data_type(),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        ));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap();
+        let path = dir.join("x.parquet");
+        let file = File::create(&path).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn period_detection_reads_only_the_period_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_row_parquet(dir.path());
+        let mut periods = open_periods(&path).unwrap();
+        let chunk = periods.next_chunk().unwrap().unwrap();
+        assert!(periods.next_chunk().is_none());
+        assert_eq!(chunk.len(), 3);
+        assert!(
+            chunk.num.iter().all(Option::is_none),
+            "a number column was decoded"
+        );
+        assert!(
+            chunk.text.iter().all(Option::is_none),
+            "a text column was decoded"
+        );
+        let found = chunk.period[Field::BillingPeriodStart as usize]
+            .as_ref()
+            .unwrap()
+            .periods();
+        let expect = |text: &str| Some(BillingPeriod::parse(text).unwrap());
+        assert_eq!(
+            found,
+            vec![expect("2026-10"), expect("2026-10"), expect("2026-11")]
+        );
+        // The rating read of the same file decodes the costs (the test's control).
+        let chunk = open(&path).unwrap().next_chunk().unwrap().unwrap();
+        let cost = chunk.num[Field::UnblendedCost as usize].as_ref().unwrap();
+        assert_eq!(cost.get(2), Some(crate::money::ONE / 8));
     }
 
     #[test]

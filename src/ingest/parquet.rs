@@ -217,7 +217,14 @@ impl ParquetSource {
             )));
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file.clone(), options)
             .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-        let mut roots: Vec<usize> = if reading.carry {
+        let mut roots: Vec<usize> = if reading.periods_only {
+            Field::ALL
+                .iter()
+                .zip(map.index.iter())
+                .filter(|(f, _)| f.kind() == Kind::Period)
+                .filter_map(|(_, idx)| *idx)
+                .collect()
+        } else if reading.carry {
             // The exports carry every column: one read gives both.
             (0..schema.fields().len()).collect()
         } else {

@@ -251,7 +251,7 @@ pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
         .par_iter()
         .map(|f| {
             guarded(&f.path, || {
-                let mut source = ingest::open(&f.path)?;
+                let mut source = ingest::open_periods(&f.path)?;
                 let mut found = BTreeSet::new();
                 while let Some(chunk) = source.next_chunk() {
                     let chunk = chunk?;
