@@ -413,14 +413,20 @@ fn invoice_files(
 }
 
 /// Everything the run will write, as (relative path, bytes), in a fixed order.
+/// Everything the run will write, as (relative path, bytes), in a fixed order.
+///
+/// Each org's files are rendered in parallel (they depend on nothing of another
+/// org), then gathered in org order, so the bytes do not depend on the threads.
 pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    use rayon::prelude::*;
     let period = result.period;
-    let currency = config.partner.currency.as_str();
-    let actual_basis = match config.actual {
-        ActualCard::Billed => "billed",
-        ActualCard::Public(_) => "public_with_partner_rules",
-    };
+    let rendered: Vec<OrgRendered<'_>> = result
+        .orgs
+        .par_iter()
+        .with_max_len(1)
+        .map(|r| render_org(config, period, r))
+        .collect::<Result<_>>()?;
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut margin =
         String::from(
         "level,org_id,service,actual_cost,proforma_revenue,margin,margin_pct,invoice_currency,invoice_total\n",
@@ -429,290 +435,14 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
     let mut org_manifests = Vec::new();
     let (mut cust_actual, mut cust_proforma) = (0i128, 0i128);
     let mut partner_actual = 0i128;
-
-    for r in &result.orgs {
-        let org_id = r.id.as_str();
-        let party = config.party(r.org_index);
-        let org_cfg = party.customer();
-        let mgmt = party.management_account().as_str();
-
-        // Partner's actual invoice for the org.
-        let a = &r.actual;
-        let aj = ActualInvoiceJson {
-            org_id,
-            role: r.role,
-            bill_source_account_id: mgmt,
-            billing_period: period.to_string(),
-            currency,
-            actual_rates: actual_basis,
-            lines: a
-                .lines
-                .iter()
-                .map(|l| ActualLineJson {
-                    account_id: l.account.as_str(),
-                    service: &l.service,
-                    line_item_type: l.line_type.as_str(),
-                    rows: l.rows,
-                    amount: cents(l.amount),
-                    exact_amount: l.exact.to_string(),
-                })
-                .collect(),
-            total: cents(a.total),
-            exact_total: a.exact_total.to_string(),
-            rounding_difference: format_fixed_exact(a.total.0 - a.exact_total.0),
-            effective_exact_total: a.effective_total.to_string(),
-            partner_discounts: r
-                .discounts
-                .iter()
-                .flat_map(|d| d.lines.iter())
-                .map(|l| DiscountLineJson {
-                    account_id: &l.account,
-                    service: &l.service,
-                    component: &l.component,
-                    amount: cents(l.amount),
-                    exact_amount: l.exact.to_string(),
-                })
-                .collect(),
-            partner_discount_total: r.discounts.as_ref().map(|d| cents(d.total)),
-            net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
-        };
-        files.push((
-            PathBuf::from(format!("partner/invoices/{org_id}.json")),
-            json_bytes(&aj),
-        ));
-        let line_sum = Money::checked_sum(a.lines.iter().map(|l| l.amount));
-        checks.push(Check {
-            name: "partner invoice lines sum to its total",
-            org: org_id.into(),
-            passed: line_sum == Some(a.total),
-            detail: format!(
-                "lines {} = total {}",
-                line_sum.map_or("(overflow)".into(), cents),
-                cents(a.total)
-            ),
-        });
-
-        // Customer's pro forma invoice.
-        if let (Some(c), Some(o)) = (&r.customer, org_cfg) {
-            let issuer = config.issuer(o);
-            let (shown, fx) = match &r.customer_fx {
-                Some(x) => (&x.invoice, Some((&x.fx, c.total))),
-                None => (c, None),
-            };
-            let json = invoice_json(
-                InvoiceHead {
-                    number: format!("{org_id}-{period}"),
-                    period,
-                    currency: o.currency.code(),
-                    decimals: o.currency.decimals(),
-                    fx,
-                    issuer: &issuer.name,
-                    customer: party_of(o),
-                    usage_of: None,
-                },
-                shown,
-            );
-            let page = html::customer_invoice_page(config, o, shown, fx.map(|f| f.0), period);
-            if let Some(x) = &r.customer_fx {
-                checks.push(Check {
-                    name: "customer invoice lines sum to its total in its currency",
-                    org: org_id.into(),
-                    passed: invoice_sums(&x.invoice),
-                    detail: format!(
-                        "total {} {}",
-                        in_minor(x.invoice.total, x.fx.decimals),
-                        x.fx.currency
-                    ),
-                });
-            }
-            files.extend(invoice_files(
-                &format!("{}/invoice", o.proforma_dir()),
-                &json,
-                shown,
-                page,
-            ));
-            if let (Some(cost), Some(seller)) = (&r.seller_cost, o.seller()) {
-                files.extend(chain::seller_cost_files(
-                    config,
-                    (o, seller),
-                    (cost, r.seller_cost_fx.as_ref()),
-                    period,
-                )?);
-                checks.push(Check {
-                    name: "seller's invoice from the top sums to its total",
-                    org: org_id.into(),
-                    passed: invoice_sums(cost),
-                    detail: format!("total {}", cents(cost.total)),
-                });
-            }
-            let sum = Money::checked_sum(
-                c.lines
-                    .iter()
-                    .map(|l| l.amount)
-                    .chain(c.custom.iter().map(|x| x.amount)),
-            );
-            checks.push(Check {
-                name: "customer invoice lines sum to its total",
-                org: org_id.into(),
-                passed: invoice_sums(c),
-                detail: format!(
-                    "lines {} = total {}",
-                    sum.map_or("(overflow)".into(), cents),
-                    cents(c.total)
-                ),
-            });
-            // The top's revenue for a seller's customer is what it charges the seller.
-            let top_revenue = r.seller_cost.as_ref().unwrap_or(c);
-            // What the top's invoice for the org comes to in the currency it is issued in.
-            let issued = match (&r.seller_cost, &r.seller_cost_fx, &r.customer_fx) {
-                (Some(_), Some(x), _) | (None, _, Some(x)) => {
-                    format!(
-                        "{},{}",
-                        x.fx.currency,
-                        in_minor(x.invoice.total, x.fx.decimals)
-                    )
-                }
-                _ => format!("USD,{}", cents(top_revenue.total)),
-            };
-            let net;
-            let a = match &r.discounts {
-                Some(d) => {
-                    net = crate::invoice::actual_net_of(a, d)?;
-                    &net
-                }
-                None => a,
-            };
-            for m in margin_rows(org_id, a, top_revenue)? {
-                let (level, svc, issued) = match &m.service {
-                    None => ("org", String::new(), issued.as_str()),
-                    Some(s) => ("service", csv_field(s), ","),
-                };
-                margin.push_str(&format!(
-                    "{level},{org_id},{svc},{},{},{},{},{issued}\n",
-                    cents(m.actual),
-                    cents(m.proforma),
-                    cents(Money(m.proforma.0 - m.actual.0)),
-                    margin_percent(m.actual, m.proforma).unwrap_or_default()
-                ));
-            }
-            cust_actual += a.total.0;
-            cust_proforma += top_revenue.total.0;
-        } else {
-            partner_actual += r.discounts.as_ref().map_or(a.total, |d| d.net_total).0;
-        }
-
-        // Quarantine.
-        let mut q = String::from("file,row,line,column,value,reason,unblended_cost\n");
-        let mut q_money = 0i128;
-        let mut q_unknown = 0u64;
-        for x in &r.quarantined {
-            match x.unblended {
-                Some(v) => q_money += v,
-                None => q_unknown += 1,
-            }
-            q.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                csv_field(&x.file.to_string_lossy()),
-                x.row,
-                x.line.map(|l| l.to_string()).unwrap_or_default(),
-                csv_field(&x.column),
-                csv_field(&x.value),
-                csv_field(&x.reason),
-                x.unblended.map(format_fixed_exact).unwrap_or_default()
-            ));
-        }
-        files.push((
-            PathBuf::from(format!("quarantine/{org_id}.csv")),
-            q.into_bytes(),
-        ));
-
-        // Reconciliation.
-        let rows_read: u64 = r.files.iter().map(|f| f.rows_read).sum();
-        let rows_rated: u64 = r.files.iter().map(|f| f.rows_rated).sum();
-        let rows_q = r.quarantined.len() as u64;
-        let rows_dup = r
-            .quarantined
-            .iter()
-            .filter(|q| is_duplicate_reason(&q.reason))
-            .count() as u64;
-        checks.push(Check {
-            name: "rows read = rows rated + rows quarantined + duplicate rows",
-            org: org_id.into(),
-            passed: rows_read == rows_rated + rows_q,
-            detail: format!(
-                "{rows_read} = {rows_rated} + {} + {rows_dup}",
-                rows_q - rows_dup
-            ),
-        });
-        let ledger_rows: u64 = r.ledger.lines.values().map(|s| s.rows).sum();
-        checks.push(Check {
-            name: "every rated row is in exactly one invoice line",
-            org: org_id.into(),
-            passed: ledger_rows == rows_rated,
-            detail: format!("{ledger_rows} rows in invoice lines, {rows_rated} rated"),
-        });
-        let ledger_unblended: i128 = r.ledger.lines.values().map(|s| s.unblended).sum();
-        checks.push(Check {
-            name: "unblended cost of rated rows = sum over invoice lines",
-            org: org_id.into(),
-            passed: ledger_unblended == r.rated_unblended,
-            detail: format!(
-                "{} = {}",
-                format_fixed_exact(ledger_unblended),
-                format_fixed_exact(r.rated_unblended)
-            ),
-        });
-        let actual_exact = r.ledger.total(Track::Actual)?;
-        let proforma_exact = r
-            .customer
-            .as_ref()
-            .map(|_| r.ledger.total(Track::Proforma))
-            .transpose()?;
-        org_manifests.push(OrgManifest {
-            org_id: org_id.into(),
-            role: r.role,
-            plan: org_cfg.map(|o| o.plan.id.clone()),
-            rows_read,
-            rows_rated,
-            rows_quarantined: rows_q - rows_dup,
-            rows_duplicate: rows_dup,
-            input_unblended: format_fixed_exact(r.rated_unblended + q_money),
-            rated_unblended: format_fixed_exact(r.rated_unblended),
-            quarantined_unblended: format_fixed_exact(q_money),
-            quarantined_rows_without_readable_cost: q_unknown,
-            actual_exact: format_fixed_exact(actual_exact),
-            actual_invoice_total: cents(a.total),
-            proforma_exact: proforma_exact.map(format_fixed_exact),
-            proforma_invoice_exact: r.customer.as_ref().map(|c| c.exact_total.to_string()),
-            proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
-            rows_without_public_price: r.ledger.rows_without_public_price,
-            warnings: r.ledger.warnings.clone(),
-            free_tier_off_unpriced_skus: r.ledger.unpriced_free_skus.iter().cloned().collect(),
-            proforma_base: org_cfg.map(|o| crate::pipeline::shown_plan(o).base),
-            usage_lines_below_public_on_demand: r.ledger.below_public.values().sum(),
-            skus_below_public_on_demand: r.ledger.below_public.clone(),
-            seller: org_cfg.and_then(|o| o.seller()).map(|s| s.to_string()),
-            seller_cost_invoice_total: r.seller_cost.as_ref().map(|c| cents(c.total)),
-            exchange_rate: r
-                .customer_fx
-                .as_ref()
-                .map(|x| exchange_rate_json(x, r.customer.as_ref())),
-            invoice_total_in_currency: r
-                .customer_fx
-                .as_ref()
-                .map(|x| in_minor(x.invoice.total, x.fx.decimals)),
-            invoice_exact_in_currency: r
-                .customer_fx
-                .as_ref()
-                .map(|x| x.invoice.exact_total.to_string()),
-            partner_discounts_by_component: r.discounts.as_ref().map(|d| {
-                d.by_component
-                    .iter()
-                    .map(|(k, v)| (k.clone(), cents(*v)))
-                    .collect()
-            }),
-            actual_net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
-        });
+    for o in rendered {
+        files.extend(o.files);
+        margin.push_str(&o.margin);
+        checks.extend(o.checks);
+        org_manifests.push(o.manifest);
+        cust_actual += o.cust_actual;
+        cust_proforma += o.cust_proforma;
+        partner_actual += o.partner_actual;
     }
     let (seller_files, seller_totals) = chain::seller_outputs(config, result)?;
     files.extend(seller_files);
@@ -760,4 +490,330 @@ pub fn render(config: &Config, result: &RunResult) -> Result<Vec<(PathBuf, Vec<u
     };
     files.push((PathBuf::from("manifest.json"), json_bytes(&manifest)));
     Ok(files)
+}
+
+/// One org's share of the run's output: its files, checks, manifest entry,
+/// margin rows and the totals it adds to.
+struct OrgRendered<'a> {
+    files: Vec<(PathBuf, Vec<u8>)>,
+    checks: Vec<Check>,
+    manifest: OrgManifest<'a>,
+    margin: String,
+    cust_actual: i128,
+    cust_proforma: i128,
+    partner_actual: i128,
+}
+
+/// Renders one org's invoices, quarantine and manifest entry.
+fn render_org<'a>(
+    config: &'a Config,
+    period: crate::types::BillingPeriod,
+    r: &'a crate::pipeline::OrgResult,
+) -> Result<OrgRendered<'a>> {
+    let currency = config.partner.currency.as_str();
+    let actual_basis = match config.actual {
+        ActualCard::Billed => "billed",
+        ActualCard::Public(_) => "public_with_partner_rules",
+    };
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut margin = String::new();
+    let mut checks = Vec::new();
+    let mut org_manifests = Vec::new();
+    let (mut cust_actual, mut cust_proforma) = (0i128, 0i128);
+    let mut partner_actual = 0i128;
+
+    let org_id = r.id.as_str();
+    let party = config.party(r.org_index);
+    let org_cfg = party.customer();
+    let mgmt = party.management_account().as_str();
+
+    // Partner's actual invoice for the org.
+    let a = &r.actual;
+    let aj = ActualInvoiceJson {
+        org_id,
+        role: r.role,
+        bill_source_account_id: mgmt,
+        billing_period: period.to_string(),
+        currency,
+        actual_rates: actual_basis,
+        lines: a
+            .lines
+            .iter()
+            .map(|l| ActualLineJson {
+                account_id: l.account.as_str(),
+                service: &l.service,
+                line_item_type: l.line_type.as_str(),
+                rows: l.rows,
+                amount: cents(l.amount),
+                exact_amount: l.exact.to_string(),
+            })
+            .collect(),
+        total: cents(a.total),
+        exact_total: a.exact_total.to_string(),
+        rounding_difference: format_fixed_exact(a.total.0 - a.exact_total.0),
+        effective_exact_total: a.effective_total.to_string(),
+        partner_discounts: r
+            .discounts
+            .iter()
+            .flat_map(|d| d.lines.iter())
+            .map(|l| DiscountLineJson {
+                account_id: &l.account,
+                service: &l.service,
+                component: &l.component,
+                amount: cents(l.amount),
+                exact_amount: l.exact.to_string(),
+            })
+            .collect(),
+        partner_discount_total: r.discounts.as_ref().map(|d| cents(d.total)),
+        net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
+    };
+    files.push((
+        PathBuf::from(format!("partner/invoices/{org_id}.json")),
+        json_bytes(&aj),
+    ));
+    let line_sum = Money::checked_sum(a.lines.iter().map(|l| l.amount));
+    checks.push(Check {
+        name: "partner invoice lines sum to its total",
+        org: org_id.into(),
+        passed: line_sum == Some(a.total),
+        detail: format!(
+            "lines {} = total {}",
+            line_sum.map_or("(overflow)".into(), cents),
+            cents(a.total)
+        ),
+    });
+
+    // Customer's pro forma invoice.
+    if let (Some(c), Some(o)) = (&r.customer, org_cfg) {
+        let issuer = config.issuer(o);
+        let (shown, fx) = match &r.customer_fx {
+            Some(x) => (&x.invoice, Some((&x.fx, c.total))),
+            None => (c, None),
+        };
+        let json = invoice_json(
+            InvoiceHead {
+                number: format!("{org_id}-{period}"),
+                period,
+                currency: o.currency.code(),
+                decimals: o.currency.decimals(),
+                fx,
+                issuer: &issuer.name,
+                customer: party_of(o),
+                usage_of: None,
+            },
+            shown,
+        );
+        let page = html::customer_invoice_page(config, o, shown, fx.map(|f| f.0), period);
+        if let Some(x) = &r.customer_fx {
+            checks.push(Check {
+                name: "customer invoice lines sum to its total in its currency",
+                org: org_id.into(),
+                passed: invoice_sums(&x.invoice),
+                detail: format!(
+                    "total {} {}",
+                    in_minor(x.invoice.total, x.fx.decimals),
+                    x.fx.currency
+                ),
+            });
+        }
+        files.extend(invoice_files(
+            &format!("{}/invoice", o.proforma_dir()),
+            &json,
+            shown,
+            page,
+        ));
+        if let (Some(cost), Some(seller)) = (&r.seller_cost, o.seller()) {
+            files.extend(chain::seller_cost_files(
+                config,
+                (o, seller),
+                (cost, r.seller_cost_fx.as_ref()),
+                period,
+            )?);
+            checks.push(Check {
+                name: "seller's invoice from the top sums to its total",
+                org: org_id.into(),
+                passed: invoice_sums(cost),
+                detail: format!("total {}", cents(cost.total)),
+            });
+        }
+        let sum = Money::checked_sum(
+            c.lines
+                .iter()
+                .map(|l| l.amount)
+                .chain(c.custom.iter().map(|x| x.amount)),
+        );
+        checks.push(Check {
+            name: "customer invoice lines sum to its total",
+            org: org_id.into(),
+            passed: invoice_sums(c),
+            detail: format!(
+                "lines {} = total {}",
+                sum.map_or("(overflow)".into(), cents),
+                cents(c.total)
+            ),
+        });
+        // The top's revenue for a seller's customer is what it charges the seller.
+        let top_revenue = r.seller_cost.as_ref().unwrap_or(c);
+        // What the top's invoice for the org comes to in the currency it is issued in.
+        let issued = match (&r.seller_cost, &r.seller_cost_fx, &r.customer_fx) {
+            (Some(_), Some(x), _) | (None, _, Some(x)) => {
+                format!(
+                    "{},{}",
+                    x.fx.currency,
+                    in_minor(x.invoice.total, x.fx.decimals)
+                )
+            }
+            _ => format!("USD,{}", cents(top_revenue.total)),
+        };
+        let net;
+        let a = match &r.discounts {
+            Some(d) => {
+                net = crate::invoice::actual_net_of(a, d)?;
+                &net
+            }
+            None => a,
+        };
+        for m in margin_rows(org_id, a, top_revenue)? {
+            let (level, svc, issued) = match &m.service {
+                None => ("org", String::new(), issued.as_str()),
+                Some(s) => ("service", csv_field(s), ","),
+            };
+            margin.push_str(&format!(
+                "{level},{org_id},{svc},{},{},{},{},{issued}\n",
+                cents(m.actual),
+                cents(m.proforma),
+                cents(Money(m.proforma.0 - m.actual.0)),
+                margin_percent(m.actual, m.proforma).unwrap_or_default()
+            ));
+        }
+        cust_actual += a.total.0;
+        cust_proforma += top_revenue.total.0;
+    } else {
+        partner_actual += r.discounts.as_ref().map_or(a.total, |d| d.net_total).0;
+    }
+
+    // Quarantine.
+    let mut q = String::from("file,row,line,column,value,reason,unblended_cost\n");
+    let mut q_money = 0i128;
+    let mut q_unknown = 0u64;
+    for x in &r.quarantined {
+        match x.unblended {
+            Some(v) => q_money += v,
+            None => q_unknown += 1,
+        }
+        q.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            csv_field(&x.file.to_string_lossy()),
+            x.row,
+            x.line.map(|l| l.to_string()).unwrap_or_default(),
+            csv_field(&x.column),
+            csv_field(&x.value),
+            csv_field(&x.reason),
+            x.unblended.map(format_fixed_exact).unwrap_or_default()
+        ));
+    }
+    files.push((
+        PathBuf::from(format!("quarantine/{org_id}.csv")),
+        q.into_bytes(),
+    ));
+
+    // Reconciliation.
+    let rows_read: u64 = r.files.iter().map(|f| f.rows_read).sum();
+    let rows_rated: u64 = r.files.iter().map(|f| f.rows_rated).sum();
+    let rows_q = r.quarantined.len() as u64;
+    let rows_dup = r
+        .quarantined
+        .iter()
+        .filter(|q| is_duplicate_reason(&q.reason))
+        .count() as u64;
+    checks.push(Check {
+        name: "rows read = rows rated + rows quarantined + duplicate rows",
+        org: org_id.into(),
+        passed: rows_read == rows_rated + rows_q,
+        detail: format!(
+            "{rows_read} = {rows_rated} + {} + {rows_dup}",
+            rows_q - rows_dup
+        ),
+    });
+    let ledger_rows: u64 = r.ledger.lines.values().map(|s| s.rows).sum();
+    checks.push(Check {
+        name: "every rated row is in exactly one invoice line",
+        org: org_id.into(),
+        passed: ledger_rows == rows_rated,
+        detail: format!("{ledger_rows} rows in invoice lines, {rows_rated} rated"),
+    });
+    let ledger_unblended: i128 = r.ledger.lines.values().map(|s| s.unblended).sum();
+    checks.push(Check {
+        name: "unblended cost of rated rows = sum over invoice lines",
+        org: org_id.into(),
+        passed: ledger_unblended == r.rated_unblended,
+        detail: format!(
+            "{} = {}",
+            format_fixed_exact(ledger_unblended),
+            format_fixed_exact(r.rated_unblended)
+        ),
+    });
+    let actual_exact = r.ledger.total(Track::Actual)?;
+    let proforma_exact = r
+        .customer
+        .as_ref()
+        .map(|_| r.ledger.total(Track::Proforma))
+        .transpose()?;
+    org_manifests.push(OrgManifest {
+        org_id: org_id.into(),
+        role: r.role,
+        plan: org_cfg.map(|o| o.plan.id.clone()),
+        rows_read,
+        rows_rated,
+        rows_quarantined: rows_q - rows_dup,
+        rows_duplicate: rows_dup,
+        input_unblended: format_fixed_exact(r.rated_unblended + q_money),
+        rated_unblended: format_fixed_exact(r.rated_unblended),
+        quarantined_unblended: format_fixed_exact(q_money),
+        quarantined_rows_without_readable_cost: q_unknown,
+        actual_exact: format_fixed_exact(actual_exact),
+        actual_invoice_total: cents(a.total),
+        proforma_exact: proforma_exact.map(format_fixed_exact),
+        proforma_invoice_exact: r.customer.as_ref().map(|c| c.exact_total.to_string()),
+        proforma_invoice_total: r.customer.as_ref().map(|c| cents(c.total)),
+        rows_without_public_price: r.ledger.rows_without_public_price,
+        warnings: r.ledger.warnings.clone(),
+        free_tier_off_unpriced_skus: r.ledger.unpriced_free_skus.iter().cloned().collect(),
+        proforma_base: org_cfg.map(|o| crate::pipeline::shown_plan(o).base),
+        usage_lines_below_public_on_demand: r.ledger.below_public.values().sum(),
+        skus_below_public_on_demand: r.ledger.below_public.clone(),
+        seller: org_cfg.and_then(|o| o.seller()).map(|s| s.to_string()),
+        seller_cost_invoice_total: r.seller_cost.as_ref().map(|c| cents(c.total)),
+        exchange_rate: r
+            .customer_fx
+            .as_ref()
+            .map(|x| exchange_rate_json(x, r.customer.as_ref())),
+        invoice_total_in_currency: r
+            .customer_fx
+            .as_ref()
+            .map(|x| in_minor(x.invoice.total, x.fx.decimals)),
+        invoice_exact_in_currency: r
+            .customer_fx
+            .as_ref()
+            .map(|x| x.invoice.exact_total.to_string()),
+        partner_discounts_by_component: r.discounts.as_ref().map(|d| {
+            d.by_component
+                .iter()
+                .map(|(k, v)| (k.clone(), cents(*v)))
+                .collect()
+        }),
+        actual_net_total: r.discounts.as_ref().map(|d| cents(d.net_total)),
+    });
+    let manifest = org_manifests.pop().ok_or_else(|| {
+        crate::error::Error::Internal(format!("org {} has no manifest entry", r.id))
+    })?;
+    Ok(OrgRendered {
+        files,
+        checks,
+        manifest,
+        margin,
+        cust_actual,
+        cust_proforma,
+        partner_actual,
+    })
 }
