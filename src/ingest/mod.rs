@@ -10,6 +10,7 @@ pub mod parquet;
 
 pub use columns::*;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -118,6 +119,39 @@ impl PeriodColumn {
                     .collect()
             }
         }
+    }
+
+    /// The distinct billing periods of the column, what period detection keeps:
+    /// a timestamp is converted only where it differs from the row before, a
+    /// text once per dictionary value that a row uses.
+    pub fn distinct_periods(&self) -> BTreeSet<BillingPeriod> {
+        let mut found = BTreeSet::new();
+        match self {
+            PeriodColumn::Micros(v) => {
+                let mut previous = None;
+                for m in v.iter().flatten() {
+                    if previous != Some(*m) {
+                        found.extend(BillingPeriod::from_unix_micros(*m));
+                        previous = Some(*m);
+                    }
+                }
+            }
+            PeriodColumn::Text(d) => {
+                let values = dict_values(d);
+                let mut used = vec![false; values.len()];
+                for k in d.keys().iter().flatten() {
+                    if let Some(u) = used.get_mut(k as usize) {
+                        *u = true;
+                    }
+                }
+                found.extend(
+                    (0..values.len())
+                        .filter(|&k| used[k] && values.is_valid(k))
+                        .filter_map(|k| period_from_text(values.value(k))),
+                );
+            }
+        }
+        found
     }
 }
 
@@ -527,6 +561,12 @@ mod tests {
             found,
             vec![expect("2026-10"), expect("2026-10"), expect("2026-11")]
         );
+        let distinct = chunk.period[Field::BillingPeriodStart as usize]
+            .as_ref()
+            .unwrap()
+            .distinct_periods();
+        let distinct: Vec<Option<BillingPeriod>> = distinct.into_iter().map(Some).collect();
+        assert_eq!(distinct, vec![expect("2026-10"), expect("2026-11")]);
         // The rating read of the same file decodes the costs (the test's control).
         let chunk = open(&path).unwrap().next_chunk().unwrap().unwrap();
         let cost = chunk.num[Field::UnblendedCost as usize].as_ref().unwrap();

@@ -257,7 +257,7 @@ pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
                     let chunk = chunk?;
                     for field in [ingest::Field::BillingPeriodStart, ingest::Field::UsageStart] {
                         if let Some(column) = &chunk.period[field as usize] {
-                            found.extend(column.periods().into_iter().flatten());
+                            found.extend(column.distinct_periods());
                             break;
                         }
                     }
