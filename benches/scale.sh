@@ -7,6 +7,8 @@
 # Steps, each measured REPS times (wall seconds and peak RSS, with /usr/bin/time -f "%e %M"):
 #   1. decode floor   billxfer decode-floor: read exactly the columns a run needs, nothing else
 #   2. run            billxfer run --quiet (with --exports none when `run` has an --exports flag)
+#   2b. run, detected the same without --period: what the default invocation pays for detecting the
+#                     period in the inputs (it must cost little next to step 2)
 #   3. run + CUR      billxfer run --exports cur (only when `run` has an --exports flag)
 #   3b. run + all     billxfer run --exports all (pro forma CUR and FOCUS per customer, partner FOCUS)
 #   3c. run + daily   billxfer run --exports all --granularity daily (streaming roll-ups)
@@ -119,8 +121,10 @@ CONFIG=$BASE/billxfer.toml
 EXPORTS=0
 if "$BIN" run --help 2>/dev/null | grep -q -- '--exports'; then EXPORTS=1; fi
 RUN_ARGS=(run --config "$CONFIG" --period "$PERIOD" --quiet)
+RUN_DETECT=(run --config "$CONFIG" --quiet)
 if ((EXPORTS)); then
   RUN_PLAIN=("${RUN_ARGS[@]}" --exports none)
+  RUN_DETECT+=(--exports none)
 else
   RUN_PLAIN=("${RUN_ARGS[@]}")
   log "billxfer run has no --exports flag: step 3 (run + CUR export) is skipped"
@@ -135,6 +139,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
   log "rep $rep/$REPS: run"
   rm -rf "$OUT/run/$PERIOD"
   measure "$WORK/run" "$BIN" "${RUN_PLAIN[@]}" --out "$OUT/run"
+
+  log "rep $rep/$REPS: run, period detected"
+  rm -rf "$OUT/detect/$PERIOD"
+  measure "$WORK/detect" "$BIN" "${RUN_DETECT[@]}" --out "$OUT/detect"
 
   if ((EXPORTS)); then
     log "rep $rep/$REPS: run + CUR export"
@@ -197,6 +205,7 @@ def load(name):
 steps = [
     ("1. decode floor", "floor"),
     ("2. billxfer run", "run"),
+    ("2b. billxfer run, period detected (no --period)", "detect"),
     ("3. billxfer run + CUR export", "cur" if exports == "1" else None),
     ("3b. billxfer run + all exports (CUR, FOCUS, partner FOCUS)", "all" if exports == "1" else None),
     ("3c. billxfer run + all exports, daily roll-up", "daily" if exports == "1" else None),
@@ -236,6 +245,8 @@ if "daily" in med and "all" in med:
     print(f"\ndaily roll-up / line level: {med['daily'] / med['all']:.2f}x")
 if "run" in med and "floor" in med:
     print(f"\ninvoices only / decode floor: {med['run'] / med['floor']:.2f}x")
+if "detect" in med and "run" in med:
+    print(f"\nperiod detected / --period given: {med['detect'] / med['run']:.2f}x")
 if "t1" in med and "run" in med:
     print(f"\nbillxfer run speed-up 1 -> {ncpu} threads: {med['t1'] / med['run']:.2f}x "
           f"({med['t1']:.2f} s -> {med['run']:.2f} s)")
