@@ -101,26 +101,6 @@ pub enum PeriodColumn {
 }
 
 impl PeriodColumn {
-    /// The billing period of each row (None: empty or unreadable), for period detection.
-    pub fn periods(&self) -> Vec<Option<BillingPeriod>> {
-        match self {
-            PeriodColumn::Micros(v) => v
-                .iter()
-                .map(|m| m.and_then(BillingPeriod::from_unix_micros))
-                .collect(),
-            PeriodColumn::Text(d) => {
-                let values = dict_values(d);
-                let per_value: Vec<Option<BillingPeriod>> = (0..values.len())
-                    .map(|k| period_from_text(values.value(k)))
-                    .collect();
-                d.keys()
-                    .iter()
-                    .map(|k| k.and_then(|k| per_value.get(k as usize).copied().flatten()))
-                    .collect()
-            }
-        }
-    }
-
     /// The distinct billing periods of the column, what period detection keeps:
     /// a timestamp is converted only where it differs from the row before, a
     /// text once per dictionary value that a row uses.
@@ -552,21 +532,14 @@ mod tests {
             chunk.text.iter().all(Option::is_none),
             "a text column was decoded"
         );
-        let found = chunk.period[Field::BillingPeriodStart as usize]
+        let found: Vec<BillingPeriod> = chunk.period[Field::BillingPeriodStart as usize]
             .as_ref()
             .unwrap()
-            .periods();
-        let expect = |text: &str| Some(BillingPeriod::parse(text).unwrap());
-        assert_eq!(
-            found,
-            vec![expect("2026-10"), expect("2026-10"), expect("2026-11")]
-        );
-        let distinct = chunk.period[Field::BillingPeriodStart as usize]
-            .as_ref()
-            .unwrap()
-            .distinct_periods();
-        let distinct: Vec<Option<BillingPeriod>> = distinct.into_iter().map(Some).collect();
-        assert_eq!(distinct, vec![expect("2026-10"), expect("2026-11")]);
+            .distinct_periods()
+            .into_iter()
+            .collect();
+        let expect = |text: &str| BillingPeriod::parse(text).unwrap();
+        assert_eq!(found, vec![expect("2026-10"), expect("2026-11")]);
         // The rating read of the same file decodes the costs (the test's control).
         let chunk = open(&path).unwrap().next_chunk().unwrap().unwrap();
         let cost = chunk.num[Field::UnblendedCost as usize].as_ref().unwrap();
