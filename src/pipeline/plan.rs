@@ -284,3 +284,44 @@ pub fn choose_period(config: &Config, given: Option<BillingPeriod>) -> Result<Bi
         ))),
     }
 }
+
+/// Rows per task when large Parquet files are split by row group, so one huge
+/// org's file is read by every core rather than serializing the run.
+pub const ROWS_PER_TASK: u64 = 262_144;
+
+/// Splits every input into tasks (Parquet files by whole row groups); also
+/// returns the rows known from Parquet footers and whether every file's are.
+pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
+    let plans: Result<Vec<ingest::FilePlan>> = files
+        .par_iter()
+        .map(|f| guarded(&f.path, || ingest::plan_parts(&f.path, ROWS_PER_TASK)))
+        .collect();
+    let plans = plans?;
+    let known: u64 = plans.iter().filter_map(|p| p.1).sum();
+    let all_known = plans.iter().all(|p| p.1.is_some());
+    let mut tasks = Vec::new();
+    for (i, (p, _)) in plans.into_iter().enumerate() {
+        match p {
+            None => tasks.push(Task {
+                file: i,
+                part: None,
+                hash: true,
+                identity: false,
+            }),
+            Some(parts) => {
+                for (k, part) in parts.into_iter().enumerate() {
+                    tasks.push(Task {
+                        file: i,
+                        part: Some(part),
+                        hash: k == 0,
+                        identity: false,
+                    });
+                }
+            }
+        }
+    }
+    // Largest work first would be better balanced; file order keeps it simple and
+    // deterministic, and tasks are small enough (ROWS_PER_TASK) for rayon to balance
+    // when `run_tasks` gives each task its own leaf.
+    Ok((tasks, known, all_known))
+}
