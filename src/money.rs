@@ -264,6 +264,7 @@ pub const MAX_ABS: i128 = 10i128.pow(28);
 ///
 /// `0.1` becomes exactly `0.1` (not 0.1000000000000000055…), which is what AWS
 /// meant when it wrote the value. NaN and infinities are refused.
+#[inline]
 pub fn fixed_from_f64(v: f64) -> Result<i128, DecimalError> {
     if !v.is_finite() {
         return Err(DecimalError::NotFinite);
@@ -275,6 +276,8 @@ pub fn fixed_from_f64(v: f64) -> Result<i128, DecimalError> {
 }
 
 /// The reference path of [`fixed_from_f64`]: shortest round-trip text, parsed exactly.
+#[cold]
+#[inline(never)]
 pub fn fixed_from_f64_text(v: f64) -> Result<i128, DecimalError> {
     if !v.is_finite() {
         return Err(DecimalError::NotFinite);

@@ -8,7 +8,7 @@
 //! (custom tiered rates, free tier turned off) are deferred: the kernel records
 //! the quantity and [`Ledger::finalize`] prices it once the org's month is known.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Decimal128Array, DictionaryArray, UInt8Array};
@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::money::mul_fixed;
+use crate::money::{mul_fixed, ONE};
 use crate::normalize::col;
 use crate::rules::{
     allocate_proportionally, apply_modifier, public_amount, Action, Resolution, RuleSet, SkuKey,
@@ -209,6 +209,46 @@ pub struct Ledger {
 /// of CUR's doubles and far below any real private rate.
 pub const BELOW_PUBLIC_TOLERANCE_PER_MILLE: i128 = 1;
 
+/// Is `unblended` below `mul_fixed(qty, rate)` less the tolerance (the public amount
+/// rounded to the internal scale, as [`public_amount`] prices it)?
+///
+/// The rounded amount is within half a unit of the exact product, so most rows are
+/// decided on the product without the (slow, 128-bit) division; rows within that
+/// half unit of the boundary take the exact path, which decides as it always did.
+#[inline]
+fn billed_below_public(qty: i128, rate: i128, unblended: i128) -> bool {
+    let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
+    let half = ONE / 2;
+    let bounds = || {
+        let p = qty.checked_mul(rate)?;
+        let lhs = unblended.checked_mul(1000)?.checked_mul(ONE)?;
+        let low = p.checked_sub(half)?.checked_mul(keep)?;
+        let high = p.checked_add(half)?.checked_mul(keep)?;
+        Some((lhs, low, high))
+    };
+    match bounds() {
+        Some((lhs, low, _)) if lhs < low => true,
+        Some((lhs, _, high)) if lhs >= high => false,
+        _ => billed_below_public_exact(qty, rate, unblended),
+    }
+}
+
+/// [`billed_below_public`] by the rounded public amount itself.
+fn billed_below_public_exact(qty: i128, rate: i128, unblended: i128) -> bool {
+    let Some(public) = mul_fixed(qty, rate).filter(|p| *p > 0) else {
+        return false;
+    };
+    let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
+    match (unblended.checked_mul(1000), public.checked_mul(keep)) {
+        (Some(l), Some(r)) => l < r,
+        _ => false,
+    }
+}
+
+/// Largest per-batch slot table (accounts × products × line types of one batch's
+/// dictionaries) that [`Rater::rate`] builds: 1 MiB of `u32`s.
+const MAX_BATCH_SLOTS: usize = 1 << 18;
+
 impl Ledger {
     /// Adds another part of the same org's month.
     pub fn merge(&mut self, other: Ledger) -> Result<()> {
@@ -345,7 +385,7 @@ impl Ledger {
 /// Interns strings to small ids without allocating on repeat lookups.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -377,11 +417,17 @@ pub struct Rater {
     skus: Interner,
     sku_entries: Vec<SkuEntry>,
     key_buf: String,
-    /// Sums per line key packed as account id << 40 | service id << 8 | line type.
-    lines: FxHashMap<u64, LineSums>,
+    /// Slot in `lines` per line key packed as account id << 40 | service id << 8 | line type.
+    line_slots: FxHashMap<u64, u32>,
+    /// Sums per line key, with the packed key, in order of first appearance.
+    lines: Vec<(u64, LineSums)>,
+    /// Per batch: slot in `lines` by (account key, product key, line type) of the
+    /// batch's dictionaries, so a row finds its sums without hashing.
+    batch_slots: Vec<u32>,
     tier_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
     free_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
-    max_paid_rate: FxHashMap<u32, i128>,
+    /// Highest public rate seen per SKU id (0: none seen).
+    max_paid_rate: Vec<i128>,
     /// Rows per SKU id billed below usage × public rate (see [`Ledger::below_public`]).
     below_public: FxHashMap<u32, u64>,
     /// Treatment per (line type code × 2 + is_support) on [actual, pro forma].
@@ -431,10 +477,12 @@ impl Rater {
             skus: Interner::default(),
             sku_entries: Vec::new(),
             key_buf: String::new(),
-            lines: FxHashMap::default(),
+            line_slots: FxHashMap::default(),
+            lines: Vec::new(),
+            batch_slots: Vec::new(),
             tier_usage: FxHashMap::default(),
             free_usage: FxHashMap::default(),
-            max_paid_rate: FxHashMap::default(),
+            max_paid_rate: Vec::new(),
             below_public: FxHashMap::default(),
             treatments,
             rows_without_public_price: 0,
@@ -476,6 +524,7 @@ impl Rater {
             key: owned,
             resolution,
         });
+        self.max_paid_rate.push(0);
         id
     }
 
@@ -573,6 +622,13 @@ impl Rater {
         // SKU ids by usage type key: usually one (product, operation, region, entity) per usage type.
         let mut sku_by_ut: Vec<Vec<([i32; 4], u32)>> = vec![Vec::new(); ut_values.len()];
 
+        // Dense per-batch slots while the table stays small; beyond, the hash decides per row.
+        let mut slots = std::mem::take(&mut self.batch_slots);
+        slots.clear();
+        let dense = account_values.len() * product_values.len() * LineType::ALL.len();
+        if dense <= MAX_BATCH_SLOTS {
+            slots.resize(dense, u32::MAX);
+        }
         let n = batch.num_rows();
         let mut out = RatedBatch {
             actual: vec![0; n],
@@ -614,7 +670,7 @@ impl Rater {
                     }
                 };
                 if let Some(r) = public_rate.filter(|r| *r > 0) {
-                    let e = self.max_paid_rate.entry(id).or_insert(r);
+                    let e = &mut self.max_paid_rate[id as usize];
                     *e = (*e).max(r);
                     if lt == LineType::Usage && treatments[1] == Treatment::Rate {
                         self.count_below_public(id, qty, r, unb);
@@ -702,10 +758,19 @@ impl Rater {
                 _ => effective_v[i],
             };
             out.effective[i] = effective;
-            let sums = self
-                .lines
-                .entry(((a_id as u64) << 40) | ((s_id as u64) << 8) | lt_code as u64)
-                .or_default();
+            let local = (k_account[i] as usize * product_values.len() + pk) * LineType::ALL.len()
+                + lt_code as usize;
+            let slot = match slots.get(local) {
+                Some(&s) if s != u32::MAX => s,
+                _ => {
+                    let s = self.line_slot(a_id, s_id, lt_code);
+                    if let Some(x) = slots.get_mut(local) {
+                        *x = s;
+                    }
+                    s
+                }
+            };
+            let sums = &mut self.lines[slot as usize].1;
             sums.rows += 1;
             sums.usage = sums.usage.checked_add(qty).ok_or_else(overflow)?;
             sums.unblended = sums
@@ -719,7 +784,19 @@ impl Rater {
                 sums.proforma_rows += 1;
             }
         }
+        self.batch_slots = slots;
         Ok(out)
+    }
+
+    /// The slot of a line key in `lines`, added empty on first sight.
+    fn line_slot(&mut self, account: u32, service: u32, line_type: u8) -> u32 {
+        let packed = ((account as u64) << 40) | ((service as u64) << 8) | line_type as u64;
+        let next = self.lines.len() as u32;
+        let slot = *self.line_slots.entry(packed).or_insert(next);
+        if slot == next {
+            self.lines.push((packed, LineSums::default()));
+        }
+        slot
     }
 
     /// Counts a `Usage` row whose unblended cost is below usage × public rate
@@ -728,17 +805,8 @@ impl Rater {
         let Some(u) = unblended.filter(|u| *u > 0) else {
             return;
         };
-        let Some(public) = mul_fixed(qty, rate).filter(|p| *p > 0) else {
-            return;
-        };
-        let (lhs, rhs) = (
-            u.checked_mul(1000),
-            public.checked_mul(1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE),
-        );
-        if let (Some(l), Some(r)) = (lhs, rhs) {
-            if l < r {
-                *self.below_public.entry(sku).or_default() += 1;
-            }
+        if billed_below_public(qty, rate, u) {
+            *self.below_public.entry(sku).or_default() += 1;
         }
     }
 
@@ -785,10 +853,15 @@ impl Rater {
                 *q,
             );
         }
-        for (sku, r) in &self.max_paid_rate {
+        for (sku, r) in self
+            .max_paid_rate
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r > 0)
+        {
             ledger
                 .max_paid_rate
-                .insert(self.sku_entries[*sku as usize].key.clone(), *r);
+                .insert(self.sku_entries[sku].key.clone(), *r);
         }
         for (sku, n) in &self.below_public {
             let k = &self.sku_entries[*sku as usize].key;
@@ -810,6 +883,61 @@ mod tests {
 
     fn d(s: &str) -> i128 {
         parse_fixed(s).unwrap()
+    }
+
+    #[test]
+    fn below_public_boundary_by_hand() {
+        // 1 unit at 1.00: public 1.00, the 0.1% tolerance puts the boundary at 0.999.
+        assert!(!billed_below_public(d("1"), d("1"), d("0.999")));
+        assert!(billed_below_public(d("1"), d("1"), d("0.9989999999")));
+        // 0.5 units at 3e-10: exact 1.5e-10, rounded to 2e-10 (half away from zero), so
+        // the boundary is 1.998e-10: 1e-10 is below it, 2e-10 is not.
+        assert!(billed_below_public(
+            d("0.5"),
+            d("0.0000000003"),
+            d("0.0000000001")
+        ));
+        assert!(!billed_below_public(
+            d("0.5"),
+            d("0.0000000003"),
+            d("0.0000000002")
+        ));
+        // 3 units at 0.3333333334: 1.0000000002, boundary 0.9990000001998.
+        assert!(billed_below_public(
+            d("3"),
+            d("0.3333333334"),
+            d("0.9990000001")
+        ));
+        assert!(!billed_below_public(
+            d("3"),
+            d("0.3333333334"),
+            d("0.9990000002")
+        ));
+        // A public amount rounding to 0 counts nothing; neither does a negative quantity.
+        assert!(!billed_below_public(
+            d("0.0000000001"),
+            d("0.4"),
+            d("0.0000000001")
+        ));
+        assert!(!billed_below_public(d("-2"), d("1"), d("0.5")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn below_public_fast_path_agrees_with_the_rounded_amount(
+            qty in -10_000_000_000_000_000i128..10_000_000_000_000_000_000i128,
+            rate in 1i128..100_000_000_000_000i128,
+            offset in -3i128..3i128,
+            far in proptest::bool::ANY,
+        ) {
+            // Unblended near the boundary public × 0.999 (where the shortcut must defer), or anywhere.
+            let public = crate::money::mul_fixed(qty, rate).unwrap_or(0);
+            let u = if far { (qty / 3).abs() + 1 } else { (public * 999 / 1000 + offset).max(1) };
+            proptest::prop_assert_eq!(
+                billed_below_public(qty, rate, u),
+                billed_below_public_exact(qty, rate, u)
+            );
+        }
     }
 
     /// (account, type, product, usage_type, usage, rate, unblended, net)

@@ -80,6 +80,13 @@ impl NumColumn {
         }
     }
 
+    /// Appends a value read without error (the hot path of [`NumColumn::push`]).
+    #[inline]
+    pub fn push_value(&mut self, v: i128) {
+        self.values.push(v);
+        self.state.push(NumState::Value);
+    }
+
     /// Row `i`'s value, `None` when empty or unreadable.
     pub fn get(&self, i: usize) -> Option<i128> {
         (self.state[i] == NumState::Value).then(|| self.values[i])

@@ -457,8 +457,18 @@ fn numbers(array: &dyn Array) -> NumColumn {
     };
     match array.data_type() {
         DataType::Float64 => {
-            for v in array.as_primitive::<Float64Type>().iter() {
-                out.push(v.map(|x| raw(fixed_from_f64(x), &|| x.to_string())));
+            // Straight over the values slice: most cells are valid and take the integer path.
+            let a = array.as_primitive::<Float64Type>();
+            let nulls = a.nulls();
+            for (i, &x) in a.values().iter().enumerate() {
+                if nulls.is_some_and(|m| m.is_null(i)) {
+                    out.push(None);
+                    continue;
+                }
+                match fixed_from_f64(x) {
+                    Ok(v) => out.push_value(v),
+                    Err(e) => out.push(Some(Err((x.to_string(), e)))),
+                }
             }
         }
         DataType::Float32 => {
