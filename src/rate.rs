@@ -252,6 +252,11 @@ const MAX_BATCH_SLOTS: usize = 1 << 18;
 impl Ledger {
     /// Adds another part of the same org's month.
     pub fn merge(&mut self, other: Ledger) -> Result<()> {
+        if self.is_empty() {
+            // The first part of an org (most orgs have one): taken whole, nothing to add.
+            *self = other;
+            return Ok(());
+        }
         let overflow = || Error::Overflow("merging an organization's rated lines".into());
         for (k, v) in other.lines {
             self.lines
@@ -279,6 +284,31 @@ impl Ledger {
         self.warnings.extend(other.warnings);
         self.unpriced_free_skus.extend(other.unpriced_free_skus);
         Ok(())
+    }
+
+    /// Nothing rated, deferred or noted yet (a fresh ledger).
+    fn is_empty(&self) -> bool {
+        // Destructured so that a new field must be considered here.
+        let Ledger {
+            lines,
+            tier_usage,
+            free_usage,
+            max_paid_rate,
+            rows_without_public_price,
+            warnings,
+            unpriced_free_skus,
+            deferred,
+            below_public,
+        } = self;
+        lines.is_empty()
+            && tier_usage.is_empty()
+            && free_usage.is_empty()
+            && max_paid_rate.is_empty()
+            && *rows_without_public_price == 0
+            && warnings.is_empty()
+            && unpriced_free_skus.is_empty()
+            && deferred.is_empty()
+            && below_public.is_empty()
     }
 
     /// Prices the deferred quantities of the whole month and adds them to the lines.
@@ -428,6 +458,8 @@ pub struct Rater {
     free_usage: FxHashMap<(u8, u32, u32, u32, u8), i128>,
     /// Highest public rate seen per SKU id (0: none seen).
     max_paid_rate: Vec<i128>,
+    /// Whether a track can turn the free tier off, the only use of `max_paid_rate`.
+    paid_rates_needed: bool,
     /// Rows per SKU id billed below usage × public rate (see [`Ledger::below_public`]).
     below_public: FxHashMap<u32, u64>,
     /// Treatment per (line type code × 2 + is_support) on [actual, pro forma].
@@ -469,6 +501,9 @@ impl Rater {
                 })
             })
             .collect();
+        let paid_rates_needed = [&actual, &proforma]
+            .iter()
+            .any(|p| matches!(p, Pricing::Rules(set) if !set.free_tier_always_on()));
         Rater {
             actual,
             proforma,
@@ -483,6 +518,7 @@ impl Rater {
             tier_usage: FxHashMap::default(),
             free_usage: FxHashMap::default(),
             max_paid_rate: Vec::new(),
+            paid_rates_needed,
             below_public: FxHashMap::default(),
             treatments,
             rows_without_public_price: 0,
@@ -670,8 +706,10 @@ impl Rater {
                     }
                 };
                 if let Some(r) = public_rate.filter(|r| *r > 0) {
-                    let e = &mut self.max_paid_rate[id as usize];
-                    *e = (*e).max(r);
+                    if self.paid_rates_needed {
+                        let e = &mut self.max_paid_rate[id as usize];
+                        *e = (*e).max(r);
+                    }
                     if lt == LineType::Usage && treatments[1] == Treatment::Rate {
                         self.count_below_public(id, qty, r, unb);
                     }

@@ -275,6 +275,12 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Whether every key resolves with the free tier on (no tiering rule turns it off),
+    /// so no line of this plan is priced at a SKU's paid rate at month end.
+    pub fn free_tier_always_on(&self) -> bool {
+        self.tiering_global != Some(false) && self.tiering_service.values().all(|on| *on)
+    }
+
     /// Resolves one distinct key. Call once per key and cache the result.
     pub fn resolve(&self, key: &SkuKey<'_>) -> Resolution {
         let sku = self.by_sku_service.get(key.service).and_then(|list| {
@@ -588,6 +594,31 @@ mod tests {
         assert!(!ec2.free_tier);
         assert_eq!(ec2.action, Some(Action::Markup(Percent(500))));
         assert!(set.resolve(&key("AmazonS3", "u", "o", "AWS")).free_tier);
+    }
+
+    #[test]
+    fn free_tier_always_on_only_without_an_off_rule() {
+        let tiering = |id: &str, scope: Scope, on: bool| Rule {
+            id: id.into(),
+            scope,
+            action: None,
+            free_tier: Some(on),
+        };
+        let markup = || rule("g", Scope::Global, Action::Markup(Percent(500)));
+        let on = |rules: Vec<Rule>| RuleSet::new(rules).unwrap().free_tier_always_on();
+        assert!(on(vec![markup()]));
+        assert!(on(vec![markup(), tiering("ft", Scope::Global, true)]));
+        assert!(!on(vec![markup(), tiering("ft", Scope::Global, false)]));
+        // Off for one service only, or off globally with one service back on: not always on.
+        assert!(!on(vec![tiering(
+            "ft-ec2",
+            Scope::Service("AmazonEC2".into()),
+            false
+        )]));
+        assert!(!on(vec![
+            tiering("ft", Scope::Global, false),
+            tiering("ft-s3", Scope::Service("AmazonS3".into()), true),
+        ]));
     }
 
     #[test]
