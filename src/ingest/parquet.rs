@@ -497,8 +497,14 @@ fn numbers(array: &dyn Array) -> NumColumn {
                         },
                     )
                     .collect();
-                for k in d.keys().iter() {
-                    out.push(k.and_then(|k| parsed.get(k as usize).cloned().flatten()));
+                let keys = d.keys();
+                for (i, &k) in keys.values().iter().enumerate() {
+                    match parsed.get(k as usize) {
+                        _ if keys.is_null(i) => out.push(None),
+                        Some(Some(Ok(v))) => out.push_value(*v),
+                        Some(cell) => out.push(cell.clone()),
+                        None => out.push(None),
+                    }
                 }
             }
             Err(_) => {
