@@ -78,12 +78,12 @@ impl Rng {
     /// A generator for a seed and a stream id.
     pub fn new(seed: u64, stream: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        r.next();
+        r.next_u64();
         r
     }
 
     /// Next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -93,7 +93,7 @@ impl Rng {
 
     /// Uniform in 0..n.
     pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
     /// Picks an index by cumulative weights (last element = total).
@@ -731,7 +731,7 @@ fn dicts(ctx: &Ctx<'_>, org: usize, accounts: usize) -> Dicts {
         .map(|h| {
             let (d, hh) = (h / 24 + 1, h % 24);
             let (d2, hh2) = if hh == 23 { (d + 1, 0) } else { (d, hh + 1) };
-            let end = if d2 as i64 > ctx.hours / 24 {
+            let end = if d2 > ctx.hours / 24 {
                 ctx.period.end_iso()
             } else {
                 format!("{y:04}-{m:02}-{d2:02}T{hh2:02}:00:00Z")
@@ -1107,11 +1107,15 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, schema: &SchemaRef, job: &FileJob) -> 
                         .unwrap_or("");
                     let hour = rows.hour[i] as i64;
                     let start = period_ms(spec.period) / 1000 + hour * 3600;
-                    let _ = write!(
+                    let _ = writeln!(
                         line,
-                        "{},{},{},EUINUS26-PARTNER-0001,{},{},{},{},{},{},{},USD,{},{},{},{},{},{}\n",
+                        "{},{},{},EUINUS26-PARTNER-0001,{},{},{},{},{},{},{},USD,{},{},{},{},{},{}",
                         spec.period.start_iso(),
-                        if rows.entity[i] == 1 { "AWS Marketplace" } else { "AWS" },
+                        if rows.entity[i] == 1 {
+                            "AWS Marketplace"
+                        } else {
+                            "AWS"
+                        },
                         payer,
                         d.accounts.value(rows.account[i] as usize),
                         TYPES[rows.line_type[i] as usize],
@@ -1119,11 +1123,15 @@ fn write_file(spec: &Spec, ctx: &Ctx<'_>, schema: &SchemaRef, job: &FileJob) -> 
                         product,
                         usage_type,
                         op,
-                        rows.usage[i].map(|u| ryu::Buffer::new().format(u).to_string()).unwrap_or_default(),
+                        rows.usage[i]
+                            .map(|u| ryu::Buffer::new().format(u).to_string())
+                            .unwrap_or_default(),
                         rate,
                         ryu::Buffer::new().format(rows.cost[i]),
                         rate,
-                        rows.public_cost[i].map(|u| ryu::Buffer::new().format(u).to_string()).unwrap_or_default(),
+                        rows.public_cost[i]
+                            .map(|u| ryu::Buffer::new().format(u).to_string())
+                            .unwrap_or_default(),
                         unit,
                         region
                     );
@@ -1268,10 +1276,10 @@ mod tests {
     #[test]
     fn rng_is_stable() {
         let mut r = Rng::new(42, 7);
-        let a: Vec<u64> = (0..3).map(|_| r.next()).collect();
+        let a: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
         let mut r = Rng::new(42, 7);
-        assert_eq!(a, (0..3).map(|_| r.next()).collect::<Vec<_>>());
-        assert!(Rng::new(42, 8).next() != a[0]);
+        assert_eq!(a, (0..3).map(|_| r.next_u64()).collect::<Vec<_>>());
+        assert!(Rng::new(42, 8).next_u64() != a[0]);
     }
 
     #[test]

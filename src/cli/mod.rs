@@ -44,7 +44,6 @@ Concepts:
     about = "Month-end billing for AWS Billing Transfer partners: rate every CUR line at actual and pro forma rates, write one segregated invoice per customer organization.",
     after_long_help = CONCEPTS
 )]
-
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -85,7 +85,7 @@ fn run_month(
     period: BillingPeriod,
     progress: &dyn Progress,
     to: pipeline::ExportTo<'_>,
-) -> Result<(pipeline::RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+) -> Result<pipeline::MonthOutput> {
     let Some(address) = &a.cluster else {
         return pipeline::run_month(config, period, progress, Some(to));
     };

@@ -25,7 +25,7 @@ use super::exec::{FinishOrgsExec, RateTasksExec};
 use super::JobSpec;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pipeline::{self, ExportTo, Finished, Month, Progress, RunResult, Silent};
+use crate::pipeline::{self, ExportTo, Finished, Month, Progress, Silent};
 use crate::types::BillingPeriod;
 
 /// How long the driver waits for the scheduler to accept a connection.
@@ -232,7 +232,7 @@ pub fn run_month_on_cluster(
     period: BillingPeriod,
     progress: &dyn Progress,
     exports: Option<ExportTo<'_>>,
-) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+) -> Result<pipeline::MonthOutput> {
     reachable(cluster.scheduler)?;
     let month = pipeline::plan_month(config, period)?;
     let (known, all_known) = month.known_rows;

@@ -260,6 +260,9 @@ pub enum Dialect {
     Focus,
 }
 
+/// Per field: the header's position and the name it was found under.
+type FoundFields = ([Option<usize>; FIELDS], [Option<String>; FIELDS]);
+
 /// Each field's column: the first of its candidate names (`names_of`) found among
 /// the normalized headers, with the header as written in the file. A name that two
 /// headers both spell (`lineItem/UnblendedCost` next to `line_item_unblended_cost`)
@@ -268,7 +271,7 @@ fn find_fields(
     headers: &[String],
     normalized: &[String],
     names_of: fn(Field) -> &'static [&'static str],
-) -> std::result::Result<([Option<usize>; FIELDS], [Option<String>; FIELDS]), String> {
+) -> std::result::Result<FoundFields, String> {
     let mut index = [None; FIELDS];
     let mut names: [Option<String>; FIELDS] = Default::default();
     for (k, field) in Field::ALL.iter().enumerate() {

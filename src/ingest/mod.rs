@@ -257,6 +257,11 @@ impl RawChunk {
     pub fn len(&self) -> usize {
         self.rows.len()
     }
+
+    /// Whether the chunk has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 /// A source of raw chunks: one input file.

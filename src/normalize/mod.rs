@@ -187,7 +187,7 @@ fn key_at(d: &TextColumn, i: usize) -> Option<usize> {
     }
 }
 
-fn text_value<'a>(d: &'a Option<TextColumn>, i: usize) -> &'a str {
+fn text_value(d: &Option<TextColumn>, i: usize) -> &str {
     match d {
         Some(d) => key_at(d, i).map(|k| dict_values(d).value(k)).unwrap_or(""),
         None => "",

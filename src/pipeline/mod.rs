@@ -627,6 +627,9 @@ pub fn plan_month(config: &Config, period: BillingPeriod) -> Result<Month> {
     })
 }
 
+/// A run's results and the small files the exports add beside the invoices.
+pub type MonthOutput = (RunResult, Vec<(PathBuf, Vec<u8>)>);
+
 /// Rates every org of the period, builds all invoices and, with `exports`,
 /// writes every export in the same pass (one read of each input). Returns the
 /// run's results and the small files the exports add (`exports.json`).
@@ -635,7 +638,7 @@ pub fn run_month(
     period: BillingPeriod,
     progress: &dyn Progress,
     exports: Option<ExportTo<'_>>,
-) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+) -> Result<MonthOutput> {
     let month = plan_month(config, period)?;
     let (known, all_known) = month.known_rows;
     let orgs_with_tasks: BTreeSet<usize> = month
@@ -663,7 +666,7 @@ pub fn conclude(
     month: Month,
     finished: Vec<Finished>,
     exports: Option<ExportTo<'_>>,
-) -> Result<(RunResult, Vec<(PathBuf, Vec<u8>)>)> {
+) -> Result<MonthOutput> {
     let mut by_org: BTreeMap<usize, Finished> =
         finished.into_iter().map(|f| (f.0.org_index, f)).collect();
     let results: Result<Vec<Finished>> = month

@@ -641,7 +641,8 @@ impl RollUp {
             (at(&before), day_rank, at(&after))
         };
         // (sort key, combination, day rank, group).
-        let mut order: Vec<((u32, u32, u32), (u32, u32, u32))> = groups
+        type Ranked = ((u32, u32, u32), (u32, u32, u32));
+        let mut order: Vec<Ranked> = groups
             .into_iter()
             .map(|((c, d), g)| {
                 let day_rank = day.map_or(0, |dc| rank_of(dc, d));
