@@ -118,11 +118,11 @@ fn overlapping_snapshots_stop_the_run_by_default() {
     ));
     m.write(
         "export/snap1/x-00001.csv",
-        &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
+        csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
     );
     m.write(
         "export/snap2/x-00001.csv",
-        &csv(&[
+        csv(&[
             row("L1", "A", "10"),
             row("L2", "B", "5"),
             row("L3", "C", "7"),
@@ -152,11 +152,11 @@ fn keep_latest_bills_the_newer_snapshot_once_and_counts_duplicates() {
     ));
     let old = m.write(
         "export/snap1/x-00001.csv",
-        &csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
+        csv(&[row("L1", "A", "10"), row("L2", "B", "5")]),
     );
     let new = m.write(
         "export/snap2/x-00001.csv",
-        &csv(&[
+        csv(&[
             row("L1", "A", "10"),
             row("L2", "B", "5"),
             row("L3", "C", "7"),
@@ -194,9 +194,9 @@ fn a_line_split_across_two_files_of_one_delivery_is_billed_once_in_full() {
     let m = month(&config(r#""export/x-*.csv""#, "", r#""111111111112""#, ""));
     m.write(
         "export/x-00001.csv",
-        &csv(&[row("L9", "A", "3"), row("L1", "B", "1")]),
+        csv(&[row("L9", "A", "3"), row("L1", "B", "1")]),
     );
-    m.write("export/x-00002.csv", &csv(&[row("L9", "A", "4")]));
+    m.write("export/x-00002.csv", csv(&[row("L9", "A", "4")]));
     ok(&run(&m));
     // 3 + 1 + 4 = 8.00: both parts of L9 are billed.
     assert_eq!(acme(&m)["actual_invoice_total"], "8.00");
@@ -210,17 +210,17 @@ fn data_exports_root(m: &Workdir, period_level: bool) {
     let e1 = "2026-03-10T01:02:03.000Z-aaaa";
     let e2 = "2026-03-20T01:02:03.000Z-bbbb";
     m.write(
-        &format!("{base}/data/BILLING_PERIOD=2026-03/{e1}/x-00001.csv"),
-        &csv(&[row("L1", "A", "10")]),
+        format!("{base}/data/BILLING_PERIOD=2026-03/{e1}/x-00001.csv"),
+        csv(&[row("L1", "A", "10")]),
     );
     m.write(
-        &format!("{base}/data/BILLING_PERIOD=2026-03/{e2}/x-00001.csv"),
-        &csv(&[row("M1", "A", "10"), row("M2", "B", "2.5")]),
+        format!("{base}/data/BILLING_PERIOD=2026-03/{e2}/x-00001.csv"),
+        csv(&[row("M1", "A", "10"), row("M2", "B", "2.5")]),
     );
     // A chunk the latest manifest does not list (AWS empties or leaves them): never billed.
     m.write(
-        &format!("{base}/data/BILLING_PERIOD=2026-03/{e2}/x-00002.csv"),
-        &csv(&[row("Z1", "Z", "1000")]),
+        format!("{base}/data/BILLING_PERIOD=2026-03/{e2}/x-00002.csv"),
+        csv(&[row("Z1", "Z", "1000")]),
     );
     let manifest = |e: &str| {
         format!(
@@ -228,17 +228,17 @@ fn data_exports_root(m: &Workdir, period_level: bool) {
         )
     };
     m.write(
-        &format!("{base}/metadata/BILLING_PERIOD=2026-03/{e1}/x-Manifest.json"),
-        &manifest(e1),
+        format!("{base}/metadata/BILLING_PERIOD=2026-03/{e1}/x-Manifest.json"),
+        manifest(e1),
     );
     m.write(
-        &format!("{base}/metadata/BILLING_PERIOD=2026-03/{e2}/x-Manifest.json"),
-        &manifest(e2),
+        format!("{base}/metadata/BILLING_PERIOD=2026-03/{e2}/x-Manifest.json"),
+        manifest(e2),
     );
     if period_level {
         m.write(
-            &format!("{base}/metadata/BILLING_PERIOD=2026-03/x-Manifest.json"),
-            &manifest(e2),
+            format!("{base}/metadata/BILLING_PERIOD=2026-03/x-Manifest.json"),
+            manifest(e2),
         );
     }
 }
@@ -294,12 +294,12 @@ fn a_legacy_cur_root_needs_its_period_level_manifest_to_choose() {
     let m = month(&config(r#""acme-cur/report""#, "", r#""111111111112""#, ""));
     let base = "acme-cur/report/20260301-20260401";
     m.write(
-        &format!("{base}/aaaa-1111/report-1.csv"),
-        &csv(&[row("L1", "A", "4")]),
+        format!("{base}/aaaa-1111/report-1.csv"),
+        csv(&[row("L1", "A", "4")]),
     );
     m.write(
-        &format!("{base}/bbbb-2222/report-1.csv"),
-        &csv(&[row("L1", "A", "4"), row("L2", "B", "6")]),
+        format!("{base}/bbbb-2222/report-1.csv"),
+        csv(&[row("L1", "A", "4"), row("L2", "B", "6")]),
     );
     let manifest = |a: &str| {
         format!(
@@ -307,18 +307,18 @@ fn a_legacy_cur_root_needs_its_period_level_manifest_to_choose() {
         )
     };
     m.write(
-        &format!("{base}/aaaa-1111/report-Manifest.json"),
-        &manifest("aaaa-1111"),
+        format!("{base}/aaaa-1111/report-Manifest.json"),
+        manifest("aaaa-1111"),
     );
     m.write(
-        &format!("{base}/bbbb-2222/report-Manifest.json"),
-        &manifest("bbbb-2222"),
+        format!("{base}/bbbb-2222/report-Manifest.json"),
+        manifest("bbbb-2222"),
     );
     // Without the period-level manifest nothing says which assembly is the latest.
     fails(&run(&m), 1, &["no period-level manifest", "2026-03"]);
     m.write(
-        &format!("{base}/report-Manifest.json"),
-        &manifest("bbbb-2222"),
+        format!("{base}/report-Manifest.json"),
+        manifest("bbbb-2222"),
     );
     ok(&run(&m));
     assert_eq!(acme(&m)["actual_invoice_total"], "10.00");
@@ -327,7 +327,7 @@ fn a_legacy_cur_root_needs_its_period_level_manifest_to_choose() {
 #[test]
 fn a_period_with_no_rows_fails_listing_the_periods_found() {
     let m = month(&config(r#""in/*.csv""#, "", r#""111111111112""#, ""));
-    m.write("in/cur.csv", &csv(&[row("L1", "A", "4")]));
+    m.write("in/cur.csv", csv(&[row("L1", "A", "4")]));
     let o = m.run_config("run", "2026-04", &[]);
     fails(
         &o,
@@ -345,7 +345,7 @@ fn a_period_with_no_rows_fails_listing_the_periods_found() {
         r#""111111111112""#,
         "",
     ));
-    m.write("in/cur.csv", &csv(&[row("L1", "A", "4")]));
+    m.write("in/cur.csv", csv(&[row("L1", "A", "4")]));
     ok(&m.run_config("run", "2026-04", &[]));
 }
 
@@ -383,7 +383,7 @@ fn validate_summarizes_by_reason_and_account() {
                 .replace(",111111111112,", &format!(",2222222222{:02},", i % 5))
         })
         .collect();
-    m.write("in/cur.csv", &csv(&rows));
+    m.write("in/cur.csv", csv(&rows));
     let o = m.run_config("validate", "2026-03", &[]);
     assert_eq!(o.status.code(), Some(1));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -451,7 +451,7 @@ rules = [{ id = "no-free-tier", scope = "global", type = "tiering", free_tier = 
     let m = month(&config(r#""in/*.csv""#, "", r#""111111111112""#, plan));
     let inbound =
         row("L2", "DataTransfer-In-Bytes", "0").replace(",AmazonEC2,", ",AWSDataTransfer,");
-    m.write("in/cur.csv", &csv(&[row("L1", "A", "4"), inbound]));
+    m.write("in/cur.csv", csv(&[row("L1", "A", "4"), inbound]));
     let o = m.run_config("run", "2026-03", &[]);
     ok(&o);
     let e = stderr(&o);
@@ -481,7 +481,7 @@ rules = [{ id = "ec2", scope = "service", service = "AmazonEC2", type = "markup"
     let m = month(&config(r#""in/*.csv""#, "", r#""111111111112""#, plan));
     m.write(
         "in/focus.csv",
-        &format!(
+        format!(
             "{FOCUS_HEADER}\n{}\n{}\n",
             focus_row("AWS", "Amazon Elastic Compute Cloud", "100"),
             focus_row("AWS", "Amazon Simple Storage Service", "20")
@@ -507,7 +507,7 @@ fn rows_of_other_clouds_are_quarantined_as_not_aws() {
     let m = month(&config(r#""in/*.csv""#, "", r#""111111111112""#, ""));
     m.write(
         "in/focus.csv",
-        &format!(
+        format!(
             "{FOCUS_HEADER}\n{}\n{}\n{}\n{}\n",
             focus_row("AWS", "Amazon Elastic Compute Cloud", "100"),
             focus_row("Microsoft", "Virtual Machines", "30")

@@ -240,7 +240,7 @@ fn customer_files_hold_no_partner_figures_and_no_other_org() {
             );
         }
         for (org, prefix) in accounts {
-            if !path.starts_with(&format!("{org}/")) {
+            if !path.starts_with(format!("{org}/")) {
                 assert!(
                     !text.contains(prefix),
                     "{} contains an account of {org}",

@@ -194,7 +194,7 @@ fn report_matches_the_invoices(w: &Workdir, dir: &std::path::Path) {
     assert_eq!(orgs, ["acme", "contoso", "globex", "initech"], "{report}");
     for r in rows {
         let org = r["org"].as_str().unwrap();
-        let customer = proforma_exact(&dir, org);
+        let customer = proforma_exact(dir, org);
         let partner = json(&dir.join(format!("partner/invoices/{org}.json")));
         assert_eq!(dec(&r["proforma"]), customer, "{org}");
         assert_eq!(dec(&r["actual"]), dec(&partner["exact_total"]), "{org}");
