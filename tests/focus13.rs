@@ -13,15 +13,18 @@ use rust_decimal::Decimal;
 mod common;
 use common::{files_under, json, ok, run, run_sample, Workdir};
 
-/// (InvoiceId, BillingCurrency) → (Σ BilledCost, distinct ServiceProviderName, HostProviderName) of a Parquet file.
-fn by_invoice(path: &Path) -> BTreeMap<(String, String), (Decimal, Vec<String>, Vec<String>)> {
+/// (InvoiceId, BillingCurrency) → (Σ BilledCost, distinct ServiceProviderName, HostProviderName).
+type ByInvoice = BTreeMap<(String, String), (Decimal, Vec<String>, Vec<String>)>;
+
+/// [`ByInvoice`] of a Parquet file.
+fn by_invoice(path: &Path) -> ByInvoice {
     use arrow::array::{Array, AsArray};
     let file = fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
         .unwrap();
-    let mut out: BTreeMap<(String, String), (Decimal, Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut out = ByInvoice::new();
     for batch in reader {
         let b = batch.unwrap();
         let text = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
