@@ -6,7 +6,9 @@
 //! with the same precedence (SERVICE > GLOBAL), so a plan may say "free tier off"
 //! globally and still mark up one service.
 
-use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::money::{mul_fixed, Percent};
@@ -189,6 +191,19 @@ pub struct RuleSet {
     by_sku_service: HashMap<String, Vec<u32>>,
     tiering_global: Option<bool>,
     tiering_service: HashMap<String, bool>,
+    /// Resolutions already made, by key text: shared by every task rating on this
+    /// plan, so a key is resolved once per run rather than once per file.
+    resolved: ResolutionMemo,
+}
+
+/// [`RuleSet::resolve_memoized`]'s memo; a clone starts empty (it is a cache).
+#[derive(Debug, Default)]
+struct ResolutionMemo(Mutex<HashMap<Box<str>, Resolution>>);
+
+impl Clone for ResolutionMemo {
+    fn clone(&self) -> ResolutionMemo {
+        ResolutionMemo::default()
+    }
 }
 
 impl RuleSet {
@@ -281,7 +296,22 @@ impl RuleSet {
         self.tiering_global != Some(false) && self.tiering_service.values().all(|on| *on)
     }
 
-    /// Resolves one distinct key. Call once per key and cache the result.
+    /// [`RuleSet::resolve`], remembered under `text`, which must identify `key`
+    /// exactly (the kernel's length-prefixed key text).
+    pub fn resolve_memoized(&self, text: &str, key: &SkuKey<'_>) -> Resolution {
+        // A poisoned memo (a panic elsewhere while it was held) is still a valid cache.
+        let memo = || self.resolved.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = memo().get(text) {
+            return r.clone();
+        }
+        let r = self.resolve(key);
+        memo().insert(text.into(), r.clone());
+        r
+    }
+
+    /// Resolves one distinct key: the most specific modifier (SKU > service >
+    /// billing entity > global) and whether the free tier applies. Call once per
+    /// key and cache the result.
     pub fn resolve(&self, key: &SkuKey<'_>) -> Resolution {
         let sku = self.by_sku_service.get(key.service).and_then(|list| {
             list.iter()
@@ -423,6 +453,38 @@ mod tests {
     fn price(set: &RuleSet, k: SkuKey<'_>, public: &str) -> i128 {
         let r = set.resolve(&k);
         apply_modifier(d(public), r.action.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn memoized_resolutions_are_the_resolutions_and_clones_start_empty() {
+        let set = RuleSet::new(vec![
+            rule("g", Scope::Global, Action::Discount(Percent(500))),
+            rule(
+                "s",
+                sku("AmazonEC2", Some("BoxUsage"), None),
+                Action::Markup(Percent(1000)),
+            ),
+        ])
+        .unwrap();
+        let keys = [
+            key("AmazonEC2", "BoxUsage", "RunInstances", "AWS"),
+            key("AmazonS3", "TimedStorage", "", "AWS"),
+        ];
+        for round in 0..2 {
+            for (i, k) in keys.iter().enumerate() {
+                let text = format!("key {i}");
+                assert_eq!(
+                    set.resolve_memoized(&text, k),
+                    set.resolve(k),
+                    "round {round}"
+                );
+            }
+        }
+        assert_eq!(set.resolve_memoized("key 0", &keys[0]).rule, Some(1));
+        assert_eq!(set.resolve_memoized("key 1", &keys[1]).rule, Some(0));
+        // A clone's memo is empty: a key text remembered by one set never answers for another.
+        let clone = set.clone();
+        assert_eq!(clone.resolve_memoized("key 0", &keys[1]).rule, Some(0));
     }
 
     #[test]

@@ -255,5 +255,10 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<()> {
         }
         eprintln!("billxfer: wrote {}", dir.display());
     }
+    // The month is published and the process is about to exit: the results and the
+    // config (a ledger and maps per org) are freed by the exit, not one allocation
+    // at a time (a serial tail of about 1% of a 1,000-org run, measured with perf).
+    std::mem::forget(result);
+    std::mem::forget(config);
     Ok(())
 }

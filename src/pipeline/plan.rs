@@ -185,6 +185,52 @@ pub struct InputPlan {
     pub deliveries: Vec<(String, DeliveryChoice)>,
 }
 
+/// One customer org's part of an [`InputPlan`].
+struct OrgInputs {
+    files: Vec<InputFile>,
+    problems: Vec<String>,
+    choices: Vec<(String, DeliveryChoice)>,
+    not_billed: Option<NotBilled>,
+}
+
+/// Lists the inputs of customer org `i` for the period, or why it is not billed.
+fn list_org_inputs(
+    config: &Config,
+    i: usize,
+    org: &Org,
+    period: Option<BillingPeriod>,
+) -> OrgInputs {
+    let mut listed = OrgInputs {
+        files: Vec::new(),
+        problems: Vec::new(),
+        choices: Vec::new(),
+        not_billed: None,
+    };
+    if let Some(p) = period {
+        if !org.transfer.covers(p) {
+            let end = org
+                .transfer
+                .end
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "open".into());
+            listed.not_billed = Some(NotBilled {
+                org: org.id.to_string(),
+                reason: format!("{p} is outside the billing transfer ({} to {end}): the customer pays AWS directly for that month, so it is not invoiced through the partner and its files were not read", org.transfer.start),
+            });
+            return listed;
+        }
+    }
+    listed.files = resolve_files(
+        config,
+        i + 1,
+        &org.files,
+        period,
+        &mut listed.problems,
+        &mut listed.choices,
+    );
+    listed
+}
+
 /// Every input file of every org that the period concerns, or all problems at once.
 pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<InputPlan> {
     let mut problems = Vec::new();
@@ -197,30 +243,20 @@ pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<Inp
         &mut problems,
         &mut choices,
     );
+    // Each org's inputs are listed on its own (globs walk folders), in parallel, and
+    // gathered in org order.
+    let listed: Vec<OrgInputs> = config
+        .orgs
+        .par_iter()
+        .enumerate()
+        .map(|(i, org)| list_org_inputs(config, i, org, period))
+        .collect();
     let mut not_billed = Vec::new();
-    for (i, org) in config.orgs.iter().enumerate() {
-        if let Some(p) = period {
-            if !org.transfer.covers(p) {
-                let end = org
-                    .transfer
-                    .end
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "open".into());
-                not_billed.push(NotBilled {
-                    org: org.id.to_string(),
-                    reason: format!("{p} is outside the billing transfer ({} to {end}): the customer pays AWS directly for that month, so it is not invoiced through the partner and its files were not read", org.transfer.start),
-                });
-                continue;
-            }
-        }
-        files.extend(resolve_files(
-            config,
-            i + 1,
-            &org.files,
-            period,
-            &mut problems,
-            &mut choices,
-        ));
+    for org in listed {
+        files.extend(org.files);
+        problems.extend(org.problems);
+        choices.extend(org.choices);
+        not_billed.extend(org.not_billed);
     }
     // One file must not feed two orgs: that would bill the same usage twice.
     let mut seen: BTreeMap<&Path, usize> = BTreeMap::new();

@@ -1,5 +1,7 @@
 //! The per-row kernel: a normalized batch's rows rated on both tracks into line sums.
 
+use std::sync::Arc;
+
 use arrow::array::{Array, AsArray, Decimal128Array, DictionaryArray, UInt8Array};
 use arrow::datatypes::{Decimal128Type, Int32Type};
 use arrow::record_batch::RecordBatch;
@@ -36,11 +38,35 @@ fn billed_below_public(qty: i128, rate: i128, unblended: i128) -> bool {
         let high = p.checked_add(half)?.checked_mul(keep)?;
         Some((lhs, low, high))
     };
-    match bounds() {
+    match small_bounds(qty, rate, unblended).or_else(bounds) {
         Some((lhs, low, _)) if lhs < low => true,
         Some((lhs, _, high)) if lhs >= high => false,
         _ => billed_below_public_exact(qty, rate, unblended),
     }
+}
+
+/// [`billed_below_public`]'s three figures without overflow checks, for operands
+/// small enough that none can overflow (most rows): `None` otherwise.
+#[inline]
+fn small_bounds(qty: i128, rate: i128, unblended: i128) -> Option<(i128, i128, i128)> {
+    let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
+    let (q, r, u) = (
+        i64::try_from(qty).ok()?,
+        i64::try_from(rate).ok()?,
+        i64::try_from(unblended).ok()?,
+    );
+    // Two 64-bit factors: |p| < 2^126, one machine multiplication.
+    let p = q as i128 * r as i128;
+    if p.unsigned_abs() >= 1 << 116 {
+        return None;
+    }
+    // |p ± ONE/2| < 2^116 + 2^33, times keep (< 2^10): below 2^127. |u| × 10^13 < 2^107.
+    let half = ONE / 2;
+    Some((
+        u as i128 * (1000 * ONE),
+        (p - half) * keep,
+        (p + half) * keep,
+    ))
 }
 
 /// [`billed_below_public`] by the rounded public amount itself.
@@ -78,11 +104,55 @@ impl Interner {
     }
 }
 
-/// Per-SKU-key cache: the key and its resolution on each track.
+/// Per-SKU-key cache: the key's text and its resolution on each track.
 #[derive(Debug)]
 struct SkuEntry {
-    key: SkuKeyOwned,
+    /// The key as length-prefixed parts (see [`write_sku_text`]).
+    text: Arc<str>,
+    /// Byte range in `text` of the service, usage type, operation, region and billing entity.
+    parts: [(usize, usize); 5],
     resolution: [Option<Resolution>; 2],
+}
+
+impl SkuEntry {
+    fn part(&self, k: usize) -> &str {
+        let (start, end) = self.parts[k];
+        &self.text[start..end]
+    }
+
+    /// The key, owned (only for the SKUs a ledger names).
+    fn key(&self) -> SkuKeyOwned {
+        SkuKeyOwned {
+            service: self.part(0).into(),
+            usage_type: self.part(1).into(),
+            operation: self.part(2).into(),
+            region: self.part(3).into(),
+            billing_entity: self.part(4).into(),
+        }
+    }
+}
+
+/// Writes a SKU key into `buf` as `len:part` for each part, so that no two keys
+/// share a text whatever their values hold, and returns each part's byte range.
+fn write_sku_text(buf: &mut String, k: &SkuKey<'_>) -> [(usize, usize); 5] {
+    use std::fmt::Write as _;
+    buf.clear();
+    let mut parts = [(0, 0); 5];
+    let values = [
+        k.service,
+        k.usage_type,
+        k.operation,
+        k.region,
+        k.billing_entity,
+    ];
+    for (range, value) in parts.iter_mut().zip(values) {
+        // Writing to a String cannot fail.
+        let _ = write!(buf, "{}:", value.len());
+        let start = buf.len();
+        buf.push_str(value);
+        *range = (start, buf.len());
+    }
+    parts
 }
 
 /// Rates batches of one file of one organization into a [`Ledger`].
@@ -91,7 +161,8 @@ pub struct Rater {
     proforma: Pricing,
     accounts: Interner,
     services: Interner,
-    skus: Interner,
+    /// SKU id by key text.
+    sku_ids: FxHashMap<Arc<str>, u32>,
     sku_entries: Vec<SkuEntry>,
     key_buf: String,
     /// Slot in `lines` per line key packed as account id << 40 | service id << 8 | line type.
@@ -156,7 +227,7 @@ impl Rater {
             proforma,
             accounts: Interner::default(),
             services: Interner::default(),
-            skus: Interner::default(),
+            sku_ids: FxHashMap::default(),
             sku_entries: Vec::new(),
             key_buf: String::new(),
             line_slots: FxHashMap::default(),
@@ -174,37 +245,24 @@ impl Rater {
         }
     }
 
+    /// The id of a SKU key, resolved on both tracks the first time this rater sees it
+    /// (from the plan's memo when another task has resolved it already).
     fn sku_id(&mut self, k: SkuKey<'_>) -> u32 {
-        self.key_buf.clear();
-        for part in [
-            k.service,
-            k.usage_type,
-            k.operation,
-            k.region,
-            k.billing_entity,
-        ] {
-            self.key_buf.push_str(part);
-            self.key_buf.push('\u{1f}');
-        }
-        if let Some(&i) = self.skus.ids.get(self.key_buf.as_str()) {
+        let parts = write_sku_text(&mut self.key_buf, &k);
+        if let Some(&i) = self.sku_ids.get(self.key_buf.as_str()) {
             return i;
         }
-        let id = self.skus.id(&self.key_buf.clone());
-        let owned = SkuKeyOwned {
-            service: k.service.into(),
-            usage_type: k.usage_type.into(),
-            operation: k.operation.into(),
-            region: k.region.into(),
-            billing_entity: k.billing_entity.into(),
-        };
-        // Resolve once per distinct key, for both tracks.
+        let text: Arc<str> = Arc::from(self.key_buf.as_str());
         let resolve = |p: &Pricing| match p {
-            Pricing::Rules(set) => Some(set.resolve(&owned.borrow())),
+            Pricing::Rules(set) => Some(set.resolve_memoized(&text, &k)),
             _ => None,
         };
         let resolution = [resolve(&self.actual), resolve(&self.proforma)];
+        let id = self.sku_entries.len() as u32;
+        self.sku_ids.insert(text.clone(), id);
         self.sku_entries.push(SkuEntry {
-            key: owned,
+            text,
+            parts,
             resolution,
         });
         self.max_paid_rate.push(0);
@@ -532,7 +590,7 @@ impl Rater {
             ledger.free_usage.insert(
                 (
                     track(*t),
-                    self.sku_entries[*sku as usize].key.clone(),
+                    self.sku_entries[*sku as usize].key(),
                     key(*a, *s, *lt),
                 ),
                 *q,
@@ -544,15 +602,13 @@ impl Rater {
             .enumerate()
             .filter(|(_, r)| **r > 0)
         {
-            ledger
-                .max_paid_rate
-                .insert(self.sku_entries[sku].key.clone(), *r);
+            ledger.max_paid_rate.insert(self.sku_entries[sku].key(), *r);
         }
         for (sku, n) in &self.below_public {
-            let k = &self.sku_entries[*sku as usize].key;
+            let e = &self.sku_entries[*sku as usize];
             *ledger
                 .below_public
-                .entry(format!("{} {}", k.service, k.usage_type))
+                .entry(format!("{} {}", e.part(0), e.part(1)))
                 .or_default() += n;
         }
         ledger
@@ -623,6 +679,64 @@ mod tests {
                 billed_below_public(qty, rate, u),
                 billed_below_public_exact(qty, rate, u)
             );
+        }
+    }
+
+    #[test]
+    fn sku_texts_tell_apart_keys_that_a_separator_would_merge() {
+        let key = |usage_type, operation| SkuKey {
+            service: "AmazonEC2",
+            usage_type,
+            operation,
+            region: "us-east-1",
+            billing_entity: "AWS",
+        };
+        // Joined with a separator, both would read `AmazonEC2|a|b||us-east-1|AWS`.
+        let (one, two) = (key("a\u{1f}b", ""), key("a", "b\u{1f}"));
+        let (mut a, mut b) = (String::new(), String::new());
+        let parts = write_sku_text(&mut a, &one);
+        write_sku_text(&mut b, &two);
+        assert_ne!(a, b);
+        let entry = SkuEntry {
+            text: Arc::from(a.as_str()),
+            parts,
+            resolution: [None, None],
+        };
+        let back = entry.key();
+        assert_eq!(
+            (
+                back.service.as_str(),
+                back.usage_type.as_str(),
+                back.operation.as_str()
+            ),
+            ("AmazonEC2", "a\u{1f}b", "")
+        );
+        assert_eq!(
+            (back.region.as_str(), back.billing_entity.as_str()),
+            ("us-east-1", "AWS")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn small_bounds_are_the_checked_ones_where_given(
+            qty in proptest::num::i64::ANY,
+            rate in proptest::num::i64::ANY,
+            unblended in proptest::num::i64::ANY,
+        ) {
+            let (qty, rate, unblended) = (qty as i128, rate as i128, unblended as i128);
+            let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
+            let checked = || {
+                let p = qty.checked_mul(rate)?;
+                Some((
+                    unblended.checked_mul(1000 * ONE)?,
+                    p.checked_sub(ONE / 2)?.checked_mul(keep)?,
+                    p.checked_add(ONE / 2)?.checked_mul(keep)?,
+                ))
+            };
+            if let Some(small) = small_bounds(qty, rate, unblended) {
+                proptest::prop_assert_eq!(Some(small), checked());
+            }
         }
     }
 
