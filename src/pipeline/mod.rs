@@ -457,11 +457,11 @@ fn stream_source(
             .rated_unblended
             .checked_add(norm.rated_unblended)
             .ok_or_else(|| Error::Overflow(format!("summing {}", display.display())))?;
-        let rated = rater.rate(&norm.batch)?;
         if let Some(r) = cost_rater.as_deref_mut() {
-            r.rate(&norm.batch)?;
+            r.rate_sums(&norm.batch)?;
         }
         if let Some((export, sink)) = sink.as_mut() {
+            let rated = rater.rate(&norm.batch)?;
             let (carried, rows) = carried.ok_or_else(|| {
                 Error::Internal(format!(
                     "{}: the columns to export were not read",
@@ -469,6 +469,8 @@ fn stream_source(
                 ))
             })?;
             sink.push(export, rater, &norm.batch, &rated, &carried, &rows)?;
+        } else {
+            rater.rate_sums(&norm.batch)?;
         }
         out.quarantined.extend(norm.quarantined);
         out.identity.extend(norm.identity);

@@ -274,8 +274,20 @@ impl Rater {
         self.treatments[lt as usize * 2 + support as usize]
     }
 
-    /// Rates one normalized batch and adds it to the running sums.
+    /// Rates one normalized batch and adds it to the running sums; returns the
+    /// per-row amounts (for the exports).
     pub fn rate(&mut self, batch: &RecordBatch) -> Result<RatedBatch> {
+        self.rate_batch::<true>(batch)
+    }
+
+    /// [`Rater::rate`] when nothing needs the per-row amounts (no export): only the
+    /// running sums, with no per-row columns allocated, zeroed or written.
+    pub fn rate_sums(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rate_batch::<false>(batch).map(drop)
+    }
+
+    /// The kernel; `ROWS`: whether the per-row amounts are kept (else they are empty).
+    fn rate_batch<const ROWS: bool>(&mut self, batch: &RecordBatch) -> Result<RatedBatch> {
         let text = |name: &str| -> Result<&DictionaryArray<Int32Type>> {
             batch
                 .column_by_name(name)
@@ -371,11 +383,12 @@ impl Rater {
             slots.resize(dense, u32::MAX);
         }
         let n = batch.num_rows();
+        let kept = if ROWS { n } else { 0 };
         let mut out = RatedBatch {
-            actual: vec![0; n],
-            proforma: vec![0; n],
-            effective: vec![0; n],
-            deferred: vec![0; n],
+            actual: vec![0; kept],
+            proforma: vec![0; kept],
+            effective: vec![0; kept],
+            deferred: vec![0; kept],
         };
         for i in 0..n {
             let lt = LineType::from_code(line_type_v[i])
@@ -442,7 +455,9 @@ impl Rater {
                                 .entry((ti as u8, rule, a_id, s_id, lt_code))
                                 .or_default();
                             *e = e.checked_add(qty).ok_or_else(overflow)?;
-                            out.deferred[i] |= 1 << ti;
+                            if ROWS {
+                                out.deferred[i] |= 1 << ti;
+                            }
                             0
                         } else {
                             let list = || {
@@ -474,7 +489,9 @@ impl Rater {
                                             .entry((ti as u8, sku_id, a_id, s_id, lt_code))
                                             .or_default();
                                         *e = e.checked_add(qty).ok_or_else(overflow)?;
-                                        out.deferred[i] |= 1 << ti;
+                                        if ROWS {
+                                            out.deferred[i] |= 1 << ti;
+                                        }
                                         None
                                     }
                                 }
@@ -493,14 +510,18 @@ impl Rater {
                     }
                 };
             }
-            out.actual[i] = amounts[0];
-            out.proforma[i] = amounts[1];
+            if ROWS {
+                out.actual[i] = amounts[0];
+                out.proforma[i] = amounts[1];
+            }
             let effective = match treatments[0] {
                 Treatment::Rate => amounts[0],
                 Treatment::Excluded => 0,
                 _ => effective_v[i],
             };
-            out.effective[i] = effective;
+            if ROWS {
+                out.effective[i] = effective;
+            }
             let local = (k_account[i] as usize * product_values.len() + pk) * LineType::ALL.len()
                 + lt_code as usize;
             let slot = match slots.get(local) {
@@ -948,6 +969,111 @@ mod tests {
             let out = r.rate(&batch(&rows)).unwrap();
             assert_eq!(out.proforma.iter().sum::<i128>(), d(expected));
         }
+    }
+
+    #[test]
+    fn rating_sums_only_leaves_the_ledger_that_rating_rows_leaves() {
+        use crate::rules::{SkuMatch, Tier, TierTable};
+        let table = TierTable::new(vec![
+            Tier {
+                from: 0,
+                rate: d("0.08"),
+            },
+            Tier {
+                from: d("20"),
+                rate: d("0.06"),
+            },
+        ])
+        .unwrap();
+        let s3 = Scope::Sku(SkuMatch {
+            service: "AmazonS3".into(),
+            usage_type: Some("TimedStorage".into()),
+            operation: None,
+            region: None,
+        });
+        let pricing = rules(vec![
+            Rule {
+                id: "tiers".into(),
+                scope: s3,
+                action: Some(Action::Custom(Arc::new(table))),
+                free_tier: None,
+            },
+            Rule {
+                id: "up".into(),
+                scope: Scope::Global,
+                action: Some(Action::Markup(Percent(1000))),
+                free_tier: None,
+            },
+            Rule {
+                id: "no-free-tier".into(),
+                scope: Scope::Global,
+                action: None,
+                free_tier: Some(false),
+            },
+        ]);
+        let rows = [
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonS3",
+                "TimedStorage",
+                "25",
+                Some("0.09"),
+                "2.25",
+                None,
+            ),
+            (
+                "111111111111",
+                LineType::Usage,
+                "AmazonEC2",
+                "BoxUsage",
+                "2",
+                Some("0.5"),
+                "0",
+                None,
+            ),
+            (
+                "222222222222",
+                LineType::Usage,
+                "AmazonEC2",
+                "BoxUsage",
+                "3",
+                Some("0.5"),
+                "1.5",
+                None,
+            ),
+            (
+                "222222222222",
+                LineType::Tax,
+                "AmazonEC2",
+                "Tax",
+                "0",
+                None,
+                "0.3",
+                None,
+            ),
+        ];
+        let ledger = |sums_only: bool| {
+            let mut r = Rater::new(Pricing::Billed, pricing.clone());
+            if sums_only {
+                r.rate_sums(&batch(&rows)).unwrap();
+            } else {
+                let out = r.rate(&batch(&rows)).unwrap();
+                assert_eq!(out.proforma.len(), rows.len());
+            }
+            let mut l = r.finish();
+            l.finalize(&Pricing::Billed, &pricing).unwrap();
+            format!("{l:?}")
+        };
+        assert_eq!(ledger(true), ledger(false));
+        // And the figures are the hand-computed ones: 25 units tiered = 20 x 0.08 + 5 x 0.06
+        // = 1.90; EC2 with the free tier off: 5 x 0.5 = 2.50, marked up 10% = 2.75.
+        let mut r = Rater::new(Pricing::Billed, pricing.clone());
+        r.rate_sums(&batch(&rows)).unwrap();
+        let mut l = r.finish();
+        l.finalize(&Pricing::Billed, &pricing).unwrap();
+        assert_eq!(l.total(Track::Proforma).unwrap(), d("4.65"));
+        assert_eq!(l.total(Track::Actual).unwrap(), d("4.05"));
     }
 
     #[test]
