@@ -292,20 +292,34 @@ pub fn is_parquet(path: &Path) -> Result<bool> {
     Ok(n == 4 && &magic == b"PAR1")
 }
 
-/// How a file will be read: its parts (`None`: whole) and its row count when the
-/// footer tells it (Parquet), for progress estimates.
-pub type FilePlan = (Option<Vec<Part>>, Option<u64>);
+pub use parquet::Footer;
+
+/// How a file will be read.
+#[derive(Debug, Default)]
+pub struct FilePlan {
+    /// Its parts (`None`: whole).
+    pub parts: Option<Vec<Part>>,
+    /// Its row count when the footer tells it (Parquet), for progress estimates.
+    pub rows: Option<u64>,
+    /// Its footer (Parquet), read once here for every task of the file.
+    pub footer: Option<Footer>,
+}
 
 /// Splits a file into parts of whole row groups of at least `min_rows` rows each;
 /// `None` (read whole) for CSV or single-group files.
 pub fn plan_parts(path: &Path, min_rows: u64) -> Result<FilePlan> {
     if !is_parquet(path)? {
-        return Ok((None, None));
+        return Ok(FilePlan::default());
     }
-    let groups = parquet::row_groups(path)?;
-    let total = Some(groups.iter().sum());
+    let footer = parquet::footer(path)?;
+    let groups = parquet::row_groups(&footer);
+    let mut plan = FilePlan {
+        parts: None,
+        rows: Some(groups.iter().sum()),
+        footer: Some(footer),
+    };
     if groups.len() < 2 {
-        return Ok((None, total));
+        return Ok(plan);
     }
     let mut parts = Vec::new();
     let mut current = Part {
@@ -334,7 +348,8 @@ pub fn plan_parts(path: &Path, min_rows: u64) -> Result<FilePlan> {
     if !current.groups.is_empty() {
         parts.push(current);
     }
-    Ok((Some(parts), total))
+    plan.parts = Some(parts);
+    Ok(plan)
 }
 
 /// What a reader reads beyond the rating columns.
@@ -355,6 +370,25 @@ pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource
     open_with(path, part, Reading::default())
 }
 
+/// Opens a planned task's part of a file: with the footer the plan read (a Parquet
+/// file, whose footer is then not read again), else as [`open_with`].
+pub fn open_planned(
+    path: &Path,
+    part: Option<&Part>,
+    footer: Option<&Footer>,
+    reading: Reading,
+) -> Result<Box<dyn ChunkSource>> {
+    match footer {
+        Some(f) => Ok(Box::new(parquet::ParquetSource::open_part(
+            path,
+            part,
+            reading,
+            Some(f),
+        )?)),
+        None => open_with(path, part, reading),
+    }
+}
+
 /// Opens a part of a file, reading what `reading` asks beyond the rating columns.
 pub fn open_with(
     path: &Path,
@@ -366,6 +400,7 @@ pub fn open_with(
             path,
             Some(p),
             reading,
+            None,
         )?)),
         None => open_whole(path, reading),
     }
@@ -401,7 +436,7 @@ fn open_whole(path: &Path, reading: Reading) -> Result<Box<dyn ChunkSource>> {
     }
     if n == 4 && &magic == b"PAR1" {
         Ok(Box::new(parquet::ParquetSource::open_part(
-            path, None, reading,
+            path, None, reading, None,
         )?))
     } else {
         let mut source =
@@ -418,13 +453,17 @@ fn open_whole(path: &Path, reading: Reading) -> Result<Box<dyn ChunkSource>> {
 
 /// Reads a file with the same reader and projection a run uses, and nothing
 /// else (no conversion, no checks): the decode floor for benchmarks.
-pub fn decode_only(path: &Path, part: Option<&Part>) -> Result<u64> {
+pub fn decode_only(path: &Path, part: Option<&Part>, footer: Option<&Footer>) -> Result<u64> {
+    if let Some(f) = footer {
+        return parquet::ParquetSource::open_part(path, part, Reading::default(), Some(f))?
+            .decode_only();
+    }
     let mut magic = [0u8; 4];
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut magic))
         .map_err(|e| Error::io(path, e))?;
     if n == 4 && &magic == b"PAR1" {
-        parquet::ParquetSource::open_part(path, part, Reading::default())?.decode_only()
+        parquet::ParquetSource::open_part(path, part, Reading::default(), None)?.decode_only()
     } else {
         csv::CsvSource::open(path, n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)?.decode_only()
     }

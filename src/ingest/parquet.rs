@@ -10,7 +10,8 @@ use arrow::datatypes::{
 };
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
 use std::sync::Arc;
@@ -103,24 +104,26 @@ pub struct ParquetSource {
 impl ParquetSource {
     /// Opens a Parquet file and plans the projection of needed columns.
     pub fn open(path: &Path) -> Result<ParquetSource> {
-        ParquetSource::open_part(path, None, super::Reading::default())
+        ParquetSource::open_part(path, None, super::Reading::default(), None)
     }
 
     /// Opens some row groups of a Parquet file; `first_row` is the file row number
     /// (0-based) of the first row of the first group, so row numbers stay file-wide.
-    /// `reading` says what is read beyond the rating columns.
+    /// `reading` says what is read beyond the rating columns; `footer`, the file's
+    /// footer when the plan has read it already (it is then not read again).
     pub fn open_part(
         path: &Path,
         part: Option<&super::Part>,
         reading: super::Reading,
+        footer: Option<&Footer>,
     ) -> Result<ParquetSource> {
         let file = PreadFile::open(path).map_err(|e| Error::io(path, e))?;
-        ParquetSource::from_reader(file, path, part, reading)
+        ParquetSource::from_reader(file, path, part, reading, footer)
     }
 
     /// Reads Parquet held in memory (fuzzing, tests); `path` only labels messages.
     pub fn from_bytes(bytes: bytes::Bytes, path: &Path) -> Result<ParquetSource> {
-        ParquetSource::from_reader(bytes, path, None, super::Reading::default())
+        ParquetSource::from_reader(bytes, path, None, super::Reading::default(), None)
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
@@ -128,15 +131,16 @@ impl ParquetSource {
         path: &Path,
         part: Option<&super::Part>,
         reading: super::Reading,
+        footer: Option<&Footer>,
     ) -> Result<ParquetSource> {
         let identity = reading.identity;
-        // The embedded arrow schema (ARROW:schema) is ignored: billxfer reads the Parquet
-        // types itself, and a corrupt one made the arrow-ipc decoder panic (fuzzing finding).
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
-            file.clone(),
-            ArrowReaderOptions::new().with_skip_arrow_metadata(true),
-        )
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+        let builder = match footer {
+            Some(f) => ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), f.clone()),
+            None => ParquetRecordBatchReaderBuilder::new_with_metadata(
+                file.clone(),
+                read_footer(&file, path)?,
+            ),
+        };
         let schema = builder.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let mut map = ColumnMap::from_headers(path, &names)?;
@@ -630,18 +634,33 @@ impl ChunkSource for ParquetSource {
     }
 }
 
-/// Row counts of each row group of a Parquet file (from its footer only).
-pub fn row_groups(path: &Path) -> Result<Vec<u64>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+/// A Parquet file's footer as the readers use it: its metadata and arrow schema.
+pub type Footer = ArrowReaderMetadata;
+
+/// Reads a Parquet file's footer. The embedded arrow schema (ARROW:schema) is
+/// ignored: billxfer reads the Parquet types itself, and a corrupt one made the
+/// arrow-ipc decoder panic (fuzzing finding).
+fn read_footer<R: parquet::file::reader::ChunkReader>(file: &R, path: &Path) -> Result<Footer> {
+    ArrowReaderMetadata::load(
         file,
         ArrowReaderOptions::new().with_skip_arrow_metadata(true),
     )
-    .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-    Ok(builder
+    .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))
+}
+
+/// A Parquet file's footer, read once when the run is planned and handed to the
+/// readers of its tasks.
+pub fn footer(path: &Path) -> Result<Footer> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    read_footer(&file, path)
+}
+
+/// Row counts of each row group, from a footer.
+pub fn row_groups(footer: &Footer) -> Vec<u64> {
+    footer
         .metadata()
         .row_groups()
         .iter()
         .map(|g| g.num_rows().max(0) as u64)
-        .collect())
+        .collect()
 }

@@ -303,6 +303,10 @@ pub struct Task {
     pub hash: bool,
     /// Whether rows' identities are read (the org has several deliveries to compare).
     pub identity: bool,
+    /// The file's footer as the plan read it (Parquet; not sent to a cluster's
+    /// executors, which read it themselves).
+    #[serde(skip)]
+    pub footer: Option<ingest::Footer>,
 }
 
 /// Where a run's exports are written, if it writes them.
@@ -360,7 +364,12 @@ fn rate_task(
         carry: export.is_some(),
         periods_only: false,
     };
-    let mut source = ingest::open_with(&file.path, task.part.as_ref(), reading)?;
+    let mut source = ingest::open_planned(
+        &file.path,
+        task.part.as_ref(),
+        task.footer.as_ref(),
+        reading,
+    )?;
     let format = source.describe();
     let focus = source.column_map().dialect == ingest::Dialect::Focus;
     let mut rater = rater_for(actual.clone(), org.map(shown_plan), proforma, focus);
@@ -1185,7 +1194,7 @@ pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u6
         .par_iter()
         .map(|t| {
             guarded(&files[t.file].path, || {
-                ingest::decode_only(&files[t.file].path, t.part.as_ref())
+                ingest::decode_only(&files[t.file].path, t.part.as_ref(), t.footer.as_ref())
             })
         })
         .collect();

@@ -333,16 +333,18 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
         .map(|f| guarded(&f.path, || ingest::plan_parts(&f.path, ROWS_PER_TASK)))
         .collect();
     let plans = plans?;
-    let known: u64 = plans.iter().filter_map(|p| p.1).sum();
-    let all_known = plans.iter().all(|p| p.1.is_some());
+    let known: u64 = plans.iter().filter_map(|p| p.rows).sum();
+    let all_known = plans.iter().all(|p| p.rows.is_some());
     let mut tasks = Vec::new();
-    for (i, (p, _)) in plans.into_iter().enumerate() {
-        match p {
+    for (i, plan) in plans.into_iter().enumerate() {
+        let footer = plan.footer;
+        match plan.parts {
             None => tasks.push(Task {
                 file: i,
                 part: None,
                 hash: true,
                 identity: false,
+                footer,
             }),
             Some(parts) => {
                 for (k, part) in parts.into_iter().enumerate() {
@@ -351,6 +353,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
                         part: Some(part),
                         hash: k == 0,
                         identity: false,
+                        footer: footer.clone(),
                     });
                 }
             }

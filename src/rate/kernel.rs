@@ -45,6 +45,15 @@ fn billed_below_public(qty: i128, rate: i128, unblended: i128) -> bool {
     }
 }
 
+/// Appends `n` in decimal digits (without `fmt`, which costs more than the rest of
+/// [`write_sku_text`]).
+fn push_decimal(buf: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(buf, n / 10);
+    }
+    buf.push(char::from(b'0' + (n % 10) as u8));
+}
+
 /// [`billed_below_public`]'s three figures without overflow checks, for operands
 /// small enough that none can overflow (most rows): `None` otherwise.
 #[inline]
@@ -135,7 +144,6 @@ impl SkuEntry {
 /// Writes a SKU key into `buf` as `len:part` for each part, so that no two keys
 /// share a text whatever their values hold, and returns each part's byte range.
 fn write_sku_text(buf: &mut String, k: &SkuKey<'_>) -> [(usize, usize); 5] {
-    use std::fmt::Write as _;
     buf.clear();
     let mut parts = [(0, 0); 5];
     let values = [
@@ -146,8 +154,8 @@ fn write_sku_text(buf: &mut String, k: &SkuKey<'_>) -> [(usize, usize); 5] {
         k.billing_entity,
     ];
     for (range, value) in parts.iter_mut().zip(values) {
-        // Writing to a String cannot fail.
-        let _ = write!(buf, "{}:", value.len());
+        push_decimal(buf, value.len());
+        buf.push(':');
         let start = buf.len();
         buf.push_str(value);
         *range = (start, buf.len());
@@ -700,6 +708,15 @@ mod tests {
                 billed_below_public(qty, rate, u),
                 billed_below_public_exact(qty, rate, u)
             );
+        }
+    }
+
+    #[test]
+    fn decimal_lengths_are_their_digits() {
+        for n in [0usize, 7, 10, 99, 100, 12_345, usize::MAX] {
+            let mut buf = String::from("x");
+            push_decimal(&mut buf, n);
+            assert_eq!(buf, format!("x{n}"));
         }
     }
 
