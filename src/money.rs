@@ -289,51 +289,57 @@ pub fn fixed_from_f64_text(v: f64) -> Result<i128, DecimalError> {
 /// Integer-only path giving the same result as [`fixed_from_f64_text`], or `None`
 /// when it cannot be sure (then the text path decides).
 ///
-/// The double is exactly `m × 2^e`. Its value at the internal scale is
-/// `m × 10^10 × 2^e`; rounding that half away from zero gives the answer of the
-/// text path unless a rounding boundary (an odd multiple of half a unit) lies
-/// within one ulp of the double, because the shortest round-trip text is within
-/// half an ulp of the double. Such near-ties are left to the text path.
+/// The double is exactly `m × 2^-k`. Its value at the internal scale is
+/// `m × 10^10 × 2^-k = m × 5^10 × 2^-s` with `s = k - 10`; rounding that half away
+/// from zero gives the answer of the text path unless a rounding boundary (an odd
+/// multiple of half a unit) lies within one ulp of the double, because the shortest
+/// round-trip text is within half an ulp of the double. One ulp is `5^10` units of
+/// the remainder below the shift, so such near-ties are left to the text path.
+/// Below `s = 25` half a step is itself within `5^10` of every remainder: doubles
+/// from 2^18 up (whole numbers among them, whose shortest text can drop digits
+/// from 2^54 on) always take the text path.
 #[inline]
 pub fn fixed_from_f64_fast(v: f64) -> Option<i128> {
+    const FIVE_POW_10: u64 = 9_765_625;
     if v == 0.0 {
         return Some(0);
     }
     let bits = v.to_bits();
     let negative = bits >> 63 == 1;
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
-    let frac = bits & ((1u64 << 52) - 1);
     if exp_bits == 0 {
         // Subnormal: below 1e-307, rounds to 0 whatever the text.
         return Some(0);
     }
-    let m = (frac | (1u64 << 52)) as u128;
-    let e = exp_bits - 1075; // v = m × 2^e
-    let scaled_mantissa = m * ONE as u128; // < 2^87
-    let magnitude: u128 = if e >= 0 {
-        if e > 40 {
-            return None; // far beyond range; the text path reports the overflow
-        }
-        scaled_mantissa.checked_shl(e as u32)?
-    } else {
-        let k = (-e) as u32;
-        if k >= 100 {
-            return Some(0); // below 2^-13 internal units
-        }
-        let q = scaled_mantissa >> k;
-        let rem = scaled_mantissa & ((1u128 << k) - 1);
-        let half = 1u128 << (k - 1);
-        // One ulp of v is 10^10 units of `rem`; stay clear of the tie by more than that.
-        let distance = rem.abs_diff(half);
-        if distance <= ONE as u128 {
-            return None;
-        }
-        q + (rem > half) as u128
-    };
-    if magnitude > MAX_ABS as u128 {
+    let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let s = 1075 - exp_bits - 10; // v × 10^10 = m × 5^10 × 2^-s
+    if s < 25 {
         return None;
     }
-    let x = magnitude as i128;
+    if s >= 90 {
+        return Some(0); // below 2^-13 internal units
+    }
+    let product = m as u128 * FIVE_POW_10 as u128; // < 2^77
+    let (quotient, round_up) = if s < 64 {
+        // The common case (amounts from about 5e-7 to 262,144), in 64-bit halves:
+        // the quotient is below 2^52 and the remainder fits in the low half.
+        let (low, high) = (product as u64, (product >> 64) as u64);
+        let quotient = (low >> s) | (high << (64 - s));
+        let remainder = low & ((1u64 << s) - 1);
+        let half = 1u64 << (s - 1);
+        if remainder.abs_diff(half) <= FIVE_POW_10 {
+            return None;
+        }
+        (quotient, remainder > half)
+    } else {
+        let remainder = product & ((1u128 << s) - 1);
+        let half = 1u128 << (s - 1);
+        if remainder.abs_diff(half) <= FIVE_POW_10 as u128 {
+            return None;
+        }
+        ((product >> s) as u64, remainder > half)
+    };
+    let x = (quotient + round_up as u64) as i128;
     Some(if negative { -x } else { x })
 }
 
@@ -567,9 +573,18 @@ mod tests {
             1.5e-10,
             2.5e-10,
             123456.00000000005,
+            // Whole doubles from 2^54 on: the shortest text (7.205759403792795e16) is not
+            // the double's exact value (72057594037927952); the text is the rule.
+            72_057_594_037_927_952.0,
+            4_503_599_627_370_497.0,
+            262_144.000_000_000_03,
         ] {
             assert_eq!(fixed_from_f64(v), fixed_from_f64_text(v), "{v}");
         }
+        assert_eq!(
+            fixed_from_f64(72_057_594_037_927_952.0),
+            Ok(72_057_594_037_927_950 * ONE)
+        );
     }
 
     #[test]

@@ -163,6 +163,47 @@ fn write_sku_text(buf: &mut String, k: &SkuKey<'_>) -> [(usize, usize); 5] {
     parts
 }
 
+/// Per batch: the SKU id of each (usage type, product, operation, region, billing
+/// entity) combination of dictionary keys met. Most usage types come with one
+/// combination, kept inline, so that a row finds its SKU with one load.
+struct BatchSkus {
+    /// By usage type key: its first combination (product, operation, region, entity keys) and id.
+    first: Vec<([i32; 4], u32)>,
+    /// By usage type key: its further combinations.
+    more: Vec<Vec<([i32; 4], u32)>>,
+}
+
+impl BatchSkus {
+    const NONE: u32 = u32::MAX;
+
+    fn new(usage_types: usize) -> BatchSkus {
+        BatchSkus {
+            first: vec![([0; 4], Self::NONE); usage_types],
+            more: vec![Vec::new(); usage_types],
+        }
+    }
+
+    #[inline]
+    fn get(&self, usage_type: usize, rest: [i32; 4]) -> Option<u32> {
+        match self.first[usage_type] {
+            (r, id) if id != Self::NONE && r == rest => Some(id),
+            (_, Self::NONE) => None,
+            _ => self.more[usage_type]
+                .iter()
+                .find(|(r, _)| *r == rest)
+                .map(|&(_, id)| id),
+        }
+    }
+
+    fn insert(&mut self, usage_type: usize, rest: [i32; 4], id: u32) {
+        if self.first[usage_type].1 == Self::NONE {
+            self.first[usage_type] = (rest, id);
+        } else {
+            self.more[usage_type].push((rest, id));
+        }
+    }
+}
+
 /// Rates batches of one file of one organization into a [`Ledger`].
 pub struct Rater {
     actual: Pricing,
@@ -381,7 +422,7 @@ impl Rater {
             keys(entity),
         );
         // SKU ids by usage type key: usually one (product, operation, region, entity) per usage type.
-        let mut sku_by_ut: Vec<Vec<([i32; 4], u32)>> = vec![Vec::new(); ut_values.len()];
+        let mut batch_skus = BatchSkus::new(ut_values.len());
 
         // Dense per-batch slots while the table stays small; beyond, the hash decides per row.
         let mut slots = std::mem::take(&mut self.batch_slots);
@@ -415,9 +456,9 @@ impl Rater {
             let needs_sku = treatments.contains(&Treatment::Rate);
             let sku = if needs_sku {
                 let rest = [k_product[i], k_op[i], k_region[i], k_entity[i]];
-                let slot = &sku_by_ut[k_ut[i] as usize];
-                let id = match slot.iter().find(|(r, _)| *r == rest) {
-                    Some(&(_, id)) => id,
+                let ut = k_ut[i] as usize;
+                let id = match batch_skus.get(ut, rest) {
+                    Some(id) => id,
                     None => {
                         let key = SkuKey {
                             service: product_values[pk],
@@ -427,7 +468,7 @@ impl Rater {
                             billing_entity: entity_values[k_entity[i] as usize],
                         };
                         let id = self.sku_id(key);
-                        sku_by_ut[k_ut[i] as usize].push((rest, id));
+                        batch_skus.insert(ut, rest, id);
                         id
                     }
                 };
