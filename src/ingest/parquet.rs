@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, StringArray};
+use arrow::array::{Array, AsArray, Float64Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Field as ArrowField, Float32Type, Float64Type, Int32Type, Int64Type, Schema, TimeUnit,
@@ -17,10 +17,13 @@ use parquet::arrow::ProjectionMask;
 use std::sync::Arc;
 
 use super::{
-    ChunkSource, ColumnMap, Field, Kind, NumColumn, PeriodColumn, RawChunk, TextColumn, BATCH_ROWS,
+    ChunkSource, ColumnMap, Field, Kind, NumColumn, NumState, PeriodColumn, RawChunk, TextColumn,
+    BATCH_ROWS,
 };
 use crate::error::{Error, Result};
-use crate::money::{fixed_from_f64, parse_fixed, DecimalError, MAX_ABS, ONE, SCALE};
+use crate::money::{
+    fixed_from_f64, fixed_from_f64_fast, parse_fixed, DecimalError, MAX_ABS, ONE, SCALE,
+};
 
 /// A Parquet file read with positional reads (`pread`): the `File` reader of the
 /// parquet crate duplicates the descriptor and seeks on every column chunk,
@@ -460,21 +463,7 @@ fn numbers(array: &dyn Array) -> NumColumn {
         r.map_err(|e| (text(), e))
     };
     match array.data_type() {
-        DataType::Float64 => {
-            // Straight over the values slice: most cells are valid and take the integer path.
-            let a = array.as_primitive::<Float64Type>();
-            let nulls = a.nulls();
-            for (i, &x) in a.values().iter().enumerate() {
-                if nulls.is_some_and(|m| m.is_null(i)) {
-                    out.push(None);
-                    continue;
-                }
-                match fixed_from_f64(x) {
-                    Ok(v) => out.push_value(v),
-                    Err(e) => out.push(Some(Err((x.to_string(), e)))),
-                }
-            }
-        }
+        DataType::Float64 => float64_cells(array.as_primitive::<Float64Type>(), &mut out),
         DataType::Float32 => {
             for v in array.as_primitive::<Float32Type>().iter() {
                 out.push(v.map(|x| raw(fixed_from_f64(x as f64), &|| x.to_string())));
@@ -548,6 +537,39 @@ fn numbers(array: &dyn Array) -> NumColumn {
         },
     }
     out
+}
+
+/// Converts a Float64 column into an empty `out`: every cell by the integer path
+/// in one pass over the values slice (no per-cell push), then, only where needed,
+/// nulls marked and the cells that path left undecided converted by their text.
+fn float64_cells(a: &Float64Array, out: &mut NumColumn) {
+    let xs = a.values();
+    let mut all_fast = true;
+    out.values.extend(xs.iter().map(|&x| {
+        fixed_from_f64_fast(x).unwrap_or_else(|| {
+            all_fast = false;
+            0
+        })
+    }));
+    out.state.resize(xs.len(), NumState::Value);
+    let nulls = a.nulls().filter(|m| m.null_count() > 0);
+    if all_fast && nulls.is_none() {
+        return;
+    }
+    for (i, &x) in xs.iter().enumerate() {
+        if nulls.is_some_and(|m| m.is_null(i)) {
+            out.values[i] = 0;
+            out.state[i] = NumState::Null;
+        } else if !all_fast && fixed_from_f64_fast(x).is_none() {
+            match fixed_from_f64(x) {
+                Ok(v) => out.values[i] = v,
+                Err(e) => {
+                    out.state[i] = NumState::Bad;
+                    out.bad.push((i, x.to_string(), e));
+                }
+            }
+        }
+    }
 }
 
 /// Rescales a decimal with `scale` places to the internal scale, exactly or
@@ -663,4 +685,37 @@ pub fn row_groups(footer: &Footer) -> Vec<u64> {
         .iter()
         .map(|g| g.num_rows().max(0) as u64)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_cells_are_each_cell_by_the_documented_rule() {
+        let cells = [
+            Some(1.5),
+            None,
+            Some(f64::NAN),
+            Some(0.1),
+            Some(1e300),
+            Some(72_057_594_037_927_952.0),
+            Some(-0.000_123_4),
+            Some(f64::INFINITY),
+        ];
+        let column: Float64Array = cells.iter().copied().collect();
+        let mut out = NumColumn::with_capacity(cells.len());
+        float64_cells(&column, &mut out);
+        // One cell at a time, by the rule itself.
+        let mut expected = NumColumn::with_capacity(cells.len());
+        for cell in cells {
+            expected.push(cell.map(|x| fixed_from_f64(x).map_err(|e| (x.to_string(), e))));
+        }
+        assert_eq!(out.values, expected.values);
+        assert_eq!(out.state, expected.state);
+        assert_eq!(out.bad, expected.bad);
+        assert_eq!(out.state[1], NumState::Null);
+        assert_eq!(out.bad.len(), 3, "NaN, 1e300 (beyond range) and infinity");
+        assert_eq!(out.values[3], ONE / 10);
+    }
 }
