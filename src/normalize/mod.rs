@@ -268,11 +268,19 @@ pub fn normalize(
         let excluded = check.excluded.get(path);
         let unblended = num[f(Field::UnblendedCost)].as_ref();
         let account_text = &chunk.text[f(Field::UsageAccount)];
+        // Without rows repeated by a later delivery, most rows pass on the column-wise checks.
+        let passing = match excluded {
+            None => rows.passing(n),
+            Some(_) => vec![RowChecks::UNDECIDED; n],
+        };
         for i in 0..n {
             // A row that a later delivery repeats; otherwise every check in turn.
-            let verdict = match excluded.and_then(|m| m.get(&chunk.rows[i])) {
-                Some(reason) => Err(Reject::new(String::new(), String::new(), reason.clone())),
-                None => rows.verdict(i),
+            let verdict = match LineType::from_code(passing[i]) {
+                Some(lt) => Ok(lt),
+                None => match excluded.and_then(|m| m.get(&chunk.rows[i])) {
+                    Some(reason) => Err(Reject::new(String::new(), String::new(), reason.clone())),
+                    None => rows.verdict(i),
+                },
             };
             match verdict {
                 Ok(lt) => {
@@ -396,6 +404,23 @@ impl Reject {
     }
 }
 
+/// Each row's key of a dictionary column, `None` where the cell is null.
+fn keys_or_null(d: &TextColumn) -> impl Iterator<Item = Option<usize>> + '_ {
+    let keys = d.keys().values().iter();
+    let nulls = d.nulls();
+    keys.enumerate().map(move |(i, &k)| match nulls {
+        Some(m) if m.is_null(i) => None,
+        _ => Some(k as usize),
+    })
+}
+
+/// Per row, `f` of the row's key of a dictionary column, [`RowChecks::UNDECIDED`] where null.
+fn by_key(d: &TextColumn, f: impl Fn(usize) -> u8) -> Vec<u8> {
+    keys_or_null(d)
+        .map(|k| k.map_or(RowChecks::UNDECIDED, &f))
+        .collect()
+}
+
 /// A chunk's row checks: verdicts on text computed once per distinct value, then looked up per row.
 struct RowChecks<'c> {
     map: &'c ColumnMap,
@@ -420,6 +445,9 @@ struct RowChecks<'c> {
 }
 
 impl<'c> RowChecks<'c> {
+    /// In [`RowChecks::passing`]: the row's verdict is left to [`RowChecks::verdict`].
+    const UNDECIDED: u8 = u8::MAX;
+
     fn new(
         map: &'c ColumnMap,
         chunk: &'c RawChunk,
@@ -473,6 +501,106 @@ impl<'c> RowChecks<'c> {
             period_col,
             period_micros: check.period_micros(),
             any_bad_numbers: num.iter().flatten().any(|c| !c.bad.is_empty()),
+        }
+    }
+
+    /// Per row, the line item type code of the rows that pass every check, else
+    /// [`RowChecks::UNDECIDED`]; column by column, each check one tight loop over a
+    /// key column. It never passes a row that [`RowChecks::verdict`] refuses and
+    /// leaves those it cannot decide cheaply to it (all, when a cell did not parse).
+    fn passing(&self, n: usize) -> Vec<u8> {
+        const NO: u8 = RowChecks::UNDECIDED;
+        let (Some(types), Some(accounts)) = (self.types, self.accounts) else {
+            return vec![NO; n];
+        };
+        if self.any_bad_numbers {
+            return vec![NO; n];
+        }
+        let codes: Vec<u8> = self
+            .type_of
+            .iter()
+            .map(|t| t.map_or(NO, |lt| lt as u8))
+            .collect();
+        let mut pass: Vec<u8> = by_key(types, |k| codes.get(k).copied().unwrap_or(NO));
+        let mut keep_where = |d: &TextColumn, ok: &dyn Fn(usize) -> bool| {
+            for (p, k) in pass.iter_mut().zip(keys_or_null(d)) {
+                if !k.is_some_and(ok) {
+                    *p = NO;
+                }
+            }
+        };
+        keep_where(accounts, &|k| self.account_ok.get(k) == Some(&true));
+        if let Some(d) = self.payers {
+            keep_where(d, &|k| self.payer_ok.get(k) == Some(&true));
+        }
+        match self.period_col {
+            None => {}
+            Some((_, PeriodColumn::Micros(v))) => {
+                let (from, to) = self.period_micros;
+                for (p, m) in pass.iter_mut().zip(v) {
+                    if !m.is_some_and(|m| m >= from && m < to) {
+                        *p = NO;
+                    }
+                }
+            }
+            Some((_, PeriodColumn::Text(d))) => {
+                let period = self.check.period;
+                keep_where(d, &|k| self.text_periods.get(k) == Some(&Some(period)));
+            }
+        }
+        if let Some(d) = self.currencies {
+            // A null currency passes (the verdict's rule); a known one must be the org's.
+            for (p, k) in pass.iter_mut().zip(keys_or_null(d)) {
+                if k.is_some_and(|k| self.currency_ok.get(k) != Some(&true)) {
+                    *p = NO;
+                }
+            }
+        }
+        self.amounts_pass(&mut pass);
+        pass
+    }
+
+    /// [`RowChecks::UNDECIDED`] where [`RowChecks::amounts`] could refuse the row.
+    fn amounts_pass(&self, pass: &mut [u8]) {
+        const NO: u8 = RowChecks::UNDECIDED;
+        let num = |x: Field| self.num[f(x)].as_ref();
+        let undecided = |p: &mut u8| *p = NO;
+        match num(Field::UnblendedCost) {
+            None if self.check.require_billed_cost => pass.iter_mut().for_each(undecided),
+            None => {}
+            Some(c) => {
+                for (i, p) in pass.iter_mut().enumerate() {
+                    let Some(lt) = LineType::from_code(*p) else {
+                        continue;
+                    };
+                    let ok = match c.get(i) {
+                        None => !self.check.require_billed_cost,
+                        Some(v) => match lt.cost_sign() {
+                            CostSign::NotNegative => v >= 0,
+                            CostSign::NotPositive => v <= 0,
+                            CostSign::Either => true,
+                        },
+                    };
+                    if !ok {
+                        *p = NO;
+                    }
+                }
+            }
+        }
+        if let Some(c) = num(Field::PublicRate) {
+            for (i, p) in pass.iter_mut().enumerate() {
+                if c.get(i).is_some_and(|r| r < 0) {
+                    *p = NO;
+                }
+            }
+        }
+        if let Some(c) = num(Field::UsageAmount) {
+            let usage = LineType::Usage as u8;
+            for (i, p) in pass.iter_mut().enumerate() {
+                if *p == usage && c.get(i).is_some_and(|u| u < 0) {
+                    *p = NO;
+                }
+            }
         }
     }
 
@@ -806,4 +934,243 @@ fn rewrite_values(
     }
     let array = StringArray::from(new);
     DictionaryArray::try_new(d.keys().clone(), Arc::new(array) as ArrayRef).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "bill_billing_period_start_date,bill_payer_account_id,bill_invoice_id,bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,line_item_usage_amount,line_item_currency_code,line_item_unblended_cost,pricing_public_on_demand_rate,product_region_code\n";
+
+    /// (period, payer, account, type, usage, currency, cost, rate, passes?)
+    const ROWS: &[(&str, &str, &str, &str, &str, &str, &str, &str, bool)] = &[
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            true,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "222222222222",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "888888888888",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Mystery",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-09-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "EUR",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "",
+            "0.5",
+            "0.5",
+            true,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "-0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "-0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "-1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Credit",
+            "-1",
+            "USD",
+            "-0.5",
+            "",
+            true,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Credit",
+            "0",
+            "USD",
+            "0.5",
+            "",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Tax",
+            "0",
+            "USD",
+            "-0.1",
+            "",
+            true,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "999999999999",
+            "",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+        (
+            "2026-10-01T00:00:00Z",
+            "",
+            "111111111111",
+            "Usage",
+            "1",
+            "USD",
+            "0.5",
+            "0.5",
+            false,
+        ),
+    ];
+
+    #[test]
+    fn column_checks_pass_exactly_the_rows_the_verdict_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cur.csv");
+        let mut text = HEADER.to_string();
+        for (period, payer, account, lt, usage, currency, cost, rate, _) in ROWS {
+            text.push_str(&format!(
+                "{period},{payer},INV-1,AWS,{account},{lt},AmazonEC2,BoxUsage,RunInstances,{usage},{currency},{cost},{rate},us-east-1\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut source = crate::ingest::open(&path).unwrap();
+        let mut chunk = source.next_chunk().unwrap().unwrap();
+        let map = source.column_map().clone();
+        let check = OrgCheck {
+            label: "org t".into(),
+            accounts: ["111111111111".to_string()].into_iter().collect(),
+            period: BillingPeriod::parse("2026-10").unwrap(),
+            currency: "USD".into(),
+            require_billed_cost: true,
+            management_account: "999999999999".into(),
+            excluded: Arc::default(),
+            payers: (
+                ["999999999999".to_string()].into_iter().collect(),
+                "not the org's payer".into(),
+            ),
+        };
+        prepare_columns(&path, &map, &mut chunk, &check, &mut Vec::new()).unwrap();
+        let num = std::mem::take(&mut chunk.num);
+        let rows = RowChecks::new(&map, &chunk, &num, &check);
+        let passing = rows.passing(ROWS.len());
+        for (i, row) in ROWS.iter().enumerate() {
+            let verdict = rows.verdict(i).map_err(|r| r.reason);
+            assert_eq!(verdict.is_ok(), row.8, "row {i}: the verdict: {verdict:?}");
+            match LineType::from_code(passing[i]) {
+                Some(lt) => assert_eq!(verdict, Ok(lt), "row {i}"),
+                None => assert!(verdict.is_err(), "row {i} left undecided though it passes"),
+            }
+        }
+    }
 }
