@@ -25,7 +25,7 @@ enum Bad {
     None,
     OtherOrgAccount,
     UnknownType,
-    BadAmount,
+    UnreadableAmount,
     /// A Usage line with a negative cost (docs/DOMAIN.md, decision 26).
     WrongSign,
 }
@@ -103,7 +103,7 @@ fn line() -> impl Strategy<Value = GenLine> {
                 bad: match bad {
                     1 => Bad::OtherOrgAccount,
                     2 => Bad::UnknownType,
-                    3 => Bad::BadAmount,
+                    3 => Bad::UnreadableAmount,
                     4 => Bad::WrongSign,
                     _ => Bad::None,
                 },
@@ -197,7 +197,7 @@ fn build(orgs: &[GenOrg], partner_lines: &[GenLine]) -> Case {
                 // An account of no org at all (prefix 99…, not the partner's).
                 Bad::OtherOrgAccount => account = format!("99{:010}", 5 + l.account),
                 Bad::UnknownType => lt = "Bogus".into(),
-                Bad::BadAmount => cost = "x1".into(),
+                Bad::UnreadableAmount => cost = "x1".into(),
                 Bad::WrongSign => {
                     lt = "Usage".into();
                     cost = cents(-l.cost_cents.abs() - 1);

@@ -943,7 +943,19 @@ mod tests {
     const HEADER: &str = "bill_billing_period_start_date,bill_payer_account_id,bill_invoice_id,bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,line_item_usage_amount,line_item_currency_code,line_item_unblended_cost,pricing_public_on_demand_rate,product_region_code\n";
 
     /// (period, payer, account, type, usage, currency, cost, rate, passes?)
-    const ROWS: &[(&str, &str, &str, &str, &str, &str, &str, &str, bool)] = &[
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+    );
+
+    const ROWS: &[Row] = &[
         (
             "2026-10-01T00:00:00Z",
             "999999999999",
