@@ -306,8 +306,39 @@ pub struct Task {
     /// The file's footer as the plan read it (Parquet; not sent to a cluster's
     /// executors, which read it themselves).
     #[serde(skip)]
-    pub footer: Option<ingest::Footer>,
+    pub footer: PlannedFooter,
 }
+
+/// A footer read when the run was planned, kept for the task's reader, which takes
+/// it (so it is freed with the reader, not at the end of the run). Empty when the
+/// plan kept none (CSV; a run whose footers went beyond [`FOOTER_BUDGET`]) or a
+/// reader took it already: the reader then reads the footer itself.
+#[derive(Debug, Default)]
+pub struct PlannedFooter(std::sync::Mutex<Option<ingest::Footer>>);
+
+impl PlannedFooter {
+    /// Keeps `footer` for the task's reader.
+    pub fn new(footer: Option<ingest::Footer>) -> PlannedFooter {
+        PlannedFooter(std::sync::Mutex::new(footer))
+    }
+
+    /// The footer, once.
+    pub fn take(&self) -> Option<ingest::Footer> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Clone for PlannedFooter {
+    fn clone(&self) -> PlannedFooter {
+        PlannedFooter::new(self.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Most bytes of footers a plan keeps for its tasks (`ParquetMetaData::memory_size`);
+/// beyond, tasks read their file's footer again, so memory stays bounded whatever
+/// the number of files (a CUR footer is about 9 KB on the generated base, far more
+/// with many columns and row groups).
+pub const FOOTER_BUDGET: usize = 64 << 20;
 
 /// Where a run's exports are written, if it writes them.
 #[derive(Clone, Copy)]
@@ -364,12 +395,9 @@ fn rate_task(
         carry: export.is_some(),
         periods_only: false,
     };
-    let mut source = ingest::open_planned(
-        &file.path,
-        task.part.as_ref(),
-        task.footer.as_ref(),
-        reading,
-    )?;
+    let footer = task.footer.take();
+    let mut source =
+        ingest::open_planned(&file.path, task.part.as_ref(), footer.as_ref(), reading)?;
     let format = source.describe();
     let focus = source.column_map().dialect == ingest::Dialect::Focus;
     let mut rater = rater_for(actual.clone(), org.map(shown_plan), proforma, focus);
@@ -1194,7 +1222,11 @@ pub fn decode_floor(config: &Config, period: Option<BillingPeriod>) -> Result<u6
         .par_iter()
         .map(|t| {
             guarded(&files[t.file].path, || {
-                ingest::decode_only(&files[t.file].path, t.part.as_ref(), t.footer.as_ref())
+                ingest::decode_only(
+                    &files[t.file].path,
+                    t.part.as_ref(),
+                    t.footer.take().as_ref(),
+                )
             })
         })
         .collect();

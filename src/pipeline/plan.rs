@@ -328,9 +328,21 @@ pub const ROWS_PER_TASK: u64 = 262_144;
 /// Splits every input into tasks (Parquet files by whole row groups); also
 /// returns the rows known from Parquet footers and whether every file's are.
 pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
+    // Footers are kept for the tasks while they fit the budget, dropped as soon as
+    // read beyond it (which files keep theirs may vary; what is read does not).
+    let footer_bytes = std::sync::atomic::AtomicUsize::new(0);
+    let within_budget = |f: &ingest::Footer| {
+        let size = f.metadata().memory_size();
+        let before = footer_bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        before.saturating_add(size) <= FOOTER_BUDGET
+    };
     let plans: Result<Vec<ingest::FilePlan>> = files
         .par_iter()
-        .map(|f| guarded(&f.path, || ingest::plan_parts(&f.path, ROWS_PER_TASK)))
+        .map(|f| {
+            let mut plan = guarded(&f.path, || ingest::plan_parts(&f.path, ROWS_PER_TASK))?;
+            plan.footer = plan.footer.filter(within_budget);
+            Ok(plan)
+        })
         .collect();
     let plans = plans?;
     let known: u64 = plans.iter().filter_map(|p| p.rows).sum();
@@ -344,7 +356,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
                 part: None,
                 hash: true,
                 identity: false,
-                footer,
+                footer: PlannedFooter::new(footer),
             }),
             Some(parts) => {
                 for (k, part) in parts.into_iter().enumerate() {
@@ -353,7 +365,7 @@ pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
                         part: Some(part),
                         hash: k == 0,
                         identity: false,
-                        footer: footer.clone(),
+                        footer: PlannedFooter::new(footer.clone()),
                     });
                 }
             }
