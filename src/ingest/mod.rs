@@ -87,6 +87,17 @@ impl NumColumn {
         self.state.push(NumState::Value);
     }
 
+    /// Σ of the column's values (`None` on overflow).
+    pub fn sum(&self) -> Option<i128> {
+        self.values
+            .iter()
+            .zip(&self.state)
+            .try_fold(0i128, |a, (v, s)| match s {
+                NumState::Value => a.checked_add(*v),
+                _ => Some(a),
+            })
+    }
+
     /// Row `i`'s value, `None` when empty or unreadable.
     pub fn get(&self, i: usize) -> Option<i128> {
         (self.state[i] == NumState::Value).then(|| self.values[i])
