@@ -325,6 +325,37 @@ pub fn choose_period(config: &Config, given: Option<BillingPeriod>) -> Result<Bi
 /// org's file is read by every core rather than serializing the run.
 pub const ROWS_PER_TASK: u64 = 262_144;
 
+/// A footer read when the run was planned, kept for the task's reader, which takes
+/// it (so it is freed with the reader, not at the end of the run). Empty when the
+/// plan kept none (CSV; a run whose footers went beyond [`FOOTER_BUDGET`]) or a
+/// reader took it already: the reader then reads the footer itself.
+#[derive(Debug, Default)]
+pub struct PlannedFooter(std::sync::Mutex<Option<ingest::Footer>>);
+
+impl PlannedFooter {
+    /// Keeps `footer` for the task's reader.
+    pub fn new(footer: Option<ingest::Footer>) -> PlannedFooter {
+        PlannedFooter(std::sync::Mutex::new(footer))
+    }
+
+    /// The footer, once.
+    pub fn take(&self) -> Option<ingest::Footer> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Clone for PlannedFooter {
+    fn clone(&self) -> PlannedFooter {
+        PlannedFooter::new(self.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Most bytes of footers a plan keeps for its tasks (`ParquetMetaData::memory_size`);
+/// beyond, tasks read their file's footer again, so memory stays bounded whatever
+/// the number of files (a CUR footer is about 9 KB on the generated base, far more
+/// with many columns and row groups).
+pub const FOOTER_BUDGET: usize = 64 << 20;
+
 /// Splits every input into tasks (Parquet files by whole row groups); also
 /// returns the rows known from Parquet footers and whether every file's are.
 pub fn plan_tasks(files: &[InputFile]) -> Result<(Vec<Task>, u64, bool)> {
