@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{LineKey, LineSums, Pricing, SkuKeyOwned, Track};
 use crate::error::{Error, Result};
 use crate::money::mul_fixed;
-use crate::rules::{allocate_proportionally, apply_modifier, Action};
+use crate::rules::{allocate_proportionally, apply_modifier, Action, RuleSet};
 
 /// An organization's rated month (or part of it), mergeable across files.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -108,12 +108,7 @@ impl Ledger {
             by_rule.entry((track, rule)).or_default().push((key, qty));
         }
         for ((track, rule), parts) in by_rule {
-            let pricing = if track == Track::Actual {
-                actual
-            } else {
-                proforma
-            };
-            let Pricing::Rules(set) = pricing else {
+            let Some(set) = rules_of(track, actual, proforma) else {
                 continue;
             };
             let Some(Action::Custom(table)) = set
@@ -140,12 +135,7 @@ impl Ledger {
         // Free tier off: zero-rated usage is priced at the SKU's first paid rate,
         // then the winning modifier applies.
         for ((track, sku, key), qty) in std::mem::take(&mut self.free_usage) {
-            let pricing = if track == Track::Actual {
-                actual
-            } else {
-                proforma
-            };
-            let Pricing::Rules(set) = pricing else {
+            let Some(set) = rules_of(track, actual, proforma) else {
                 continue;
             };
             let Some(&rate) = self.max_paid_rate.get(&sku) else {
@@ -196,5 +186,17 @@ impl Ledger {
                 })
             })
             .ok_or_else(|| Error::Overflow("totalling a track".into()))
+    }
+}
+
+/// The rule set that prices `track`, when rules price it.
+fn rules_of<'p>(track: Track, actual: &'p Pricing, proforma: &'p Pricing) -> Option<&'p RuleSet> {
+    match if track == Track::Actual {
+        actual
+    } else {
+        proforma
+    } {
+        Pricing::Rules(set) => Some(set.as_ref()),
+        _ => None,
     }
 }
