@@ -378,42 +378,23 @@ pub struct Reading {
 
 /// Opens a part of a file (or the whole file with `None`).
 pub fn open_part(path: &Path, part: Option<&Part>) -> Result<Box<dyn ChunkSource>> {
-    open_with(path, part, Reading::default())
+    open_with(path, part, None, Reading::default())
 }
 
-/// Opens a planned task's part of a file: with the footer the plan read (a Parquet
-/// file, whose footer is then not read again), else as [`open_with`].
-pub fn open_planned(
+/// Opens a part of a file (the whole file with `None`), reading what `reading` asks
+/// beyond the rating columns; with `footer`, the footer the plan read (a Parquet
+/// file, whose footer is then not read again).
+pub fn open_with(
     path: &Path,
     part: Option<&Part>,
     footer: Option<&Footer>,
     reading: Reading,
 ) -> Result<Box<dyn ChunkSource>> {
-    match footer {
-        Some(f) => Ok(Box::new(parquet::ParquetSource::open_part(
-            path,
-            part,
-            reading,
-            Some(f),
+    match (part, footer) {
+        (None, None) => open_whole(path, reading),
+        (part, footer) => Ok(Box::new(parquet::ParquetSource::open_part(
+            path, part, reading, footer,
         )?)),
-        None => open_with(path, part, reading),
-    }
-}
-
-/// Opens a part of a file, reading what `reading` asks beyond the rating columns.
-pub fn open_with(
-    path: &Path,
-    part: Option<&Part>,
-    reading: Reading,
-) -> Result<Box<dyn ChunkSource>> {
-    match part {
-        Some(p) => Ok(Box::new(parquet::ParquetSource::open_part(
-            path,
-            Some(p),
-            reading,
-            None,
-        )?)),
-        None => open_whole(path, reading),
     }
 }
 

@@ -365,8 +365,7 @@ fn rate_task(
         periods_only: false,
     };
     let footer = task.footer.take();
-    let mut source =
-        ingest::open_planned(&file.path, task.part.as_ref(), footer.as_ref(), reading)?;
+    let mut source = ingest::open_with(&file.path, task.part.as_ref(), footer.as_ref(), reading)?;
     let format = source.describe();
     let focus = source.column_map().dialect == ingest::Dialect::Focus;
     let mut rater = rater_for(actual.clone(), org.map(shown_plan), proforma, focus);
