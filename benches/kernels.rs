@@ -188,6 +188,17 @@ fn bench_rate(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
+        // Invoices only: the line sums without per-row amounts (`billxfer run --exports none`).
+        g.bench_function(format!("sums_64k_{accounts}_accounts"), |b| {
+            b.iter_batched(
+                || Rater::new(Pricing::Billed, Pricing::Rules(set.clone())),
+                |mut r| {
+                    r.rate_sums(&b64).unwrap();
+                    r
+                },
+                BatchSize::LargeInput,
+            )
+        });
     }
     g.finish();
 }

@@ -167,10 +167,11 @@ fn write_sku_text(buf: &mut String, k: &SkuKey<'_>) -> [(usize, usize); 5] {
 /// entity) combination of dictionary keys met. Most usage types come with one
 /// combination, kept inline, so that a row finds its SKU with one load.
 struct BatchSkus {
-    /// By usage type key: its first combination (product, operation, region, entity keys) and id.
-    first: Vec<([i32; 4], u32)>,
+    /// By usage type key: its first combination (product, operation, region, entity
+    /// keys, packed by [`BatchSkus::pack`]) and id.
+    first: Vec<(u128, u32)>,
     /// By usage type key: its further combinations.
-    more: Vec<Vec<([i32; 4], u32)>>,
+    more: Vec<Vec<(u128, u32)>>,
 }
 
 impl BatchSkus {
@@ -178,13 +179,23 @@ impl BatchSkus {
 
     fn new(usage_types: usize) -> BatchSkus {
         BatchSkus {
-            first: vec![([0; 4], Self::NONE); usage_types],
+            first: vec![(0, Self::NONE); usage_types],
             more: vec![Vec::new(); usage_types],
         }
     }
 
-    #[inline]
-    fn get(&self, usage_type: usize, rest: [i32; 4]) -> Option<u32> {
+    /// The four keys in one value held in registers: an array built per row and
+    /// read back whole stalled on store forwarding.
+    #[inline(always)]
+    fn pack(product: i32, operation: i32, region: i32, entity: i32) -> u128 {
+        (product as u32 as u128)
+            | (operation as u32 as u128) << 32
+            | (region as u32 as u128) << 64
+            | (entity as u32 as u128) << 96
+    }
+
+    #[inline(always)]
+    fn get(&self, usage_type: usize, rest: u128) -> Option<u32> {
         match self.first[usage_type] {
             (r, id) if id != Self::NONE && r == rest => Some(id),
             (_, Self::NONE) => None,
@@ -195,7 +206,7 @@ impl BatchSkus {
         }
     }
 
-    fn insert(&mut self, usage_type: usize, rest: [i32; 4], id: u32) {
+    fn insert(&mut self, usage_type: usize, rest: u128, id: u32) {
         if self.first[usage_type].1 == Self::NONE {
             self.first[usage_type] = (rest, id);
         } else {
@@ -455,7 +466,7 @@ impl Rater {
             let treatments = self.treatments[lt_code as usize * 2 + support as usize];
             let needs_sku = treatments.contains(&Treatment::Rate);
             let sku = if needs_sku {
-                let rest = [k_product[i], k_op[i], k_region[i], k_entity[i]];
+                let rest = BatchSkus::pack(k_product[i], k_op[i], k_region[i], k_entity[i]);
                 let ut = k_ut[i] as usize;
                 let id = match batch_skus.get(ut, rest) {
                     Some(id) => id,
