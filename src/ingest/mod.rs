@@ -398,6 +398,20 @@ pub fn open_with(
     }
 }
 
+/// Opens a whole Parquet file already read into memory (the bytes a run has just
+/// hashed), with the footer the plan read: its pages are then sliced from `bytes`,
+/// not read from the file a second time.
+pub fn open_in_memory(
+    path: &Path,
+    bytes: bytes::Bytes,
+    footer: &Footer,
+    reading: Reading,
+) -> Result<Box<dyn ChunkSource>> {
+    Ok(Box::new(parquet::ParquetSource::open_bytes(
+        bytes, path, reading, footer,
+    )?))
+}
+
 /// Opens an input file, detecting Parquet (magic `PAR1`), gzip CSV and plain CSV.
 pub fn open(path: &Path) -> Result<Box<dyn ChunkSource>> {
     open_whole(path, Reading::default())

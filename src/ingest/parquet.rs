@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, Float64Array, StringArray};
+use arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Field as ArrowField, Float32Type, Float64Type, Int32Type, Int64Type, Schema, TimeUnit,
@@ -129,6 +129,16 @@ impl ParquetSource {
         ParquetSource::from_reader(bytes, path, None, super::Reading::default(), None)
     }
 
+    /// Reads a whole Parquet file held in memory, with its planned footer.
+    pub fn open_bytes(
+        bytes: bytes::Bytes,
+        path: &Path,
+        reading: super::Reading,
+        footer: &Footer,
+    ) -> Result<ParquetSource> {
+        ParquetSource::from_reader(bytes, path, None, reading, Some(footer))
+    }
+
     fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
         file: R,
         path: &Path,
@@ -190,6 +200,12 @@ impl ParquetSource {
                     ));
                 }
             }
+        }
+        // Rows are checked against the period by their billing period start when the
+        // file has one (normalize's rule); the usage start is then not read, except
+        // to find a file's periods or to carry it into the exports.
+        if !reading.periods_only && map.index[Field::BillingPeriodStart as usize].is_some() {
+            map.index[Field::UsageStart as usize] = None;
         }
         // Ask the reader to keep text columns dictionary-encoded, as CUR files store
         // them, so checks and rule lookups run once per distinct value.
@@ -592,22 +608,28 @@ fn rescale(v: i128, scale: i32) -> std::result::Result<i128, DecimalError> {
     Ok(out)
 }
 
+/// Each cell of `a` through `to_micros`, nulls kept: over the values slice alone
+/// when the column has no null (timestamp columns seldom do).
+fn scaled(a: &Int64Array, to_micros: impl Fn(i64) -> i64) -> Vec<Option<i64>> {
+    match a.nulls().filter(|n| n.null_count() > 0) {
+        None => a.values().iter().map(|&x| Some(to_micros(x))).collect(),
+        Some(_) => a.iter().map(|v| v.map(&to_micros)).collect(),
+    }
+}
+
 fn periods(array: &dyn Array) -> std::result::Result<PeriodColumn, String> {
     Ok(match array.data_type() {
         DataType::Timestamp(unit, _) => {
             let a = cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
-            let to_micros = |x: i64| match unit {
-                TimeUnit::Second => x.saturating_mul(1_000_000),
-                TimeUnit::Millisecond => x.saturating_mul(1_000),
-                TimeUnit::Microsecond => x,
-                TimeUnit::Nanosecond => x.div_euclid(1_000),
+            let a = a.as_primitive::<Int64Type>();
+            // One loop per unit, the unit's factor a constant in it.
+            let micros: Vec<Option<i64>> = match unit {
+                TimeUnit::Second => scaled(a, |x| x.saturating_mul(1_000_000)),
+                TimeUnit::Millisecond => scaled(a, |x| x.saturating_mul(1_000)),
+                TimeUnit::Microsecond => scaled(a, |x| x),
+                TimeUnit::Nanosecond => scaled(a, |x| x.div_euclid(1_000)),
             };
-            PeriodColumn::Micros(
-                a.as_primitive::<Int64Type>()
-                    .iter()
-                    .map(|v| v.map(to_micros))
-                    .collect(),
-            )
+            PeriodColumn::Micros(micros)
         }
         DataType::Date32 => {
             // A Date32 array is not an Int32 array: cast before reading the days.

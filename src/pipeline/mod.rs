@@ -229,6 +229,39 @@ fn rater_for(actual: Pricing, plan: Option<&Plan>, proforma: Pricing, focus: boo
     rater
 }
 
+/// Largest Parquet file that a task reads whole into memory to hash it and decode
+/// it from the same bytes (larger files are hashed as a stream and read by range,
+/// so memory stays bounded whatever the file's size).
+const IN_MEMORY_FILE_LIMIT: u64 = 64 << 20;
+
+/// Opens a task's reader and, for the task that hashes its file, the file's size
+/// and SHA-256. A whole Parquet file with its planned footer, up to
+/// [`IN_MEMORY_FILE_LIMIT`], is read once: hashed and decoded from the same bytes.
+fn open_task(
+    path: &Path,
+    task: &Task,
+    footer: Option<&ingest::Footer>,
+    reading: ingest::Reading,
+) -> Result<(u64, String, Box<dyn ingest::ChunkSource>)> {
+    if let (true, None, Some(footer)) = (task.hash, &task.part, footer) {
+        let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        if size <= IN_MEMORY_FILE_LIMIT {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let digest = hex(&Sha256::digest(&bytes));
+            let size = bytes.len() as u64;
+            let source = ingest::open_in_memory(path, bytes.into(), footer, reading)?;
+            return Ok((size, digest, source));
+        }
+    }
+    let (size, digest) = if task.hash {
+        sha256_file(path)?
+    } else {
+        (0, String::new())
+    };
+    let source = ingest::open_with(path, task.part.as_ref(), footer, reading)?;
+    Ok((size, digest, source))
+}
+
 fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Sha256::new();
@@ -354,18 +387,13 @@ fn rate_task(
     let org = party.customer();
     let org_id = party.id().to_string();
     let (actual, proforma) = pricing_for(config, org);
-    let (bytes, sha256) = if task.hash {
-        sha256_file(&file.path)?
-    } else {
-        (0, String::new())
-    };
     let reading = ingest::Reading {
         identity: task.identity,
         carry: export.is_some(),
         periods_only: false,
     };
     let footer = task.footer.take();
-    let mut source = ingest::open_with(&file.path, task.part.as_ref(), footer.as_ref(), reading)?;
+    let (bytes, sha256, mut source) = open_task(&file.path, task, footer.as_ref(), reading)?;
     let format = source.describe();
     let focus = source.column_map().dialect == ingest::Dialect::Focus;
     let mut rater = rater_for(actual.clone(), org.map(shown_plan), proforma, focus);
