@@ -300,24 +300,39 @@ pub fn fixed_from_f64_text(v: f64) -> Result<i128, DecimalError> {
 /// from 2^54 on) always take the text path.
 #[inline]
 pub fn fixed_from_f64_fast(v: f64) -> Option<i128> {
+    match fixed_from_f64_fast_units(v) {
+        FAST_UNDECIDED => None,
+        x => Some(x as i128),
+    }
+}
+
+/// What [`fixed_from_f64_fast_units`] returns for a double it leaves to the text
+/// path (never a result: those are below 2^53 in magnitude).
+pub const FAST_UNDECIDED: i64 = i64::MIN;
+
+/// [`fixed_from_f64_fast`] as a plain 64-bit value, [`FAST_UNDECIDED`] for `None`:
+/// a column's loop then keeps the result in one register, not a 32-byte `Option<i128>`.
+#[inline(always)]
+pub fn fixed_from_f64_fast_units(v: f64) -> i64 {
     const FIVE_POW_10: u64 = 9_765_625;
+    const NONE: i64 = FAST_UNDECIDED;
     if v == 0.0 {
-        return Some(0);
+        return 0;
     }
     let bits = v.to_bits();
     let negative = bits >> 63 == 1;
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
     if exp_bits == 0 {
         // Subnormal: below 1e-307, rounds to 0 whatever the text.
-        return Some(0);
+        return 0;
     }
     let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
     let s = 1075 - exp_bits - 10; // v × 10^10 = m × 5^10 × 2^-s
     if s < 25 {
-        return None;
+        return NONE;
     }
     if s >= 90 {
-        return Some(0); // below 2^-13 internal units
+        return 0; // below 2^-13 internal units
     }
     let product = m as u128 * FIVE_POW_10 as u128; // < 2^77
     let (quotient, round_up) = if s < 64 {
@@ -328,19 +343,24 @@ pub fn fixed_from_f64_fast(v: f64) -> Option<i128> {
         let remainder = low & ((1u64 << s) - 1);
         let half = 1u64 << (s - 1);
         if remainder.abs_diff(half) <= FIVE_POW_10 {
-            return None;
+            return NONE;
         }
         (quotient, remainder > half)
     } else {
         let remainder = product & ((1u128 << s) - 1);
         let half = 1u128 << (s - 1);
         if remainder.abs_diff(half) <= FIVE_POW_10 as u128 {
-            return None;
+            return NONE;
         }
         ((product >> s) as u64, remainder > half)
     };
-    let x = (quotient + round_up as u64) as i128;
-    Some(if negative { -x } else { x })
+    // quotient < 2^52 (see above): the sum and its negation fit an i64.
+    let x = (quotient + round_up as u64) as i64;
+    if negative {
+        -x
+    } else {
+        x
+    }
 }
 
 /// Writes an internal amount as plain decimal text with exactly `places` decimals
@@ -458,6 +478,12 @@ impl Percent {
     /// (negative) factor applied to a public price.
     pub fn adjust(amount: i128, signed_hundredths: i64) -> Option<i128> {
         let factor = 10_000i128 + signed_hundredths as i128;
+        // Most lines: the product fits 64 bits (|amount| < 2^47, |factor| < 2^16), and
+        // one machine multiplication gives what the checked 128-bit one would.
+        if amount.unsigned_abs() < 1 << 47 && factor.unsigned_abs() < 1 << 16 {
+            let p = amount as i64 * factor as i64;
+            return Some(div_round_64(p, 10_000, Rounding::HalfAwayFromZero) as i128);
+        }
         let p = amount.checked_mul(factor)?;
         Some(div_round(p, 10_000, Rounding::HalfAwayFromZero))
     }
@@ -629,5 +655,49 @@ mod tests {
         assert_eq!(mul_fixed(-15, ONE / 10), Some(-2));
         assert_eq!(mul_fixed(14, ONE / 10), Some(1));
         assert_eq!(mul_fixed(i128::MAX, 2), None);
+    }
+
+    /// `amount × (10,000 + hundredths) / 10,000`, half away from zero, by 256-bit
+    /// integers and the definition (not by [`div_round`]).
+    fn adjusted_by_definition(amount: i128, hundredths: i64) -> Option<i128> {
+        use arrow::datatypes::i256;
+        let p =
+            i256::from_i128(amount).checked_mul(i256::from_i128(10_000 + hundredths as i128))?;
+        let d = i256::from_i128(10_000);
+        let (q, r) = (p / d, p % d);
+        let away = r.wrapping_abs() * i256::from_i128(2) >= d;
+        let q = if away {
+            q + if p < i256::ZERO {
+                i256::MINUS_ONE
+            } else {
+                i256::ONE
+            }
+        } else {
+            q
+        };
+        q.to_i128()
+    }
+
+    proptest::proptest! {
+        /// The 64-bit path of `Percent::adjust` and its checked 128-bit path both give
+        /// the definition's figure, around the 2^47 and 2^16 bounds between them too.
+        #[test]
+        fn adjust_is_the_definition_on_both_paths(
+            magnitude in proptest::prop_oneof![0i128..1 << 20, (1i128 << 47) - 4096..(1i128 << 47) + 4096, 0i128..1 << 100],
+            negative: bool,
+            hundredths in proptest::prop_oneof![-10_000i64..10_000, 55_000i64..56_000, -70_000i64..-65_000],
+        ) {
+            let amount = if negative { -magnitude } else { magnitude };
+            proptest::prop_assert_eq!(Percent::adjust(amount, hundredths), adjusted_by_definition(amount, hundredths));
+        }
+    }
+
+    #[test]
+    fn adjust_rounds_halves_away_from_zero() {
+        // 0.0000000005 units... in internal units: 5 × 1.10 = 5.5 -> 6, -5.5 -> -6; 4 × 1.125 -> 4.5 -> 5.
+        assert_eq!(Percent::adjust(5, 1_000), Some(6));
+        assert_eq!(Percent::adjust(-5, 1_000), Some(-6));
+        assert_eq!(Percent::adjust(4, 1_250), Some(5));
+        assert_eq!(Percent::adjust(100 * ONE, -1_550), Some(845 * ONE / 10));
     }
 }

@@ -22,7 +22,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::money::{
-    fixed_from_f64, fixed_from_f64_fast, parse_fixed, DecimalError, MAX_ABS, ONE, SCALE,
+    fixed_from_f64, fixed_from_f64_fast, fixed_from_f64_fast_units, parse_fixed, DecimalError,
+    FAST_UNDECIDED, MAX_ABS, ONE, SCALE,
 };
 
 /// A Parquet file read with positional reads (`pread`): the `File` reader of the
@@ -561,12 +562,14 @@ fn numbers(array: &dyn Array) -> NumColumn {
 fn float64_cells(a: &Float64Array, out: &mut NumColumn) {
     let xs = a.values();
     let mut all_fast = true;
-    out.values.extend(xs.iter().map(|&x| {
-        fixed_from_f64_fast(x).unwrap_or_else(|| {
-            all_fast = false;
-            0
-        })
-    }));
+    out.values
+        .extend(xs.iter().map(|&x| match fixed_from_f64_fast_units(x) {
+            FAST_UNDECIDED => {
+                all_fast = false;
+                0
+            }
+            v => i128::from(v),
+        }));
     out.state.resize(xs.len(), NumState::Value);
     let nulls = a.nulls().filter(|m| m.null_count() > 0);
     if all_fast && nulls.is_none() {

@@ -244,7 +244,9 @@ fn open_task(
     reading: ingest::Reading,
 ) -> Result<(u64, String, Box<dyn ingest::ChunkSource>)> {
     if let (true, None, Some(footer)) = (task.hash, &task.part, footer) {
-        let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
         if size <= IN_MEMORY_FILE_LIMIT {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let digest = hex(&Sha256::digest(&bytes));

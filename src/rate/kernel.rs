@@ -625,6 +625,7 @@ impl Rater {
 
     /// Counts a `Usage` row whose unblended cost is below usage × public rate
     /// beyond the tolerance; rows AWS billed 0 (free tier) are explained and not counted.
+    #[inline(always)]
     fn count_below_public(&mut self, sku: u32, qty: i128, rate: i128, unblended: Option<i128>) {
         let Some(u) = unblended.filter(|u| *u > 0) else {
             return;
