@@ -27,37 +27,18 @@ pub const BELOW_PUBLIC_TOLERANCE_PER_MILLE: i128 = 1;
 /// The rounded amount is within half a unit of the exact product, so most rows are
 /// decided on the product without the (slow, 128-bit) division; rows within that
 /// half unit of the boundary take the exact path, which decides as it always did.
-#[inline]
+#[inline(always)]
 fn billed_below_public(qty: i128, rate: i128, unblended: i128) -> bool {
-    let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
-    let half = ONE / 2;
-    let bounds = || {
-        let p = qty.checked_mul(rate)?;
-        let lhs = unblended.checked_mul(1000)?.checked_mul(ONE)?;
-        let low = p.checked_sub(half)?.checked_mul(keep)?;
-        let high = p.checked_add(half)?.checked_mul(keep)?;
-        Some((lhs, low, high))
-    };
-    match small_bounds(qty, rate, unblended).or_else(bounds) {
-        Some((lhs, low, _)) if lhs < low => true,
-        Some((lhs, _, high)) if lhs >= high => false,
-        _ => billed_below_public_exact(qty, rate, unblended),
+    if let Some(below) = billed_below_public_small(qty, rate, unblended) {
+        return below;
     }
+    billed_below_public_wide(qty, rate, unblended)
 }
 
-/// Appends `n` in decimal digits (without `fmt`, which costs more than the rest of
-/// [`write_sku_text`]).
-fn push_decimal(buf: &mut String, n: usize) {
-    if n >= 10 {
-        push_decimal(buf, n / 10);
-    }
-    buf.push(char::from(b'0' + (n % 10) as u8));
-}
-
-/// [`billed_below_public`]'s three figures without overflow checks, for operands
-/// small enough that none can overflow (most rows): `None` otherwise.
-#[inline]
-fn small_bounds(qty: i128, rate: i128, unblended: i128) -> Option<(i128, i128, i128)> {
+/// [`billed_below_public`] in the common case, all three operands of 64 bits and
+/// the product far from the boundary: `None` where it cannot decide so cheaply.
+#[inline(always)]
+fn billed_below_public_small(qty: i128, rate: i128, unblended: i128) -> Option<bool> {
     let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
     let (q, r, u) = (
         i64::try_from(qty).ok()?,
@@ -71,11 +52,43 @@ fn small_bounds(qty: i128, rate: i128, unblended: i128) -> Option<(i128, i128, i
     }
     // |p ± ONE/2| < 2^116 + 2^33, times keep (< 2^10): below 2^127. |u| × 10^13 < 2^107.
     let half = ONE / 2;
-    Some((
-        u as i128 * (1000 * ONE),
-        (p - half) * keep,
-        (p + half) * keep,
-    ))
+    let lhs = u as i128 * (1000 * ONE);
+    if lhs < (p - half) * keep {
+        Some(true)
+    } else if lhs >= (p + half) * keep {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// [`billed_below_public`] with checked 128-bit figures, for the rows
+/// [`billed_below_public_small`] leaves undecided.
+#[inline(never)]
+fn billed_below_public_wide(qty: i128, rate: i128, unblended: i128) -> bool {
+    let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
+    let half = ONE / 2;
+    let bounds = || {
+        let p = qty.checked_mul(rate)?;
+        let lhs = unblended.checked_mul(1000)?.checked_mul(ONE)?;
+        let low = p.checked_sub(half)?.checked_mul(keep)?;
+        let high = p.checked_add(half)?.checked_mul(keep)?;
+        Some((lhs, low, high))
+    };
+    match bounds() {
+        Some((lhs, low, _)) if lhs < low => true,
+        Some((lhs, _, high)) if lhs >= high => false,
+        _ => billed_below_public_exact(qty, rate, unblended),
+    }
+}
+
+/// Appends `n` in decimal digits (without `fmt`, which costs more than the rest of
+/// [`write_sku_text`]).
+fn push_decimal(buf: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(buf, n / 10);
+    }
+    buf.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// [`billed_below_public`] by the rounded public amount itself.

@@ -110,24 +110,24 @@ fn sku_texts_tell_apart_keys_that_a_separator_would_merge() {
 }
 
 proptest::proptest! {
+    /// Where the 64-bit path decides a row, it decides as the checked 128-bit path
+    /// (with its exact fallback at the boundary) does; amounts of every size, and
+    /// unblended costs at and around usage × rate.
     #[test]
-    fn small_bounds_are_the_checked_ones_where_given(
-        qty in proptest::num::i64::ANY,
-        rate in proptest::num::i64::ANY,
-        unblended in proptest::num::i64::ANY,
+    fn the_small_below_public_path_decides_as_the_checked_one(
+        qty in proptest::prop_oneof![proptest::num::i64::ANY, -(1i64 << 40)..1i64 << 40],
+        rate in proptest::prop_oneof![proptest::num::i64::ANY, 0i64..1i64 << 36],
+        unblended in proptest::prop_oneof![proptest::num::i64::ANY, -(1i64 << 50)..1i64 << 50],
+        near in proptest::option::of(-2_000i64..2_000),
     ) {
-        let (qty, rate, unblended) = (qty as i128, rate as i128, unblended as i128);
-        let keep = 1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE;
-        let checked = || {
-            let p = qty.checked_mul(rate)?;
-            Some((
-                unblended.checked_mul(1000 * ONE)?,
-                p.checked_sub(ONE / 2)?.checked_mul(keep)?,
-                p.checked_add(ONE / 2)?.checked_mul(keep)?,
-            ))
+        let (qty, rate) = (qty as i128, rate as i128);
+        // Near: the unblended cost within a few units of the 0.1% boundary itself.
+        let unblended = match (near, mul_fixed(qty, rate)) {
+            (Some(d), Some(p)) => p * (1000 - BELOW_PUBLIC_TOLERANCE_PER_MILLE) / 1000 + d as i128,
+            _ => unblended as i128,
         };
-        if let Some(small) = small_bounds(qty, rate, unblended) {
-            proptest::prop_assert_eq!(Some(small), checked());
+        if let Some(below) = billed_below_public_small(qty, rate, unblended) {
+            proptest::prop_assert_eq!(below, billed_below_public_wide(qty, rate, unblended));
         }
     }
 }
