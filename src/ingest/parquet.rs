@@ -496,27 +496,7 @@ fn numbers(array: &dyn Array) -> NumColumn {
             }
         }
         DataType::Dictionary(_, _) => match to_dictionary(array) {
-            Ok(d) => {
-                let values = d.values().as_string::<i32>();
-                let parsed: Vec<Option<std::result::Result<i128, (String, DecimalError)>>> = (0
-                    ..values.len())
-                    .map(
-                        |k| match values.is_valid(k).then(|| values.value(k).trim()) {
-                            None | Some("") => None,
-                            Some(t) => Some(raw(parse_fixed(t), &|| t.to_string())),
-                        },
-                    )
-                    .collect();
-                let keys = d.keys();
-                for (i, &k) in keys.values().iter().enumerate() {
-                    match parsed.get(k as usize) {
-                        _ if keys.is_null(i) => out.push(None),
-                        Some(Some(Ok(v))) => out.push_value(*v),
-                        Some(cell) => out.push(cell.clone()),
-                        None => out.push(None),
-                    }
-                }
-            }
+            Ok(d) => dictionary_cells(&d, &mut out),
             Err(_) => {
                 (0..n).for_each(|_| out.push(Some(Err((String::new(), DecimalError::Invalid)))))
             }
@@ -554,6 +534,60 @@ fn numbers(array: &dyn Array) -> NumColumn {
         },
     }
     out
+}
+
+/// Converts a dictionary column of decimal text (CUR 2.0's rates) into an empty
+/// `out`: each distinct value parsed once, then every cell's figure and state
+/// copied from its value's in one pass over the keys; null and unreadable cells,
+/// which are rare, fixed after.
+fn dictionary_cells(d: &TextColumn, out: &mut NumColumn) {
+    let values = d.values().as_string::<i32>();
+    let parsed: Vec<Option<std::result::Result<i128, DecimalError>>> = (0..values.len())
+        .map(
+            |k| match values.is_valid(k).then(|| values.value(k).trim()) {
+                None | Some("") => None,
+                Some(t) => Some(parse_fixed(t)),
+            },
+        )
+        .collect();
+    let figures: Vec<(i128, NumState)> = parsed
+        .iter()
+        .map(|p| match p {
+            Some(Ok(v)) => (*v, NumState::Value),
+            Some(Err(_)) => (0, NumState::Bad),
+            None => (0, NumState::Null),
+        })
+        .collect();
+    // A key past the dictionary reads as an empty cell.
+    let figure = |k: i32| {
+        figures
+            .get(k as usize)
+            .copied()
+            .unwrap_or((0, NumState::Null))
+    };
+    let keys = d.keys();
+    out.values
+        .extend(keys.values().iter().map(|&k| figure(k).0));
+    out.state.extend(keys.values().iter().map(|&k| figure(k).1));
+    if let Some(nulls) = keys.nulls().filter(|m| m.null_count() > 0) {
+        for i in nulls
+            .iter()
+            .enumerate()
+            .filter(|(_, valid)| !valid)
+            .map(|(i, _)| i)
+        {
+            out.values[i] = 0;
+            out.state[i] = NumState::Null;
+        }
+    }
+    if figures.iter().any(|f| f.1 == NumState::Bad) {
+        for (i, &k) in keys.values().iter().enumerate() {
+            if let (true, Some(Some(Err(e)))) = (keys.is_valid(i), parsed.get(k as usize)) {
+                let text = values.value(k as usize).trim().to_string();
+                out.bad.push((i, text, e.clone()));
+            }
+        }
+    }
 }
 
 /// Converts a Float64 column into an empty `out`: every cell by the integer path
@@ -742,5 +776,44 @@ mod tests {
         assert_eq!(out.state[1], NumState::Null);
         assert_eq!(out.bad.len(), 3, "NaN, 1e300 (beyond range) and infinity");
         assert_eq!(out.values[3], ONE / 10);
+    }
+
+    #[test]
+    fn dictionary_cells_are_each_cell_of_its_text() {
+        use arrow::array::{DictionaryArray, Int32Array};
+        let values = StringArray::from(vec![
+            Some("1.5"),
+            Some("x"),
+            Some(" "),
+            None,
+            Some("-0.0000000001"),
+        ]);
+        let keys = Int32Array::from(vec![
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(3),
+            None,
+            Some(0),
+            Some(4),
+            Some(1),
+        ]);
+        let column = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap();
+        let mut out = NumColumn::with_capacity(8);
+        dictionary_cells(&column, &mut out);
+        // By hand: 1.5, "x" unreadable, blank, null value, null key, 1.5, -1e-10, "x" again.
+        let (v, n, b) = (NumState::Value, NumState::Null, NumState::Bad);
+        assert_eq!(out.state, vec![v, b, n, n, n, v, v, b]);
+        assert_eq!(
+            out.values,
+            vec![15_000_000_000, 0, 0, 0, 0, 15_000_000_000, -1, 0]
+        );
+        assert_eq!(
+            out.bad,
+            vec![
+                (1, "x".to_string(), DecimalError::Invalid),
+                (7, "x".to_string(), DecimalError::Invalid)
+            ]
+        );
     }
 }
