@@ -22,8 +22,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::money::{
-    fixed_from_f64, fixed_from_f64_fast, fixed_from_f64_fast_units, parse_fixed, DecimalError,
-    FAST_UNDECIDED, MAX_ABS, ONE, SCALE,
+    fixed_from_f64, fixed_from_f64_fast_units, parse_fixed, DecimalError, FAST_UNDECIDED, MAX_ABS,
+    ONE, SCALE,
 };
 
 /// A Parquet file read with positional reads (`pread`): the `File` reader of the
@@ -570,12 +570,7 @@ fn dictionary_cells(d: &TextColumn, out: &mut NumColumn) {
         .extend(keys.values().iter().map(|&k| figure(k).0));
     out.state.extend(keys.values().iter().map(|&k| figure(k).1));
     if let Some(nulls) = keys.nulls().filter(|m| m.null_count() > 0) {
-        for i in nulls
-            .iter()
-            .enumerate()
-            .filter(|(_, valid)| !valid)
-            .map(|(i, _)| i)
-        {
+        for i in null_positions(nulls) {
             out.values[i] = 0;
             out.state[i] = NumState::Null;
         }
@@ -594,35 +589,71 @@ fn dictionary_cells(d: &TextColumn, out: &mut NumColumn) {
 /// in one pass over the values slice (no per-cell push), then, only where needed,
 /// nulls marked and the cells that path left undecided converted by their text.
 fn float64_cells(a: &Float64Array, out: &mut NumColumn) {
+    // Marks a cell the integer path left undecided (no converted figure is this far out).
+    const UNDECIDED: i128 = i128::MIN;
     let xs = a.values();
     let mut all_fast = true;
     out.values
         .extend(xs.iter().map(|&x| match fixed_from_f64_fast_units(x) {
             FAST_UNDECIDED => {
                 all_fast = false;
-                0
+                UNDECIDED
             }
             v => i128::from(v),
         }));
     out.state.resize(xs.len(), NumState::Value);
     let nulls = a.nulls().filter(|m| m.null_count() > 0);
-    if all_fast && nulls.is_none() {
-        return;
-    }
-    for (i, &x) in xs.iter().enumerate() {
-        if nulls.is_some_and(|m| m.is_null(i)) {
-            out.values[i] = 0;
-            out.state[i] = NumState::Null;
-        } else if !all_fast && fixed_from_f64_fast(x).is_none() {
+    if !all_fast {
+        for (i, &x) in xs.iter().enumerate() {
+            if out.values[i] != UNDECIDED || nulls.is_some_and(|m| m.is_null(i)) {
+                continue;
+            }
             match fixed_from_f64(x) {
                 Ok(v) => out.values[i] = v,
                 Err(e) => {
+                    out.values[i] = 0;
                     out.state[i] = NumState::Bad;
                     out.bad.push((i, x.to_string(), e));
                 }
             }
         }
     }
+    if let Some(nulls) = nulls {
+        for i in null_positions(nulls) {
+            out.values[i] = 0;
+            out.state[i] = NumState::Null;
+        }
+    }
+}
+
+/// The positions of a validity buffer's nulls, found a 64-bit word at a time
+/// (most words of a column hold none).
+fn null_positions(nulls: &arrow::buffer::NullBuffer) -> Vec<usize> {
+    let chunks = nulls.inner().bit_chunks();
+    let mut out = Vec::with_capacity(nulls.null_count());
+    let mut push = |word: usize, valid: u64, bits: usize| {
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        let mut missing = !valid & mask;
+        while missing != 0 {
+            out.push(word * 64 + missing.trailing_zeros() as usize);
+            missing &= missing - 1;
+        }
+    };
+    for (word, valid) in chunks.iter().enumerate() {
+        push(word, valid, 64);
+    }
+    if chunks.remainder_len() > 0 {
+        push(
+            chunks.chunk_len(),
+            chunks.remainder_bits(),
+            chunks.remainder_len(),
+        );
+    }
+    out
 }
 
 /// Rescales a decimal with `scale` places to the internal scale, exactly or
@@ -776,6 +807,19 @@ mod tests {
         assert_eq!(out.state[1], NumState::Null);
         assert_eq!(out.bad.len(), 3, "NaN, 1e300 (beyond range) and infinity");
         assert_eq!(out.values[3], ONE / 10);
+    }
+
+    #[test]
+    fn null_positions_are_the_null_cells() {
+        // 150 cells of an offset slice: nulls in the first word, at a word's edges and in the tail.
+        let cells: Vec<Option<f64>> = (0..160)
+            .map(|i| (![3, 63, 64, 70, 127, 128, 150, 158].contains(&i)).then_some(1.0))
+            .collect();
+        let column = Float64Array::from(cells).slice(5, 150);
+        let nulls = column.nulls().unwrap();
+        let by_cell: Vec<usize> = (0..150).filter(|&i| column.is_null(i)).collect();
+        assert_eq!(by_cell, vec![58, 59, 65, 122, 123, 145]);
+        assert_eq!(null_positions(nulls), by_cell);
     }
 
     #[test]

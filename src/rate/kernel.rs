@@ -392,11 +392,17 @@ impl Rater {
         // Raw slices and validity, read without per-access bounds or type checks.
         struct Col<'a> {
             values: &'a [i128],
+            /// Validity, when some but not every cell is null.
             nulls: Option<&'a arrow::buffer::NullBuffer>,
+            /// Every cell null (a column the file does not have): no bit read per row.
+            all_null: bool,
         }
         impl Col<'_> {
             #[inline(always)]
             fn get(&self, i: usize) -> Option<i128> {
+                if self.all_null {
+                    return None;
+                }
                 match self.nulls {
                     Some(n) if n.is_null(i) => None,
                     _ => Some(self.values[i]),
@@ -406,7 +412,8 @@ impl Rater {
         fn col(a: &Decimal128Array) -> Col<'_> {
             Col {
                 values: a.values().as_ref(),
-                nulls: a.nulls(),
+                nulls: a.nulls().filter(|n| n.null_count() > 0),
+                all_null: !a.is_empty() && a.null_count() == a.len(),
             }
         }
         let (usage_v, rate_c, pcost_c, unblended_c, net_c) = (
