@@ -416,21 +416,48 @@ impl Reject {
     }
 }
 
-/// Each row's key of a dictionary column, `None` where the cell is null.
-fn keys_or_null(d: &TextColumn) -> impl Iterator<Item = Option<usize>> + '_ {
-    let keys = d.keys().values().iter();
-    let nulls = d.nulls();
-    keys.enumerate().map(move |(i, &k)| match nulls {
-        Some(m) if m.is_null(i) => None,
-        _ => Some(k as usize),
-    })
+/// Per row, its value's code in `codes` (by dictionary key), [`RowChecks::UNDECIDED`]
+/// where the cell is null or the key has no code.
+fn by_key(d: &TextColumn, codes: &[u8]) -> Vec<u8> {
+    let code = |k: i32| {
+        codes
+            .get(k as usize)
+            .copied()
+            .unwrap_or(RowChecks::UNDECIDED)
+    };
+    let mut out: Vec<u8> = d.keys().values().iter().map(|&k| code(k)).collect();
+    if let Some(nulls) = d.nulls().filter(|m| m.null_count() > 0) {
+        for (p, valid) in out.iter_mut().zip(nulls.iter()) {
+            if !valid {
+                *p = RowChecks::UNDECIDED;
+            }
+        }
+    }
+    out
 }
 
-/// Per row, `f` of the row's key of a dictionary column, [`RowChecks::UNDECIDED`] where null.
-fn by_key(d: &TextColumn, f: impl Fn(usize) -> u8) -> Vec<u8> {
-    keys_or_null(d)
-        .map(|k| k.map_or(RowChecks::UNDECIDED, &f))
-        .collect()
+/// Marks [`RowChecks::UNDECIDED`] each row of `pass` whose value's verdict in `ok`
+/// (by dictionary key) is not true; a null cell passes when `null_passes`. One loop
+/// over the keys; the validity is read per row only when the column has nulls.
+fn refuse_where_not(pass: &mut [u8], d: &TextColumn, ok: &[bool], null_passes: bool) {
+    let keys = d.keys().values();
+    let allowed = |k: i32| ok.get(k as usize).copied().unwrap_or(false);
+    match d.nulls().filter(|m| m.null_count() > 0) {
+        None => {
+            for (p, &k) in pass.iter_mut().zip(keys.iter()) {
+                if !allowed(k) {
+                    *p = RowChecks::UNDECIDED;
+                }
+            }
+        }
+        Some(nulls) => {
+            for ((p, &k), valid) in pass.iter_mut().zip(keys.iter()).zip(nulls.iter()) {
+                if (valid && !allowed(k)) || (!valid && !null_passes) {
+                    *p = RowChecks::UNDECIDED;
+                }
+            }
+        }
+    }
 }
 
 /// A chunk's row checks: verdicts on text computed once per distinct value, then looked up per row.
@@ -533,17 +560,10 @@ impl<'c> RowChecks<'c> {
             .iter()
             .map(|t| t.map_or(NO, |lt| lt as u8))
             .collect();
-        let mut pass: Vec<u8> = by_key(types, |k| codes.get(k).copied().unwrap_or(NO));
-        let mut keep_where = |d: &TextColumn, ok: &dyn Fn(usize) -> bool| {
-            for (p, k) in pass.iter_mut().zip(keys_or_null(d)) {
-                if !k.is_some_and(ok) {
-                    *p = NO;
-                }
-            }
-        };
-        keep_where(accounts, &|k| self.account_ok.get(k) == Some(&true));
+        let mut pass: Vec<u8> = by_key(types, &codes);
+        refuse_where_not(&mut pass, accounts, &self.account_ok, false);
         if let Some(d) = self.payers {
-            keep_where(d, &|k| self.payer_ok.get(k) == Some(&true));
+            refuse_where_not(&mut pass, d, &self.payer_ok, false);
         }
         match self.period_col {
             None => {}
@@ -556,17 +576,14 @@ impl<'c> RowChecks<'c> {
                 }
             }
             Some((_, PeriodColumn::Text(d))) => {
-                let period = self.check.period;
-                keep_where(d, &|k| self.text_periods.get(k) == Some(&Some(period)));
+                let period = Some(self.check.period);
+                let in_period: Vec<bool> = self.text_periods.iter().map(|p| *p == period).collect();
+                refuse_where_not(&mut pass, d, &in_period, false);
             }
         }
         if let Some(d) = self.currencies {
             // A null currency passes (the verdict's rule); a known one must be the org's.
-            for (p, k) in pass.iter_mut().zip(keys_or_null(d)) {
-                if k.is_some_and(|k| self.currency_ok.get(k) != Some(&true)) {
-                    *p = NO;
-                }
-            }
+            refuse_where_not(&mut pass, d, &self.currency_ok, true);
         }
         self.amounts_pass(&mut pass);
         pass

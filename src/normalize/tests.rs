@@ -247,3 +247,23 @@ fn column_checks_pass_exactly_the_rows_the_verdict_passes() {
         }
     }
 }
+
+#[test]
+fn key_checks_refuse_by_each_values_verdict_and_nulls_as_asked() {
+    use arrow::array::{DictionaryArray, Int32Array, StringArray};
+    use arrow::datatypes::Int32Type;
+    let values = StringArray::from(vec!["USD", "EUR", "JPY"]);
+    let keys = Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(0), None]);
+    let column = DictionaryArray::<Int32Type>::try_new(keys, std::sync::Arc::new(values)).unwrap();
+    let (u, x) = (RowChecks::UNDECIDED, 7u8);
+    // Verdicts by value: USD yes, EUR no, JPY yes.
+    let ok = [true, false, true];
+    let mut pass = vec![x; 6];
+    refuse_where_not(&mut pass, &column, &ok, true);
+    assert_eq!(pass, vec![x, u, x, x, x, x], "a null passes");
+    let mut pass = vec![x; 6];
+    refuse_where_not(&mut pass, &column, &ok, false);
+    assert_eq!(pass, vec![x, u, u, x, x, u], "a null is refused");
+    // Codes by value; a null key has none.
+    assert_eq!(by_key(&column, &[1, 2, 3]), vec![1, 2, u, 3, 1, u]);
+}
