@@ -228,6 +228,21 @@ impl BatchSkus {
     }
 }
 
+/// One row's figures, as the pricing of a track reads them.
+struct RowFigures {
+    qty: i128,
+    unblended: Option<i128>,
+    /// Net unblended, else unblended, else 0: what AWS billed.
+    billed: i128,
+    public_rate: Option<i128>,
+    public_cost: Option<i128>,
+    /// The row's SKU id, when a track rates it.
+    sku: Option<u32>,
+    account: u32,
+    service: u32,
+    line_type: u8,
+}
+
 /// Rates batches of one file of one organization into a [`Ledger`].
 pub struct Rater {
     actual: Pricing,
@@ -516,79 +531,25 @@ impl Rater {
             } else {
                 None
             };
-            let mut amounts = [0i128; 2];
-            for t in [Track::Actual, Track::Proforma] {
-                let ti = t as usize;
-                amounts[ti] = match treatments[ti] {
-                    Treatment::Billed => billed,
-                    Treatment::AsDelivered => unb.unwrap_or(0),
-                    Treatment::Excluded => 0,
-                    Treatment::SameAsActual => amounts[Track::Actual as usize],
-                    Treatment::Rate => {
-                        let sku_id = sku.unwrap_or(0);
-                        let res = self.sku_entries[sku_id as usize].resolution[ti].as_ref();
-                        if let Some((Action::Custom(_), rule)) =
-                            res.and_then(|r| r.action.as_ref().zip(r.rule))
-                        {
-                            let e = self
-                                .tier_usage
-                                .entry((ti as u8, rule, a_id, s_id, lt_code))
-                                .or_default();
-                            *e = e.checked_add(qty).ok_or_else(overflow)?;
-                            if ROWS {
-                                out.deferred[i] |= 1 << ti;
-                            }
-                            0
-                        } else {
-                            let list = || {
-                                public_amount(qty, public_rate, pcost_c.get(i)).ok_or_else(overflow)
-                            };
-                            // The pro forma base is the line's public price as AWS computed it
-                            // for this org (unblended: free tier and volume tiers applied, no
-                            // non-public discount); public-rate actual cards use list prices.
-                            let billed_base = |u: i128| !self.public_base || u == 0;
-                            let base = match (t, unb) {
-                                (Track::Proforma, Some(u)) if !self.list_base && billed_base(u) => {
-                                    Some(u)
-                                }
-                                (_, u) => list()?.or(u),
-                            };
-                            let free_tier = res.is_none_or(|r| r.free_tier);
-                            // Free tier off: every unit at its paid rate, so a line on which
-                            // the allowance ran out part-way loses its free part (T-D8).
-                            let base = if !free_tier && qty > 0 {
-                                match public_rate.filter(|r| *r > 0) {
-                                    Some(r) => {
-                                        let paid = mul_fixed(qty, r).ok_or_else(overflow)?;
-                                        Some(base.map_or(paid, |b| b.max(paid)))
-                                    }
-                                    None if base.is_some_and(|b| b != 0) => base,
-                                    None => {
-                                        let e = self
-                                            .free_usage
-                                            .entry((ti as u8, sku_id, a_id, s_id, lt_code))
-                                            .or_default();
-                                        *e = e.checked_add(qty).ok_or_else(overflow)?;
-                                        if ROWS {
-                                            out.deferred[i] |= 1 << ti;
-                                        }
-                                        None
-                                    }
-                                }
-                            } else {
-                                if base.is_none() {
-                                    self.rows_without_public_price += 1;
-                                }
-                                Some(base.unwrap_or(0))
-                            };
-                            match base {
-                                Some(b) => apply_modifier(b, res.and_then(|r| r.action.as_ref()))
-                                    .ok_or_else(overflow)?,
-                                None => 0,
-                            }
-                        }
-                    }
-                };
+            let row = RowFigures {
+                qty,
+                unblended: unb,
+                billed,
+                public_rate,
+                public_cost: pcost_c.get(i),
+                sku,
+                account: a_id,
+                service: s_id,
+                line_type: lt_code,
+            };
+            // Each track by its own call with a constant track: each is compiled for it.
+            let mut deferred = 0u8;
+            let actual = self.track_amount(Track::Actual, treatments[0], &row, 0, &mut deferred)?;
+            let proforma =
+                self.track_amount(Track::Proforma, treatments[1], &row, actual, &mut deferred)?;
+            let amounts = [actual, proforma];
+            if ROWS {
+                out.deferred[i] = deferred;
             }
             if ROWS {
                 out.actual[i] = amounts[0];
@@ -630,6 +591,86 @@ impl Rater {
         }
         self.batch_slots = slots;
         Ok(out)
+    }
+
+    /// A row's amount on track `t` under `treatment` (`actual`: its amount on the
+    /// actual track, which `SameAsActual` repeats); sets bit `t` of `deferred` when
+    /// month-end pricing decides it.
+    #[inline(always)]
+    fn track_amount(
+        &mut self,
+        t: Track,
+        treatment: Treatment,
+        row: &RowFigures,
+        actual: i128,
+        deferred: &mut u8,
+    ) -> Result<i128> {
+        Ok(match treatment {
+            Treatment::Billed => row.billed,
+            Treatment::AsDelivered => row.unblended.unwrap_or(0),
+            Treatment::Excluded => 0,
+            Treatment::SameAsActual => actual,
+            Treatment::Rate => self.rated_amount(t, row, deferred)?,
+        })
+    }
+
+    /// A row's amount on a track that rates it: its SKU's modifier on its public
+    /// base, or 0 and a month-end quantity (custom tiers, free tier off without a rate).
+    #[inline(always)]
+    fn rated_amount(&mut self, t: Track, row: &RowFigures, deferred: &mut u8) -> Result<i128> {
+        let overflow = || Error::Overflow("rating a line".into());
+        let ti = t as usize;
+        let (qty, unb, public_rate) = (row.qty, row.unblended, row.public_rate);
+        let sku_id = row.sku.unwrap_or(0);
+        let key = (ti as u8, sku_id, row.account, row.service, row.line_type);
+        let res = self.sku_entries[sku_id as usize].resolution[ti].as_ref();
+        if let Some((Action::Custom(_), rule)) = res.and_then(|r| r.action.as_ref().zip(r.rule)) {
+            let e = self
+                .tier_usage
+                .entry((key.0, rule, key.2, key.3, key.4))
+                .or_default();
+            *e = e.checked_add(qty).ok_or_else(overflow)?;
+            *deferred |= 1 << ti;
+            return Ok(0);
+        }
+        let list = || public_amount(qty, public_rate, row.public_cost).ok_or_else(overflow);
+        // The pro forma base is the line's public price as AWS computed it for this org
+        // (unblended: free tier and volume tiers applied, no non-public discount);
+        // public-rate actual cards use list prices.
+        let billed_base = |u: i128| !self.public_base || u == 0;
+        let base = match (t, unb) {
+            (Track::Proforma, Some(u)) if !self.list_base && billed_base(u) => Some(u),
+            (_, u) => list()?.or(u),
+        };
+        let free_tier = res.is_none_or(|r| r.free_tier);
+        // Free tier off: every unit at its paid rate, so a line on which the allowance
+        // ran out part-way loses its free part (T-D8).
+        let base = if !free_tier && qty > 0 {
+            match public_rate.filter(|r| *r > 0) {
+                Some(r) => {
+                    let paid = mul_fixed(qty, r).ok_or_else(overflow)?;
+                    Some(base.map_or(paid, |b| b.max(paid)))
+                }
+                None if base.is_some_and(|b| b != 0) => base,
+                None => {
+                    let e = self.free_usage.entry(key).or_default();
+                    *e = e.checked_add(qty).ok_or_else(overflow)?;
+                    *deferred |= 1 << ti;
+                    None
+                }
+            }
+        } else {
+            if base.is_none() {
+                self.rows_without_public_price += 1;
+            }
+            Some(base.unwrap_or(0))
+        };
+        Ok(match base {
+            Some(b) => {
+                apply_modifier(b, res.and_then(|r| r.action.as_ref())).ok_or_else(overflow)?
+            }
+            None => 0,
+        })
     }
 
     /// The slot of a line key in `lines`, added empty on first sight.
