@@ -399,7 +399,10 @@ impl Rater {
         let pcost = dec(col::PUBLIC_COST)?;
         let unblended = dec(col::UNBLENDED)?;
         let net = dec(col::NET_UNBLENDED)?;
-        let effective_v: &[i128] = dec(col::EFFECTIVE)?.values().as_ref();
+        // Every per-row slice cut to the batch's length: indexing by the row then
+        // needs no bounds check (a batch's columns all have its length).
+        let n = batch.num_rows();
+        let effective_v: &[i128] = &dec(col::EFFECTIVE)?.values()[..n];
         let line_type: &UInt8Array = batch
             .column_by_name(col::LINE_TYPE)
             .and_then(|a| a.as_primitive_opt())
@@ -424,21 +427,22 @@ impl Rater {
                 }
             }
         }
-        fn col(a: &Decimal128Array) -> Col<'_> {
+        fn col(a: &Decimal128Array, n: usize) -> Col<'_> {
             Col {
-                values: a.values().as_ref(),
+                values: &a.values()[..n],
                 nulls: a.nulls().filter(|n| n.null_count() > 0),
                 all_null: !a.is_empty() && a.null_count() == a.len(),
             }
         }
+        let col = |a| col(a, n);
         let (usage_v, rate_c, pcost_c, unblended_c, net_c) = (
-            usage.values().as_ref() as &[i128],
+            &usage.values()[..n],
             col(rate),
             col(pcost),
             col(unblended),
             col(net),
         );
-        let line_type_v: &[u8] = line_type.values().as_ref();
+        let line_type_v: &[u8] = &line_type.values()[..n];
         let overflow = || Error::Overflow("rating a line".into());
 
         // Per distinct dictionary value, once per batch: interned ids and verdicts.
@@ -458,7 +462,10 @@ impl Rater {
             values(region),
             values(entity),
         );
-        let keys = |d: &DictionaryArray<Int32Type>| d.keys().values().clone();
+        fn keys(d: &DictionaryArray<Int32Type>, n: usize) -> &[i32] {
+            &d.keys().values()[..n]
+        }
+        let keys = |d| keys(d, n);
         let (k_account, k_product, k_ut, k_op, k_region, k_entity) = (
             keys(account),
             keys(product),
@@ -477,7 +484,6 @@ impl Rater {
         if dense <= MAX_BATCH_SLOTS {
             slots.resize(dense, u32::MAX);
         }
-        let n = batch.num_rows();
         let kept = if ROWS { n } else { 0 };
         let mut out = RatedBatch {
             actual: vec![0; kept],
