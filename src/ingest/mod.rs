@@ -407,8 +407,11 @@ pub fn open_in_memory(
     footer: &Footer,
     reading: Reading,
 ) -> Result<Box<dyn ChunkSource>> {
-    Ok(Box::new(parquet::ParquetSource::open_bytes(
-        bytes, path, reading, footer,
+    Ok(Box::new(parquet::ParquetSource::from_bytes(
+        bytes,
+        path,
+        reading,
+        Some(footer),
     )?))
 }
 

@@ -125,19 +125,15 @@ impl ParquetSource {
         ParquetSource::from_reader(file, path, part, reading, footer)
     }
 
-    /// Reads Parquet held in memory (fuzzing, tests); `path` only labels messages.
-    pub fn from_bytes(bytes: bytes::Bytes, path: &Path) -> Result<ParquetSource> {
-        ParquetSource::from_reader(bytes, path, None, super::Reading::default(), None)
-    }
-
-    /// Reads a whole Parquet file held in memory, with its planned footer.
-    pub fn open_bytes(
+    /// Reads a whole Parquet file held in memory (a run's hashed bytes, fuzzing);
+    /// `path` only labels messages; `footer`, the file's footer when already read.
+    pub fn from_bytes(
         bytes: bytes::Bytes,
         path: &Path,
         reading: super::Reading,
-        footer: &Footer,
+        footer: Option<&Footer>,
     ) -> Result<ParquetSource> {
-        ParquetSource::from_reader(bytes, path, None, reading, Some(footer))
+        ParquetSource::from_reader(bytes, path, None, reading, footer)
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + Clone + 'static>(
