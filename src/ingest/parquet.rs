@@ -162,25 +162,30 @@ impl ParquetSource {
         for (k, field) in Field::ALL.iter().enumerate() {
             if let Some(idx) = map.index[k] {
                 let dt = schema.field(idx).data_type();
-                let ok = match field.kind() {
-                    Kind::Text => is_text(dt) || is_integer(dt),
-                    Kind::Number => {
-                        is_text(dt)
-                            || is_integer(dt)
-                            || matches!(
-                                dt,
-                                DataType::Float64 | DataType::Float32 | DataType::Decimal128(_, _)
-                            )
-                    }
-                    Kind::Period => {
-                        is_text(dt)
-                            || period_types[k].is_some()
-                            || matches!(
-                                dt,
-                                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-                            )
-                    }
-                };
+                // A column of arrow's Null type holds no value at all (pyarrow writes an
+                // all-empty CSV column so): read as empty cells, whatever its field.
+                let ok = dt == &DataType::Null
+                    || match field.kind() {
+                        Kind::Text => is_text(dt) || is_integer(dt),
+                        Kind::Number => {
+                            is_text(dt)
+                                || is_integer(dt)
+                                || matches!(
+                                    dt,
+                                    DataType::Float64
+                                        | DataType::Float32
+                                        | DataType::Decimal128(_, _)
+                                )
+                        }
+                        Kind::Period => {
+                            is_text(dt)
+                                || period_types[k].is_some()
+                                || matches!(
+                                    dt,
+                                    DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+                                )
+                        }
+                    };
                 if !ok {
                     return Err(Error::input(
                         path,
