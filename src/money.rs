@@ -476,7 +476,7 @@ impl Percent {
 
     /// `amount × (100 + signed_percent) / 100`, the markup (positive) or discount
     /// (negative) factor applied to a public price.
-    #[inline]
+    #[inline(always)]
     pub fn adjust(amount: i128, signed_hundredths: i64) -> Option<i128> {
         let factor = 10_000i128 + signed_hundredths as i128;
         // Most lines: the product fits 64 bits (|amount| < 2^47, |factor| < 2^16), and

@@ -341,7 +341,7 @@ impl RuleSet {
 
 /// Applies a markup or discount to a public-price amount; `None` on overflow.
 /// (Custom tier tables are applied to a month's quantity, not to one line.)
-#[inline]
+#[inline(always)]
 pub fn apply_modifier(public_amount: i128, action: Option<&Action>) -> Option<i128> {
     match action {
         None | Some(Action::Custom(_)) => Some(public_amount),
