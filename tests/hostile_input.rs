@@ -335,8 +335,13 @@ fn case_8_timestamps_are_parsed_whole() {
 
 /// One Parquet row of 2.00 whose billing period column is `period`.
 fn parquet_with_period(period: ArrayRef) -> Vec<u8> {
+    parquet_row(period, Vec::new())
+}
+
+/// [`parquet_with_period`]'s row with `more` columns after its own.
+fn parquet_row(period: ArrayRef, more: Vec<(&str, ArrayRef)>) -> Vec<u8> {
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
-    parquet_bytes(vec![
+    let mut columns = vec![
         ("bill_billing_period_start_date", period),
         ("bill_payer_account_id", s(PARTNER)),
         ("line_item_usage_account_id", s("111111111112")),
@@ -347,7 +352,9 @@ fn parquet_with_period(period: ArrayRef) -> Vec<u8> {
             Arc::new(Float64Array::from(vec![1.0])),
         ),
         ("line_item_unblended_cost", s("2.00")),
-    ])
+    ];
+    columns.extend(more);
+    parquet_bytes(columns)
 }
 
 #[test]
@@ -355,23 +362,15 @@ fn case_9b_parquet_columns_of_null_type_read_as_empty() {
     // pyarrow writes a CSV column without any value as arrow's Null type: here the
     // public on-demand cost, the currency and the usage start (an optional number,
     // text and period column). The row rates as if the columns were absent.
-    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
     let none = || -> ArrayRef { Arc::new(NullArray::new(1)) };
-    let file = parquet_bytes(vec![
-        ("bill_billing_period_start_date", s(P)),
-        ("bill_payer_account_id", s(PARTNER)),
-        ("line_item_usage_account_id", s("111111111112")),
-        ("line_item_line_item_type", s("Usage")),
-        ("line_item_product_code", s("AmazonEC2")),
-        (
-            "line_item_usage_amount",
-            Arc::new(Float64Array::from(vec![1.0])),
-        ),
-        ("line_item_unblended_cost", s("2.00")),
-        ("pricing_public_on_demand_cost", none()),
-        ("line_item_currency_code", none()),
-        ("line_item_usage_start_date", none()),
-    ]);
+    let file = parquet_row(
+        Arc::new(StringArray::from(vec![P])),
+        vec![
+            ("pricing_public_on_demand_cost", none()),
+            ("line_item_currency_code", none()),
+            ("line_item_usage_start_date", none()),
+        ],
+    );
     let m = month(OPEN, &[("nulls.parquet", &file)]);
     let (acme, q) = billed(&m);
     assert_eq!((rated(&acme), quarantined(&acme)), (1, 0), "{q}");

@@ -410,7 +410,7 @@ impl Rater {
         // Raw slices and validity, read without per-access bounds or type checks.
         struct Col<'a> {
             values: &'a [i128],
-            /// Validity, when some but not every cell is null.
+            /// Validity, when some cell is null.
             nulls: Option<&'a arrow::buffer::NullBuffer>,
             /// Every cell null (a column the file does not have): no bit read per row.
             all_null: bool,
