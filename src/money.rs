@@ -113,7 +113,31 @@ fn round_away(twice_r: u128, d: u128, q_odd: bool, mode: Rounding) -> bool {
 #[inline]
 pub fn mul_fixed(a: i128, b: i128) -> Option<i128> {
     let p = a.checked_mul(b)?;
-    Some(div_round(p, ONE, Rounding::HalfAwayFromZero))
+    Some(div_one_rounded(p))
+}
+
+/// `p / ONE`, rounded half away from zero, without a 128-bit division for most
+/// products (a usage quantity times a rate under about 1.9 × 10^22 units, $189).
+///
+/// ONE = 10^10 = 2^10 × 5^10, and for integers ⌊⌊u / 2^10⌋ / 5^10⌋ = ⌊u / 10^10⌋:
+/// below 2^74 the shifted value fits 64 bits, where a division by the constant
+/// 5^10 compiles to a multiplication. Larger products take [`div_round`].
+#[inline(always)]
+fn div_one_rounded(p: i128) -> i128 {
+    const FIVE_POW_10: u64 = 9_765_625;
+    let u = p.unsigned_abs();
+    if u >= 1 << 74 {
+        return div_round(p, ONE, Rounding::HalfAwayFromZero);
+    }
+    let q = ((u >> 10) as u64) / FIVE_POW_10;
+    // The remainder is below 10^10 < 2^34: no overflow in 64 bits.
+    let r = (u - q as u128 * ONE as u128) as u64;
+    let q = (q + u64::from(2 * r >= ONE as u64)) as i128;
+    if p < 0 {
+        -q
+    } else {
+        q
+    }
 }
 
 /// Rounds an internal amount to the minor unit (`decimals` places) of a currency,
@@ -677,6 +701,40 @@ mod tests {
             q
         };
         q.to_i128()
+    }
+
+    /// `a × b / 10^10`, half away from zero, by 256-bit integers and the definition.
+    fn mul_fixed_by_definition(a: i128, b: i128) -> Option<i128> {
+        use arrow::datatypes::i256;
+        let p = i256::from_i128(a).checked_mul(i256::from_i128(b))?;
+        p.to_i128()?;
+        let d = i256::from_i128(ONE);
+        let (q, r) = (p / d, p % d);
+        let away = r.wrapping_abs() * i256::from_i128(2) >= d;
+        let sign = if p < i256::ZERO {
+            i256::MINUS_ONE
+        } else {
+            i256::ONE
+        };
+        (if away { q + sign } else { q }).to_i128()
+    }
+
+    proptest::proptest! {
+        /// `mul_fixed` gives the definition's figure on its 64-bit division path, on
+        /// the 128-bit one, around the 2^74 bound between them and at exact halves.
+        #[test]
+        fn mul_fixed_is_the_definition_on_both_paths(
+            a in proptest::prop_oneof![-(1i128 << 40)..1 << 40, -(1i128 << 70)..1 << 70],
+            b in proptest::prop_oneof![-(1i128 << 34)..1 << 34, -(1i128 << 60)..1 << 60],
+            near_bound in -(1i128 << 20)..1 << 20,
+            half_units in -(1i128 << 50)..1 << 50,
+        ) {
+            proptest::prop_assert_eq!(mul_fixed(a, b), mul_fixed_by_definition(a, b));
+            // a × 1 straddling ±2^74, and odd multiples of half a unit (ONE / 2 × odd).
+            for p in [(1i128 << 74) + near_bound, -(1i128 << 74) + near_bound, (2 * half_units + 1) * (ONE / 2)] {
+                proptest::prop_assert_eq!(mul_fixed(p, 1), mul_fixed_by_definition(p, 1));
+            }
+        }
     }
 
     proptest::proptest! {

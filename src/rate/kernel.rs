@@ -11,9 +11,9 @@ use super::{
     is_support, treatment, Ledger, LineKey, LineSums, Pricing, SkuKeyOwned, Track, Treatment,
 };
 use crate::error::{Error, Result};
-use crate::money::{mul_fixed, ONE};
+use crate::money::{mul_fixed, Percent, ONE};
 use crate::normalize::col;
-use crate::rules::{apply_modifier, public_amount, Action, Resolution, SkuKey};
+use crate::rules::{public_amount, Action, Resolution, SkuKey};
 use crate::types::LineType;
 
 /// A line counts as priced below public when its unblended cost is under
@@ -126,14 +126,60 @@ impl Interner {
     }
 }
 
-/// Per-SKU-key cache: the key's text and its resolution on each track.
+/// Per-SKU-key cache: the key's text and its price on each track.
 #[derive(Debug)]
 struct SkuEntry {
     /// The key as length-prefixed parts (see [`write_sku_text`]).
     text: Arc<str>,
     /// Byte range in `text` of the service, usage type, operation, region and billing entity.
     parts: [(usize, usize); 5],
-    resolution: [Option<Resolution>; 2],
+    price: [SkuPrice; 2],
+}
+
+/// A SKU's resolution on one track, reduced to what a row's amount reads: no
+/// `Option<&Resolution>` and `Action` to take apart per row.
+#[derive(Debug, Clone, Copy)]
+struct SkuPrice {
+    /// Signed hundredths of a percent applied to the base (a markup, or a discount
+    /// negated); `None`: the base unchanged (no rule, or a custom tier table).
+    modifier: Option<i64>,
+    /// The custom tier rule pricing this SKU at month end, if any.
+    custom_rule: Option<u32>,
+    /// Whether the free tier applies (on where no rule set resolves the SKU).
+    free_tier: bool,
+}
+
+impl SkuPrice {
+    fn of(resolution: Option<&Resolution>) -> SkuPrice {
+        let Some(r) = resolution else {
+            return SkuPrice {
+                modifier: None,
+                custom_rule: None,
+                free_tier: true,
+            };
+        };
+        SkuPrice {
+            modifier: match &r.action {
+                Some(Action::Markup(p)) => Some(p.0),
+                Some(Action::Discount(p)) => Some(-p.0),
+                None | Some(Action::Custom(_)) => None,
+            },
+            custom_rule: match &r.action {
+                Some(Action::Custom(_)) => r.rule,
+                _ => None,
+            },
+            free_tier: r.free_tier,
+        }
+    }
+
+    /// The modifier applied to a base amount; `None` on overflow.
+    #[inline(always)]
+    fn apply(self, base: i128) -> Option<i128> {
+        match self.modifier {
+            Some(h) => Percent::adjust(base, h),
+            None => Some(base),
+        }
+    }
 }
 
 impl SkuEntry {
@@ -345,14 +391,11 @@ impl Rater {
             Pricing::Rules(set) => Some(set.resolve_memoized(&text, &k)),
             _ => None,
         };
-        let resolution = [resolve(&self.actual), resolve(&self.proforma)];
+        let price =
+            [resolve(&self.actual), resolve(&self.proforma)].map(|r| SkuPrice::of(r.as_ref()));
         let id = self.sku_entries.len() as u32;
         self.sku_ids.insert(text.clone(), id);
-        self.sku_entries.push(SkuEntry {
-            text,
-            parts,
-            resolution,
-        });
+        self.sku_entries.push(SkuEntry { text, parts, price });
         self.max_paid_rate.push(0);
         id
     }
@@ -628,12 +671,11 @@ impl Rater {
         let ti = t as usize;
         let (qty, unb, public_rate) = (row.qty, row.unblended, row.public_rate);
         let sku_id = row.sku.unwrap_or(0);
-        let key = (ti as u8, sku_id, row.account, row.service, row.line_type);
-        let res = self.sku_entries[sku_id as usize].resolution[ti].as_ref();
-        if let Some((Action::Custom(_), rule)) = res.and_then(|r| r.action.as_ref().zip(r.rule)) {
+        let price = self.sku_entries[sku_id as usize].price[ti];
+        if let Some(rule) = price.custom_rule {
             let e = self
                 .tier_usage
-                .entry((key.0, rule, key.2, key.3, key.4))
+                .entry((ti as u8, rule, row.account, row.service, row.line_type))
                 .or_default();
             *e = e.checked_add(qty).ok_or_else(overflow)?;
             *deferred |= 1 << ti;
@@ -648,10 +690,9 @@ impl Rater {
             (Track::Proforma, Some(u)) if !self.list_base && billed_base(u) => Some(u),
             (_, u) => list()?.or(u),
         };
-        let free_tier = res.is_none_or(|r| r.free_tier);
         // Free tier off: every unit at its paid rate, so a line on which the allowance
         // ran out part-way loses its free part (T-D8).
-        let base = if !free_tier && qty > 0 {
+        let base = if !price.free_tier && qty > 0 {
             match public_rate.filter(|r| *r > 0) {
                 Some(r) => {
                     let paid = mul_fixed(qty, r).ok_or_else(overflow)?;
@@ -659,6 +700,7 @@ impl Rater {
                 }
                 None if base.is_some_and(|b| b != 0) => base,
                 None => {
+                    let key = (ti as u8, sku_id, row.account, row.service, row.line_type);
                     let e = self.free_usage.entry(key).or_default();
                     *e = e.checked_add(qty).ok_or_else(overflow)?;
                     *deferred |= 1 << ti;
@@ -672,9 +714,7 @@ impl Rater {
             Some(base.unwrap_or(0))
         };
         Ok(match base {
-            Some(b) => {
-                apply_modifier(b, res.and_then(|r| r.action.as_ref())).ok_or_else(overflow)?
-            }
+            Some(b) => price.apply(b).ok_or_else(overflow)?,
             None => 0,
         })
     }

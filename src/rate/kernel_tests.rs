@@ -1,7 +1,7 @@
 //! Tests of the rating kernel (`Rater`), of the below-public check and of SKU key texts.
 
 use super::*;
-use crate::money::{parse_fixed, Percent};
+use crate::money::parse_fixed;
 use crate::rules::{Rule, RuleSet, Scope};
 use arrow::array::{ArrayRef, UInt64Array};
 use std::sync::Arc;
@@ -92,7 +92,7 @@ fn sku_texts_tell_apart_keys_that_a_separator_would_merge() {
     let entry = SkuEntry {
         text: Arc::from(a.as_str()),
         parts,
-        resolution: [None, None],
+        price: [SkuPrice::of(None); 2],
     };
     let back = entry.key();
     assert_eq!(
