@@ -126,58 +126,68 @@ impl Interner {
     }
 }
 
-/// Per-SKU-key cache: the key's text and its price on each track.
+/// Per-SKU-key cache: the key's text (its prices are in [`Rater::sku_prices`]).
 #[derive(Debug)]
 struct SkuEntry {
     /// The key as length-prefixed parts (see [`write_sku_text`]).
     text: Arc<str>,
     /// Byte range in `text` of the service, usage type, operation, region and billing entity.
     parts: [(usize, usize); 5],
-    price: [SkuPrice; 2],
 }
 
 /// A SKU's resolution on one track, reduced to what a row's amount reads: no
-/// `Option<&Resolution>` and `Action` to take apart per row.
+/// `Option<&Resolution>` and `Action` to take apart per row, and 16 bytes, so that
+/// a file's SKUs stay in the L1 cache (an `Option` per field doubles it).
 #[derive(Debug, Clone, Copy)]
 struct SkuPrice {
     /// Signed hundredths of a percent applied to the base (a markup, or a discount
-    /// negated); `None`: the base unchanged (no rule, or a custom tier table).
-    modifier: Option<i64>,
-    /// The custom tier rule pricing this SKU at month end, if any.
-    custom_rule: Option<u32>,
+    /// negated); [`SkuPrice::UNCHANGED`]: none (no rule, or a custom tier table).
+    modifier: i64,
+    /// The custom tier rule pricing this SKU at month end; [`SkuPrice::NO_RULE`]: none.
+    custom_rule: u32,
     /// Whether the free tier applies (on where no rule set resolves the SKU).
     free_tier: bool,
 }
 
 impl SkuPrice {
+    /// No modifier (no percentage reaches this: the config allows -100% to +10,000%).
+    const UNCHANGED: i64 = i64::MIN;
+    const NO_RULE: u32 = u32::MAX;
+
     fn of(resolution: Option<&Resolution>) -> SkuPrice {
         let Some(r) = resolution else {
             return SkuPrice {
-                modifier: None,
-                custom_rule: None,
+                modifier: Self::UNCHANGED,
+                custom_rule: Self::NO_RULE,
                 free_tier: true,
             };
         };
         SkuPrice {
             modifier: match &r.action {
-                Some(Action::Markup(p)) => Some(p.0),
-                Some(Action::Discount(p)) => Some(-p.0),
-                None | Some(Action::Custom(_)) => None,
+                Some(Action::Markup(p)) => p.0,
+                Some(Action::Discount(p)) => -p.0,
+                None | Some(Action::Custom(_)) => Self::UNCHANGED,
             },
-            custom_rule: match &r.action {
-                Some(Action::Custom(_)) => r.rule,
-                _ => None,
+            custom_rule: match (&r.action, r.rule) {
+                (Some(Action::Custom(_)), Some(rule)) => rule,
+                _ => Self::NO_RULE,
             },
             free_tier: r.free_tier,
         }
+    }
+
+    /// The custom tier rule, if month-end pricing decides this SKU's amount.
+    #[inline(always)]
+    fn custom_rule(self) -> Option<u32> {
+        (self.custom_rule != Self::NO_RULE).then_some(self.custom_rule)
     }
 
     /// The modifier applied to a base amount; `None` on overflow.
     #[inline(always)]
     fn apply(self, base: i128) -> Option<i128> {
         match self.modifier {
-            Some(h) => Percent::adjust(base, h),
-            None => Some(base),
+            Self::UNCHANGED => Some(base),
+            h => Percent::adjust(base, h),
         }
     }
 }
@@ -298,6 +308,8 @@ pub struct Rater {
     /// SKU id by key text.
     sku_ids: FxHashMap<Arc<str>, u32>,
     sku_entries: Vec<SkuEntry>,
+    /// Each SKU id's price on [actual, pro forma], apart from its text: read per row.
+    sku_prices: Vec<[SkuPrice; 2]>,
     key_buf: String,
     /// Slot in `lines` per line key packed as account id << 40 | service id << 8 | line type.
     line_slots: FxHashMap<u64, u32>,
@@ -363,6 +375,7 @@ impl Rater {
             services: Interner::default(),
             sku_ids: FxHashMap::default(),
             sku_entries: Vec::new(),
+            sku_prices: Vec::new(),
             key_buf: String::new(),
             line_slots: FxHashMap::default(),
             lines: Vec::new(),
@@ -395,7 +408,8 @@ impl Rater {
             [resolve(&self.actual), resolve(&self.proforma)].map(|r| SkuPrice::of(r.as_ref()));
         let id = self.sku_entries.len() as u32;
         self.sku_ids.insert(text.clone(), id);
-        self.sku_entries.push(SkuEntry { text, parts, price });
+        self.sku_entries.push(SkuEntry { text, parts });
+        self.sku_prices.push(price);
         self.max_paid_rate.push(0);
         id
     }
@@ -671,8 +685,8 @@ impl Rater {
         let ti = t as usize;
         let (qty, unb, public_rate) = (row.qty, row.unblended, row.public_rate);
         let sku_id = row.sku.unwrap_or(0);
-        let price = self.sku_entries[sku_id as usize].price[ti];
-        if let Some(rule) = price.custom_rule {
+        let price = self.sku_prices[sku_id as usize][ti];
+        if let Some(rule) = price.custom_rule() {
             let e = self
                 .tier_usage
                 .entry((ti as u8, rule, row.account, row.service, row.line_type))

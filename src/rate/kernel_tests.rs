@@ -92,7 +92,6 @@ fn sku_texts_tell_apart_keys_that_a_separator_would_merge() {
     let entry = SkuEntry {
         text: Arc::from(a.as_str()),
         parts,
-        price: [SkuPrice::of(None); 2],
     };
     let back = entry.key();
     assert_eq!(
