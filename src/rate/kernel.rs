@@ -541,6 +541,9 @@ impl Rater {
         if dense <= MAX_BATCH_SLOTS {
             slots.resize(dense, u32::MAX);
         }
+        // The pro forma base of a rated row with an unblended cost is that cost (see
+        // [`Rater::rated_amount`]).
+        let proforma_from_billed = !self.list_base && !self.public_base;
         let kept = if ROWS { n } else { 0 };
         let mut out = RatedBatch {
             actual: vec![0; kept],
@@ -594,22 +597,39 @@ impl Rater {
             } else {
                 None
             };
-            let row = RowFigures {
-                qty,
-                unblended: unb,
-                billed,
-                public_rate,
-                public_cost: pcost_c.get(i),
-                sku,
-                account: a_id,
-                service: s_id,
-                line_type: lt_code,
+            // The common row (billed actual, a pro forma markup or discount on its
+            // unblended cost, no month-end pricing): its amounts without the tracks' dispatch.
+            let simple = match (treatments, sku, unb) {
+                ([Treatment::Billed, Treatment::Rate], Some(id), Some(u))
+                    if proforma_from_billed =>
+                {
+                    let price = self.sku_prices[id as usize][1];
+                    (price.custom_rule().is_none() && price.free_tier).then_some((price, u))
+                }
+                _ => None,
             };
-            // Each track by its own call with a constant track: each is compiled for it.
             let mut deferred = 0u8;
-            let actual = self.track_amount(Track::Actual, treatments[0], &row, 0, &mut deferred)?;
-            let proforma =
-                self.track_amount(Track::Proforma, treatments[1], &row, actual, &mut deferred)?;
+            let (actual, proforma) = if let Some((price, u)) = simple {
+                (billed, price.apply(u).ok_or_else(overflow)?)
+            } else {
+                let row = RowFigures {
+                    qty,
+                    unblended: unb,
+                    billed,
+                    public_rate,
+                    public_cost: pcost_c.get(i),
+                    sku,
+                    account: a_id,
+                    service: s_id,
+                    line_type: lt_code,
+                };
+                // Each track by its own call with a constant track: each is compiled for it.
+                let actual =
+                    self.track_amount(Track::Actual, treatments[0], &row, 0, &mut deferred)?;
+                let proforma =
+                    self.track_amount(Track::Proforma, treatments[1], &row, actual, &mut deferred)?;
+                (actual, proforma)
+            };
             let amounts = [actual, proforma];
             if ROWS {
                 out.deferred[i] = deferred;
