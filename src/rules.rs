@@ -343,10 +343,21 @@ impl RuleSet {
 /// (Custom tier tables are applied to a month's quantity, not to one line.)
 #[inline(always)]
 pub fn apply_modifier(public_amount: i128, action: Option<&Action>) -> Option<i128> {
-    match action {
-        None | Some(Action::Custom(_)) => Some(public_amount),
-        Some(Action::Markup(p)) => Percent::adjust(public_amount, p.0),
-        Some(Action::Discount(p)) => Percent::adjust(public_amount, -p.0),
+    match action.and_then(Action::signed_hundredths) {
+        None => Some(public_amount),
+        Some(h) => Percent::adjust(public_amount, h),
+    }
+}
+
+impl Action {
+    /// The hundredths of a percent this action adds to a public price: a markup's,
+    /// a discount's negated; `None` for a tier table (priced at month end).
+    pub fn signed_hundredths(&self) -> Option<i64> {
+        match self {
+            Action::Markup(p) => Some(p.0),
+            Action::Discount(p) => Some(-p.0),
+            Action::Custom(_) => None,
+        }
     }
 }
 

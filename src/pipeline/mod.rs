@@ -1021,30 +1021,6 @@ fn return_roll_ups(slot: &OrgRollUps, outcomes: &mut [FileOutcome]) {
 
 type FinishEarly<'x> = dyn Fn(usize, Vec<FileOutcome>) -> Result<()> + Sync + 'x;
 
-/// The order tasks run in. Without exports: the orgs of one pricing plan one after
-/// another (each org's tasks in file order), so that the plan's memo of SKU
-/// resolutions ([`crate::rules::RuleSet::resolve_memoized`]) is still in cache for
-/// the next file. With exports, file order: an org's export writers and roll-ups are
-/// held until its last task ends, and grouping raised the peak RSS of
-/// `--exports all --granularity daily` on a 2M-line base from 295 to 400 MB.
-/// Outcomes do not depend on the order: each task's goes to its file's slot.
-fn task_order(config: &Config, files: &[InputFile], tasks: &[Task], exports: bool) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..tasks.len()).collect();
-    if exports {
-        return order;
-    }
-    let plan_of = |t: &Task| {
-        let org = files[t.file].org_index;
-        let plan = config
-            .party(org)
-            .customer()
-            .map(|o| shown_plan(o).id.as_str());
-        (plan, org)
-    };
-    order.sort_by_key(|&i| (plan_of(&tasks[i]), i));
-    order
-}
-
 fn run_tasks(
     config: &Config,
     Work { files, tasks, .. }: Work<'_>,

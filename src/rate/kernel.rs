@@ -163,11 +163,9 @@ impl SkuPrice {
             };
         };
         SkuPrice {
-            modifier: match &r.action {
-                Some(Action::Markup(p)) => p.0,
-                Some(Action::Discount(p)) => -p.0,
-                None | Some(Action::Custom(_)) => Self::UNCHANGED,
-            },
+            modifier: (r.action.as_ref())
+                .and_then(Action::signed_hundredths)
+                .unwrap_or(Self::UNCHANGED),
             custom_rule: match (&r.action, r.rule) {
                 (Some(Action::Custom(_)), Some(rule)) => rule,
                 _ => Self::NO_RULE,
