@@ -590,3 +590,84 @@ fn non_public_discounts_credits_tax_and_support_stay_off_the_pro_forma() {
     // 10 - 1 - 0.5 - 2 + 0.7 + 100 - 3
     assert_eq!(out.actual.iter().sum::<i128>(), d("104.2"));
 }
+
+#[test]
+fn common_rows_take_their_rule_on_the_unblended_cost_beside_rows_that_do_not() {
+    use crate::money::Percent;
+    use crate::rules::{Action, SkuMatch};
+    let row = |product, usage_type, usage, rate, unblended, net| {
+        let r: Row<'_> = (
+            "111111111111",
+            LineType::Usage,
+            product,
+            usage_type,
+            usage,
+            rate,
+            unblended,
+            net,
+        );
+        r
+    };
+    let rows = [
+        // Service markup 10%, billed at the net cost: 0.98 × 1.10.
+        row("AmazonEC2", "Box", "10", Some("0.1"), "0.98", Some("0.9")),
+        // SKU discount 15.5% over the service markup: 100 × 0.845.
+        row("AmazonS3", "Storage", "1000", Some("0.1"), "100", None),
+        // 3 units × 0.845 = 2.535 units, half away from zero: 3.
+        row("AmazonS3", "Storage", "1", None, "0.0000000003", None),
+        // No rule: the unblended cost unchanged.
+        row("AWSLambda", "Request", "1", Some("3.333"), "3.333", None),
+        // Free tier off for the service: the general path, at usage × paid rate (2 × 0.5).
+        row("AmazonSNS", "Publish", "2", Some("0.5"), "0", None),
+        // A tax line: as delivered on the actual track, off the pro forma.
+        (
+            "111111111111",
+            LineType::Tax,
+            "AmazonEC2",
+            "Tax",
+            "0",
+            None,
+            "7",
+            None,
+        ),
+    ];
+    let storage = SkuMatch {
+        service: "AmazonS3".into(),
+        usage_type: Some("Storage".into()),
+        operation: None,
+        region: None,
+    };
+    let pricing = rules(vec![
+        Rule {
+            id: "ec2".into(),
+            scope: Scope::Service("AmazonEC2".into()),
+            action: Some(Action::Markup(Percent(1_000))),
+            free_tier: None,
+        },
+        Rule {
+            id: "s3".into(),
+            scope: Scope::Service("AmazonS3".into()),
+            action: Some(Action::Markup(Percent(2_000))),
+            free_tier: None,
+        },
+        Rule {
+            id: "storage".into(),
+            scope: Scope::Sku(storage),
+            action: Some(Action::Discount(Percent(1_550))),
+            free_tier: None,
+        },
+        Rule {
+            id: "no-free".into(),
+            scope: Scope::Service("AmazonSNS".into()),
+            action: None,
+            free_tier: Some(false),
+        },
+    ]);
+    let mut r = Rater::new(Pricing::Billed, pricing);
+    let out = r.rate(&batch(&rows)).unwrap();
+    let expected = ["1.078", "84.5", "0.0000000003", "3.333", "1", "0"];
+    assert_eq!(out.proforma, expected.map(d).to_vec());
+    let actual = ["0.9", "100", "0.0000000003", "3.333", "0", "7"];
+    assert_eq!(out.actual, actual.map(d).to_vec());
+    assert_eq!(out.deferred, vec![0; 6]);
+}
