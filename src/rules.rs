@@ -421,7 +421,7 @@ pub fn allocate_proportionally(total: i128, weights: &[i128]) -> Vec<i128> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::money::parse_fixed;
 
@@ -429,7 +429,8 @@ mod tests {
         parse_fixed(s).unwrap()
     }
 
-    fn rule(id: &str, scope: Scope, action: Action) -> Rule {
+    /// A rule with a modifier and no free-tier setting (shared with the kernel's tests).
+    pub(crate) fn rule(id: &str, scope: Scope, action: Action) -> Rule {
         Rule {
             id: id.into(),
             scope,
@@ -438,7 +439,8 @@ mod tests {
         }
     }
 
-    fn sku(service: &str, usage_type: Option<&str>, operation: Option<&str>) -> Scope {
+    /// A SKU scope in any region (shared with the kernel's tests).
+    pub(crate) fn sku(service: &str, usage_type: Option<&str>, operation: Option<&str>) -> Scope {
         Scope::Sku(SkuMatch {
             service: service.into(),
             usage_type: usage_type.map(Into::into),

@@ -594,7 +594,8 @@ fn non_public_discounts_credits_tax_and_support_stay_off_the_pro_forma() {
 #[test]
 fn common_rows_take_their_rule_on_the_unblended_cost_beside_rows_that_do_not() {
     use crate::money::Percent;
-    use crate::rules::{Action, SkuMatch};
+    use crate::rules::tests::{rule, sku};
+    use crate::rules::Action;
     let row = |product, usage_type, usage, rate, unblended, net| {
         let r: Row<'_> = (
             "111111111111",
@@ -631,34 +632,18 @@ fn common_rows_take_their_rule_on_the_unblended_cost_beside_rows_that_do_not() {
             None,
         ),
     ];
-    let storage = SkuMatch {
-        service: "AmazonS3".into(),
-        usage_type: Some("Storage".into()),
-        operation: None,
-        region: None,
-    };
+    let service = |name: &str| Scope::Service(name.into());
     let pricing = rules(vec![
-        Rule {
-            id: "ec2".into(),
-            scope: Scope::Service("AmazonEC2".into()),
-            action: Some(Action::Markup(Percent(1_000))),
-            free_tier: None,
-        },
-        Rule {
-            id: "s3".into(),
-            scope: Scope::Service("AmazonS3".into()),
-            action: Some(Action::Markup(Percent(2_000))),
-            free_tier: None,
-        },
-        Rule {
-            id: "storage".into(),
-            scope: Scope::Sku(storage),
-            action: Some(Action::Discount(Percent(1_550))),
-            free_tier: None,
-        },
+        rule("ec2", service("AmazonEC2"), Action::Markup(Percent(1_000))),
+        rule("s3", service("AmazonS3"), Action::Markup(Percent(2_000))),
+        rule(
+            "storage",
+            sku("AmazonS3", Some("Storage"), None),
+            Action::Discount(Percent(1_550)),
+        ),
         Rule {
             id: "no-free".into(),
-            scope: Scope::Service("AmazonSNS".into()),
+            scope: service("AmazonSNS"),
             action: None,
             free_tier: Some(false),
         },
