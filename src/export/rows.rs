@@ -92,8 +92,12 @@ impl<'a> Selected<'a> {
             .norm
             .column_by_name(name)
             .ok_or_else(|| Error::Internal(format!("normalized column {name} missing")))?;
-        let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));
-        let picked = arrow::compute::take(a, &idx, None).map_err(err)?;
+        let picked = if is_every_row(&self.idx, a.len()) {
+            a.clone()
+        } else {
+            let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));
+            arrow::compute::take(a, &idx, None).map_err(err)?
+        };
         let s = cast(&picked, &DataType::Utf8).map_err(err)?;
         Ok(if empty_as_null {
             blank_as_null(s.as_string::<i32>())
@@ -101,6 +105,16 @@ impl<'a> Selected<'a> {
             s
         })
     }
+}
+
+/// Whether `picked` is every one of `len` rows in order: then a column is
+/// used as it is, without a copy (`take`) of the same rows.
+fn is_every_row<T: Copy + TryInto<usize>>(picked: &[T], len: usize) -> bool {
+    picked.len() == len
+        && picked
+            .iter()
+            .enumerate()
+            .all(|(i, &p)| p.try_into().is_ok_and(|p| p == i))
 }
 
 /// Text with empty strings as nulls (FOCUS NullHandling: no empty placeholders).
@@ -167,6 +181,7 @@ pub(super) fn wide_selection(
         )));
     }
     let err = |e: arrow::error::ArrowError| Error::input(path, e.to_string());
+    let every_row = is_every_row(positions, carried.num_rows());
     let at = UInt32Array::from(positions.to_vec());
     for (c, kind) in kinds.iter().enumerate() {
         let Some((name, t)) = kind else {
@@ -175,7 +190,11 @@ pub(super) fn wide_selection(
         if out.contains_key(name) {
             continue;
         }
-        let picked = arrow::compute::take(carried.column(c).as_ref(), &at, None).map_err(err)?;
+        let picked = if every_row {
+            carried.column(c).clone()
+        } else {
+            arrow::compute::take(carried.column(c).as_ref(), &at, None).map_err(err)?
+        };
         let typed = if picked.data_type() == t {
             picked
         } else if matches!(t, DataType::Utf8)
@@ -464,4 +483,20 @@ pub(super) fn batch_of(
         .collect();
     RecordBatch::try_new(schema, columns)
         .map_err(|e| Error::Internal(format!("building an export batch: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_every_row;
+
+    #[test]
+    fn only_every_row_in_order_is_taken_as_it_is() {
+        assert!(is_every_row(&[0usize, 1, 2], 3));
+        assert!(is_every_row::<u32>(&[], 0));
+        // A row left out, rows reordered or repeated, or a longer column: a copy is needed.
+        assert!(!is_every_row(&[0usize, 2], 3));
+        assert!(!is_every_row(&[1u32, 0, 2], 3));
+        assert!(!is_every_row(&[0u32, 0, 1], 3));
+        assert!(!is_every_row(&[0u32, 1, 2], 4));
+    }
 }
