@@ -482,3 +482,75 @@ fn help_teaches_the_concepts() {
         assert!(text.contains(word), "--help lacks {word}");
     }
 }
+
+/// A CUR 2.0 Parquet file of two usage rows (0.50 and 0.25 USD) of account 123412340534
+/// whose billing period starts at `period_start` (µs since 1970, UTC).
+fn two_row_cur_parquet(period_start: i64) -> Vec<u8> {
+    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v; 2])) as ArrayRef;
+    common::parquet_bytes(vec![
+        ("bill_payer_account_id", text("123412340534")),
+        ("line_item_usage_account_id", text("123412340534")),
+        ("line_item_line_item_type", text("Usage")),
+        ("line_item_product_code", text("AmazonEC2")),
+        (
+            "line_item_usage_amount",
+            Arc::new(Float64Array::from(vec![1.0, 1.0])),
+        ),
+        (
+            "line_item_unblended_cost",
+            Arc::new(Float64Array::from(vec![0.5, 0.25])),
+        ),
+        (
+            "bill_billing_period_start_date",
+            Arc::new(TimestampMicrosecondArray::from(vec![period_start; 2])),
+        ),
+    ])
+}
+
+#[test]
+fn the_period_of_parquet_inputs_is_found_without_period() {
+    // 2026-10-01 and 2026-12-01 at 00:00 UTC: each file's footer statistics tell its month.
+    let (oct, dec) = (1_790_812_800_000_000, 1_796_083_200_000_000);
+    let w = Workdir::new();
+    let october = w.write("oct.parquet", two_row_cur_parquet(oct));
+    let config = anonymous_cur_config(&october).replace("2023-11", "2026-10");
+    w.write_config(&config);
+    let out = w.join("out");
+    ok(&w.run([
+        "run",
+        "--config",
+        w.config().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let inv = json(&out.join("2026-10/partner/invoices/anon.json"));
+    assert_eq!(inv["exact_total"], "0.75");
+    // With a December file beside it, the run refuses to choose.
+    let december = w.write("dec.parquet", two_row_cur_parquet(dec));
+    let both = config.replace(
+        &format!("files = [{:?}]", october.to_str().unwrap()),
+        &format!(
+            "files = [{:?}, {:?}]",
+            october.to_str().unwrap(),
+            december.to_str().unwrap()
+        ),
+    );
+    assert_ne!(both, config);
+    w.write_config(&both);
+    let o = w.run([
+        "run",
+        "--config",
+        w.config().to_str().unwrap(),
+        "--out",
+        w.join("out2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("several billing periods (2026-10, 2026-12)"),
+        "{err}"
+    );
+}

@@ -532,26 +532,44 @@ mod tests {
         assert!(err.starts_with("x.csv"), "{err}");
     }
 
-    /// A one-row-group CUR 2.0 Parquet file: two October rows, one November row.
-    fn three_row_parquet(dir: &Path) -> std::path::PathBuf {
+    /// 2026-10-01, 2026-10-15, 2026-11-01 and 2026-12-01 at 00:00 UTC, in microseconds.
+    const OCT_1: i64 = 1_790_812_800_000_000;
+    const OCT_15: i64 = OCT_1 + 14 * 86_400_000_000;
+    const NOV_1: i64 = 1_793_491_200_000_000;
+    const DEC_1: i64 = NOV_1 + 30 * 86_400_000_000;
+
+    /// A CUR 2.0 Parquet file with these billing period starts, `per_group` rows
+    /// a row group, with or without column statistics.
+    fn cur_parquet(
+        dir: &Path,
+        starts: Vec<Option<i64>>,
+        per_group: usize,
+        statistics: bool,
+    ) -> std::path::PathBuf {
+        use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
         use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray};
-        use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimeUnit};
+        use arrow::datatypes::{Field as ArrowField, Schema};
         use std::sync::Arc;
-        let text = |v: [&str; 3]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
-        let number = |v: [f64; 3]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
-        // 2026-10-01, 2026-10-01 and 2026-11-01 at 00:00 UTC, in microseconds.
-        let starts = Arc::new(TimestampMicrosecondArray::from(vec![
-            1_790_812_800_000_000,
-            1_790_812_800_000_000,
-            1_793_491_200_000_000,
-        ])) as ArrayRef;
+        let n = starts.len();
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        // 0.5, 0.25, 0.125, …: exact in binary.
+        let numbers: Vec<f64> = (0..n).map(|i| 0.5 / f64::from(1u32 << i)).collect();
         let columns: Vec<(&str, ArrayRef)> = vec![
-            ("line_item_usage_account_id", text(["111111111111"; 3])),
-            ("line_item_line_item_type", text(["Usage"; 3])),
-            ("line_item_product_code", text(["AmazonEC2"; 3])),
-            ("line_item_usage_amount", number([1.0, 2.0, 3.0])),
-            ("line_item_unblended_cost", number([0.5, 0.25, 0.125])),
-            ("bill_billing_period_start_date", starts),
+            ("line_item_usage_account_id", text("111111111111")),
+            ("line_item_line_item_type", text("Usage")),
+            ("line_item_product_code", text("AmazonEC2")),
+            (
+                "line_item_usage_amount",
+                Arc::new(Float64Array::from(vec![1.0; n])),
+            ),
+            (
+                "line_item_unblended_cost",
+                Arc::new(Float64Array::from(numbers)),
+            ),
+            (
+                "bill_billing_period_start_date",
+                Arc::new(TimestampMicrosecondArray::from(starts)),
+            ),
         ];
         let schema = Arc::new(Schema::new(
             columns
@@ -559,21 +577,80 @@ mod tests {
                 .map(|(n, a)| ArrowField::new(*n, a.data_type().clone(), true))
                 .collect::<Vec<_>>(),
         ));
-        assert!(matches!(
-            schema.field(5).data_type(),
-            DataType::Timestamp(TimeUnit::Microsecond, None)
-        ));
         let batch = arrow::record_batch::RecordBatch::try_new(
             schema.clone(),
             columns.into_iter().map(|(_, a)| a).collect(),
         )
         .unwrap();
-        let path = dir.join("x.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(per_group))
+            .set_statistics_enabled(if statistics {
+                EnabledStatistics::Chunk
+            } else {
+                EnabledStatistics::None
+            })
+            .build();
+        let path = dir.join(format!("x{n}-{per_group}-{statistics}.parquet"));
         let file = File::create(&path).unwrap();
-        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
         path
+    }
+
+    /// A one-row-group CUR 2.0 Parquet file: two October rows, one November row.
+    fn three_row_parquet(dir: &Path) -> std::path::PathBuf {
+        cur_parquet(dir, vec![Some(OCT_1), Some(OCT_1), Some(NOV_1)], 3, true)
+    }
+
+    fn months(texts: &[&str]) -> BTreeSet<BillingPeriod> {
+        texts
+            .iter()
+            .map(|t| BillingPeriod::parse(t).unwrap())
+            .collect()
+    }
+
+    /// The periods found by reading the file's period column (what detection falls back to).
+    fn periods_read(path: &Path) -> BTreeSet<BillingPeriod> {
+        let mut source = open_periods(path).unwrap();
+        let mut found = BTreeSet::new();
+        while let Some(chunk) = source.next_chunk() {
+            let chunk = chunk.unwrap();
+            let column = chunk.period[Field::BillingPeriodStart as usize]
+                .as_ref()
+                .unwrap();
+            found.extend(column.distinct_periods());
+        }
+        found
+    }
+
+    #[test]
+    fn statistics_give_the_periods_of_row_groups_of_one_month_each() {
+        let dir = tempfile::tempdir().unwrap();
+        // Row groups: [Oct 1, Oct 15], [null, null], [Dec 1].
+        let starts = vec![Some(OCT_1), Some(OCT_15), None, None, Some(DEC_1)];
+        let path = cur_parquet(dir.path(), starts, 2, true);
+        let found = parquet::periods_from_statistics(&path);
+        assert_eq!(found, Some(months(&["2026-10", "2026-12"])));
+        // The same as reading every value.
+        assert_eq!(periods_read(&path), months(&["2026-10", "2026-12"]));
+    }
+
+    #[test]
+    fn statistics_do_not_guess_the_months_between_a_minimum_and_a_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        // One row group from October to December, without November: min and max cannot tell.
+        let path = cur_parquet(dir.path(), vec![Some(OCT_1), Some(DEC_1)], 2, true);
+        assert_eq!(parquet::periods_from_statistics(&path), None);
+        assert_eq!(periods_read(&path), months(&["2026-10", "2026-12"]));
+    }
+
+    #[test]
+    fn without_statistics_the_period_column_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cur_parquet(dir.path(), vec![Some(OCT_1), Some(OCT_15)], 2, false);
+        assert_eq!(parquet::periods_from_statistics(&path), None);
+        assert_eq!(periods_read(&path), months(&["2026-10"]));
     }
 
     #[test]

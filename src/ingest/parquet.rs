@@ -778,6 +778,73 @@ pub fn row_groups(footer: &Footer) -> Vec<u64> {
         .collect()
 }
 
+/// A file's billing periods from its row groups' statistics alone, without decoding
+/// a value; `None` when they cannot tell exactly, and the column must be read.
+///
+/// A row group answers when its period column (the billing period start, or the
+/// usage start in a file without one) is a timestamp or date stored as an integer
+/// (not INT96, whose statistics writers get wrong) and either every value is null
+/// or its minimum and maximum fall in the same month: every value between them is
+/// then of that month too. A row group whose minimum and maximum are in different
+/// months might skip a month between them, so the file is read instead.
+pub fn periods_from_statistics(
+    path: &Path,
+) -> Option<std::collections::BTreeSet<crate::types::BillingPeriod>> {
+    use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+    use parquet::basic::Type as PhysicalType;
+    let footer = footer(path).ok()?;
+    let schema = footer.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let map = ColumnMap::from_headers(path, &names).ok()?;
+    let mut found = std::collections::BTreeSet::new();
+    let Some(idx) = [Field::BillingPeriodStart, Field::UsageStart]
+        .iter()
+        .find_map(|f| map.index[*f as usize])
+    else {
+        return Some(found);
+    };
+    let field = schema.field(idx);
+    if !matches!(
+        field.data_type(),
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+    ) {
+        return None;
+    }
+    let parquet_schema = footer.metadata().file_metadata().schema_descr();
+    let converter = StatisticsConverter::try_new(field.name(), schema, parquet_schema).ok()?;
+    let leaf = converter.parquet_column_index()?;
+    if parquet_schema.column(leaf).physical_type() == PhysicalType::INT96 {
+        return None;
+    }
+    let groups = footer.metadata().row_groups();
+    let rows = converter.row_group_row_counts(groups.iter()).ok()??;
+    let nulls = converter.row_group_null_counts(groups.iter()).ok()?;
+    let micros = |a: arrow::array::ArrayRef| match periods(a.as_ref()) {
+        Ok(PeriodColumn::Micros(v)) => Some(v),
+        _ => None,
+    };
+    let mins = micros(converter.row_group_mins(groups.iter()).ok()?)?;
+    let maxes = micros(converter.row_group_maxes(groups.iter()).ok()?)?;
+    for g in 0..groups.len() {
+        let all_null = rows.is_valid(g) && nulls.is_valid(g) && nulls.value(g) == rows.value(g);
+        if all_null {
+            continue;
+        }
+        let month = |v: Option<&Option<i64>>| {
+            v.copied()
+                .flatten()
+                .and_then(crate::types::BillingPeriod::from_unix_micros)
+        };
+        match (month(mins.get(g)), month(maxes.get(g))) {
+            (Some(low), Some(high)) if low == high => {
+                found.insert(low);
+            }
+            _ => return None,
+        }
+    }
+    Some(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,13 +280,18 @@ pub fn plan_inputs(config: &Config, period: Option<BillingPeriod>) -> Result<Inp
     })
 }
 
-/// Finds the billing periods present in the inputs (reads only the period columns).
+/// Finds the billing periods present in the inputs (from Parquet statistics where they
+/// tell, else by reading only the period columns).
 pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
     let files = plan_inputs(config, None)?.files;
     let periods: Result<Vec<BTreeSet<BillingPeriod>>> = files
         .par_iter()
         .map(|f| {
             guarded(&f.path, || {
+                // A Parquet footer often answers alone; otherwise the period column is read.
+                if let Some(found) = ingest::parquet::periods_from_statistics(&f.path) {
+                    return Ok(found);
+                }
                 let mut source = ingest::open_periods(&f.path)?;
                 let mut found = BTreeSet::new();
                 while let Some(chunk) = source.next_chunk() {
