@@ -8,6 +8,8 @@ pub(super) struct Selected<'a> {
     pub(super) wide: BTreeMap<String, ArrayRef>,
     /// Normalized batch rows (indexes into `norm`) in output order.
     pub(super) idx: Vec<usize>,
+    /// Whether `idx` is every row of `norm` in order (its columns are then used as they are).
+    every_row: bool,
     pub(super) norm: &'a RecordBatch,
     /// Final amount of each selected row on the track.
     pub(super) amount: Vec<i128>,
@@ -56,6 +58,7 @@ impl<'a> Selected<'a> {
             public_rate: idx.iter().map(|&r| opt(rate, r)).collect(),
             public_cost: idx.iter().map(|&r| opt(cost, r)).collect(),
             wide,
+            every_row: is_every_row(&idx, norm.num_rows()),
             idx,
             norm,
             amount,
@@ -92,7 +95,7 @@ impl<'a> Selected<'a> {
             .norm
             .column_by_name(name)
             .ok_or_else(|| Error::Internal(format!("normalized column {name} missing")))?;
-        let picked = if is_every_row(&self.idx, a.len()) {
+        let picked = if self.every_row {
             a.clone()
         } else {
             let idx = UInt32Array::from_iter_values(self.idx.iter().map(|&i| i as u32));

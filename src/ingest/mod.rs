@@ -432,6 +432,33 @@ pub fn open_periods(path: &Path) -> Result<Box<dyn ChunkSource>> {
     )
 }
 
+/// The billing periods of one input file: from a Parquet footer's row-group
+/// statistics where they tell (`parquet::periods_from_statistics`), else by
+/// reading only its period column.
+pub fn file_periods(path: &Path) -> Result<BTreeSet<BillingPeriod>> {
+    match parquet::periods_from_statistics(path) {
+        Some(found) => Ok(found),
+        None => read_periods(path),
+    }
+}
+
+/// The billing periods of a file's period column, read value by value: the
+/// billing period start, or the usage start in a file without one.
+fn read_periods(path: &Path) -> Result<BTreeSet<BillingPeriod>> {
+    let mut source = open_periods(path)?;
+    let mut found = BTreeSet::new();
+    while let Some(chunk) = source.next_chunk() {
+        let chunk = chunk?;
+        for field in [Field::BillingPeriodStart, Field::UsageStart] {
+            if let Some(column) = &chunk.period[field as usize] {
+                found.extend(column.distinct_periods());
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn open_whole(path: &Path, reading: Reading) -> Result<Box<dyn ChunkSource>> {
     let mut magic = [0u8; 4];
     let n = File::open(path)
@@ -612,16 +639,7 @@ mod tests {
 
     /// The periods found by reading the file's period column (what detection falls back to).
     fn periods_read(path: &Path) -> BTreeSet<BillingPeriod> {
-        let mut source = open_periods(path).unwrap();
-        let mut found = BTreeSet::new();
-        while let Some(chunk) = source.next_chunk() {
-            let chunk = chunk.unwrap();
-            let column = chunk.period[Field::BillingPeriodStart as usize]
-                .as_ref()
-                .unwrap();
-            found.extend(column.distinct_periods());
-        }
-        found
+        read_periods(path).unwrap()
     }
 
     #[test]
@@ -643,6 +661,10 @@ mod tests {
         let path = cur_parquet(dir.path(), vec![Some(OCT_1), Some(DEC_1)], 2, true);
         assert_eq!(parquet::periods_from_statistics(&path), None);
         assert_eq!(periods_read(&path), months(&["2026-10", "2026-12"]));
+        assert_eq!(
+            file_periods(&path).unwrap(),
+            months(&["2026-10", "2026-12"])
+        );
     }
 
     #[test]

@@ -825,16 +825,16 @@ pub fn periods_from_statistics(
     };
     let mins = micros(converter.row_group_mins(groups.iter()).ok()?)?;
     let maxes = micros(converter.row_group_maxes(groups.iter()).ok()?)?;
+    let month = |v: Option<&Option<i64>>| {
+        v.copied()
+            .flatten()
+            .and_then(crate::types::BillingPeriod::from_unix_micros)
+    };
     for g in 0..groups.len() {
         let all_null = rows.is_valid(g) && nulls.is_valid(g) && nulls.value(g) == rows.value(g);
         if all_null {
             continue;
         }
-        let month = |v: Option<&Option<i64>>| {
-            v.copied()
-                .flatten()
-                .and_then(crate::types::BillingPeriod::from_unix_micros)
-        };
         match (month(mins.get(g)), month(maxes.get(g))) {
             (Some(low), Some(high)) if low == high => {
                 found.insert(low);

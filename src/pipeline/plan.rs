@@ -286,26 +286,7 @@ pub fn detect_periods(config: &Config) -> Result<BTreeSet<BillingPeriod>> {
     let files = plan_inputs(config, None)?.files;
     let periods: Result<Vec<BTreeSet<BillingPeriod>>> = files
         .par_iter()
-        .map(|f| {
-            guarded(&f.path, || {
-                // A Parquet footer often answers alone; otherwise the period column is read.
-                if let Some(found) = ingest::parquet::periods_from_statistics(&f.path) {
-                    return Ok(found);
-                }
-                let mut source = ingest::open_periods(&f.path)?;
-                let mut found = BTreeSet::new();
-                while let Some(chunk) = source.next_chunk() {
-                    let chunk = chunk?;
-                    for field in [ingest::Field::BillingPeriodStart, ingest::Field::UsageStart] {
-                        if let Some(column) = &chunk.period[field as usize] {
-                            found.extend(column.distinct_periods());
-                            break;
-                        }
-                    }
-                }
-                Ok(found)
-            })
-        })
+        .map(|f| guarded(&f.path, || ingest::file_periods(&f.path)))
         .collect();
     Ok(periods?.into_iter().flatten().collect())
 }
